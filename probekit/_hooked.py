@@ -1,0 +1,275 @@
+"""HookedModel: a Hugging Face model plus its site table and tokenizer."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from probekit._adapters import Adapter, Hook, adapter_for
+from probekit._cache import ActivationCache
+from probekit._hooks import capture, resolve_module
+from probekit._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site
+from probekit._tokenize import LongInputPolicy, TokenizedBatch, Window, tokenize
+
+__all__ = ["HookedModel"]
+
+logger = logging.getLogger(__name__)
+
+
+class HookedModel:
+    """A Hugging Face model wrapped with probekit's site vocabulary.
+
+    Hooks exist only during :meth:`run_with_cache` (or inside
+    :meth:`hooks`); the wrapped model is otherwise untouched and is available
+    as :attr:`model`.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A base model or a task-head model of a supported family.
+    tokenizer : PreTrainedTokenizerFast
+    name : str
+        How the model is named in stores and tables.
+    source : dict, optional
+        Provenance (alias, path or config) recorded in fingerprints.
+
+    Examples
+    --------
+    >>> import probekit
+    >>> model = probekit.load_model("minilm-l6")          # doctest: +SKIP
+    >>> cache = model.run_with_cache(["The cat sat."], sites=["L3.resid"])  # doctest: +SKIP
+    >>> cache["L3.resid"].shape                             # doctest: +SKIP
+    torch.Size([1, 6, 384])
+    """
+
+    def __init__(self, model: nn.Module, tokenizer, *, name: str, source: dict | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.source = dict(source or {})
+        self.config = model.config
+        self.adapter: Adapter = adapter_for(model.config.model_type)
+        self.base = model.base_model
+        self._blocks = self.adapter.blocks(self.base)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._weights_hash: str | None = None
+
+    # --------------------------------------------------------------- facts
+    @property
+    def n_layers(self) -> int:
+        return len(self._blocks)
+
+    @property
+    def n_heads(self) -> int:
+        c = self.config
+        return getattr(c, "num_attention_heads", None) or getattr(c, "n_head", None) or c.n_heads
+
+    @property
+    def d_model(self) -> int:
+        c = self.config
+        return getattr(c, "hidden_size", None) or getattr(c, "n_embd", None) or c.dim
+
+    @property
+    def kind(self) -> str:
+        """``"encoder"`` or ``"decoder"``."""
+        return self.adapter.kind
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def max_length(self) -> int:
+        """Longest input the model takes, special tokens included."""
+        c = self.config
+        n_pos = getattr(c, "max_position_embeddings", None) or getattr(c, "n_positions", None) or 512
+        n_pos -= self.adapter.position_offset
+        tok_max = getattr(self.tokenizer, "model_max_length", None) or n_pos
+        return int(min(n_pos, tok_max))
+
+    def __repr__(self) -> str:
+        return (f"HookedModel({self.name!r}, {type(self.model).__name__}, {self.n_layers} layers, "
+                f"d_model={self.d_model}, {self.n_heads} heads)")
+
+    # --------------------------------------------------------------- sites
+    def sites(self, components: Iterable[str] | None = None) -> list[Site]:
+        """Every site of this model, in forward order (``emb``, blocks, ``final``)."""
+        wanted = set(components) if components is not None else None
+        out = [Site(None, "emb")]
+        for layer in range(self.n_layers):
+            out.extend(Site(layer, c) for c in LAYER_COMPONENTS)
+        if self.adapter.final is not None:
+            out.append(Site(None, "final"))
+        return [s for s in out if wanted is None or s.component in wanted]
+
+    def residual_sites(self) -> list[Site]:
+        """``emb`` and every ``L{i}.resid``: the layer axis of probing tables."""
+        return self.sites(["emb", "resid"])
+
+    def site(self, site: Site | str) -> Site:
+        """Parse ``site`` and check it exists in this model."""
+        s = Site.parse(site)
+        if s.component == "final" and self.adapter.final is None:
+            raise ValueError(f"{self.name} ({self.adapter.family}) has no final norm, so no 'final' site; "
+                             f"its last residual site is L{self.n_layers - 1}.resid")
+        if s.layer is not None and s.layer >= self.n_layers:
+            raise ValueError(f"site {s}: layer {s.layer} is out of range; {self.name} has layers 0-{self.n_layers - 1}")
+        if s.component not in GLOBAL_COMPONENTS and s.component not in self.adapter.components:
+            raise ValueError(f"site {s}: the {self.adapter.family} adapter has no component {s.component!r}")
+        if s.head is not None and s.head >= self.n_heads:
+            raise ValueError(f"site {s}: head {s.head} is out of range; {self.name} has heads 0-{self.n_heads - 1}")
+        return s
+
+    def _module_hook(self, site: Site) -> tuple[nn.Module, Hook]:
+        if site.component == "emb":
+            hook = self.adapter.embed_hook(self.base)
+            return resolve_module(self.base, hook.path), hook
+        if site.component == "final":
+            return resolve_module(self.base, self.adapter.final.path), self.adapter.final
+        hook = self.adapter.components[site.component]
+        return resolve_module(self._blocks[site.layer], hook.path), hook
+
+    # ------------------------------------------------------------- running
+    def tokenize(self, inputs, *, long_inputs: LongInputPolicy = "error", stride: int | None = None) -> TokenizedBatch:
+        """Tokenize with word alignment (see :func:`probekit._tokenize.tokenize`)."""
+        return tokenize(self.tokenizer, inputs, max_length=self.max_length, long_inputs=long_inputs, stride=stride)
+
+    @contextlib.contextmanager
+    def hooks(self, sites: Sequence[Site | str], sink, *, detach: bool = True) -> Iterator[None]:
+        """Low-level: call ``sink(site, tensor)`` for each site during forwards in the block.
+
+        Hooks are removed when the block exits, also on error. Attention
+        patterns switch the model to eager attention for the block.
+        """
+        parsed = [self.site(s).without_head() for s in sites]
+        targets = {s: self._module_hook(s) for s in dict.fromkeys(parsed)}
+        needs_eager = any(s.is_attention for s in parsed)
+        with self.eager_attention(needs_eager), capture(targets, sink, detach=detach):
+            yield
+
+    @contextlib.contextmanager
+    def eager_attention(self, enabled: bool = True) -> Iterator[None]:
+        """Temporarily use eager attention (other kernels return no weights)."""
+        current = getattr(self.config, "_attn_implementation", "eager")
+        if not enabled or current == "eager":
+            yield
+            return
+        self.model.set_attn_implementation("eager")
+        try:
+            yield
+        finally:
+            self.model.set_attn_implementation(current)
+
+    def forward_rows(self, rows: Sequence[Sequence[int]], **kwargs):
+        """Run the model on right-padded rows of token ids; returns the HF output."""
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        dev = self.device
+        return self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kwargs)
+
+    def run_with_cache(
+        self,
+        inputs,
+        sites: Sequence[Site | str] | None = None,
+        *,
+        batch_size: int = 32,
+        long_inputs: LongInputPolicy = "error",
+        stride: int | None = None,
+        to_cpu: bool = True,
+    ) -> ActivationCache:
+        """Run the model on ``inputs`` and keep the activations at ``sites``.
+
+        Parameters
+        ----------
+        inputs : str, list of str, list of list of str, or TokenizedBatch
+            Plain texts or pre-split words.
+        sites : sequence of Site or str, optional
+            Default: the residual sites (``emb`` and every ``L{i}.resid``).
+        batch_size : int
+            Rows per forward pass.
+        long_inputs : {"error", "window"}
+            What to do with an input longer than :attr:`max_length`.
+        stride : int, optional
+            Overlap between windows, in tokens.
+        to_cpu : bool
+            Move captured tensors to the CPU.
+
+        Returns
+        -------
+        ActivationCache
+        """
+        batch = inputs if isinstance(inputs, TokenizedBatch) else self.tokenize(inputs, long_inputs=long_inputs, stride=stride)
+        wanted = [self.site(s) for s in (sites if sites is not None else self.residual_sites())]
+        if not wanted:
+            raise ValueError("sites is empty; name at least one site, e.g. 'L0.resid'")
+        plain = list(dict.fromkeys(s.without_head() for s in wanted))
+        if batch.is_windowed and any(s.is_attention for s in plain):
+            raise ValueError("attention patterns cannot be stitched across windows; shorten the inputs "
+                             "or drop the attn.pattern sites when using long_inputs='window'")
+        rows_out: dict[Site, list[torch.Tensor]] = {s: [] for s in plain}
+        needs_attn = any(s.is_attention for s in plain)
+        self.model.eval()
+        for chunk in _chunks(batch.windows, batch_size):
+            captured: dict[Site, torch.Tensor] = {}
+            with torch.inference_mode(), self.hooks(plain, captured.__setitem__):
+                self.forward_rows([w.row_ids for w in chunk], **({"output_attentions": True} if needs_attn else {}))
+            for s in plain:
+                t = captured[s].to("cpu") if to_cpu else captured[s]
+                for k, w in enumerate(chunk):
+                    n = len(w.row_ids)
+                    rows_out[s].append(t[k, :, :n, :n] if s.is_attention else t[k, :n])
+        per_example = {s: _stitch(batch, rows) for s, rows in rows_out.items()}
+        return ActivationCache(batch, per_example)
+
+    # --------------------------------------------------------- fingerprint
+    def weights_hash(self) -> str:
+        """SHA-256 over every parameter and buffer (names, dtypes, shapes, bytes)."""
+        if self._weights_hash is None:
+            h = hashlib.sha256()
+            for name, t in sorted(self.model.state_dict().items()):
+                if not isinstance(t, torch.Tensor):
+                    h.update(f"{name}={t!r}".encode())
+                    continue
+                t = t.detach().cpu().contiguous()
+                h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            self._weights_hash = h.hexdigest()
+        return self._weights_hash
+
+
+def _chunks(items: Sequence[Window], n: int) -> Iterator[Sequence[Window]]:
+    if n < 1:
+        raise ValueError(f"batch_size must be >= 1, got {n}")
+    for i in range(0, len(items), n):
+        yield items[i: i + n]
+
+
+def _stitch(batch: TokenizedBatch, rows: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Per-window tensors back to one tensor per example."""
+    if not batch.is_windowed:
+        return rows
+    out: list[list[torch.Tensor]] = [[] for _ in batch.examples]
+    last: dict[int, int] = {}
+    for k, w in enumerate(batch.windows):
+        last[w.example] = k
+    for k, (w, t) in enumerate(zip(batch.windows, rows)):
+        ex = batch.examples[w.example]
+        pieces = out[w.example]
+        if not pieces:
+            pieces.append(t[: ex.n_prefix])
+        a = ex.n_prefix + w.keep_start - w.start
+        pieces.append(t[a: a + w.keep_stop - w.keep_start])
+        if last[w.example] == k:
+            pieces.append(t[len(w.row_ids) - ex.n_suffix: len(w.row_ids)])
+    return [torch.cat(p) for p in out]

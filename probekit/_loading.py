@@ -1,0 +1,194 @@
+"""``load_model``: aliases, local folders, hub names, configs and model objects."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+
+from probekit._adapters import adapter_for
+from probekit._assets import ALIASES, DEFAULT_MODEL, resolve_alias
+from probekit._hooked import HookedModel
+
+__all__ = ["load_model", "load_tokenizer", "HEADS"]
+
+logger = logging.getLogger(__name__)
+
+Head = Literal["sequence-classification", "token-classification", "causal-lm", "masked-lm"]
+HEADS = {
+    None: AutoModel,
+    "sequence-classification": AutoModelForSequenceClassification,
+    "token-classification": AutoModelForTokenClassification,
+    "causal-lm": AutoModelForCausalLM,
+    "masked-lm": AutoModelForMaskedLM,
+}
+
+
+class HubUnreachableError(OSError):
+    """A hub name could not be fetched (offline, or no network)."""
+
+
+def load_model(
+    spec: str | os.PathLike | PretrainedConfig | PreTrainedModel = DEFAULT_MODEL,
+    *,
+    head: Head | None = None,
+    num_labels: int | None = None,
+    tokenizer=None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    name: str | None = None,
+) -> HookedModel:
+    """Load a model of a supported family and wrap it as a :class:`HookedModel`.
+
+    Parameters
+    ----------
+    spec : str, path, PretrainedConfig or PreTrainedModel
+        An alias (``"minilm-l6"``, the default; see ``probekit.ALIASES``), a
+        local folder in Hugging Face format, a hub name (needs a network or a
+        local hub cache), a ``transformers`` config (random weights drawn with
+        ``seed``), or an already built model.
+    head : {None, "sequence-classification", "token-classification", "causal-lm", "masked-lm"}
+        ``None`` loads the base model; otherwise the task-head model.
+    num_labels : int, optional
+        Labels of a classification head.
+    tokenizer : tokenizer or str, optional
+        A tokenizer object or anything ``load_tokenizer`` takes. Default: the
+        spec's own; for a config or model object, the default model's
+        WordPiece tokenizer when the vocabulary fits.
+    seed : int
+        Seed of the random initialisation when ``spec`` is a config (and of
+        any freshly initialised head).
+    device, dtype
+        Where and in what precision to place the weights.
+    trust_remote_code : bool
+        Off by default: probekit never runs code shipped with weights unless
+        asked.
+    revision : str, optional
+        Hub revision.
+    name : str, optional
+        Name shown in stores and tables (default: derived from ``spec``).
+
+    Examples
+    --------
+    >>> from transformers import BertConfig
+    >>> m = load_model(BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                           num_attention_heads=4, intermediate_size=37))
+    >>> m.n_layers, m.d_model
+    (2, 32)
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {list(HEADS)}, not {head!r}")
+    auto = HEADS[head]
+    head_kwargs = {"num_labels": num_labels} if num_labels is not None else {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if isinstance(spec, PreTrainedModel):
+            model, source = spec, {"kind": "object", "class": type(spec).__name__}
+            default_name = spec.config.name_or_path or type(spec).__name__
+        elif isinstance(spec, PretrainedConfig):
+            adapter_for(spec.model_type)
+            config = spec
+            for k, v in head_kwargs.items():
+                setattr(config, k, v)
+            model = auto.from_config(config, trust_remote_code=trust_remote_code)
+            source = {"kind": "config", "config": config.to_diff_dict(), "seed": seed}
+            default_name = f"random-{config.model_type}"
+        elif isinstance(spec, (str, os.PathLike)):
+            folder, kwargs, source, default_name = _locate(spec, revision)
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code, **_hub_kwargs(kwargs))
+            adapter_for(config.model_type)
+            model = _from_pretrained(auto, folder, spec, trust_remote_code=trust_remote_code,
+                                     revision=revision, **kwargs, **head_kwargs)
+            if tokenizer is None:
+                tokenizer = load_tokenizer(folder, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
+        else:
+            raise TypeError(f"spec must be an alias, a path, a hub name, a transformers config or a model; "
+                            f"got {type(spec).__name__}")
+    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = _default_tokenizer(model) if tokenizer is None else load_tokenizer(tokenizer)
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    model.eval()
+    return HookedModel(model, tokenizer, name=name or default_name, source=source)
+
+
+def load_tokenizer(spec: str | os.PathLike, *, revision: str | None = None, trust_remote_code: bool = False, **kwargs):
+    """Load a fast tokenizer from an alias, a folder or a hub name."""
+    if isinstance(spec, str) and spec in ALIASES:
+        folder, extra = resolve_alias(spec)
+        kwargs = {**extra, **kwargs}
+        spec = folder
+    kwargs = _hub_kwargs(kwargs)
+    try:
+        return AutoTokenizer.from_pretrained(spec, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
+    except OSError as exc:
+        raise _hub_error(str(spec), exc) from exc
+
+
+def _hub_kwargs(kwargs: dict) -> dict:
+    """The subset of model kwargs that config/tokenizer loaders accept."""
+    return {k: v for k, v in kwargs.items() if k in ("gguf_file",)}
+
+
+def _locate(spec, revision) -> tuple[str, dict, dict, str]:
+    text = os.fspath(spec)
+    if text in ALIASES:
+        folder, kwargs = resolve_alias(text)
+        return str(folder), kwargs, {"kind": "alias", "alias": text}, text
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists() and not any(path.glob("*.gguf")):
+            raise FileNotFoundError(f"{path} is a folder but holds no config.json; is it a Hugging Face model folder?")
+        return str(path), {}, {"kind": "path", "path": str(path.resolve())}, path.name
+    if path.exists() or text.startswith((".", "/", "~")) or os.sep in text and text.count("/") > 1:
+        raise FileNotFoundError(f"model folder {text!r} does not exist")
+    return text, {}, {"kind": "hub", "name": text, "revision": revision}, text
+
+
+def _from_pretrained(auto, folder: str, spec, **kwargs):
+    try:
+        return auto.from_pretrained(folder, **kwargs)
+    except OSError as exc:
+        raise _hub_error(str(spec), exc) from exc
+
+
+def _hub_error(spec: str, exc: Exception) -> Exception:
+    if Path(spec).exists():
+        return exc
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
+        os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes")
+    why = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached or has no such model"
+    aliases = ", ".join(ALIASES)
+    return HubUnreachableError(
+        f"could not load {spec!r} from the Hugging Face hub ({why}). On a machine with a network, download it "
+        f"(`hf download {spec} --local-dir DIR`), copy DIR here and call load_model('DIR'); "
+        f"or use a bundled alias: {aliases}. Original error: {exc}"
+    )
+
+
+def _default_tokenizer(model):
+    tok = load_tokenizer(DEFAULT_MODEL)
+    vocab = getattr(model.config, "vocab_size", None)
+    if vocab is not None and len(tok) > vocab:
+        raise ValueError(
+            f"no tokenizer given, and the default ({DEFAULT_MODEL}, {len(tok)} tokens) does not fit this model's "
+            f"vocab_size={vocab}; pass tokenizer=... or set vocab_size >= {len(tok)}"
+        )
+    return tok

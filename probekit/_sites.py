@@ -1,0 +1,170 @@
+"""The site vocabulary: where in a model an activation is read.
+
+A :class:`Site` names one activation of one forward pass. Its canonical text
+form is what users type and what stores, tables and plots show:
+
+========================  ==========================================  ==================
+text                      meaning                                     shape per example
+========================  ==========================================  ==================
+``emb``                   input to the first block (embeddings)       ``[tokens, d]``
+``L3.resid``              residual stream after block 3               ``[tokens, d]``
+``L3.attn.pattern``       attention probabilities of block 3          ``[heads, q, k]``
+``L3.attn.pattern.h2``    head 2 of that pattern                      ``[q, k]``
+``L3.attn.out``           attention sublayer output (before the add)  ``[tokens, d]``
+``L3.mlp.hidden``         feed-forward activations after the          ``[tokens, d_ff]``
+                          non-linearity
+``L3.mlp.out``            feed-forward sublayer output (before add)   ``[tokens, d]``
+``final``                 output of the final norm (decoders only)    ``[tokens, d]``
+========================  ==========================================  ==================
+
+Layers count from 0. Parsing is strict: a typo raises a :class:`ValueError`
+that suggests the closest valid spelling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+__all__ = ["Site", "LAYER_COMPONENTS", "GLOBAL_COMPONENTS", "TOKEN_COMPONENTS"]
+
+#: Components that exist once per block.
+LAYER_COMPONENTS: tuple[str, ...] = ("resid", "attn.pattern", "attn.out", "mlp.hidden", "mlp.out")
+#: Components that exist once per model.
+GLOBAL_COMPONENTS: tuple[str, ...] = ("emb", "final")
+#: Components whose per-example value is token-major ``[tokens, features]``.
+TOKEN_COMPONENTS: frozenset[str] = frozenset({"emb", "final", "resid", "attn.out", "mlp.hidden", "mlp.out"})
+
+_LAYER_RE = re.compile(r"^L(\d+)\.(.+)$")
+_HEAD_RE = re.compile(r"^(.*)\.h(\d+)$")
+
+
+@dataclass(frozen=True, order=True)
+class Site:
+    """One activation site of a model.
+
+    Parameters
+    ----------
+    layer : int or None
+        Block index counted from 0; ``None`` for the model-level sites
+        ``emb`` and ``final``.
+    component : str
+        One of :data:`LAYER_COMPONENTS` or :data:`GLOBAL_COMPONENTS`.
+    head : int or None
+        A single attention head (only for ``attn.pattern``).
+
+    Examples
+    --------
+    >>> Site.parse("L3.resid")
+    Site('L3.resid')
+    >>> Site.parse("L3.attn.pattern.h2").head
+    2
+    >>> str(Site(0, "mlp.out"))
+    'L0.mlp.out'
+    >>> Site.parse("emb").layer is None
+    True
+    """
+
+    layer: int | None
+    component: str
+    head: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.component in GLOBAL_COMPONENTS:
+            if self.layer is not None:
+                raise ValueError(f"site component {self.component!r} takes no layer (got layer={self.layer})")
+        elif self.component in LAYER_COMPONENTS:
+            if not isinstance(self.layer, int) or isinstance(self.layer, bool) or self.layer < 0:
+                raise ValueError(f"site component {self.component!r} needs a layer index >= 0, got {self.layer!r}")
+        else:
+            raise ValueError(
+                f"unknown site component {self.component!r}{_suggest(self.component, _ALL_COMPONENTS)}; "
+                f"valid components: {', '.join(_ALL_COMPONENTS)}"
+            )
+        if self.head is not None:
+            if self.component != "attn.pattern":
+                raise ValueError(f"only attn.pattern sites take a head, not {self.component!r}")
+            if not isinstance(self.head, int) or self.head < 0:
+                raise ValueError(f"head must be an int >= 0, got {self.head!r}")
+
+    # ------------------------------------------------------------------ text
+    @classmethod
+    def parse(cls, text: str | Site) -> Site:
+        """Parse the canonical text form; a :class:`Site` is returned as is.
+
+        Raises
+        ------
+        ValueError
+            On any text that is not a valid site, with a suggestion when a
+            valid spelling is close.
+        TypeError
+            When ``text`` is neither a string nor a :class:`Site`.
+        """
+        if isinstance(text, Site):
+            return text
+        if not isinstance(text, str):
+            raise TypeError(f"a site is a str such as 'L3.resid' or a Site, not {type(text).__name__}")
+        raw = text.strip()
+        if raw in GLOBAL_COMPONENTS:
+            return cls(None, raw)
+        m = _LAYER_RE.match(raw)
+        if m is None:
+            raise ValueError(f"cannot parse site {text!r}{_suggest(raw, _EXAMPLES)}; expected e.g. 'emb', 'L3.resid', 'L3.attn.pattern'")
+        layer, rest = int(m.group(1)), m.group(2)
+        head = None
+        hm = _HEAD_RE.match(rest)
+        if hm is not None and hm.group(1) == "attn.pattern":
+            rest, head = hm.group(1), int(hm.group(2))
+        if rest not in LAYER_COMPONENTS:
+            close = difflib.get_close_matches(rest, LAYER_COMPONENTS, n=1, cutoff=0.5)
+            hint = f" (did you mean 'L{layer}.{close[0]}'?)" if close else ""
+            raise ValueError(f"unknown site {text!r}{hint}; valid per-layer components: {', '.join(LAYER_COMPONENTS)}")
+        return cls(layer, rest, head)
+
+    def __str__(self) -> str:
+        if self.layer is None:
+            return self.component
+        base = f"L{self.layer}.{self.component}"
+        return base if self.head is None else f"{base}.h{self.head}"
+
+    def __repr__(self) -> str:
+        return f"Site({str(self)!r})"
+
+    # ------------------------------------------------------------ properties
+    @property
+    def is_token_level(self) -> bool:
+        """True when the per-example value is ``[tokens, features]``."""
+        return self.component in TOKEN_COMPONENTS
+
+    @property
+    def is_attention(self) -> bool:
+        """True for attention-pattern sites (``[heads, q, k]`` per example)."""
+        return self.component == "attn.pattern"
+
+    @property
+    def depth(self) -> int:
+        """Position in the residual stack: ``emb`` is 0, block ``i`` is ``i + 1``.
+
+        ``final`` sorts after every block (``10**6``). This is the layer axis of
+        layer-wise tables, matching the index of Hugging Face's
+        ``output_hidden_states``.
+        """
+        if self.component == "emb":
+            return 0
+        if self.component == "final":
+            return 10**6
+        return self.layer + 1
+
+    def without_head(self) -> Site:
+        """The same site with the head selection dropped."""
+        return Site(self.layer, self.component)
+
+
+_ALL_COMPONENTS = GLOBAL_COMPONENTS + LAYER_COMPONENTS
+_EXAMPLES = ("emb", "final") + tuple(f"L0.{c}" for c in LAYER_COMPONENTS)
+
+
+def _suggest(text: str, options) -> str:
+    close = difflib.get_close_matches(text, list(options), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""

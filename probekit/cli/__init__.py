@@ -1,0 +1,33 @@
+"""The ``probekit`` command line."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from probekit import __version__
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="probekit")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """probekit: probing and interpretability for Hugging Face transformers.
+
+    \b
+    Examples:
+      probekit demo                 # the main job on the bundled model and data
+      probekit sites minilm-l6      # list a model's sites
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    from probekit.cli import _demo, _models  # noqa: F401  (commands register on import)
+
+
+_register()
