@@ -52,6 +52,9 @@ class Adapter:
     final: Hook | None = None
     #: positions taken by a padding offset in the position table (RoBERTa, MPNet)
     position_offset: int = 0
+    #: the attention module returns its weights only when the forward call asks
+    #: for ``output_attentions`` (older code paths such as MPNet's)
+    weights_on_request: bool = False
 
     def blocks(self, base: nn.Module) -> nn.ModuleList:
         return base.get_submodule(self.layers)
@@ -93,7 +96,7 @@ ADAPTERS: tuple[Adapter, ...] = (
         "attn.out": Hook("attention.attn", index=0),
         "mlp.hidden": Hook("intermediate"),
         "mlp.out": Hook("output.dense"),
-    }, position_offset=2),
+    }, position_offset=2, weights_on_request=True),
     Adapter("gpt2", ("gpt2",), "decoder", "h", (Hook("drop"),), {
         "resid": Hook(""),
         "attn.pattern": Hook("attn", index=1),

@@ -58,6 +58,9 @@ class HookedModel:
         self._blocks = self.adapter.blocks(self.base)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
+        if getattr(model.config, "pad_token_id", None) is None:
+            # decoder classification heads find each row's last token through it
+            model.config.pad_token_id = tokenizer.pad_token_id
         self._weights_hash: str | None = None
 
     # --------------------------------------------------------------- facts
@@ -209,7 +212,10 @@ class HookedModel:
         -------
         ActivationCache
         """
-        batch = inputs if isinstance(inputs, TokenizedBatch) else self.tokenize(inputs, long_inputs=long_inputs, stride=stride)
+        if isinstance(inputs, TokenizedBatch):
+            batch = inputs
+        else:
+            batch = self.tokenize(inputs, long_inputs=long_inputs, stride=stride)
         wanted = [self.site(s) for s in (sites if sites is not None else self.residual_sites())]
         if not wanted:
             raise ValueError("sites is empty; name at least one site, e.g. 'L0.resid'")
@@ -218,12 +224,13 @@ class HookedModel:
             raise ValueError("attention patterns cannot be stitched across windows; shorten the inputs "
                              "or drop the attn.pattern sites when using long_inputs='window'")
         rows_out: dict[Site, list[torch.Tensor]] = {s: [] for s in plain}
-        needs_attn = any(s.is_attention for s in plain)
+        wants_weights = self.adapter.weights_on_request and any(s.is_attention for s in plain)
+        ask = {"output_attentions": True} if wants_weights else {}
         self.model.eval()
         for chunk in _chunks(batch.windows, batch_size):
             captured: dict[Site, torch.Tensor] = {}
             with torch.inference_mode(), self.hooks(plain, captured.__setitem__):
-                self.forward_rows([w.row_ids for w in chunk], **({"output_attentions": True} if needs_attn else {}))
+                self.forward_rows([w.row_ids for w in chunk], **ask)
             for s in plain:
                 t = captured[s].to("cpu") if to_cpu else captured[s]
                 for k, w in enumerate(chunk):

@@ -112,10 +112,13 @@ def load_model(
             default_name = f"random-{config.model_type}"
         elif isinstance(spec, (str, os.PathLike)):
             folder, kwargs, source, default_name = _locate(spec, revision)
-            config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code, **_hub_kwargs(kwargs))
+            config = _from_pretrained(AutoConfig, folder, spec, trust_remote_code=trust_remote_code,
+                                      revision=revision, **_hub_kwargs(kwargs))
             adapter_for(config.model_type)
-            model = _from_pretrained(auto, folder, spec, trust_remote_code=trust_remote_code,
-                                     revision=revision, **kwargs, **head_kwargs)
+            for k, v in head_kwargs.items():
+                setattr(config, k, v)
+            model = _from_pretrained(auto, folder, spec, config=config, trust_remote_code=trust_remote_code,
+                                     revision=revision, **kwargs)
             if tokenizer is None:
                 tokenizer = load_tokenizer(folder, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
         else:

@@ -110,7 +110,8 @@ class Site:
             return cls(None, raw)
         m = _LAYER_RE.match(raw)
         if m is None:
-            raise ValueError(f"cannot parse site {text!r}{_suggest(raw, _EXAMPLES)}; expected e.g. 'emb', 'L3.resid', 'L3.attn.pattern'")
+            raise ValueError(f"cannot parse site {text!r}{_suggest(raw, _EXAMPLES)}; "
+                             "expected e.g. 'emb', 'L3.resid', 'L3.attn.pattern'")
         layer, rest = int(m.group(1)), m.group(2)
         head = None
         hm = _HEAD_RE.match(rest)

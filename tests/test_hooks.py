@@ -1,0 +1,54 @@
+"""Hooks exist only during a call: no leaks, also when the forward pass raises."""
+
+import pytest
+import torch
+
+import probekit
+from tests.conftest import tiny_config
+
+
+def _n_hooks(model: torch.nn.Module) -> int:
+    """probekit's hooks on ``model`` (transformers installs capture hooks of its own, once, and keeps them)."""
+    return sum(fn.__module__.startswith("probekit") for m in model.modules()
+               for fn in list(m._forward_hooks.values()) + list(m._forward_pre_hooks.values()))
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_no_hook_left_after_success_and_failure(family):
+    m = probekit.load_model(tiny_config(family))
+    base = _n_hooks(m.model)
+    assert base == 0
+    impl = m.config._attn_implementation
+    m.run_with_cache(["hello world"], sites=m.sites())
+    assert _n_hooks(m.model) == base
+
+    def boom(*_):
+        raise RuntimeError("boom in the forward pass")
+
+    victim = m._blocks[1].register_forward_hook(boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        m.run_with_cache(["hello world"], sites=m.sites())
+    victim.remove()
+    assert _n_hooks(m.model) == base
+    assert m.config._attn_implementation == impl  # eager attention restored too
+
+
+def test_hooks_context_manager_removes_on_error():
+    m = probekit.load_model(tiny_config("gpt2"))
+    seen = {}
+    with pytest.raises(KeyError):
+        with m.hooks(["L0.resid", "L1.mlp.hidden"], seen.__setitem__):
+            assert _n_hooks(m.model) == 2
+            with torch.inference_mode():
+                m.forward_rows([[101, 2000, 102]])
+            assert set(map(str, seen)) == {"L0.resid", "L1.mlp.hidden"}
+            raise KeyError("user code failing inside the block")
+    assert _n_hooks(m.model) == 0
+
+
+def test_unknown_module_path_is_lookup_error():
+    from probekit._hooks import resolve_module
+
+    m = probekit.load_model(tiny_config("bert"))
+    with pytest.raises(LookupError, match="encoder.nope"):
+        resolve_module(m.base, "encoder.nope")
