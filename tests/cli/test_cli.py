@@ -13,7 +13,7 @@ def test_sites_command():
     r = CliRunner().invoke(main, ["sites", "minilm-l6", "-c", "resid"])
     assert r.exit_code == 0, r.output
     assert "HookedModel('minilm-l6', BertModel, 6 layers, d_model=384, 12 heads)" in r.output
-    lines = [ln for ln in r.output.splitlines() if ln.startswith("L")]
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("L") and ".resid" in ln]
     assert lines == [f"L{i}.resid" for i in range(6)]
 
 
