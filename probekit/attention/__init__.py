@@ -1,0 +1,18 @@
+"""Attention analysis: head statistics, heads as parsers, rollout and flow."""
+
+from probekit.attention._flow import MAX_FLOW_TOKENS, attention_flow, attention_rollout, residual_attention
+from probekit.attention._stats import HEAD_METRICS, HeadStatistics, punctuation_mask, word_attention
+from probekit.attention._syntax import DependencyHeadAccuracy, fixed_offset_baseline
+
+__all__ = [
+    "HEAD_METRICS",
+    "MAX_FLOW_TOKENS",
+    "DependencyHeadAccuracy",
+    "HeadStatistics",
+    "attention_flow",
+    "attention_rollout",
+    "fixed_offset_baseline",
+    "punctuation_mask",
+    "residual_attention",
+    "word_attention",
+]
