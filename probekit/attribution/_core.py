@@ -1,0 +1,268 @@
+"""One interface over captum's attribution methods, for classifiers and probes.
+
+What is explained and where is fixed at construction (``Attributor(model,
+method, ...)``); data and algorithm settings go to the call
+(``attribute(inputs, baseline=..., target=..., n_steps=...)``), as in captum.
+
+Every method attributes a scalar output ``f`` (the target class probability
+by default) to the token positions of the embedding layer's output (or of
+``site`` for layer conductance). Per-token scores are the attribution summed
+over the hidden dimension; ``normalised`` divides them by their L2 norm.
+
+Baselines: each content token is replaced by the pad token (``"pad"``, the
+default) or by the mask token (``"mask"``); special tokens ([CLS], [SEP])
+stay, so the baseline is a sentence of the same length with no content.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import captum.attr as ca
+import numpy as np
+import torch
+from torch import nn
+
+from probekit._hooked import HookedModel
+from probekit._hooks import capture
+from probekit._sites import Site
+
+__all__ = ["Attributor", "Attribution", "METHODS"]
+
+logger = logging.getLogger(__name__)
+
+METHODS: tuple[str, ...] = ("integrated_gradients", "layer_conductance", "saliency", "input_x_gradient",
+                            "deeplift", "gradient_shap", "attention_x_gradient", "blank_out")
+Method = Literal["integrated_gradients", "layer_conductance", "saliency", "input_x_gradient", "deeplift",
+                 "gradient_shap", "attention_x_gradient", "blank_out"]
+#: a head over one site's activations: ``[batch, tokens, d], mask [batch, tokens] -> logits [batch, classes]``
+ProbeHead = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Attribution:
+    """Attribution of one example.
+
+    ``scores`` are per token (raw sums over the hidden dimension);
+    ``delta`` is captum's convergence delta where the method has one,
+    ``f_input - f_baseline`` the quantity completeness compares it to.
+    """
+
+    method: str
+    tokens: list[str]
+    scores: np.ndarray
+    target: int
+    f_input: float
+    f_baseline: float | None = None
+    delta: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def normalised(self) -> np.ndarray:
+        n = np.linalg.norm(self.scores)
+        return self.scores / n if n > 0 else self.scores
+
+    @property
+    def completeness_error(self) -> float | None:
+        """``|sum(scores) - (f(x) - f(baseline))| / |f(x) - f(baseline)|`` (methods with completeness)."""
+        if self.f_baseline is None:
+            return None
+        gap = self.f_input - self.f_baseline
+        return float(abs(self.scores.sum() - gap) / max(abs(gap), 1e-12))
+
+
+class _Forward(nn.Module):
+    """``ids, mask -> f`` as an nn.Module (DeepLift wants a module)."""
+
+    def __init__(self, hooked: HookedModel, probe: ProbeHead | None, site: Site | None, output: str):
+        super().__init__()
+        self.hooked = hooked
+        self.probe = probe
+        self.site = site
+        self.output = output
+        self.inner = hooked.model
+
+    def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # token ids, or word embeddings for the methods that interpolate their inputs
+        key = "inputs_embeds" if inputs.is_floating_point() else "input_ids"
+        kwargs = {key: inputs, "attention_mask": attention_mask.expand(inputs.shape[0], -1)}
+        if self.probe is None:
+            logits = self.inner(**kwargs).logits
+        else:
+            got: dict = {}
+            module, hook = self.hooked._module_hook(self.site)
+            with capture({self.site: (module, hook)}, got.__setitem__, detach=False):
+                self.inner(**kwargs)
+            logits = self.probe(got[self.site], kwargs["attention_mask"])
+        return logits.softmax(-1) if self.output == "prob" else logits
+
+
+class Attributor:
+    """Attribute a classifier's (or a probe's) prediction to input tokens.
+
+    Parameters
+    ----------
+    model : HookedModel
+        A sequence-classification model, or any model when ``probe`` is given.
+    method : str
+        One of :data:`METHODS`.
+    probe : callable, optional
+        ``(activations [B, T, d], mask [B, T]) -> logits [B, C]`` applied to
+        ``probe_site``: attributes the probe's prediction through the frozen
+        model (e.g. which tokens a layer-6 UPOS probe relies on).
+    probe_site : Site or str, optional
+        The site the probe reads (required with ``probe``).
+    site : Site or str, optional
+        Layer whose tokens receive the attribution for ``layer_conductance``
+        (default ``emb``) and whose attention is used by
+        ``attention_x_gradient`` (default: the last block).
+    output : {"prob", "logit"}
+        Explain the target class probability (default) or its logit.
+    """
+
+    def __init__(self, model: HookedModel, method: Method = "integrated_gradients", *,
+                 probe: ProbeHead | None = None, probe_site: Site | str | None = None,
+                 site: Site | str | None = None, output: Literal["prob", "logit"] = "prob"):
+        if method not in METHODS:
+            raise ValueError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
+        if output not in ("prob", "logit"):
+            raise ValueError(f"output must be 'prob' or 'logit', not {output!r}")
+        if probe is None and not type(model.model).__name__.endswith("ForSequenceClassification"):
+            raise TypeError("attribution needs a sequence-classification model (load_model(..., "
+                            "head='sequence-classification')) or a probe head with probe_site")
+        if probe is not None and probe_site is None:
+            raise ValueError("a probe needs probe_site, the site whose activations it reads")
+        self.model = model
+        self.method = method
+        self.output = output
+        self.probe_site = model.site(probe_site) if probe_site is not None else None
+        self.forward = _Forward(model, probe, self.probe_site, output)
+        default = Site(model.n_layers - 1, "attn.pattern") if method == "attention_x_gradient" else Site(None, "emb")
+        self.site = model.site(site) if site is not None else default
+        if method == "attention_x_gradient" and not self.site.is_attention:
+            raise ValueError(f"attention_x_gradient reads an attn.pattern site, not {self.site}")
+
+    # ------------------------------------------------------------------
+    def _embedding_module(self) -> nn.Module:
+        hook = self.model.adapter.embed_hook(self.model.base)
+        return self.model.base.get_submodule(hook.path)
+
+    def _layer(self) -> nn.Module:
+        if self.site.component == "emb":
+            return self._embedding_module()
+        if self.site.component != "resid":
+            raise ValueError(f"layer attribution reads a residual site (emb or L{{i}}.resid), not {self.site}")
+        return self.model._blocks[self.site.layer]
+
+    def _baseline_ids(self, ids: torch.Tensor, special: Sequence[bool], baseline: str) -> torch.Tensor:
+        tok = self.model.tokenizer
+        fill = {"pad": tok.pad_token_id, "mask": tok.mask_token_id}.get(baseline, "?")
+        if fill == "?":
+            raise ValueError(f"baseline must be 'pad' or 'mask', not {baseline!r}")
+        if fill is None:
+            raise ValueError(f"the tokenizer has no {baseline} token; use the other baseline")
+        out = ids.clone()
+        out[0, ~torch.tensor(special)] = fill
+        return out
+
+    def attribute(self, inputs, *, target: int | None = None, baseline: str = "pad", n_steps: int = 50,
+                  internal_batch_size: int = 16, n_samples: int = 20, seed: int = 0,
+                  max_delta: float = 0.01) -> list[Attribution]:
+        """Attribute each input separately (bounded memory: one example at a time).
+
+        Parameters
+        ----------
+        inputs : str or list of str / word lists
+        target : int, optional
+            Class to explain; default the predicted class of each example.
+        baseline : {"pad", "mask"}
+        n_steps : int
+            Integration steps (integrated gradients, conductance).
+        internal_batch_size : int
+            Steps evaluated per forward pass, which bounds memory.
+        n_samples : int
+            Samples of gradient SHAP (seeded with ``seed``).
+        max_delta : float
+            Integrated gradients whose completeness error exceeds this
+            fraction log a warning.
+        """
+        batch = self.model.tokenize(inputs)  # long inputs are refused with the example named
+        self.model.model.eval()
+        results = []
+        for ex in batch.examples:
+            ids = torch.tensor([ex.input_ids], device=self.model.device)
+            mask = torch.ones_like(ids)
+            special = [w is None for w in ex.word_ids]
+            base_ids = self._baseline_ids(ids, special, baseline)
+            with torch.no_grad():
+                probs = self.forward(ids, mask)
+                f_base_all = self.forward(base_ids, mask)
+            tgt = int(probs.argmax(-1)) if target is None else int(target)
+            if not 0 <= tgt < probs.shape[-1]:
+                raise ValueError(f"target {tgt} is outside the model's {probs.shape[-1]} classes")
+            scores, delta, extra = self._run(ids, base_ids, mask, tgt, n_steps, internal_batch_size, n_samples, seed)
+            has_completeness = self.method in ("integrated_gradients", "deeplift", "gradient_shap")
+            a = Attribution(self.method, self.model.tokenizer.convert_ids_to_tokens(list(ex.input_ids)),
+                            scores, tgt, float(probs[0, tgt]),
+                            float(f_base_all[0, tgt]) if has_completeness else None, delta, extra)
+            if self.method == "integrated_gradients" and a.completeness_error > max_delta:
+                logger.warning("integrated gradients: completeness error %.3g > %.3g for %r; raise n_steps",
+                               a.completeness_error, max_delta, ex.text[:60])
+            results.append(a)
+        return results
+
+    def _run(self, ids, base_ids, mask, tgt, n_steps, ibs, n_samples, seed):
+        f, m = self.forward, self.method
+        extra: dict = {}
+        delta = None
+        if m == "integrated_gradients":
+            lig = ca.LayerIntegratedGradients(f, self._embedding_module())
+            attr, d = lig.attribute(ids, base_ids, target=tgt, additional_forward_args=(mask,), n_steps=n_steps,
+                                    internal_batch_size=ibs, return_convergence_delta=True)
+            delta = float(d.item())
+        elif m == "layer_conductance":
+            emb = self.model.model.get_input_embeddings()
+            attr = ca.LayerConductance(f, self._layer()).attribute(
+                emb(ids).detach(), emb(base_ids).detach(), target=tgt, additional_forward_args=(mask,),
+                n_steps=n_steps, internal_batch_size=ibs)
+        elif m == "saliency":
+            attr = ca.LayerGradientXActivation(f, self._embedding_module(), multiply_by_inputs=False).attribute(
+                ids, target=tgt, additional_forward_args=(mask,)).abs()
+        elif m == "input_x_gradient":
+            attr = ca.LayerGradientXActivation(f, self._embedding_module()).attribute(
+                ids, target=tgt, additional_forward_args=(mask,))
+        elif m == "deeplift":
+            attr, d = ca.LayerDeepLift(f, self._embedding_module()).attribute(
+                ids, base_ids, target=tgt, additional_forward_args=(mask,), return_convergence_delta=True)
+            delta = float(d.sum().item())
+        elif m == "gradient_shap":
+            torch.manual_seed(seed)
+            emb = self.model.model.get_input_embeddings()
+            attr, d = ca.LayerGradientShap(f, self._embedding_module()).attribute(
+                emb(ids).detach(), emb(base_ids).detach(), n_samples=n_samples, target=tgt,
+                additional_forward_args=(mask,), return_convergence_delta=True)
+            delta = float(d.mean().item())
+        elif m == "attention_x_gradient":
+            return self._attention_x_gradient(ids, mask, tgt), None, extra
+        else:  # blank_out: drop in f when each content token alone is replaced by the baseline token
+            feature_mask = torch.arange(ids.shape[1], device=ids.device)[None]
+            attr = ca.FeatureAblation(f).attribute(ids, base_ids, target=tgt, additional_forward_args=(mask,),
+                                                   feature_mask=feature_mask)
+            return attr[0].detach().double().cpu().numpy(), None, extra
+        if isinstance(attr, tuple):
+            attr = attr[0]
+        return attr[0].detach().double().sum(-1).cpu().numpy(), delta, extra
+
+    def _attention_x_gradient(self, ids, mask, tgt) -> np.ndarray:
+        module, hook = self.model._module_hook(self.site)
+        got: dict = {}
+        with self.model.eager_attention(), capture({self.site: (module, hook)}, got.__setitem__, detach=False):
+            with torch.enable_grad():
+                out = self.forward(ids, mask)[0, tgt]
+                attn = got[self.site]
+                (grad,) = torch.autograd.grad(out, attn)
+        # per attended token: sum over heads and queries of attention times its gradient
+        return (attn * grad)[0].sum(dim=(0, 1)).detach().double().cpu().numpy()
