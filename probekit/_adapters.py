@@ -52,6 +52,9 @@ class Adapter:
     final: Hook | None = None
     #: positions taken by a padding offset in the position table (RoBERTa, MPNet)
     position_offset: int = 0
+    #: output projection of the attention sublayer (relative to a block); its
+    #: input is the per-head context ``[batch, tokens, heads * head_dim]``
+    attn_output_proj: str = ""
     #: the attention module returns its weights only when the forward call asks
     #: for ``output_attentions`` (older code paths such as MPNet's)
     weights_on_request: bool = False
@@ -78,39 +81,40 @@ _BERT_LIKE = {
 }
 
 ADAPTERS: tuple[Adapter, ...] = (
-    Adapter("bert", ("bert",), "encoder", "encoder.layer", (Hook("embeddings"),), _BERT_LIKE),
+    Adapter("bert", ("bert",), "encoder", "encoder.layer", (Hook("embeddings"),), _BERT_LIKE,
+            attn_output_proj="attention.output.dense"),
     Adapter("roberta", ("roberta", "xlm-roberta", "camembert"), "encoder", "encoder.layer",
-            (Hook("embeddings"),), _BERT_LIKE, position_offset=2),
+            (Hook("embeddings"),), _BERT_LIKE, position_offset=2, attn_output_proj="attention.output.dense"),
     Adapter("electra", ("electra",), "encoder", "encoder.layer",
-            (Hook("embeddings_project"), Hook("embeddings")), _BERT_LIKE),
+            (Hook("embeddings_project"), Hook("embeddings")), _BERT_LIKE, attn_output_proj="attention.output.dense"),
     Adapter("distilbert", ("distilbert",), "encoder", "transformer.layer", (Hook("embeddings"),), {
         "resid": Hook(""),
         "attn.pattern": Hook("attention", index=1),
         "attn.out": Hook("attention", index=0),
         "mlp.hidden": Hook("ffn.activation"),
         "mlp.out": Hook("ffn"),
-    }),
+    }, attn_output_proj="attention.out_lin"),
     Adapter("mpnet", ("mpnet",), "encoder", "encoder.layer", (Hook("embeddings"),), {
         "resid": Hook(""),
         "attn.pattern": Hook("attention.attn", index=1),
         "attn.out": Hook("attention.attn", index=0),
         "mlp.hidden": Hook("intermediate"),
         "mlp.out": Hook("output.dense"),
-    }, position_offset=2, weights_on_request=True),
+    }, position_offset=2, weights_on_request=True, attn_output_proj="attention.attn.o"),
     Adapter("gpt2", ("gpt2",), "decoder", "h", (Hook("drop"),), {
         "resid": Hook(""),
         "attn.pattern": Hook("attn", index=1),
         "attn.out": Hook("attn", index=0),
         "mlp.hidden": Hook("mlp.act"),
         "mlp.out": Hook("mlp"),
-    }, final=Hook("ln_f")),
+    }, final=Hook("ln_f"), attn_output_proj="attn.c_proj"),
     Adapter("llama", ("llama", "mistral", "qwen2"), "decoder", "layers", (Hook("embed_tokens"),), {
         "resid": Hook(""),
         "attn.pattern": Hook("self_attn", index=1),
         "attn.out": Hook("self_attn", index=0),
         "mlp.hidden": Hook("mlp.down_proj", port="in"),
         "mlp.out": Hook("mlp"),
-    }, final=Hook("norm")),
+    }, final=Hook("norm"), attn_output_proj="self_attn.o_proj"),
 )
 
 

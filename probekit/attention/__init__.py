@@ -1,6 +1,7 @@
 """Attention analysis: head statistics, heads as parsers, rollout and flow."""
 
 from probekit.attention._flow import MAX_FLOW_TOKENS, attention_flow, attention_rollout, residual_attention
+from probekit.attention._importance import head_importance, head_mask
 from probekit.attention._stats import HEAD_METRICS, HeadStatistics, punctuation_mask, word_attention
 from probekit.attention._syntax import DependencyHeadAccuracy, fixed_offset_baseline
 
@@ -12,6 +13,8 @@ __all__ = [
     "attention_flow",
     "attention_rollout",
     "fixed_offset_baseline",
+    "head_importance",
+    "head_mask",
     "punctuation_mask",
     "residual_attention",
     "word_attention",
