@@ -1,0 +1,14 @@
+"""Plots (seaborn/matplotlib). Every function takes a DataFrame and returns a matplotlib Figure."""
+
+from probekit.plots._attention import attention_heatmap, layer_head_grid, pattern_frame
+from probekit.plots._attribution import attribution_html, attribution_png
+from probekit.plots._similarity import similarity_heatmap
+
+__all__ = [
+    "attention_heatmap",
+    "attribution_html",
+    "attribution_png",
+    "layer_head_grid",
+    "pattern_frame",
+    "similarity_heatmap",
+]
