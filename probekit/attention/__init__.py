@@ -3,9 +3,11 @@
 from probekit.attention._flow import MAX_FLOW_TOKENS, attention_flow, attention_rollout, residual_attention
 from probekit.attention._importance import head_importance, head_mask
 from probekit.attention._stats import HEAD_METRICS, HeadStatistics, punctuation_mask, word_attention
+from probekit.attention._suite import AttentionSuite
 from probekit.attention._syntax import DependencyHeadAccuracy, fixed_offset_baseline
 
 __all__ = [
+    "AttentionSuite",
     "HEAD_METRICS",
     "MAX_FLOW_TOKENS",
     "DependencyHeadAccuracy",

@@ -1,0 +1,135 @@
+"""AttentionSuite: dataset-level attention analysis read from an activation store.
+
+The suite never needs the model: it reads ``L{i}.attn.pattern`` sites of a
+store one example at a time (memory-mapped), plus the stored token ids and
+word alignment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from probekit._results import Results
+from probekit._sites import Site
+from probekit.attention._flow import attention_flow, attention_rollout
+from probekit.attention._stats import HeadStatistics, punctuation_mask, word_attention
+from probekit.attention._syntax import DependencyHeadAccuracy, fixed_offset_baseline
+
+__all__ = ["AttentionSuite"]
+
+
+class AttentionSuite:
+    """Head statistics, heads as parsers, rollout and flow over a store.
+
+    Parameters
+    ----------
+    store : ActivationStore
+        Extracted with ``L{i}.attn.pattern`` sites.
+    tokenizer : tokenizer
+        The model's tokenizer (for [CLS]/[SEP] ids and punctuation); e.g.
+        ``probekit.load_tokenizer("minilm-l6")``.
+    layers : sequence of int, optional
+        Layers to analyse (default: every stored pattern layer).
+
+    Examples
+    --------
+    >>> suite = AttentionSuite(store, model.tokenizer)            # doctest: +SKIP
+    >>> suite.head_statistics().to_frame().query("metric == 'sep'")  # doctest: +SKIP
+    """
+
+    def __init__(self, store, tokenizer, *, layers: Sequence[int] | None = None):
+        stored = sorted(s.layer for s in store.sites if s.is_attention)
+        if not stored:
+            raise ValueError("this store holds no attention patterns; extract with sites like 'L0.attn.pattern'")
+        if layers is not None:
+            missing = sorted(set(layers) - set(stored))
+            if missing:
+                raise ValueError(f"layers {missing} have no stored attention pattern; stored layers: {stored}")
+        self.store = store
+        self.tokenizer = tokenizer
+        self.layers = list(layers) if layers is not None else stored
+        self.model_name = store.manifest.get("model", {}).get("name")
+
+    def _row(self, **kw) -> dict:
+        return {"model": self.model_name, **kw}
+
+    def _tokens(self, i: int) -> list[str]:
+        return self.tokenizer.convert_ids_to_tokens(self.store.input_ids(i).tolist())
+
+    def head_statistics(self, *, progress: bool = True) -> Results:
+        """Entropy and mass on [CLS]/[SEP]/punctuation/self/previous/next, attended distance, per head."""
+        acc = HeadStatistics()
+        cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        for i in tqdm(range(self.store.n_examples), desc="head statistics", unit="ex", disable=not progress):
+            ids = torch.as_tensor(self.store.input_ids(i).astype(np.int64))
+            punct = punctuation_mask(self._tokens(i))
+            for layer in self.layers:
+                p = torch.from_numpy(np.asarray(self.store[Site(layer, "attn.pattern")].example(i), np.float32))
+                acc.update(layer, p, cls=ids == cls_id, sep=ids == sep_id, punct=punct)
+        df = acc.to_frame()
+        return Results(self._row(site=f"L{r.layer}.attn.pattern", layer=r.layer, head=r.head,
+                                 metric=r.metric, value=r.value) for r in df.itertuples())
+
+    def special_mass_by_layer(self, stats: Results | None = None) -> pd.DataFrame:
+        """Mean attention on [CLS], [SEP] and punctuation per layer (Clark et al. 2019, figure 2)."""
+        df = (stats or self.head_statistics()).to_frame()
+        df = df[df["metric"].isin(["cls", "sep", "punct"])]
+        return df.pivot_table(index="layer", columns="metric", values="value", aggfunc="mean").reset_index()
+
+    def dependency_heads(self, heads: Sequence[Sequence[int]], relations: Sequence[Sequence[str]], *,
+                         progress: bool = True) -> tuple[Results, pd.DataFrame, pd.DataFrame]:
+        """Each head as a parser, against gold (or silver) trees of the stored examples.
+
+        Parameters
+        ----------
+        heads, relations : per example, UD heads (1-based, 0 = root) and relation labels
+            One entry per stored word.
+
+        Returns
+        -------
+        results : Results
+            ``metric="head_accuracy"``, ``task="dep:<relation>:<direction>"`` per (layer, head).
+        best : DataFrame
+            Best head per relation with the fixed-offset baseline beside it.
+        baseline : DataFrame
+            The fixed-offset baseline per relation.
+        """
+        if len(heads) != self.store.n_examples or len(relations) != self.store.n_examples:
+            raise ValueError(f"the store has {self.store.n_examples} examples; got {len(heads)} head lists "
+                             f"and {len(relations)} relation lists")
+        acc = DependencyHeadAccuracy()
+        for i in tqdm(range(self.store.n_examples), desc="heads as parsers", unit="ex", disable=not progress):
+            spans = self.store.word_spans(i)
+            if len(spans) != len(heads[i]):
+                raise ValueError(f"example {i}: {len(spans)} stored words but {len(heads[i])} heads")
+            for layer in self.layers:
+                p = torch.from_numpy(np.asarray(self.store[Site(layer, "attn.pattern")].example(i), np.float32))
+                acc.update(layer, word_attention(p, spans), heads=heads[i], relations=relations[i])
+        table = acc.to_frame()
+        results = Results(self._row(task=f"dep:{r.relation}:{r.direction}", site=f"L{r.layer}.attn.pattern",
+                                    layer=r.layer, head=r.head, metric="head_accuracy", value=r.accuracy)
+                          for r in table.itertuples())
+        baseline = fixed_offset_baseline(list(zip(heads, relations)))
+        best = acc.best_heads().merge(baseline.rename(columns={"accuracy": "baseline_accuracy",
+                                                               "offset": "baseline_offset", "n": "n_baseline"}),
+                                      on="relation", how="left")
+        return results, best, baseline
+
+    def rollout(self, i: int) -> np.ndarray:
+        """Attention rollout of example ``i`` after each analysed layer: ``[layers, T, T]``."""
+        return attention_rollout(self._patterns(i))
+
+    def flow(self, i: int, *, output: int = 0, max_tokens: int = 64) -> np.ndarray:
+        """Attention flow into token ``output`` of example ``i`` after each layer: ``[layers, T]``."""
+        return attention_flow(self._patterns(i), output=output, max_tokens=max_tokens)
+
+    def _patterns(self, i: int) -> list[torch.Tensor]:
+        if self.layers != list(range(len(self.layers))):
+            raise ValueError(f"rollout and flow need every layer from 0; analysed layers are {self.layers}")
+        return [torch.from_numpy(np.asarray(self.store[Site(layer, "attn.pattern")].example(i), np.float32))
+                for layer in self.layers]
