@@ -41,9 +41,9 @@ class HookedModel:
     Examples
     --------
     >>> import probekit
-    >>> model = probekit.load_model("minilm-l6")          # doctest: +SKIP
-    >>> cache = model.run_with_cache(["The cat sat."], sites=["L3.resid"])  # doctest: +SKIP
-    >>> cache["L3.resid"].shape                             # doctest: +SKIP
+    >>> model = probekit.load_model("minilm-l6")
+    >>> cache = model.run_with_cache(["The cat sat."], sites=["L3.resid"])
+    >>> cache["L3.resid"].shape
     torch.Size([1, 6, 384])
     """
 

@@ -38,8 +38,11 @@ class AttentionSuite:
 
     Examples
     --------
-    >>> suite = AttentionSuite(store, model.tokenizer)            # doctest: +SKIP
-    >>> suite.head_statistics().to_frame().query("metric == 'sep'")  # doctest: +SKIP
+    .. code-block:: python
+
+        store = probekit.extract(model, texts, [f"L{i}.attn.pattern" for i in range(6)], "runs/attn")
+        suite = AttentionSuite(store, model.tokenizer)
+        suite.head_statistics().to_frame().query("metric == 'sep'")
     """
 
     def __init__(self, store, tokenizer, *, layers: Sequence[int] | None = None):
