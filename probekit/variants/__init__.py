@@ -1,0 +1,46 @@
+"""Model variants: fine-tuned, pruned, quantized, distilled and exported models.
+
+Each step makes a :class:`ModelVariant`: a :class:`~probekit.HookedModel` plus
+a frozen recipe, its lineage and a :class:`LayerMap` back to the base model.
+A variant hooks through the same sites as its base, saves to a folder that
+:func:`probekit.load_model` reads back, and compares layer by layer with its
+base.
+
+Examples
+--------
+>>> from probekit.variants import finetune, magnitude_prune, quantize      # doctest: +SKIP
+>>> ft = finetune("minilm-l6", (texts, labels), epochs=1, out="runs/ft")  # doctest: +SKIP
+>>> q = quantize(ft, method="dynamic-int8")                                # doctest: +SKIP
+>>> q.save("runs/int8"); probekit.load_model("runs/int8").recipe           # doctest: +SKIP
+"""
+
+from probekit.variants._data import as_frame, rotten_tomatoes_splits
+from probekit.variants._distill import distill, distill_loss, hidden_cosine_loss, init_student
+from probekit.variants._export import ExportedModel, export, measure_latency
+from probekit.variants._heads import ATTENTION_TABLES, head_magnitudes, prune_heads
+from probekit.variants._prune import magnitude_prune, sparsity_report
+from probekit.variants._quantize import WeightOnlyLinear, quantize
+from probekit.variants._recipes import (
+    DistillRecipe,
+    FinetuneRecipe,
+    HeadPruneRecipe,
+    MagnitudePruneRecipe,
+    QuantizeRecipe,
+    Recipe,
+    recipe_from_dict,
+)
+from probekit.variants._trainer import evaluate, finetune, predict_logits
+from probekit.variants._variant import LayerMap, ModelVariant, load_variant
+
+__all__ = [
+    "ModelVariant", "LayerMap", "load_variant",
+    "Recipe", "FinetuneRecipe", "MagnitudePruneRecipe", "HeadPruneRecipe", "QuantizeRecipe", "DistillRecipe",
+    "recipe_from_dict",
+    "finetune", "evaluate", "predict_logits",
+    "magnitude_prune", "sparsity_report",
+    "prune_heads", "head_magnitudes", "ATTENTION_TABLES",
+    "quantize", "WeightOnlyLinear",
+    "distill", "init_student", "distill_loss", "hidden_cosine_loss",
+    "export", "ExportedModel", "measure_latency",
+    "as_frame", "rotten_tomatoes_splits",
+]
