@@ -249,15 +249,36 @@ class HookedModel:
         """SHA-256 over every parameter and buffer (names, dtypes, shapes, bytes)."""
         if self._weights_hash is None:
             h = hashlib.sha256()
-            for name, t in sorted(self.model.state_dict().items()):
-                if not isinstance(t, torch.Tensor):
-                    h.update(f"{name}={t!r}".encode())
-                    continue
-                t = t.detach().cpu().contiguous()
-                h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            for name, value in sorted(self.model.state_dict().items()):
+                _hash_value(h, name, value)
             self._weights_hash = h.hexdigest()
         return self._weights_hash
+
+
+def _hash_value(h, name: str, value) -> None:
+    """Feed a state-dict entry to ``h``: tensors by bytes, quantized tensors by
+    their integer values and quantization parameters, packed tuples (torch.ao
+    quantized linears) element by element."""
+    if isinstance(value, (tuple, list)):
+        for k, v in enumerate(value):
+            _hash_value(h, f"{name}[{k}]", v)
+        return
+    if not isinstance(value, torch.Tensor):
+        h.update(f"{name}={value!r}".encode())
+        return
+    t = value.detach().cpu()
+    if t.is_quantized:
+        if t.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+            params = (t.q_per_channel_scales(), t.q_per_channel_zero_points(), t.q_per_channel_axis())
+        else:
+            params = (t.q_scale(), t.q_zero_point())
+        h.update(f"{name}:q:{t.dtype}:{tuple(t.shape)}:{t.qscheme()}".encode())
+        for k, p in enumerate(params):
+            _hash_value(h, f"{name}.qparam{k}", p)
+        t = t.int_repr()
+    t = t.contiguous()
+    h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
 
 def _chunks(items: Sequence[Window], n: int) -> Iterator[Sequence[Window]]:

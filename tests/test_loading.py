@@ -98,3 +98,16 @@ def test_trust_remote_code_off_by_default():
     import inspect
 
     assert inspect.signature(probekit.load_model).parameters["trust_remote_code"].default is False
+
+
+def test_weights_hash_sees_quantized_weights():
+    """Two int8 models with different weights hash differently (packed params are hashed by value)."""
+    hashes = []
+    for seed in (0, 1):
+        m = probekit.load_model(tiny_config("bert"), seed=seed)
+        q = torch.ao.quantization.quantize_dynamic(m.model, {torch.nn.Linear}, dtype=torch.qint8)
+        hashes.append(probekit.HookedModel(q, m.tokenizer, name="q").weights_hash())
+    assert hashes[0] != hashes[1]
+    again = probekit.load_model(tiny_config("bert"), seed=0)
+    q = torch.ao.quantization.quantize_dynamic(again.model, {torch.nn.Linear}, dtype=torch.qint8)
+    assert probekit.HookedModel(q, again.tokenizer, name="q").weights_hash() == hashes[0]
