@@ -1,0 +1,60 @@
+"""Probes: torch-backed scikit-learn classifiers trained in batches over layers, structural
+probes, MDL (online code) and the statistics the probe suite reports.
+
+Examples
+--------
+>>> import numpy as np
+>>> from probekit.probes import LinearProbe, fit_batched
+>>> rng = np.random.default_rng(0)
+>>> y = rng.integers(0, 2, 200)
+>>> Xs = np.stack([rng.normal(size=(200, 4)) + k * y[:, None] for k in (0, 2)])
+>>> probes = fit_batched(LinearProbe(random_state=0), Xs, y)
+>>> len(probes), probes[1][0].score(Xs[1], y) > 0.8
+(2, True)
+"""
+
+from probekit.probes._batched import fit_batched
+from probekit.probes._linear import LinearProbe, RankProbe
+from probekit.probes._mdl import DEFAULT_FRACTIONS, MDLResult, codelength_bits, online_codelength, uniform_codelength
+from probekit.probes._mlp import MLPProbe
+from probekit.probes._stats import (
+    BootstrapCI,
+    McNemarResult,
+    PairedBootstrap,
+    bootstrap_ci,
+    center_of_gravity,
+    expected_layer,
+    mcnemar,
+    mcnemar_from_counts,
+    paired_bootstrap,
+)
+from probekit.probes._structural import DepthProbe, DistanceProbe
+from probekit.probes._tree_metrics import depth_spearman, distance_spearman, mst_edges, root_accuracy, uuas
+
+__all__ = [
+    "DEFAULT_FRACTIONS",
+    "BootstrapCI",
+    "DepthProbe",
+    "DistanceProbe",
+    "LinearProbe",
+    "MDLResult",
+    "MLPProbe",
+    "McNemarResult",
+    "PairedBootstrap",
+    "RankProbe",
+    "bootstrap_ci",
+    "center_of_gravity",
+    "codelength_bits",
+    "depth_spearman",
+    "distance_spearman",
+    "expected_layer",
+    "fit_batched",
+    "mcnemar",
+    "mcnemar_from_counts",
+    "mst_edges",
+    "online_codelength",
+    "paired_bootstrap",
+    "root_accuracy",
+    "uniform_codelength",
+    "uuas",
+]
