@@ -18,6 +18,7 @@ from probekit._hooked import HookedModel
 from probekit._loading import HubUnreachableError, load_model, load_tokenizer
 from probekit._sites import Site
 from probekit._tokenize import TokenizedBatch
+from probekit.store import ActivationStore, extract
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "ADAPTERS",
     "ALIASES",
     "ActivationCache",
+    "ActivationStore",
     "Adapter",
     "AliasUnavailableError",
     "DEFAULT_MODEL",
@@ -33,6 +35,7 @@ __all__ = [
     "HubUnreachableError",
     "Site",
     "TokenizedBatch",
+    "extract",
     "load_model",
     "load_tokenizer",
     "__version__",

@@ -1,0 +1,64 @@
+"""``probekit extract``: write an activation store to disk."""
+
+from __future__ import annotations
+
+import click
+
+from probekit.cli import main
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@main.command("extract")
+@click.option("--model", "model_spec", default="minilm-l6", show_default=True,
+              help="Alias, model folder or hub name.")
+@click.option("--data", "source", required=True,
+              help="rt / rotten_tomatoes, imdb, or a .txt (one text per line), .csv or .jsonl file "
+                   "with a 'text' column.")
+@click.option("--limit", type=int, default=None, help="Use only the first N examples.")
+@click.option("--sites", multiple=True, default=("resid",), show_default=True,
+              help="Comma-separated sites (e.g. 'emb,L3.resid,L3.attn.pattern'), 'resid' or 'all'. Repeatable.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Store directory.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option("--word-pooling", multiple=True, help="Also store word vectors: first, last, mean (comma-separated).")
+@click.option("--sentence-pooling", multiple=True, help="Also store sentence vectors: cls, mean, last.")
+@click.option("--no-tokens", is_flag=True, help="Store only the pooled views, not token rows.")
+@click.option("--shard-size", default=256, show_default=True, help="Examples per shard.")
+@click.option("--batch-tokens", default=4096, show_default=True, help="Token budget of a forward batch.")
+@click.option("--long-inputs", type=click.Choice(["error", "window"]), default="error", show_default=True)
+@click.option("--autocast", type=click.Choice(["bf16"]), default=None, help="Run the forward under bf16 autocast.")
+@click.option("--overwrite", is_flag=True, help="Replace a store made from other inputs.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[str, ...], out: str, dtype: str,
+                word_pooling: tuple[str, ...], sentence_pooling: tuple[str, ...], no_tokens: bool, shard_size: int,
+                batch_tokens: int, long_inputs: str, autocast: str | None, overwrite: bool,
+                progress: bool | None) -> None:
+    """Run a model over data and store activations on disk (resumable).
+
+    Re-running the same command resumes an interrupted extraction or reuses
+    a complete store. Runs data-parallel under torchrun / accelerate launch.
+
+    \b
+    Examples:
+      probekit extract --data rt --limit 2000 --out runs/rt-minilm
+      probekit extract --data reviews.csv --sites 'L2.resid,L5.resid' --word-pooling mean --out runs/rev
+    """
+    from probekit._loading import load_model
+    from probekit.store import extract
+    from probekit.store._data import load_source
+
+    try:
+        data = load_source(source, limit=limit)
+        model = load_model(model_spec)
+        store = extract(model, data, _split(sites), out, dtype=dtype, tokens=not no_tokens,
+                        word_pooling=_split(word_pooling), sentence_pooling=_split(sentence_pooling),
+                        shard_size=shard_size, batch_tokens=batch_tokens, long_inputs=long_inputs,
+                        autocast=autocast, progress=progress, overwrite=overwrite)
+    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    st = store.manifest.get("stats", {})
+    click.echo(f"{store.path}: {store.n_examples} examples, {store.manifest['n_tokens']} tokens, "
+               f"{len(store.sites)} sites ({', '.join(map(str, store.sites))}), {store.settings['dtype']}; "
+               f"{st.get('shards_computed', 0)} shards computed, {st.get('shards_reused', 0)} reused")

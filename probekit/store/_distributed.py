@@ -1,0 +1,52 @@
+"""Data parallelism: rank and world size from the launcher, gloo barriers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import torch
+
+__all__ = ["dist_env", "distributed", "Dist"]
+
+
+def dist_env() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if not 0 <= rank < max(world, 1):
+        raise ValueError(f"RANK={rank} is out of range for WORLD_SIZE={world}")
+    return rank, max(world, 1)
+
+
+class Dist:
+    def __init__(self, world: int):
+        self.world = world
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def gather_stats(self, stats: dict) -> list[dict]:
+        if self.world == 1:
+            return [stats]
+        out: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(out, stats)
+        return out
+
+
+@contextlib.contextmanager
+def distributed(world: int):
+    created = False
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="gloo")
+        created = True
+    try:
+        yield Dist(world)
+    finally:
+        if created:
+            torch.distributed.destroy_process_group()
+
+

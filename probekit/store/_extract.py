@@ -1,0 +1,459 @@
+"""``probekit.extract``: run a model over data and write an :class:`ActivationStore`.
+
+The data is cut into shards of ``shard_size`` consecutive examples (in data
+order). Each shard is tokenized on its own, its rows are sorted by length
+and grouped into batches by a token budget, run under
+``torch.inference_mode`` (optionally with bf16 autocast), and the captured
+activations are written, unpadded, by a background thread while the next
+batch computes. Shards are committed atomically with checksums (see
+:mod:`probekit.store._shards`), so a killed run resumes from its last
+complete shard and produces the same bytes as an uninterrupted one.
+
+Under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1) rank ``r``
+computes the shards ``k`` with ``k % world_size == r``; since shard
+boundaries depend only on the data, the store is identical to a
+single-process one. Rank 0 writes the manifest; ``torch.distributed``
+(gloo) is used only for barriers and to gather run statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from probekit._hooked import HookedModel
+from probekit._pooling import SENTENCE_POOLING, WORD_POOLING
+from probekit._sites import Site
+from probekit._tokenize import LongInputPolicy, tokenize
+from probekit.store._batching import token_budget_batches
+from probekit.store._data import ExtractData, as_data
+from probekit.store._distributed import dist_env, distributed
+from probekit.store._manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    FingerprintMismatchError,
+    StoreError,
+    describe_mismatch,
+    fingerprint,
+    read_json,
+    write_json_atomic,
+)
+from probekit.store._shards import ShardWriter, load_sidecar, remove_shard, verify_shard
+from probekit.store._store import ActivationStore, stream_names
+from probekit.store._writer import ShardContext, Writer, write_ids
+
+__all__ = ["extract", "resolve_sites", "DTYPES"]
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float16": (np.float16, torch.float16), "float32": (np.float32, torch.float32)}
+
+
+def resolve_sites(model: HookedModel, sites: str | Sequence[Site | str] | None) -> list[Site]:
+    """Parse ``sites``: a list, a comma-separated string, ``"resid"`` (the default) or ``"all"``."""
+    if sites is None or sites == "resid":
+        return model.residual_sites()
+    if sites == "all":
+        return model.sites()
+    if isinstance(sites, (str, Site)):
+        sites = [s for s in str(sites).split(",") if s.strip()] if isinstance(sites, str) else [sites]
+    parsed: list[Site] = []
+    for s in sites:
+        if isinstance(s, str) and s.strip() in ("resid", "all"):
+            parsed.extend(resolve_sites(model, s.strip()))
+        else:
+            parsed.append(model.site(s).without_head())
+    if not parsed:
+        raise ValueError("sites is empty; name at least one site, e.g. 'L0.resid'")
+    return list(dict.fromkeys(parsed))
+
+
+def extract(
+    model: HookedModel | str,
+    data: Any,
+    sites: str | Sequence[Site | str] | None = None,
+    out: str | os.PathLike = "activations",
+    *,
+    dtype: Literal["float16", "float32"] = "float16",
+    tokens: bool = True,
+    word_pooling: Sequence[str] = (),
+    sentence_pooling: Sequence[str] = (),
+    shard_size: int = 256,
+    batch_tokens: int = 4096,
+    long_inputs: LongInputPolicy = "error",
+    stride: int | None = None,
+    autocast: Literal["bf16"] | None = None,
+    overlap: bool = True,
+    progress: bool | None = None,
+    overwrite: bool = False,
+) -> ActivationStore:
+    """Run ``model`` over ``data`` and store the activations at ``sites`` on disk.
+
+    Parameters
+    ----------
+    model : HookedModel or str
+        A loaded model, or anything :func:`probekit.load_model` takes.
+    data : list of str, list of list of str, or DataFrame
+        Texts, pre-split words, or a DataFrame with a ``text`` (or
+        ``words``) column; other columns (labels, ``id``) are kept as
+        example metadata.
+    sites : str or sequence of Site or str, optional
+        Default: the residual sites (``emb`` and every ``L{i}.resid``);
+        ``"all"`` for every site. Attention-pattern sites are stored per
+        example as ``[heads, n, n]`` without padding.
+    out : path
+        Store directory. An existing store with the same fingerprint is
+        reused (and completed or repaired if needed); one with another
+        fingerprint is an error unless ``overwrite``.
+    dtype : {"float16", "float32"}
+    tokens : bool
+        Store token-level rows (set False to keep only pooled views).
+    word_pooling : sequence of {"first", "last", "mean"}
+        Also store word-pooled rows, computed in float32 before the cast.
+    sentence_pooling : sequence of {"cls", "mean", "last"}
+        Also store one vector per example.
+    shard_size : int
+        Examples per shard (the unit of resumption and of data parallelism).
+    batch_tokens : int
+        Token budget of a forward batch (rows x longest row).
+    long_inputs : {"error", "window"}
+        Inputs longer than the model's maximum are an error, or run in
+        overlapping windows and stitched.
+    stride : int, optional
+        Window overlap for ``long_inputs="window"``.
+    autocast : {"bf16"}, optional
+        Run the forward under bf16 autocast.
+    overlap : bool
+        Write shards from a background thread while the next batch computes.
+    progress : bool, optional
+        Show a progress bar (default: when attached to a terminal).
+    overwrite : bool
+        Replace a store with a different fingerprint.
+
+    Returns
+    -------
+    ActivationStore
+
+    Examples
+    --------
+    >>> import probekit, transformers
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37))
+    >>> import tempfile; d = tempfile.mkdtemp()
+    >>> store = probekit.extract(m, ["a cat sat", "it rained"], ["L1.resid"], d + "/s")
+    >>> store["L1.resid"].example(0).shape
+    (5, 32)
+    """
+    if isinstance(model, (str, os.PathLike)):
+        from probekit._loading import load_model
+
+        model = load_model(model)
+    if not isinstance(model, HookedModel):
+        raise TypeError(f"model must be a HookedModel or a load_model spec, not {type(model).__name__}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, not {dtype!r}")
+    if autocast not in (None, "bf16"):
+        raise ValueError(f"autocast must be None or 'bf16', not {autocast!r}")
+    if not isinstance(shard_size, int) or shard_size < 1:
+        raise ValueError(f"shard_size must be an int >= 1, got {shard_size!r}")
+    if batch_tokens < 1:
+        raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens}")
+    word_pooling = _check_pooling(word_pooling, WORD_POOLING, "word_pooling")
+    sentence_pooling = _check_pooling(sentence_pooling, SENTENCE_POOLING, "sentence_pooling")
+    site_list = resolve_sites(model, sites)
+    if not tokens and not word_pooling and not sentence_pooling and not any(s.is_attention for s in site_list):
+        raise ValueError("tokens=False with no word_pooling or sentence_pooling would store nothing")
+    if long_inputs == "window" and any(s.is_attention for s in site_list):
+        raise ValueError("attention patterns cannot be stitched across windows; drop the attn.pattern sites "
+                         "or use long_inputs='error'")
+    data = as_data(data)
+    out = Path(out)
+    rank, world = dist_env()
+    if world > 1 and torch.cuda.is_available() and model.device.type == "cpu":
+        local = int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count()))
+        model.weights_hash()  # hashed on the CPU copy, before the move
+        model.model.to(f"cuda:{local}")
+
+    settings = dict(dtype=dtype, tokens=tokens, word_pooling=word_pooling, sentence_pooling=sentence_pooling,
+                    shard_size=shard_size, long_inputs=long_inputs, stride=stride, autocast=autocast)
+    components = _components(model, data, site_list, settings)
+    fp = fingerprint(components)
+    n_shards = -(-len(data) // shard_size)
+
+    with distributed(world) as dist:
+        if rank == 0:
+            _prepare_dir(out, fp, components, overwrite)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "fingerprint": fp,
+                "components": components,
+                "complete": False,
+                "model": {"name": model.name, "source": _jsonable(model.source), "n_layers": model.n_layers,
+                          "d_model": model.d_model, "n_heads": model.n_heads},
+                "sites": [str(s) for s in site_list],
+                "settings": settings,
+                "n_examples": len(data),
+                "n_shards": n_shards,
+            }
+            _write_examples(out, data)
+            write_json_atomic(out / MANIFEST, manifest)
+        dist.barrier()
+        if rank != 0:
+            found = read_json(out / MANIFEST)
+            if found.get("fingerprint") != fp:
+                raise FingerprintMismatchError(f"rank {rank}: the manifest written by rank 0 has another "
+                                               "fingerprint; every rank must get the same model, data and settings")
+        job = _Job(model, data, site_list, settings, fp, out / "shards", batch_tokens, overlap)
+        mine = [k for k in range(n_shards) if k % world == rank]
+        stats = job.run(mine, progress=progress if rank == 0 else False)
+        all_stats = dist.gather_stats(stats)
+        dist.barrier()
+        if rank == 0:
+            _finish(out, fp, n_shards, all_stats)
+        dist.barrier()
+    return ActivationStore.open(out)
+
+
+# --------------------------------------------------------------------- setup
+def _check_pooling(values: Sequence[str], allowed: tuple[str, ...], name: str) -> list[str]:
+    if isinstance(values, str):
+        values = [values]
+    values = list(dict.fromkeys(values))
+    for v in values:
+        if v not in allowed:
+            raise ValueError(f"{name} entries must be among {allowed}, not {v!r}")
+    return values
+
+
+def _jsonable(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        obj = asdict(obj)
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return repr(obj)
+
+
+def _tokenizer_digest(tokenizer) -> str:
+    import hashlib
+
+    h = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        import json
+
+        spec = json.loads(backend.to_str())
+        # truncation/padding are per-call state the tokenizer rewrites when used
+        spec.pop("truncation", None)
+        spec.pop("padding", None)
+        h.update(json.dumps(spec, sort_keys=True).encode())
+    else:  # pragma: no cover - fast tokenizers always have a backend
+        h.update(repr(sorted(tokenizer.get_vocab().items())).encode())
+    h.update(repr(sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())).encode())
+    return h.hexdigest()
+
+
+def _components(model: HookedModel, data: ExtractData, sites: list[Site], settings: dict) -> dict[str, Any]:
+    recipe = getattr(model, "recipe", None)
+    return {
+        "format_version": FORMAT_VERSION,
+        "weights": model.weights_hash(),
+        "recipe": _jsonable(recipe) if recipe is not None else None,
+        "data": {"sha256": data.digest(), "n_examples": len(data)},
+        "sites": [str(s) for s in sites],
+        "tokenization": {"tokenizer": _tokenizer_digest(model.tokenizer), "max_length": model.max_length,
+                         "long_inputs": settings["long_inputs"], "stride": settings["stride"]},
+        "pooling": {"tokens": settings["tokens"], "word": settings["word_pooling"],
+                    "sentence": settings["sentence_pooling"]},
+        "dtype": {"store": settings["dtype"], "autocast": settings["autocast"],
+                  "params": str(next(model.model.parameters()).dtype)},
+        "layout": {"shard_size": settings["shard_size"]},
+    }
+
+
+def _prepare_dir(out: Path, fp: str, components: dict, overwrite: bool) -> None:
+    manifest_path = out / MANIFEST
+    if manifest_path.exists():
+        found = read_json(manifest_path)
+        if found.get("fingerprint") == fp:
+            logger.info("%s: store with matching fingerprint found; reusing its complete shards", out)
+            return
+        if not overwrite:
+            raise FingerprintMismatchError(
+                f"{out} holds a store made with other inputs: "
+                f"{describe_mismatch(found.get('components', {}), components)}. "
+                "Use another output directory, or pass overwrite=True (--overwrite) to replace it."
+            )
+        logger.warning("%s: replacing a store with another fingerprint", out)
+        shutil.rmtree(out)
+    elif out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise StoreError(f"{out} exists, is not empty and holds no probekit manifest; "
+                             "choose an empty or new directory (or pass overwrite=True)")
+        shutil.rmtree(out)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+
+
+def _write_examples(out: Path, data: ExtractData) -> None:
+    tmp = out / "examples.parquet.tmp"
+    data.frame.to_parquet(tmp, index=False)
+    os.replace(tmp, out / "examples.parquet")
+
+
+def _finish(out: Path, fp: str, n_shards: int, stats: list[dict]) -> None:
+    root = out / "shards"
+    missing = [k for k in range(n_shards) if load_sidecar(root, k, fp) is None]
+    if missing:
+        raise StoreError(f"{out}: shards {missing[:5]} are missing after extraction; re-run to complete them")
+    manifest = read_json(out / MANIFEST)
+    n_tokens = n_words = 0
+    for k in range(n_shards):
+        side = load_sidecar(root, k, fp)
+        n_tokens += sum(side["n_tokens"])
+        n_words += sum(side["n_words"])
+    manifest.update(complete=True, n_tokens=n_tokens, n_words=n_words)
+    manifest["stats"] = {
+        "ranks": len(stats),
+        "seconds": max(s["seconds"] for s in stats),
+        "shards_computed": sum(s["shards_computed"] for s in stats),
+        "shards_reused": sum(s["shards_reused"] for s in stats),
+        "tokens_computed": sum(s["tokens"] for s in stats),
+        "examples_computed": sum(s["examples"] for s in stats),
+    }
+    write_json_atomic(out / MANIFEST, manifest)
+    logger.info("%s: complete (%d examples, %d tokens)", out, manifest["n_examples"], n_tokens)
+
+
+# --------------------------------------------------------------- the work
+class _Job:
+    """Compute and write a set of shards."""
+
+    def __init__(self, model: HookedModel, data: ExtractData, sites: list[Site], settings: dict, fp: str,
+                 root: Path, batch_tokens: int, overlap: bool):
+        self.model, self.data, self.sites, self.s, self.fp = model, data, sites, settings, fp
+        self.root, self.batch_tokens, self.overlap = root, batch_tokens, overlap
+        self.np_dtype, self.torch_dtype = DTYPES[settings["dtype"]]
+        self.weights_on_request = model.adapter.weights_on_request and any(s.is_attention for s in sites)
+        self._dims: dict[Site, int] | None = None
+
+    def _site_dims(self) -> dict[Site, int]:
+        """Feature width of every token site and head count of attention sites (one tiny forward)."""
+        if self._dims is None:
+            row = self.model.tokenize(["probe"]).windows[0].row_ids
+            seen: dict[Site, torch.Tensor] = {}
+            ask = {"output_attentions": True} if self.weights_on_request else {}
+            with torch.inference_mode(), self.model.hooks(self.sites, seen.__setitem__):
+                self.model.forward_rows([row], **ask)
+            self._dims = {s: int(seen[s].shape[1] if s.is_attention else seen[s].shape[-1]) for s in self.sites}
+        return self._dims
+
+    def run(self, shards: list[int], progress: bool | None) -> dict:
+        from tqdm.auto import tqdm
+
+        t0 = time.perf_counter()
+        todo = []
+        reused = 0
+        for k in shards:
+            side = load_sidecar(self.root, k, self.fp)
+            if side is not None:
+                try:
+                    verify_shard(self.root, side)
+                    reused += 1
+                    continue
+                except StoreError as exc:
+                    logger.warning("redoing shard %d: %s", k, exc)
+            remove_shard(self.root, k)
+            todo.append(k)
+        n_todo = sum(min((k + 1) * self.s["shard_size"], len(self.data)) - k * self.s["shard_size"] for k in todo)
+        stats = {"shards_computed": len(todo), "shards_reused": reused, "tokens": 0, "examples": 0}
+        if todo:
+            logger.info("extracting %d shards (%d examples); %d complete shards reused", len(todo), n_todo, reused)
+            self.model.model.eval()
+            bar = tqdm(total=n_todo, unit="ex", disable=(not progress) if progress is not None else None,
+                       desc="extract", dynamic_ncols=True)
+            writer = Writer(self.overlap)
+            try:
+                for k in todo:
+                    self._shard(k, writer, bar, stats)
+                writer.close()
+            finally:
+                writer.stop()
+                bar.close()
+        stats["seconds"] = time.perf_counter() - t0
+        if stats["tokens"]:
+            logger.info("extracted %d examples, %d tokens in %.1f s (%.0f tokens/s)", stats["examples"],
+                        stats["tokens"], stats["seconds"], stats["tokens"] / stats["seconds"])
+        return stats
+
+    def _shard(self, k: int, writer: Writer, bar, stats: dict) -> None:
+        start = k * self.s["shard_size"]
+        stop = min(start + self.s["shard_size"], len(self.data))
+        try:
+            batch = tokenize(self.model.tokenizer, self.data.inputs(start, stop), max_length=self.model.max_length,
+                             long_inputs=self.s["long_inputs"], stride=self.s["stride"])
+        except ValueError as exc:
+            raise ValueError(f"examples {start}-{stop - 1} (shard {k}): {exc} (input numbers count from {start})") \
+                from exc
+        exs = batch.examples
+        n_tok = [ex.n_tokens for ex in exs]
+        n_words = [len(ex.words) for ex in exs]
+        dims = self._site_dims()
+        streams = stream_names(self.sites, self.s)
+        specs: dict[str, tuple[Any, tuple[int, ...]]] = {"input_ids": (np.int32, (sum(n_tok),)),
+                                                         "word_ids": (np.int32, (sum(n_tok),))}
+        for s in self.sites:
+            for name, (level, _how) in streams[s].items():
+                if level == "attention":
+                    specs[name] = (self.np_dtype, (sum(dims[s] * n * n for n in n_tok),))
+                else:
+                    rows = {"token": sum(n_tok), "word": sum(n_words), "sentence": len(exs)}[level]
+                    specs[name] = (self.np_dtype, (rows, dims[s]))
+        meta = {"fingerprint": self.fp, "start": start, "stop": stop, "n_tokens": n_tok, "n_words": n_words,
+                "words": [list(ex.words) for ex in exs]}
+        sw = ShardWriter(self.root, k, specs, meta)
+        writer.submit(write_ids, sw, exs)
+        ctx = ShardContext(sw, exs, n_tok, n_words, dims, streams, self.torch_dtype,
+                        windows=batch.windows, by_example=_windows_by_example(batch))
+        plan = token_budget_batches([len(w.row_ids) for w in batch.windows], self.batch_tokens)
+        ask = {"output_attentions": True} if self.weights_on_request else {}
+        dev = self.model.device
+        amp = (torch.autocast(device_type=dev.type, dtype=torch.bfloat16) if self.s["autocast"] == "bf16"
+               else contextlib.nullcontext())
+        for rows in plan:
+            wins = [batch.windows[i] for i in rows]
+            captured: dict[Site, torch.Tensor] = {}
+            with torch.inference_mode(), amp, self.model.hooks(self.sites, captured.__setitem__):
+                self.model.forward_rows([w.row_ids for w in wins], **ask)
+            writer.submit(ctx.write_batch, rows, wins, captured)
+            real = sum(len(w.row_ids) for w in wins)
+            stats["tokens"] += real
+            done = len({w.example for w in wins})
+            stats["examples"] += done
+            bar.update(done)
+            rate = stats["tokens"] / max(bar.format_dict.get("elapsed", 0) or 1e-9, 1e-9)
+            bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
+        writer.submit(sw.commit)
+
+
+def _windows_by_example(batch) -> dict[int, list[int]] | None:
+    if not batch.is_windowed:
+        return None
+    out: dict[int, list[int]] = {}
+    for i, w in enumerate(batch.windows):
+        out.setdefault(w.example, []).append(i)
+    return out
+
+

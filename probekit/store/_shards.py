@@ -1,0 +1,208 @@
+"""Shards: one range of examples, one flat binary file per stream, a checksummed sidecar.
+
+Layout of shard ``k`` inside a store::
+
+    shards/00007/L3.resid.tok.bin     raw little-endian array, C order
+    shards/00007/...
+    shards/00007.json                 sidecar: example range, lengths, per-file size and SHA-256
+
+A shard is written into ``shards/00007.tmp/`` with positioned writes
+(``os.pwrite``, so nothing is held in memory and nothing is memory-mapped
+while writing), fsynced, hashed, renamed to ``shards/00007/`` and only then
+is its sidecar written (atomically). A shard is complete exactly when its
+sidecar exists and every file matches the size and checksum it names; the
+sidecar also carries a hash of itself and the store fingerprint, so a damaged
+or foreign sidecar is never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probekit.store._manifest import (
+    FORMAT_VERSION,
+    CorruptShardError,
+    canonical_json,
+    read_json,
+    write_json_atomic,
+)
+
+__all__ = ["ShardWriter", "shard_name", "load_sidecar", "verify_file", "open_stream", "remove_shard", "file_sha256",
+           "verify_shard"]
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 23
+
+
+def shard_name(index: int) -> str:
+    """Directory and sidecar stem of shard ``index`` (``"00007"``)."""
+    return f"{index:05d}"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(_CHUNK)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sidecar_hash(sidecar: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in sidecar.items() if k != "sidecar_sha256"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+class ShardWriter:
+    """Write one shard's streams with positioned writes, then commit it atomically.
+
+    Parameters
+    ----------
+    root : Path
+        The store's ``shards`` directory.
+    index : int
+        Shard number.
+    streams : mapping name -> (dtype, shape)
+        Every stream's numpy dtype and full shape in this shard.
+    meta : dict
+        Extra sidecar content (example range, lengths, fingerprint, ...).
+    """
+
+    def __init__(self, root: Path, index: int, streams: Mapping[str, tuple[np.dtype, tuple[int, ...]]],
+                 meta: Mapping[str, Any]):
+        self.root = Path(root)
+        self.index = index
+        self.name = shard_name(index)
+        self.tmp = self.root / (self.name + ".tmp")
+        self.final = self.root / self.name
+        self.meta = dict(meta)
+        remove_shard(self.root, index)
+        self.tmp.mkdir(parents=True)
+        self._streams: dict[str, dict[str, Any]] = {}
+        self._fds: dict[str, int] = {}
+        for name, (dtype, shape) in streams.items():
+            dtype = np.dtype(dtype)
+            row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize if len(shape) > 1 else dtype.itemsize
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            fd = os.open(self.tmp / f"{name}.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.ftruncate(fd, nbytes)
+            self._fds[name] = fd
+            self._streams[name] = {"file": f"{name}.bin", "dtype": dtype.str, "shape": list(shape),
+                                   "bytes": nbytes, "row_bytes": row}
+
+    def write(self, name: str, row: int, array: np.ndarray) -> None:
+        """Write ``array`` at row ``row`` of stream ``name`` (rows along axis 0)."""
+        info = self._streams[name]
+        data = np.ascontiguousarray(array, dtype=np.dtype(info["dtype"]))
+        offset = row * info["row_bytes"]
+        if offset + data.nbytes > info["bytes"]:
+            raise ValueError(f"write past the end of stream {name} in shard {self.name}")
+        view = memoryview(data).cast("B")
+        while view:
+            n = os.pwrite(self._fds[name], view, offset)
+            view, offset = view[n:], offset + n
+
+    def commit(self) -> dict[str, Any]:
+        """fsync, hash, rename into place and write the sidecar; returns the sidecar."""
+        files = {}
+        for fd in self._fds.values():
+            os.fsync(fd)
+            os.close(fd)
+        self._fds.clear()
+        for name, info in self._streams.items():
+            path = self.tmp / info["file"]
+            files[name] = {k: v for k, v in info.items() if k != "row_bytes"}
+            files[name]["sha256"] = file_sha256(path)
+        os.replace(self.tmp, self.final)
+        sidecar = {**self.meta, "shard": self.index, "format_version": FORMAT_VERSION, "streams": files}
+        sidecar["sidecar_sha256"] = _sidecar_hash(sidecar)
+        write_json_atomic(self.root / f"{self.name}.json", sidecar)
+        return sidecar
+
+    def abort(self) -> None:
+        """Close and remove the partial shard."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def remove_shard(root: Path, index: int) -> None:
+    """Delete every trace of shard ``index`` (sidecar first, so it is never half-present)."""
+    name = shard_name(index)
+    for p in (root / f"{name}.json", root / f"{name}.json.tmp"):
+        if p.exists():
+            p.unlink()
+    for d in (root / name, root / f"{name}.tmp"):
+        if d.exists():
+            shutil.rmtree(d)
+
+
+def load_sidecar(root: Path, index: int, fingerprint: str | None = None) -> dict[str, Any] | None:
+    """The sidecar of shard ``index``, or ``None`` when absent, damaged or foreign.
+
+    Checks the sidecar's own hash, its format version and (when given) the
+    store fingerprint; the data files are not hashed here (see
+    :func:`verify_file`).
+    """
+    path = root / f"{shard_name(index)}.json"
+    if not path.exists():
+        return None
+    try:
+        sidecar = read_json(path)
+    except Exception as exc:  # noqa: BLE001  (any damage means: redo)
+        logger.warning("shard %s: unreadable sidecar (%s)", shard_name(index), exc)
+        return None
+    if not isinstance(sidecar, dict) or sidecar.get("sidecar_sha256") != _sidecar_hash(sidecar):
+        logger.warning("shard %s: sidecar checksum mismatch", shard_name(index))
+        return None
+    if sidecar.get("format_version") != FORMAT_VERSION or sidecar.get("shard") != index:
+        return None
+    if fingerprint is not None and sidecar.get("fingerprint") != fingerprint:
+        logger.warning("shard %s: belongs to another fingerprint", shard_name(index))
+        return None
+    return sidecar
+
+
+def verify_file(root: Path, sidecar: Mapping[str, Any], name: str, *, checksum: bool = True) -> None:
+    """Raise :class:`CorruptShardError` unless stream ``name`` matches its sidecar."""
+    info = sidecar["streams"][name]
+    path = root / shard_name(sidecar["shard"]) / info["file"]
+    where = f"shard {shard_name(sidecar['shard'])}, stream {name} ({path})"
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise CorruptShardError(f"{where} is missing") from None
+    if size != info["bytes"]:
+        raise CorruptShardError(f"{where} is truncated or padded: {size} bytes, expected {info['bytes']}")
+    if checksum and file_sha256(path) != info["sha256"]:
+        raise CorruptShardError(f"{where} does not match its SHA-256 checksum (corrupted)")
+
+
+def verify_shard(root: Path, sidecar: Mapping[str, Any]) -> None:
+    """Verify every stream file of a shard (sizes and checksums)."""
+    for name in sidecar["streams"]:
+        verify_file(root, sidecar, name)
+
+
+def open_stream(root: Path, sidecar: Mapping[str, Any], name: str) -> np.ndarray:
+    """Read-only memory map of a stream (call :func:`verify_file` first)."""
+    info = sidecar["streams"][name]
+    shape = tuple(info["shape"])
+    dtype = np.dtype(info["dtype"])
+    if info["bytes"] == 0:
+        return np.empty(shape, dtype=dtype)
+    path = root / shard_name(sidecar["shard"]) / info["file"]
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)

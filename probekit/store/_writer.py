@@ -1,0 +1,126 @@
+"""Background writing of captured activations into a shard (overlapped with compute)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+import torch
+
+from probekit._pooling import pool_sentence, pool_words
+from probekit._sites import Site
+from probekit.store._batching import stitch_example
+from probekit.store._shards import ShardWriter
+
+__all__ = ["ShardContext", "Writer", "write_ids"]
+
+
+def write_ids(sw: ShardWriter, exs) -> None:
+    ids = np.fromiter((t for ex in exs for t in ex.input_ids), dtype=np.int32)
+    wids = np.fromiter((-1 if w is None else w for ex in exs for w in ex.word_ids), dtype=np.int32)
+    sw.write("input_ids", 0, ids)
+    sw.write("word_ids", 0, wids)
+
+
+class ShardContext:
+    """Turns captured batch tensors into rows of the shard's streams."""
+
+    def __init__(self, sw: ShardWriter, exs, n_tok, n_words, dims, streams, torch_dtype, windows, by_example):
+        self.windows = windows
+        self.sw, self.exs, self.dims, self.streams, self.dtype = sw, exs, dims, streams, torch_dtype
+        self.tok_off = np.concatenate([[0], np.cumsum(n_tok)]).tolist()
+        self.word_off = np.concatenate([[0], np.cumsum(n_words)]).tolist()
+        self.att_off = {s: np.concatenate([[0], np.cumsum([dims[s] * n * n for n in n_tok])]).tolist()
+                        for s in dims if s.is_attention}
+        self.by_example = by_example
+        self.pending: dict[int, dict[Site, torch.Tensor]] = {}
+
+    def write_batch(self, rows: list[int], wins, captured: dict[Site, torch.Tensor]) -> None:
+        cpu = {s: t.to("cpu") for s, t in captured.items()}
+        if self.by_example is None:
+            for s, t in cpu.items():
+                self._write_site(s, t, [(w.example, b, len(w.row_ids)) for b, w in enumerate(wins)])
+            return
+        for b, (r, w) in enumerate(zip(rows, wins)):
+            self.pending[r] = {s: t[b, : len(w.row_ids)] for s, t in cpu.items()}
+            idx = self.by_example[w.example]
+            if all(i in self.pending for i in idx):
+                parts = [self.pending.pop(i) for i in idx]
+                ex = self.exs[w.example]
+                wlist = [self._window(i) for i in idx]
+                for s in cpu:
+                    x = stitch_example(ex, wlist, [p[s] for p in parts])
+                    self._write_site(s, x[None], [(w.example, 0, ex.n_tokens)])
+
+    def _window(self, i: int):
+        return self.windows[i]
+
+    def _write_site(self, s: Site, t: torch.Tensor, items: list[tuple[int, int, int]]) -> None:
+        if s.is_attention:
+            q = t.to(self.dtype).numpy()
+            for e, b, n in items:
+                self.sw.write(str(s), self.att_off[s][e], q[b, :, :n, :n])
+            return
+        names = self.streams[s]
+        q = t.to(self.dtype).numpy() if any(lv == "token" for lv, _ in names.values()) else None
+        for e, b, n in items:
+            x32 = None
+            for name, (level, how) in names.items():
+                if level == "token":
+                    self.sw.write(name, self.tok_off[e], q[b, :n])
+                    continue
+                if x32 is None:
+                    x32 = t[b, :n].float()
+                if level == "word":
+                    pooled = pool_words(x32, self.exs[e].word_spans(), how)
+                    self.sw.write(name, self.word_off[e], pooled.to(self.dtype).numpy())
+                else:
+                    self.sw.write(name, e, pool_sentence(x32, how).to(self.dtype).numpy()[None])
+
+
+class Writer:
+    """Runs write jobs in order, in a background thread when ``overlap``."""
+
+    def __init__(self, overlap: bool):
+        self.overlap = overlap
+        self.error: BaseException | None = None
+        if overlap:
+            self.q: queue.Queue = queue.Queue(maxsize=2)
+            self.thread = threading.Thread(target=self._loop, name="probekit-writer", daemon=True)
+            self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self.q.get()
+            if job is None:
+                return
+            if self.error is not None:
+                continue
+            try:
+                job[0](*job[1:])
+            except BaseException as exc:  # noqa: BLE001  (re-raised in the main thread)
+                self.error = exc
+
+    def submit(self, fn, *args) -> None:
+        if not self.overlap:
+            fn(*args)
+            return
+        if self.error is not None:
+            raise self.error
+        self.q.put((fn, *args))
+
+    def close(self) -> None:
+        """Wait for every job; re-raise a writer error."""
+        if self.overlap:
+            self.q.put(None)
+            self.thread.join()
+            self.overlap = False
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        if self.overlap:
+            self.q.put(None)
+            self.thread.join()
+            self.overlap = False

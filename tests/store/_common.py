@@ -1,0 +1,43 @@
+"""Helpers shared by the store tests and their subprocesses."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import transformers as T
+
+import probekit
+
+WORDS = ("the a film movie plot actor scene story good bad great boring funny sad long short director "
+         "camera music score ending beginning character dialogue script unbelievably remarkable dull "
+         "charming clever predictable moving").split()
+
+
+def tiny_model() -> probekit.HookedModel:
+    cfg = T.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=37)
+    return probekit.load_model(cfg, seed=0)
+
+
+def make_texts(n: int, seed: int = 0, min_words: int = 3, max_words: int = 40) -> list[str]:
+    """``n`` deterministic texts of varied length."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(min_words, max_words))) for _ in range(n)]
+
+
+def store_files(path: str | Path) -> dict[str, bytes]:
+    """Every file of a store as bytes, with the run statistics dropped from the manifest."""
+    path = Path(path)
+    out = {}
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            rel = str(p.relative_to(path))
+            data = p.read_bytes()
+            if rel == "manifest.json":
+                m = json.loads(data)
+                m.pop("stats", None)
+                data = json.dumps(m, sort_keys=True).encode()
+            out[rel] = data
+    return out

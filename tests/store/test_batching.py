@@ -1,0 +1,33 @@
+"""Token-budget batching and small invariants of an extraction."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import probekit
+from probekit.store._batching import token_budget_batches
+
+
+def test_token_budget_batches_cover_every_row_once_within_budget():
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(500)]
+    plan = token_budget_batches(lengths, 512)
+    flat = [i for b in plan for i in b]
+    assert sorted(flat) == list(range(500))
+    for b in plan:
+        assert len(b) * max(lengths[i] for i in b) <= 512
+    # length-sorted: padding is small
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in plan)
+    assert padded / sum(lengths) < 1.1
+    assert token_budget_batches(lengths, 512) == plan
+    assert token_budget_batches([700, 3], 512) == [[0], [1]]
+    with pytest.raises(ValueError, match="batch_tokens"):
+        token_budget_batches(lengths, 0)
+
+
+def test_extract_leaves_no_hooks(tmp_path, tiny, texts):
+    probekit.extract(tiny, texts[:20], ["L0.resid", "L1.attn.pattern"], tmp_path / "s", progress=False)
+    for m in tiny.model.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks
