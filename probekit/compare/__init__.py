@@ -1,5 +1,6 @@
 """Compare representations: similarity measures and layer x layer matrices."""
 
+from probekit.compare._compare import Comparison, attention_deltas, compare
 from probekit.compare._similarity import (
     cca_correlations,
     linear_cka,
@@ -14,6 +15,9 @@ from probekit.compare._similarity import (
 from probekit.compare._streaming import CrossMoments, cka_matrix
 
 __all__ = [
+    "Comparison",
+    "attention_deltas",
+    "compare",
     "CrossMoments",
     "cca_correlations",
     "cka_matrix",
