@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 
 import probekit  # noqa: E402
+from probekit._memory import peak_rss_kb  # noqa: E402
 from probekit.data import load_movie_reviews  # noqa: E402
 from probekit.store._batching import token_budget_batches  # noqa: E402
 
@@ -142,7 +142,7 @@ def child(n: int) -> None:
     finally:
         shutil.rmtree(out, ignore_errors=True)
     print(json.dumps({"n": n, "tokens": tokens, "seconds": dt, "tokens_per_s": tokens / dt,
-                      "store_bytes": size, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "store_bytes": size, "peak_rss_mb": peak_rss_kb() / 1024}))
 
 
 def machine() -> dict:

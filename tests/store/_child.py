@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import sys
 
@@ -20,6 +19,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import make_texts, tiny_model  # noqa: E402
 
 import probekit  # noqa: E402
+from probekit._memory import peak_rss_kb  # noqa: E402
 from probekit.store import _shards  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def main() -> None:
     store = probekit.extract(model, make_texts(a.n), a.sites.split(","), a.out, dtype=a.dtype,
                              shard_size=a.shard_size, batch_tokens=512, progress=False, **kw)
     if a.rss:
-        print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        print(json.dumps({"maxrss_kb": peak_rss_kb(),
                           "n_tokens": store.manifest["n_tokens"]}))
 
 
