@@ -27,7 +27,7 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from probekit.cli import _demo, _extract, _models, _tasks, _variants  # noqa: F401  (commands register on import)
+    from probekit.cli import _analysis, _demo, _extract, _models, _tasks, _variants  # noqa: F401, E501
 
 
 _register()
