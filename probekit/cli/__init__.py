@@ -27,7 +27,15 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from probekit.cli import _analysis, _demo, _extract, _models, _tasks, _variants  # noqa: F401, E501
+    from probekit.cli import (  # noqa: F401  (commands register on import)
+        _analysis,
+        _demo,
+        _extract,
+        _models,
+        _probe,
+        _tasks,
+        _variants,
+    )
 
 
 _register()

@@ -190,7 +190,7 @@ def attention_deltas(store_a, store_b, *, head_map: Mapping[tuple[int, int], tup
             den = np.sqrt((x * x).sum() * (y * y).sum())
             corr[(la_, ha)] += float((x * y).sum() / den) * n_q if den > 0 else 0.0
     out = []
-    for (lay, head), (_lb, hb) in head_map.items():
+    for lay, head in head_map:
         base = {"model": store_a.manifest.get("model", {}).get("name"),
                 "variant": store_b.manifest.get("model", {}).get("name"),
                 "site": f"L{lay}.attn.pattern", "layer": lay, "head": head}

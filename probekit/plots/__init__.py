@@ -2,6 +2,7 @@
 
 from probekit.plots._attention import attention_heatmap, layer_head_grid, pattern_frame
 from probekit.plots._attribution import attribution_html, attribution_png
+from probekit.plots._probes import probe_curves, probe_heatmap, selectivity_curves
 from probekit.plots._similarity import similarity_heatmap
 
 __all__ = [
@@ -10,5 +11,8 @@ __all__ = [
     "attribution_png",
     "layer_head_grid",
     "pattern_frame",
+    "probe_curves",
+    "probe_heatmap",
+    "selectivity_curves",
     "similarity_heatmap",
 ]

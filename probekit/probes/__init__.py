@@ -29,6 +29,8 @@ from probekit.probes._stats import (
     paired_bootstrap,
 )
 from probekit.probes._structural import DepthProbe, DistanceProbe
+from probekit.probes._suite import ProbeSuite
+from probekit.probes._task_store import StoreTaskMismatchError, check_alignment, extract_task, random_init_copy
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, mst_edges, root_accuracy, uuas
 
 __all__ = [
@@ -41,19 +43,24 @@ __all__ = [
     "MLPProbe",
     "McNemarResult",
     "PairedBootstrap",
+    "ProbeSuite",
     "RankProbe",
+    "StoreTaskMismatchError",
     "bootstrap_ci",
     "center_of_gravity",
+    "check_alignment",
     "codelength_bits",
     "depth_spearman",
     "distance_spearman",
     "expected_layer",
+    "extract_task",
     "fit_batched",
     "mcnemar",
     "mcnemar_from_counts",
     "mst_edges",
     "online_codelength",
     "paired_bootstrap",
+    "random_init_copy",
     "root_accuracy",
     "uniform_codelength",
     "uuas",

@@ -1,0 +1,342 @@
+"""ProbeSuite: tasks x sites x probes x seeds over one or more activation stores.
+
+Every number is a tidy row of :class:`probekit._results.Results`
+(``model, variant, task, layer, site, head, probe, seed, split, metric,
+value, ci_low, ci_high``). Metrics, for each store, task and probe:
+
+- ``accuracy``, ``macro_f1`` per layer and seed, with a percentile bootstrap
+  interval over test examples (``1 - alpha``, default 95%);
+  ``accuracy_mean``/``accuracy_std``/``macro_f1_mean``/``macro_f1_std`` over
+  seeds (``seed`` empty).
+- the same for the control task (``task = "<name>.control"``, Hewitt & Liang
+  2019, same probe, same rows) and ``selectivity`` = task accuracy minus
+  control accuracy, per layer and seed and for the seed means.
+- the ``majority`` baseline (``probe = "majority"``, no layer): the most
+  frequent training label predicted everywhere. The embedding layer is layer
+  0 (site ``emb``); the random-weights baseline is a store extracted from
+  :func:`random_init_copy` passed beside the real one (e.g. under the key
+  ``(model, "random-init")``).
+- ``delta_accuracy_vs_prev`` (paired bootstrap of layer l minus layer l-1 on
+  the same test examples, first seed) and ``mcnemar_p_vs_prev``; with several
+  stores, ``delta_accuracy_vs_reference``/``mcnemar_p_vs_reference`` of each
+  store against the first one at the same site.
+- ``expected_layer`` (Tenney et al. 2019, layer 0 as the baseline) from the
+  running maximum of the seed-mean accuracies over layers -- a stand-in for
+  Tenney's cumulative scoring (a probe on layers ``0..l`` does at least as
+  well as the best single one), which keeps every delta non-negative and the
+  value within the probed layers (NaN when no layer gains) -- and ``center_of_gravity`` of the per-layer gain
+  over the majority baseline (clipped at 0).
+
+Structural tasks train a :class:`DistanceProbe` (``uuas``,
+``distance_spearman``) and a :class:`DepthProbe` (``root_accuracy``,
+``depth_spearman``) per layer and seed, without intervals or controls.
+Edge tasks (``arc``, ``arclabel``) probe the concatenation ``[h_i; h_j]``
+of the two words' vectors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from sklearn.base import clone
+
+from probekit._results import Results
+from probekit.probes._batched import fit_batched
+from probekit.probes._linear import LinearProbe
+from probekit.probes._mlp import MLPProbe
+from probekit.probes._stats import bootstrap_ci, center_of_gravity, expected_layer, mcnemar, paired_bootstrap
+from probekit.probes._structural import DepthProbe, DistanceProbe
+from probekit.probes._task_store import TaskInputs, site_layer, task_inputs
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ProbeSuite"]
+
+_PROBES = {"linear": LinearProbe, "mlp": MLPProbe}
+
+
+def _as_probes(probes) -> dict:
+    if probes is None:
+        return {"linear": LinearProbe(random_state=0)}
+    if isinstance(probes, str):
+        probes = [probes]
+    if isinstance(probes, Mapping):
+        return dict(probes)
+    out = {}
+    for p in probes if isinstance(probes, Sequence) else [probes]:
+        if isinstance(p, str):
+            if p not in _PROBES:
+                raise ValueError(f"unknown probe {p!r}; use one of {sorted(_PROBES)} or pass an estimator")
+            out[p] = _PROBES[p](random_state=0)
+        else:
+            out[type(p).__name__.replace("Probe", "").lower()] = p
+    return out
+
+
+def _as_stores(stores) -> list[tuple[str, str | None, object]]:
+    from probekit.store import ActivationStore
+
+    if isinstance(stores, ActivationStore):
+        stores = [stores]
+    items = stores.items() if isinstance(stores, Mapping) else [(None, s) for s in stores]
+    out = []
+    for key, st in items:
+        name = (st.manifest.get("model") or {}).get("name") or st.path.name
+        variant = None
+        if isinstance(key, tuple):
+            name, variant = key
+        elif key is not None:
+            name = key
+        out.append((str(name), variant, st))
+    if not out:
+        raise ValueError("no stores given")
+    return out
+
+
+class ProbeSuite:
+    """Run probing tasks over activation stores and collect tidy results.
+
+    Parameters
+    ----------
+    tasks : Task or sequence of Task
+        Real (not control) tasks; each store must hold exactly each task's
+        examples (see :func:`extract_task`). Tasks of different example sets
+        need different stores: pass one suite per store set, or ``stores``
+        mapping for the matching task only (``run(..., task_stores=...)``).
+    probes : str, estimator, sequence or mapping, optional
+        ``"linear"`` (default), ``"mlp"``, estimators, or ``{name: estimator}``.
+    seeds : sequence of int
+        Initialisation seeds of every probe (all layers x seeds of a task are
+        fitted at once with :func:`fit_batched`).
+    controls : bool
+        Also run each task's control task and report selectivity.
+    control_seed : int
+    n_boot : int
+        Bootstrap replicates of every interval and paired test.
+    alpha : float
+        Intervals are ``1 - alpha``.
+    sites : sequence of str, optional
+        Sites to probe (default: every token-level site of the store).
+    structural : dict, optional
+        Parameters of the structural probes (default ``rank=32, max_iter=20``).
+
+    Attributes
+    ----------
+    predictions_ : dict
+        ``(model, variant, task, site, probe, seed) -> predicted labels`` on
+        the test rows, after :meth:`run`.
+    truth_ : dict
+        ``(model, variant, task) -> gold test labels``.
+
+    Examples
+    --------
+    >>> suite = ProbeSuite(task, seeds=(0, 1))                       # doctest: +SKIP
+    >>> df = suite.run({"minilm": store, ("minilm", "random-init"): rstore}).to_frame()  # doctest: +SKIP
+    """
+
+    def __init__(self, tasks, probes=None, seeds: Sequence[int] = (0,), *, controls: bool = True,
+                 control_seed: int = 0, n_boot: int = 1000, alpha: float = 0.05,
+                 sites: Sequence[str] | None = None, structural: dict | None = None):
+        self.tasks = [tasks] if hasattr(tasks, "dataset") else list(tasks)
+        for t in self.tasks:
+            if t.control_of is not None:
+                raise ValueError(f"pass real tasks; {t.name!r} is a control task (controls=True adds them)")
+        self.probes = _as_probes(probes)
+        self.seeds = tuple(int(s) for s in seeds)
+        if not self.seeds:
+            raise ValueError("seeds is empty")
+        self.controls = controls
+        self.control_seed = control_seed
+        self.n_boot = n_boot
+        self.alpha = alpha
+        self.sites = sites
+        self.structural = {"rank": 32, "max_iter": 20, **(structural or {})}
+        self.predictions_: dict = {}
+        self.truth_: dict = {}
+
+    # ------------------------------------------------------------------ run
+    def run(self, stores) -> Results:
+        """Run every task over every store.
+
+        Parameters
+        ----------
+        stores : ActivationStore, sequence of them, or mapping
+            Keys are model names or ``(model, variant)`` tuples; without keys
+            the model name comes from the store's manifest. The first store is
+            the reference of the ``*_vs_reference`` comparisons.
+
+        Returns
+        -------
+        Results
+        """
+        rows: list[dict] = []
+        items = _as_stores(stores)
+        for task in self.tasks:
+            control = None
+            if self.controls and task.level in ("sentence", "word", "edge"):
+                from probekit.data import control_task
+
+                control = control_task(task, self.control_seed)
+            for model, variant, store in items:
+                ctx = {"model": model, "variant": variant}
+                logger.info("probing %s on %s/%s", task.name, model, variant)
+                inp = task_inputs(store, task, self.sites)
+                if task.level == "structural":
+                    rows += self._structural(ctx, task, inp)
+                    continue
+                rows += self._majority(ctx, task, inp)
+                for pname, est in self.probes.items():
+                    acc = self._classify(ctx, task, task.name, inp, inp.y, pname, est, rows)
+                    if control is not None:
+                        y_c = np.asarray(control.dataset.flat_labels(), dtype=object).astype(str)
+                        acc_c = self._classify(ctx, task, control.name, inp, y_c, pname, est, rows)
+                        rows += self._selectivity(ctx, task, inp, pname, acc, acc_c)
+                    rows += self._depth_of(ctx, task, inp, pname, acc, rows)
+            rows += self._vs_reference(items, task)
+        return Results(rows)
+
+    # ------------------------------------------------------------ pieces
+    def _row(self, ctx, task_name, inp: TaskInputs | None, li, probe, seed, metric, value, lo=np.nan, hi=np.nan,
+             split=None):
+        return {**ctx, "task": task_name, "layer": None if li is None else inp.layers[li],
+                "site": None if li is None else str(inp.sites[li]), "head": None, "probe": probe, "seed": seed,
+                "split": split if split is not None else (inp.test_split if inp is not None else None),
+                "metric": metric, "value": float(value), "ci_low": float(lo), "ci_high": float(hi)}
+
+    def _ci_rows(self, ctx, task_name, inp, li, probe, seed, y_true, pred, rs):
+        out = []
+        for metric in ("accuracy", "macro_f1"):
+            ci = bootstrap_ci(y_true, pred, metric, n_boot=self.n_boot, alpha=self.alpha, random_state=rs)
+            out.append(self._row(ctx, task_name, inp, li, probe, seed, metric, ci.estimate, ci.low, ci.high))
+        return out
+
+    def _majority(self, ctx, task, inp: TaskInputs) -> list[dict]:
+        y = np.asarray(inp.y)
+        labels, counts = np.unique(y[inp.train], return_counts=True)
+        major = labels[np.argmax(counts)]
+        pred = np.full(int(inp.test.sum()), major, dtype=y.dtype)
+        return self._ci_rows(ctx, task.name, inp, None, "majority", None, y[inp.test], pred, self.control_seed)
+
+    def _classify(self, ctx, task, task_name, inp, y, pname, est, rows) -> np.ndarray:
+        """Fit all layers x seeds; append rows; return test accuracy ``[layers, seeds]``."""
+        y = np.asarray(y)
+        y_tr, y_te = y[inp.train], y[inp.test]
+        probes = fit_batched(clone(est), [X[inp.train] for X in inp.X], y_tr, seeds=self.seeds)
+        acc = np.zeros((len(inp.X), len(self.seeds)))
+        f1 = np.zeros_like(acc)
+        self.truth_[(ctx["model"], ctx["variant"], task_name)] = y_te
+        for li, X in enumerate(inp.X):
+            X_te = X[inp.test]
+            for si, seed in enumerate(self.seeds):
+                pred = np.asarray(probes[li][si].predict(X_te))
+                self.predictions_[(ctx["model"], ctx["variant"], task_name, str(inp.sites[li]), pname, seed)] = pred
+                r = self._ci_rows(ctx, task_name, inp, li, pname, seed, y_te, pred, seed)
+                acc[li, si], f1[li, si] = r[0]["value"], r[1]["value"]
+                rows += r
+            for name, m in (("accuracy", acc), ("macro_f1", f1)):
+                rows.append(self._row(ctx, task_name, inp, li, pname, None, f"{name}_mean", m[li].mean()))
+                rows.append(self._row(ctx, task_name, inp, li, pname, None, f"{name}_std", m[li].std(ddof=0)))
+            if li > 0:
+                key = (ctx["model"], ctx["variant"], task_name)
+                a = self.predictions_[key + (str(inp.sites[li]), pname, self.seeds[0])]
+                b = self.predictions_[key + (str(inp.sites[li - 1]), pname, self.seeds[0])]
+                pb = paired_bootstrap(y_te, a, b, n_boot=self.n_boot, alpha=self.alpha, random_state=self.seeds[0])
+                rows.append(self._row(ctx, task_name, inp, li, pname, self.seeds[0], "delta_accuracy_vs_prev",
+                                      pb.difference, pb.low, pb.high))
+                rows.append(self._row(ctx, task_name, inp, li, pname, self.seeds[0], "mcnemar_p_vs_prev",
+                                      mcnemar(y_te, a, b).pvalue))
+        return acc
+
+    def _selectivity(self, ctx, task, inp, pname, acc, acc_c) -> list[dict]:
+        out = []
+        for li in range(len(inp.X)):
+            for si, seed in enumerate(self.seeds):
+                out.append(self._row(ctx, task.name, inp, li, pname, seed, "selectivity", acc[li, si] - acc_c[li, si]))
+            out.append(self._row(ctx, task.name, inp, li, pname, None, "selectivity_mean",
+                                 acc[li].mean() - acc_c[li].mean()))
+        return out
+
+    def _depth_of(self, ctx, task, inp, pname, acc, rows) -> list[dict]:
+        mean = acc.mean(axis=1)
+        layers = np.asarray(inp.layers, dtype=np.float64)
+        major = next(r["value"] for r in reversed(rows) if r["probe"] == "majority" and r["task"] == task.name
+                     and r["metric"] == "accuracy" and r["model"] == ctx["model"] and r["variant"] == ctx["variant"])
+        gain = np.clip(mean - major, 0, None)
+        cog = center_of_gravity(gain, layers) if gain.sum() > 0 else float("nan")
+        el = expected_layer(np.maximum.accumulate(mean), layers)
+        return [self._row(ctx, task.name, inp, None, pname, None, "expected_layer", el),
+                self._row(ctx, task.name, inp, None, pname, None, "center_of_gravity", cog)]
+
+    def _vs_reference(self, items, task) -> list[dict]:
+        if len(items) < 2 or task.level == "structural":
+            return []
+        out = []
+        ref_m, ref_v, _ = items[0]
+        seed = self.seeds[0]
+        for model, variant, _ in items[1:]:
+            y = self.truth_.get((model, variant, task.name))
+            if y is None:
+                continue
+            for (m, v, t, site, pname, s), pred in list(self.predictions_.items()):
+                if (m, v, t, s) != (model, variant, task.name, seed):
+                    continue
+                ref = self.predictions_.get((ref_m, ref_v, t, site, pname, s))
+                if ref is None or len(ref) != len(pred):
+                    continue
+                pb = paired_bootstrap(y, pred, ref, n_boot=self.n_boot, alpha=self.alpha, random_state=seed)
+                base = {"model": model, "variant": variant, "task": t, "layer": site_layer(site), "site": site,
+                        "head": None, "probe": pname, "seed": seed, "split": None}
+                out.append({**base, "metric": "delta_accuracy_vs_reference", "value": pb.difference,
+                            "ci_low": pb.low, "ci_high": pb.high})
+                out.append({**base, "metric": "mcnemar_p_vs_reference", "value": mcnemar(y, pred, ref).pvalue,
+                            "ci_low": np.nan, "ci_high": np.nan})
+        return out
+
+    def _structural(self, ctx, task, inp: TaskInputs) -> list[dict]:
+        rows = []
+        tr, te = np.flatnonzero(inp.train), np.flatnonzero(inp.test)
+        dist = [np.asarray(lab["distance"], dtype=np.float32) for lab in inp.y]
+        depth = [np.asarray(lab["depth"], dtype=np.float32) for lab in inp.y]
+        for pname, cls, gold in (("distance", DistanceProbe, dist), ("depth", DepthProbe, depth)):
+            for li, Xs in enumerate(inp.X):
+                vals: dict[str, list[float]] = {}
+                for seed in self.seeds:
+                    p = cls(**self.structural, random_state=seed).fit([Xs[i] for i in tr], [gold[i] for i in tr])
+                    ev = p.evaluate([Xs[i] for i in te], [gold[i] for i in te])
+                    for k, v in ev.items():
+                        metric = {"spearman": f"{pname}_spearman"}.get(k, k)
+                        vals.setdefault(metric, []).append(v)
+                        rows.append(self._row(ctx, task.name, inp, li, pname, seed, metric, v))
+                for metric, v in vals.items():
+                    rows.append(self._row(ctx, task.name, inp, li, pname, None, f"{metric}_mean", np.mean(v)))
+                    rows.append(self._row(ctx, task.name, inp, li, pname, None, f"{metric}_std", np.std(v)))
+        return rows
+
+    # ------------------------------------------------------------ comparisons
+    def compare(self, a: tuple, b: tuple, metric: str = "accuracy") -> dict:
+        """Paired bootstrap and McNemar test of two fitted probes on the same test rows.
+
+        Parameters
+        ----------
+        a, b : tuple
+            Keys of :attr:`predictions_`: ``(model, variant, task, site, probe, seed)``
+            (two layers of one model, or one layer of two models).
+        metric : {"accuracy", "macro_f1"}
+
+        Returns
+        -------
+        dict
+            ``difference, ci_low, ci_high, bootstrap_p, mcnemar_p``.
+        """
+        for k in (a, b):
+            if k not in self.predictions_:
+                raise KeyError(f"no predictions for {k}; run() first (keys: model, variant, task, site, probe, seed)")
+        y = self.truth_[a[:3]]
+        pa, pb_ = self.predictions_[a], self.predictions_[b]
+        if len(pa) != len(pb_):
+            raise ValueError("the two probes were evaluated on different test rows")
+        pb = paired_bootstrap(y, pa, pb_, metric, n_boot=self.n_boot, alpha=self.alpha, random_state=0)
+        return {"difference": pb.difference, "ci_low": pb.low, "ci_high": pb.high, "bootstrap_p": pb.pvalue,
+                "mcnemar_p": mcnemar(y, pa, pb_).pvalue}

@@ -1,0 +1,246 @@
+"""Stores extracted *for* a probing task, and the probe inputs they give.
+
+A probe suite must pair every label with exactly the activation row it
+belongs to. :func:`extract_task` therefore extracts precisely a task's
+examples (its pre-split words, in task order, with the split and sentence
+label as metadata, word- and sentence-mean pooled), and
+:func:`check_alignment` refuses a store whose examples or words differ from
+the task's -- it never lets labels and rows drift apart silently.
+
+Layer numbering follows ``output_hidden_states``: ``emb`` is layer 0 and
+``L{i}.*`` is layer ``i + 1``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from probekit._sites import Site
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["StoreTaskMismatchError", "check_alignment", "extract_task", "random_init_copy", "site_layer",
+           "task_frame", "TaskInputs", "task_inputs"]
+
+
+class StoreTaskMismatchError(ValueError):
+    """The store's examples are not the task's examples (count, order or words differ)."""
+
+
+def site_layer(site: Site | str) -> int:
+    """Layer index of a site: ``emb`` is 0, ``L{i}.*`` is ``i + 1``.
+
+    Examples
+    --------
+    >>> site_layer("emb"), site_layer("L2.resid")
+    (0, 3)
+    """
+    s = Site.parse(site)
+    return 0 if s.layer is None else int(s.layer) + 1
+
+
+def task_frame(task) -> pd.DataFrame:
+    """The examples of ``task`` as :func:`probekit.extract` takes them.
+
+    Columns ``id`` (example index), ``words`` (pre-split), ``split``, and
+    ``label`` for sentence-level tasks.
+    """
+    ds = task.dataset
+    df = pd.DataFrame({"id": np.arange(len(ds)), "words": [list(w) for w in ds.word_lists()],
+                       "split": list(ds.splits)})
+    if task.level == "sentence":
+        df["label"] = [str(x) for x in ds.labels]
+    return df
+
+
+def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str = "float32", **kwargs):
+    """Extract a store holding exactly ``task``'s examples, ready for :class:`ProbeSuite`.
+
+    Parameters
+    ----------
+    model : HookedModel or str
+        A loaded model or anything :func:`probekit.load_model` takes.
+    task : Task
+        From :func:`probekit.data.build_task`; its control task shares the
+        examples, so one store serves both.
+    out : path
+        Store directory.
+    sites : optional
+        As in :func:`probekit.extract` (default: ``emb`` and every residual site).
+    dtype : {"float32", "float16"}
+    **kwargs
+        Passed to :func:`probekit.extract` (``overwrite``, ``progress``, ...).
+
+    Returns
+    -------
+    ActivationStore
+        With word rows (mean over sub-word tokens) and sentence rows (mean
+        over tokens); token rows are not kept.
+
+    Examples
+    --------
+    >>> store = extract_task(model, task, "acts/upos")      # doctest: +SKIP
+    """
+    from probekit.store import extract
+
+    kwargs.setdefault("tokens", False)
+    return extract(model, task_frame(task), sites, out, dtype=dtype, word_pooling=("mean",),
+                   sentence_pooling=("mean",), **kwargs)
+
+
+def random_init_copy(model, seed: int = 0, name: str | None = None):
+    """The same architecture with freshly drawn random weights and the same tokenizer.
+
+    Parameters
+    ----------
+    model : HookedModel
+    seed : int
+        Seed of the random weights.
+    name : str, optional
+        Default ``"<model name>-random<seed>"``.
+
+    Returns
+    -------
+    HookedModel
+        Use it with :func:`extract_task` for the random-weights baseline.
+    """
+    from probekit import load_model
+
+    cfg = copy.deepcopy(model.config)
+    base = model.name or type(model.model).__name__
+    return load_model(cfg, tokenizer=model.tokenizer, seed=seed, name=name or f"{base}-random{seed}")
+
+
+def check_alignment(store, task) -> None:
+    """Raise :class:`StoreTaskMismatchError` unless ``store`` holds ``task``'s examples and words, in order."""
+    words = task.dataset.word_lists()
+    if store.n_examples != len(words):
+        raise StoreTaskMismatchError(
+            f"store {store.path} has {store.n_examples} examples but task {task.name!r} has {len(words)}; "
+            "extract the store for this task with probekit.probes.extract_task(model, task, out) (and build the "
+            "task with the same source, path, limit and seed)")
+    n_words = np.asarray(store.n_words)
+    want = np.array([len(w) for w in words])
+    bad = np.flatnonzero(n_words != want)
+    if len(bad):
+        i = int(bad[0])
+        raise StoreTaskMismatchError(
+            f"store {store.path} and task {task.name!r} differ in the words of {len(bad)} example(s), first at "
+            f"example {i}: {int(n_words[i])} words in the store vs {int(want[i])} in the task; extract the store "
+            "with probekit.probes.extract_task")
+    ex = store.examples
+    for i, w in enumerate(words):
+        if list(ex["words"].iloc[i]) != list(w):
+            raise StoreTaskMismatchError(
+                f"store {store.path} and task {task.name!r} differ at example {i}: store words "
+                f"{list(ex['words'].iloc[i])[:8]} vs task words {list(w)[:8]}; extract the store with "
+                "probekit.probes.extract_task")
+
+
+@dataclass
+class TaskInputs:
+    """Probe inputs of one task on one store: features per layer, labels, and train/eval masks.
+
+    ``X[l]`` is ``[rows, d]`` for classification tasks (rows: sentences, words
+    or pairs) and a list of per-sentence ``[n_words, d]`` matrices for
+    structural tasks; ``y`` holds the labels (structural: per-sentence dicts);
+    ``train``/``test`` are boolean masks over rows (sentences for structural).
+    """
+
+    sites: list[Site]
+    layers: list[int]
+    X: list
+    y: object
+    train: np.ndarray
+    test: np.ndarray
+    train_split: str
+    test_split: str
+
+
+def _splits(splits: Sequence[str]) -> tuple[str, str]:
+    have = set(splits)
+    train = "train" if "train" in have else "dev"
+    test = "test" if "test" in have else "dev"
+    if train not in have or test not in have:
+        raise ValueError(f"the task needs a train (or dev) and a test (or dev) split; it has {sorted(have)}")
+    if train == test:
+        logger.warning("task has only the %r split: training and evaluating on it", train)
+    return train, test
+
+
+def _row_splits(task) -> np.ndarray:
+    ds = task.dataset
+    if task.level in ("sentence", "structural"):
+        return np.asarray(ds.splits)
+    if task.level == "word":
+        return np.repeat(np.asarray(ds.splits), [len(r) for r in ds.labels])
+    return np.repeat(np.asarray(ds.splits), [len(r) for r in ds.labels])
+
+
+def task_labels(task) -> np.ndarray:
+    """Flat labels of a classification task, one per probe row."""
+    return np.asarray(task.dataset.flat_labels(), dtype=object).astype(str)
+
+
+def _edge_index(task, word_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = [], []
+    for k, row in enumerate(task.dataset.labels):
+        for i, j, _ in row:
+            a.append(word_offsets[k] + i)
+            b.append(word_offsets[k] + j)
+    return np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+
+
+def task_inputs(store, task, sites=None) -> TaskInputs:
+    """Check alignment and build the probe inputs of ``task`` at every (token-level) site of ``store``.
+
+    Parameters
+    ----------
+    store : ActivationStore
+        Extracted with :func:`extract_task` (or equivalently).
+    task : Task
+    sites : sequence of Site or str, optional
+        Default: every non-attention site of the store, ordered by layer.
+    """
+    check_alignment(store, task)
+    if sites is None:
+        sites = [Site.parse(s) for s in store.manifest["sites"]]
+        sites = [s for s in sites if not s.is_attention]
+    else:
+        sites = [Site.parse(s) for s in sites]
+    sites = sorted(sites, key=lambda s: (site_layer(s), str(s)))
+    if not sites:
+        raise ValueError(f"store {store.path} has no token-level sites to probe")
+    train_split, test_split = _splits(task.dataset.splits)
+    rs = _row_splits(task)
+    train, test = rs == train_split, rs == test_split
+    X: list = []
+    if task.level == "sentence":
+        y = task_labels(task)
+        X = [np.asarray(store[s].numpy("sentence", "mean"), dtype=np.float32) for s in sites]
+    elif task.level == "word":
+        y = task_labels(task)
+        X = [np.asarray(store[s].numpy("word", "mean"), dtype=np.float32) for s in sites]
+    elif task.level == "edge":
+        y = task_labels(task)
+        offsets = np.concatenate([[0], np.cumsum(store.n_words)])
+        ia, ib = _edge_index(task, offsets)
+        for s in sites:
+            W = np.asarray(store[s].numpy("word", "mean"), dtype=np.float32)
+            X.append(np.concatenate([W[ia], W[ib]], axis=1))
+    elif task.level == "structural":
+        y = list(task.dataset.labels)
+        offsets = np.concatenate([[0], np.cumsum(store.n_words)])
+        for s in sites:
+            W = np.array(store[s].numpy("word", "mean"), dtype=np.float32)  # a writable copy
+            X.append([W[offsets[k]:offsets[k + 1]] for k in range(len(offsets) - 1)])
+    else:
+        raise ValueError(f"unknown task level {task.level!r}")
+    return TaskInputs(sites, [site_layer(s) for s in sites], X, y, train, test, train_split, test_split)

@@ -1,0 +1,58 @@
+"""``probekit probe`` end to end on a tiny random BERT over a real UD slice."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+import probekit
+from probekit.cli import main
+from probekit.data import build_task
+from probekit.probes import extract_task, random_init_copy
+from tests.conftest import tiny_config
+from tests.data.conftest import UD_DEV
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture()
+def stores(tmp_path):
+    if not UD_DEV.exists():
+        pytest.skip(f"shared UD English EWT data not found at {UD_DEV}")
+    task = build_task("upos", "ud", path=UD_DEV, limit=100)
+    model = probekit.load_model(tiny_config("bert"), seed=0)
+    real = extract_task(model, task, tmp_path / "real", progress=False)
+    rand = extract_task(random_init_copy(model, seed=1), task, tmp_path / "rand", progress=False)
+    return real.path, rand.path
+
+
+def test_probe_cli_end_to_end(stores, tmp_path):
+    real, rand = stores
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["probe", "--store", f"tiny={real}", "--store", f"tiny:random-init={rand}",
+                                  "--task", "upos,xpos", "--ud-path", str(UD_DEV), "--limit", "100",
+                                  "--seeds", "0,1", "--n-boot", "100", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    for name in ("results.csv", "summary.md", "curves.png", "heatmap.png", "selectivity.png"):
+        assert (out / name).stat().st_size > 0, name
+    df = pd.read_csv(out / "results.csv")
+    assert {"upos", "upos.control", "xpos", "xpos.control"} <= set(df.task)
+    assert set(df.variant.dropna()) == {"random-init"}
+    md = (out / "summary.md").read_text()
+    assert md.startswith("| model | variant | task | probe |") and md.count("\n") == 2 + 4  # 2 models x 2 tasks
+    assert "upos" in r.output
+
+
+def test_probe_cli_misaligned_store_fails_clearly(stores, tmp_path):
+    r = CliRunner().invoke(main, ["probe", "--store", str(stores[0]), "--task", "upos", "--ud-path", str(UD_DEV),
+                                  "--limit", "80", "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0
+    assert "extract_task" in r.output
