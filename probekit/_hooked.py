@@ -78,6 +78,24 @@ class HookedModel:
         c = self.config
         return getattr(c, "num_attention_heads", None) or getattr(c, "n_head", None) or c.n_heads
 
+    def heads_per_layer(self) -> list[int]:
+        """Attention heads of every block as the weights stand (fewer after structured head pruning).
+
+        Read from the width of each block's attention output projection
+        divided by the head size, so it follows pruned models; the config's
+        count (:attr:`n_heads`) when the adapter names no projection.
+        """
+        path = self.adapter.attn_output_proj
+        if not path:
+            return [self.n_heads] * self.n_layers
+        head_dim = getattr(self.config, "head_dim", None) or self.d_model // self.n_heads
+        out = []
+        for block in self._blocks:
+            proj = resolve_module(block, path)
+            width = getattr(proj, "in_features", None) or proj.weight.shape[0]  # nn.Linear, or GPT-2's Conv1D
+            out.append(int(width) // head_dim)
+        return out
+
     @property
     def d_model(self) -> int:
         c = self.config
@@ -130,8 +148,11 @@ class HookedModel:
             raise ValueError(f"site {s}: layer {s.layer} is out of range; {self.name} has layers 0-{self.n_layers - 1}")
         if s.component not in GLOBAL_COMPONENTS and s.component not in self.adapter.components:
             raise ValueError(f"site {s}: the {self.adapter.family} adapter has no component {s.component!r}")
-        if s.head is not None and s.head >= self.n_heads:
-            raise ValueError(f"site {s}: head {s.head} is out of range; {self.name} has heads 0-{self.n_heads - 1}")
+        if s.head is not None:
+            n = self.heads_per_layer()[s.layer]
+            if s.head >= n:
+                raise ValueError(f"site {s}: head {s.head} is out of range; layer {s.layer} of {self.name} "
+                                 f"has heads 0-{n - 1}")
         return s
 
     def _module_hook(self, site: Site) -> tuple[nn.Module, Hook]:

@@ -77,6 +77,12 @@ class _Concat:
         return np.concatenate(out) if len(out) > 1 else out[0]
 
 
+def _heads(store, layer: int) -> int:
+    model = store.manifest["model"]
+    per_layer = model.get("heads_per_layer")
+    return int(per_layer[layer]) if per_layer else int(model["n_heads"])
+
+
 def compare(
     store_a,
     store_b,
@@ -165,10 +171,13 @@ def attention_deltas(store_a, store_b, *, head_map: Mapping[tuple[int, int], tup
     if not layers and head_map is None:
         return Results()
     if head_map is None:
-        h = int(store_a.manifest["model"]["n_heads"])
-        if int(store_b.manifest["model"]["n_heads"]) != h:
-            raise ValueError("the stores have different head counts; pass head_map")
-        head_map = {(lay, k): (lay, k) for lay in layers for k in range(h)}
+        head_map = {}
+        for lay in layers:
+            ha, hb = _heads(store_a, lay), _heads(store_b, lay)
+            if ha != hb:
+                raise ValueError(f"layer {lay} has {ha} heads in A and {hb} in B; pass head_map (a head-pruned "
+                                 "variant's layer map records which original heads survive)")
+            head_map.update({(lay, k): (lay, k) for k in range(ha)})
     jsd: dict = {k: 0.0 for k in head_map}
     corr: dict = {k: 0.0 for k in head_map}
     rows_seen = 0

@@ -314,8 +314,13 @@ class SiteView:
         """Feature width (heads for attention sites)."""
         sc = self.store._sidecars[0]
         name = next(iter(self.store._streams[self._base]))
-        return int(sc["streams"][name]["shape"][-1]) if not self.site.is_attention else \
-            int(self.store.manifest["model"]["n_heads"])
+        return int(sc["streams"][name]["shape"][-1]) if not self.site.is_attention else self._heads()
+
+    def _heads(self) -> int:
+        """Heads of this attention site's layer (per layer: a head-pruned model has fewer in some)."""
+        model = self.store.manifest["model"]
+        per_layer = model.get("heads_per_layer")
+        return int(per_layer[self.site.layer]) if per_layer else int(model["n_heads"])
 
     def _token_stream(self) -> str:
         name = self.store._stream(self._base, "token", None)
@@ -330,7 +335,7 @@ class SiteView:
         k, j = st._locate(i)
         if self.site.is_attention:
             n = int(st._sidecars[k]["n_tokens"][j])
-            h = st.manifest["model"]["n_heads"]
+            h = self._heads()
             sizes = np.array(st._sidecars[k]["n_tokens"][:j], dtype=np.int64)
             a = int((sizes * sizes).sum()) * h
             x = st._map(k, str(self._base))[a: a + h * n * n].reshape(h, n, n)
