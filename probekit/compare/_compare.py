@@ -77,12 +77,6 @@ class _Concat:
         return np.concatenate(out) if len(out) > 1 else out[0]
 
 
-def _heads(store, layer: int) -> int:
-    model = store.manifest["model"]
-    per_layer = model.get("heads_per_layer")
-    return int(per_layer[layer]) if per_layer else int(model["n_heads"])
-
-
 def compare(
     store_a,
     store_b,
@@ -173,7 +167,7 @@ def attention_deltas(store_a, store_b, *, head_map: Mapping[tuple[int, int], tup
     if head_map is None:
         head_map = {}
         for lay in layers:
-            ha, hb = _heads(store_a, lay), _heads(store_b, lay)
+            ha, hb = store_a.heads(lay), store_b.heads(lay)
             if ha != hb:
                 raise ValueError(f"layer {lay} has {ha} heads in A and {hb} in B; pass head_map (a head-pruned "
                                  "variant's layer map records which original heads survive)")

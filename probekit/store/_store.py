@@ -236,6 +236,12 @@ class ActivationStore:
                 spans[w][1] = t + 1
         return [tuple(s) for s in spans]
 
+    def heads(self, layer: int) -> int:
+        """Attention heads of ``layer`` (per layer: a head-pruned model has fewer in some)."""
+        model = self.manifest["model"]
+        per_layer = model.get("heads_per_layer")
+        return int(per_layer[layer]) if per_layer else int(model["n_heads"])
+
     def __getitem__(self, site: Site | str) -> SiteView:
         s = Site.parse(site)
         if s.without_head() not in self._streams:
@@ -317,10 +323,7 @@ class SiteView:
         return int(sc["streams"][name]["shape"][-1]) if not self.site.is_attention else self._heads()
 
     def _heads(self) -> int:
-        """Heads of this attention site's layer (per layer: a head-pruned model has fewer in some)."""
-        model = self.store.manifest["model"]
-        per_layer = model.get("heads_per_layer")
-        return int(per_layer[self.site.layer]) if per_layer else int(model["n_heads"])
+        return self.store.heads(self.site.layer)
 
     def _token_stream(self) -> str:
         name = self.store._stream(self._base, "token", None)
