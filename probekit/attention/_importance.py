@@ -31,6 +31,9 @@ def head_mask(model: HookedModel, mask: torch.Tensor):
     """
     if mask.shape != (model.n_layers, model.n_heads):
         raise ValueError(f"head mask must be [{model.n_layers}, {model.n_heads}], got {tuple(mask.shape)}")
+    if set(model.heads_per_layer()) != {model.n_heads}:
+        raise NotImplementedError(f"head masks need every layer to have {model.n_heads} heads; this model has "
+                                  f"{model.heads_per_layer()} (structurally head-pruned)")
     path = model.adapter.attn_output_proj
     if not path:
         raise NotImplementedError(f"the {model.adapter.family} adapter names no attention output projection")

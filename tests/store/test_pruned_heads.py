@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+import torch
 
 import probekit
+from probekit.attention import head_mask
 from probekit.compare import attention_deltas
 from probekit.store import extract
 from probekit.variants import prune_heads
@@ -20,6 +22,9 @@ def test_pruned_attention_round_trip(tmp_path):
     assert pruned.heads_per_layer() == [2, 3] and base.heads_per_layer() == [4, 4]
     with pytest.raises(ValueError, match="layer 0 of .* has heads 0-1"):
         pruned.site("L0.attn.pattern.h2")
+    with pytest.raises(NotImplementedError, match="structurally head-pruned"):
+        with head_mask(pruned, torch.ones(2, 4)):
+            pass
     store = extract(pruned, TEXTS, SITES, tmp_path / "pruned", progress=False, dtype="float32")
     cache = pruned.run_with_cache(TEXTS, sites=SITES)
     for layer, heads in ((0, 2), (1, 3)):
