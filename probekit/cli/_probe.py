@@ -65,10 +65,36 @@ def _markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_init: bool) -> list[tuple[list, dict]]:
+    """Extract (or reuse) the task stores of each model; one ``(tasks, {key: store})`` per group of tasks."""
+    from probekit._loading import load_model
+    from probekit.probes import extract_tasks, random_init_copy
+
+    by_group: dict[tuple[str, ...], tuple[list, dict]] = {}
+    for spec in models:
+        model = load_model(spec)
+        name = model.name or spec
+        todo = [(name, model)]
+        if random_init:
+            todo.append(((name, "random-init"), random_init_copy(model, seed=0)))
+        for key, m in todo:
+            label = key if isinstance(key, str) else f"{key[0]}-{key[1]}"
+            click.echo(f"extracting task stores of {label}", err=True)
+            for members, store in extract_tasks(m, tasks, root / label.replace("/", "_"), progress=None):
+                names = tuple(t.name for t in members)
+                by_group.setdefault(names, (members, {}))[1][key] = store
+    return list(by_group.values())
+
+
 @main.command("probe")
-@click.option("--store", "stores", multiple=True, required=True,
+@click.option("--store", "stores", multiple=True,
               help="Store directory (from extract_task), or MODEL=DIR / MODEL:VARIANT=DIR. Repeatable; the first "
                    "is the reference of model comparisons.")
+@click.option("--model", "models", multiple=True,
+              help="Instead of --store: a model (alias, folder or hub name) to extract the task stores from, "
+                   "into OUT/stores/ (reused on re-run). Repeatable.")
+@click.option("--random-init", is_flag=True,
+              help="With --model: also probe a randomly initialised copy of each model (the random-weights baseline).")
 @click.option("--task", "tasks", multiple=True, required=True, help="Task names (comma-separated; repeatable).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--source", type=click.Choice(["ud", "rt"]), default="ud", show_default=True)
@@ -80,16 +106,21 @@ def _markdown(table: pd.DataFrame) -> str:
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated probe seeds.")
 @click.option("--n-boot", default=1000, show_default=True, help="Bootstrap replicates.")
 @click.option("--controls/--no-controls", default=True, show_default=True, help="Run control tasks.")
-def probe_cmd(stores: tuple[str, ...], tasks: tuple[str, ...], out: str, source: str, ud_path: str | None,
-              limit: int | None, task_seed: int, probes: tuple[str, ...], seeds: str, n_boot: int,
-              controls: bool) -> None:
+def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], random_init: bool, tasks: tuple[str, ...], out: str,
+              source: str, ud_path: str | None, limit: int | None, task_seed: int, probes: tuple[str, ...],
+              seeds: str, n_boot: int, controls: bool) -> None:
     """Probe stored activations for tasks; write results.csv, summary.md and PNG plots.
 
-    Each store must hold exactly the task's examples: build it with
-    probekit.probes.extract_task (same --source, --ud-path, --limit, --task-seed).
+    Either give --model, and the stores are extracted for the tasks (one per
+    group of tasks sharing their sentences, under OUT/stores/, reused on
+    re-run), or give --store: each store must then hold exactly the task's
+    examples, built with probekit.probes.extract_task (same --source,
+    --ud-path, --limit, --task-seed).
 
     \b
     Examples:
+      probekit probe --model minilm-l6 --task upos,deprel --limit 500 --out res --random-init
+      probekit probe --model minilm-l6 --source rt --task sentiment,sentlen,bigram_shift --limit 2000 --out res
       probekit probe --store runs/upos-minilm --task upos,deprel --ud-path data/ud_en_ewt --limit 500 --out res
       probekit probe --store minilm=runs/a --store minilm:random-init=runs/b --task upos --out res --seeds 0,1,2
     """
@@ -100,17 +131,28 @@ def probe_cmd(stores: tuple[str, ...], tasks: tuple[str, ...], out: str, source:
     from probekit.probes import ProbeSuite
     from probekit.store import ActivationStore
 
+    if bool(stores) == bool(models):
+        raise click.UsageError("give either --store (stores extracted for the tasks) or --model (extract them now)")
+    if random_init and not models:
+        raise click.UsageError("--random-init needs --model (it extracts a store from a random copy of the model)")
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        opened = {}
-        for spec in stores:
-            key, path = _store_key(spec)
-            st = ActivationStore.open(path)
-            opened[key if key is not None else (str((st.manifest.get("model") or {}).get("name") or
-                                                    Path(path).name))] = st
         task_objs = [build_task(t, source, path=ud_path, limit=limit, seed=task_seed) for t in _split(tasks)]
-        suite = ProbeSuite(task_objs, list(probes), seed_list, controls=controls, n_boot=n_boot)
-        results = suite.run(opened)
+        if models:
+            groups = _extract_for_tasks(models, task_objs, Path(out) / "stores", random_init)
+        else:
+            opened = {}
+            for spec in stores:
+                key, path = _store_key(spec)
+                st = ActivationStore.open(path)
+                opened[key if key is not None else (str((st.manifest.get("model") or {}).get("name") or
+                                                        Path(path).name))] = st
+            groups = [(task_objs, opened)]
+        results = None
+        for group_tasks, opened in groups:
+            suite = ProbeSuite(group_tasks, list(probes), seed_list, controls=controls, n_boot=n_boot)
+            part = suite.run(opened)
+            results = part if results is None else results + part
     except (ValueError, LookupError, FileNotFoundError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
     out_dir = Path(out)

@@ -30,7 +30,13 @@ from probekit.probes._stats import (
 )
 from probekit.probes._structural import DepthProbe, DistanceProbe
 from probekit.probes._suite import ProbeSuite
-from probekit.probes._task_store import StoreTaskMismatchError, check_alignment, extract_task, random_init_copy
+from probekit.probes._task_store import (
+    StoreTaskMismatchError,
+    check_alignment,
+    extract_task,
+    extract_tasks,
+    random_init_copy,
+)
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, mst_edges, root_accuracy, uuas
 
 __all__ = [
@@ -54,6 +60,7 @@ __all__ = [
     "distance_spearman",
     "expected_layer",
     "extract_task",
+    "extract_tasks",
     "fit_batched",
     "mcnemar",
     "mcnemar_from_counts",

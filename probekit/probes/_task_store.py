@@ -26,8 +26,8 @@ from probekit._sites import Site
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StoreTaskMismatchError", "check_alignment", "extract_task", "random_init_copy", "site_layer",
-           "task_frame", "TaskInputs", "task_inputs"]
+__all__ = ["StoreTaskMismatchError", "check_alignment", "extract_task", "extract_tasks", "random_init_copy",
+           "site_layer", "task_frame", "TaskInputs", "task_inputs"]
 
 
 class StoreTaskMismatchError(ValueError):
@@ -93,6 +93,62 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
     kwargs.setdefault("tokens", False)
     return extract(model, task_frame(task), sites, out, dtype=dtype, word_pooling=("mean",),
                    sentence_pooling=("mean",), **kwargs)
+
+
+def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtype: str = "float32",
+                  **kwargs) -> list[tuple[list, object]]:
+    """Extract one store per group of tasks that share their examples.
+
+    Tasks built from the same sentences (e.g. ``upos`` and ``deprel`` on one
+    UD file, or ``sentiment`` and ``sentlen`` on the same reviews) share one
+    store; a task that rewrites its sentences (``bigram_shift``) gets its own.
+    The stores go to ``out_root/<task names joined by '+'>`` and are reused
+    when they already hold the same model and examples.
+
+    Parameters
+    ----------
+    model : HookedModel or str
+    tasks : sequence of Task
+    out_root : path
+        Parent directory of the stores.
+    sites, dtype, **kwargs
+        As in :func:`extract_task`.
+
+    Returns
+    -------
+    list of (list of Task, ActivationStore)
+        The groups in the order their first task was given.
+
+    Examples
+    --------
+    >>> groups = extract_tasks("minilm-l6", [upos, deprel], "acts")   # doctest: +SKIP
+    >>> [[t.name for t in ts] for ts, _ in groups]                      # doctest: +SKIP
+    [['upos', 'deprel']]
+    """
+    from pathlib import Path
+
+    from probekit.store import extract
+
+    if isinstance(model, str):
+        from probekit import load_model
+
+        model = load_model(model)
+    groups: dict[tuple, list] = {}
+    for task in tasks:
+        ds = task.dataset
+        key = (tuple(tuple(w) for w in ds.word_lists()), tuple(ds.splits))
+        groups.setdefault(key, []).append(task)
+    out = []
+    kwargs.setdefault("tokens", False)
+    for members in groups.values():
+        frame = task_frame(members[0])
+        if len(members) > 1 and "label" in frame:
+            frame = frame.drop(columns="label")  # labels come from each task, not from the store
+        name = "+".join(t.name.replace("/", "_") for t in members)
+        store = extract(model, frame, sites, Path(out_root) / name, dtype=dtype, word_pooling=("mean",),
+                        sentence_pooling=("mean",), **kwargs)
+        out.append((members, store))
+    return out
 
 
 def random_init_copy(model, seed: int = 0, name: str | None = None):

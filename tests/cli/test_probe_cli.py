@@ -56,3 +56,30 @@ def test_probe_cli_misaligned_store_fails_clearly(stores, tmp_path):
                                   "--limit", "80", "--out", str(tmp_path / "x")])
     assert r.exit_code != 0
     assert "extract_task" in r.output
+
+
+def test_probe_cli_extracts_stores_from_model(tmp_path):
+    """--model extracts one store per group of tasks sharing sentences, plus the random-init baseline, and reuses them."""
+    if not UD_DEV.exists():
+        pytest.skip(f"shared UD English EWT data not found at {UD_DEV}")
+    out = tmp_path / "res"
+    args = ["probe", "--model", "minilm-l6", "--random-init", "--task", "upos,deprel", "--ud-path", str(UD_DEV),
+            "--limit", "40", "--n-boot", "50", "--out", str(out)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    stores = sorted(p.relative_to(out / "stores").as_posix() for p in (out / "stores").glob("*/*"))
+    assert len(stores) == 2 and all(s.endswith("/upos+deprel") for s in stores), stores  # one shared store each
+    df = pd.read_csv(out / "results.csv")
+    assert {"upos", "upos.control", "deprel", "deprel.control"} <= set(df.task)
+    assert set(df.variant.dropna()) == {"random-init"}
+    acc = df[(df.task == "upos") & (df.metric == "accuracy_mean") & (df.variant.isna())]
+    rnd = df[(df.task == "upos") & (df.metric == "accuracy_mean") & (df.variant == "random-init")]
+    assert acc.value.max() > rnd.value.max()  # real weights beat random ones on UPOS
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert pd.read_csv(out / "results.csv").equals(df)
+
+
+def test_probe_cli_needs_store_or_model(tmp_path):
+    r = CliRunner().invoke(main, ["probe", "--task", "upos", "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "either --store" in r.output
