@@ -127,6 +127,27 @@ def _args(recipe, out: Path, n_train: int, has_eval: bool, progress: bool, **ext
         **extra,
     )
 
+def _pickle_free_saves(trainer) -> None:
+    """Make the Trainer's checkpoints pickle-free: its ``training_args.bin`` (a pickled
+    ``TrainingArguments``) is replaced by ``training_args.json`` as soon as it is written.
+
+    Everything else a checkpoint holds is safetensors, JSON or text, or a tensor-only
+    ``torch.save`` file (optimizer, scheduler, RNG state) that transformers 5 reads back
+    with ``torch.load(weights_only=True)`` on resume.
+    """
+    original = trainer._save
+
+    def _save(output_dir=None, state_dict=None):
+        original(output_dir, state_dict=state_dict)
+        folder = Path(output_dir if output_dir is not None else trainer.args.output_dir)
+        pickled = folder / "training_args.bin"
+        if pickled.exists():
+            (folder / "training_args.json").write_text(trainer.args.to_json_string(), encoding="utf-8")
+            pickled.unlink()
+
+    trainer._save = _save
+
+
 def train_in_place(model: HookedModel, recipe: FinetuneRecipe, train, eval_data=None, *, out=None,
                    resume: bool = False, progress: bool = False, callbacks=(), trainer_cls=Trainer,
                    train_dataset=None, collator=None, extra_args: dict | None = None) -> dict:
@@ -166,6 +187,7 @@ def train_in_place(model: HookedModel, recipe: FinetuneRecipe, train, eval_data=
     # classification losses are batch means, not sums over num_items_in_batch: let the Trainer divide by the
     # accumulation steps (transformers 5.24 otherwise assumes the model did, and gradients grow with grad_accum)
     trainer.loss_is_scaled_for_ga = False
+    _pickle_free_saves(trainer)
     if progress:
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(_Progress)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_pt_utils import safe_globals
 
 import probekit
 from probekit.variants import FinetuneRecipe, evaluate, finetune
@@ -40,6 +41,16 @@ def test_interrupted_finetune_resumes(bert_cls, rt_small, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         finetune(bert_cls, rt_small, RECIPE, out=tmp_path / "b", progress=False, callbacks=[_Interrupt()])
     assert list((tmp_path / "b" / "checkpoints").glob("checkpoint-*"))
+    # every file of a checkpoint loads without unrestricted unpickling
+    for ckpt in (tmp_path / "b" / "checkpoints").glob("checkpoint-*"):
+        names = {p.name for p in ckpt.iterdir()}
+        assert "training_args.json" in names and "training_args.bin" not in names
+        for f in ckpt.iterdir():
+            if f.suffix in (".safetensors", ".json", ".txt", ".jinja"):
+                continue
+            assert f.suffix in (".pt", ".pth"), f.name
+            with safe_globals():  # the RNG state holds numpy arrays: allow-listed numpy types only, as on resume
+                torch.load(f, weights_only=True)  # raises on anything but tensors, containers and those
     resumed = finetune(bert_cls, rt_small, RECIPE, out=tmp_path / "b", progress=False, resume=True)
     assert resumed.report["resumed_from"] is not None
     assert resumed.report["global_step"] == full.report["global_step"]
