@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -248,7 +249,32 @@ def _jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
+_TOKENIZER_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _tokenizer_digest(tokenizer) -> str:
+    """SHA-256 of the tokenizer's full specification (vocabulary, normalizer, special tokens).
+
+    Serialising the specification takes a noticeable share of a short extraction, so the
+    digest is remembered per tokenizer object, keyed also by its size and special tokens
+    (what adding tokens changes).
+    """
+    state = (len(tokenizer), repr(sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())))
+    try:
+        known = _TOKENIZER_DIGESTS.get(tokenizer)
+    except TypeError:  # not weak-referenceable or not hashable
+        known = None
+    if known is not None and known[0] == state:
+        return known[1]
+    digest = _compute_tokenizer_digest(tokenizer)
+    try:
+        _TOKENIZER_DIGESTS[tokenizer] = (state, digest)
+    except TypeError:
+        pass
+    return digest
+
+
+def _compute_tokenizer_digest(tokenizer) -> str:
     import hashlib
 
     h = hashlib.sha256(type(tokenizer).__name__.encode())
