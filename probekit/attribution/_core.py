@@ -28,6 +28,7 @@ from torch import nn
 
 from probekit._hooked import HookedModel
 from probekit._hooks import capture
+from probekit._results import Results
 from probekit._sites import Site
 
 __all__ = ["Attributor", "Attribution", "METHODS"]
@@ -48,7 +49,8 @@ class Attribution:
 
     ``scores`` are per token (raw sums over the hidden dimension);
     ``delta`` is captum's convergence delta where the method has one,
-    ``f_input - f_baseline`` the quantity completeness compares it to.
+    ``f_input - f_baseline`` the quantity completeness compares it to;
+    ``site`` is where the scores land (``"emb"`` for the input-token methods).
     """
 
     method: str
@@ -59,6 +61,18 @@ class Attribution:
     f_baseline: float | None = None
     delta: float | None = None
     extra: dict = field(default_factory=dict)
+    site: str | None = None
+
+    def to_results(self, *, example: int = 0, task: str = "attribution", model: str | None = None,
+                   variant: str | None = None, split: str | None = None) -> Results:
+        """Tidy rows: one per token (``metric`` = the method) plus this example's summary.
+
+        See :func:`probekit.attribution.attribution_results` for the row layout;
+        ``example`` numbers the example in the ``task`` column.
+        """
+        from probekit.attribution._results import attribution_results
+
+        return attribution_results([self], task=task, model=model, variant=variant, split=split, examples=[example])
 
     @property
     def normalised(self) -> np.ndarray:
@@ -182,7 +196,8 @@ class Attributor:
         n_steps : int
             Integration steps (integrated gradients, conductance).
         internal_batch_size : int
-            Steps evaluated per forward pass, which bounds memory.
+            Steps (integrated gradients, conductance) or blanked-out copies
+            (blank-out) evaluated per forward pass, which bounds memory.
         n_samples : int
             Samples of gradient SHAP (seeded with ``seed``).
         max_delta : float
@@ -207,7 +222,8 @@ class Attributor:
             has_completeness = self.method in ("integrated_gradients", "deeplift", "gradient_shap")
             a = Attribution(self.method, self.model.tokenizer.convert_ids_to_tokens(list(ex.input_ids)),
                             scores, tgt, float(probs[0, tgt]),
-                            float(f_base_all[0, tgt]) if has_completeness else None, delta, extra)
+                            float(f_base_all[0, tgt]) if has_completeness else None, delta, extra,
+                            site=str(self.site))
             if self.method == "integrated_gradients" and a.completeness_error > max_delta:
                 logger.warning("integrated gradients: completeness error %.3g > %.3g for %r; raise n_steps",
                                a.completeness_error, max_delta, ex.text[:60])
@@ -250,7 +266,7 @@ class Attributor:
         else:  # blank_out: drop in f when each content token alone is replaced by the baseline token
             feature_mask = torch.arange(ids.shape[1], device=ids.device)[None]
             attr = ca.FeatureAblation(f).attribute(ids, base_ids, target=tgt, additional_forward_args=(mask,),
-                                                   feature_mask=feature_mask)
+                                                   feature_mask=feature_mask, perturbations_per_eval=ibs)
             return attr[0].detach().double().cpu().numpy(), None, extra
         if isinstance(attr, tuple):
             attr = attr[0]

@@ -157,8 +157,12 @@ def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, .
     """Attribute a classifier's prediction to input tokens, methods side by side.
 
     Writes attribution.html (every text, one row per method), attribution_{i}.png
-    per text, and scores.csv (text, method, position, token, score, target,
-    f_input, completeness_error, delta). Prints each completeness error
+    per text, scores.csv (text, method, position, token, score, target,
+    f_input, completeness_error, delta) and results.csv, the same scores as
+    tidy result rows (task "attribution:ex{i}:{position}:{token}", metric the
+    method) plus, with two or more methods, their agreement over the content
+    tokens (metric "spearman:{a}~{b}", mean over texts with a bootstrap CI).
+    Prints each completeness error
     (|sum of scores - (f(input) - f(baseline))|, for integrated gradients,
     deeplift and gradient SHAP).
 
@@ -171,7 +175,7 @@ def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, .
     import pandas as pd
 
     from probekit._loading import load_model
-    from probekit.attribution import METHODS, Attributor
+    from probekit.attribution import METHODS, Attributor, agreement, agreement_results, attribution_results
     from probekit.plots import attribution_html, attribution_png
 
     bad = [m for m in methods if m not in METHODS]
@@ -205,4 +209,12 @@ def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, .
         "<!doctype html><meta charset='utf-8'><title>probekit attribution</title>\n" + "\n".join(fragments) + "\n",
         encoding="utf-8")
     pd.DataFrame(rows).to_csv(outp / "scores.csv", index=False)
-    click.echo(f"wrote attribution.html, {len(texts)} PNG(s) and scores.csv to {outp}")
+    tidy = attribution_results(by_method, model=model_spec)
+    if len(by_method) > 1:
+        special = set(model.tokenizer.all_special_tokens)
+        first = next(iter(by_method.values()))
+        content = [np.array([t not in special for t in a.tokens]) for a in first]
+        table = agreement({m: [a.scores for a in res] for m, res in by_method.items()}, content=content)
+        tidy = tidy + agreement_results(table, per_example=True, model=model_spec)
+    tidy.to_csv(outp / "results.csv")
+    click.echo(f"wrote attribution.html, {len(texts)} PNG(s), scores.csv and results.csv to {outp}")

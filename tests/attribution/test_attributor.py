@@ -57,6 +57,14 @@ def test_blank_out_by_hand(clf):
     assert a.scores[0] == 0 and a.scores[-1] == 0  # special tokens are never blanked
 
 
+def test_blank_out_batched_equals_one_at_a_time(clf):
+    one = Attributor(clf, "blank_out").attribute(TEXTS, internal_batch_size=1)
+    many = Attributor(clf, "blank_out").attribute(TEXTS, internal_batch_size=7)
+    for a, b in zip(one, many):
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+        assert np.abs(a.scores).sum() > 0
+
+
 def test_probe_attribution_through_frozen_model():
     m = probekit.load_model(tiny_config("bert"), seed=1)
     torch.manual_seed(0)

@@ -113,6 +113,20 @@ def test_attribute_report(tiny_dir, tmp_path):
     assert (df[df["method"] == "saliency"]["score"] >= 0).all()
     first = df[(df["text"] == 0) & (df["method"] == "saliency")]
     assert first["token"].iloc[0] == "[CLS]" and "funny" in set(first["token"])
+    # the same scores as tidy result rows, plus the two methods' agreement
+    from probekit._results import RESULT_COLUMNS
+    from probekit.attribution import token_frame
+
+    tidy = pd.read_csv(out / "results.csv")
+    assert list(tidy.columns) == list(RESULT_COLUMNS) and set(tidy["model"]) == {str(tiny_dir)}
+    tok = token_frame(tidy).sort_values(["method", "example", "position"]).reset_index(drop=True)
+    wide = df.sort_values(["method", "text", "position"]).reset_index(drop=True)
+    assert tok["token"].tolist() == wide["token"].tolist()
+    assert tok["value"].to_numpy() == pytest.approx(wide["score"].to_numpy())
+    agree = tidy[tidy["metric"] == "spearman:integrated_gradients~saliency"]
+    mean = agree[agree["task"] == "attribution"].iloc[0]
+    assert len(agree) == 3 and -1 <= mean["value"] <= 1 and mean["ci_low"] <= mean["value"] <= mean["ci_high"]
+    assert mean["value"] == pytest.approx(agree[agree["task"] != "attribution"]["value"].mean())
 
 
 def test_attribute_errors(tiny_dir, tmp_path):
