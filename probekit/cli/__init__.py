@@ -33,6 +33,7 @@ def _register() -> None:
         _extract,
         _models,
         _probe,
+        _report,
         _tasks,
         _variants,
     )
