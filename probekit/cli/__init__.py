@@ -29,6 +29,7 @@ def main(verbose: int) -> None:
 def _register() -> None:
     from probekit.cli import (  # noqa: F401  (commands register on import)
         _analysis,
+        _compare,
         _demo,
         _extract,
         _models,

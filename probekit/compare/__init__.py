@@ -1,6 +1,9 @@
 """Compare representations: similarity measures and layer x layer matrices."""
 
-from probekit.compare._compare import Comparison, attention_deltas, compare
+from probekit.compare._agreement import PredictionAgreement, agreement_from_predictions, prediction_agreement
+from probekit.compare._compare import MEASURES, Comparison, attention_deltas, compare
+from probekit.compare._deltas import probe_deltas
+from probekit.compare._layermap import layer_map_for, store_layer_map, variant_record
 from probekit.compare._similarity import (
     cca_correlations,
     linear_cka,
@@ -15,7 +18,15 @@ from probekit.compare._similarity import (
 from probekit.compare._streaming import CrossMoments, cka_matrix
 
 __all__ = [
+    "MEASURES",
     "Comparison",
+    "PredictionAgreement",
+    "agreement_from_predictions",
+    "layer_map_for",
+    "prediction_agreement",
+    "probe_deltas",
+    "store_layer_map",
+    "variant_record",
     "attention_deltas",
     "compare",
     "CrossMoments",

@@ -7,9 +7,10 @@ maps; attention deltas read one example at a time.
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -17,9 +18,10 @@ from tqdm.auto import tqdm
 
 from probekit._results import Results
 from probekit._sites import Site
+from probekit.compare._similarity import _whiten_basis, minibatch_cka, pwcca, rbf_cka, svcca
 from probekit.compare._streaming import CrossMoments
 
-__all__ = ["compare", "Comparison", "attention_deltas"]
+__all__ = ["compare", "Comparison", "attention_deltas", "MEASURES"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +32,94 @@ class Comparison:
 
     ``matrices[measure]`` is a layer x layer DataFrame (rows: sites of A,
     columns: sites of B); ``results`` holds the tidy rows (the aligned
-    diagonal through the layer map, attention deltas per head).
+    diagonal through the layer map, attention deltas per head);
+    ``level`` is the row level compared and ``rows_used[measure]`` the rows
+    each measure saw (in-memory measures may use a seeded subsample).
     """
 
     matrices: dict[str, pd.DataFrame]
     results: Results
     layer_map: dict[str, str]
+    level: str = "sentence"
+    rows_used: dict[str, int] = field(default_factory=dict)
+    model: str | None = None
+    variant: str | None = None
+
+    @property
+    def measures(self) -> list[str]:
+        """The similarity measures computed, in order."""
+        return list(self.matrices)
 
     def diagonal(self, measure: str = "linear_cka") -> pd.DataFrame:
         """``site_a, site_b, value`` along the layer map."""
-        m = self.matrices[measure]
+        m = self._matrix(measure)
         return pd.DataFrame([(a, b, float(m.loc[a, b])) for a, b in self.layer_map.items()],
                             columns=["site_a", "site_b", measure])
+
+    def _matrix(self, measure: str) -> pd.DataFrame:
+        if measure not in self.matrices:
+            raise KeyError(f"measure {measure!r} was not computed; computed: {', '.join(self.matrices)}")
+        return self.matrices[measure]
+
+    def matrix_results(self) -> Results:
+        """Every cell of every matrix as a tidy row (``site = "A~B"``, ``head`` empty).
+
+        ``metric`` is ``"<measure>:<level>:matrix"``; ``layer`` is B's layer
+        (``emb`` is 0, ``L{i}`` is ``i + 1``).
+        """
+        rows = [self._cell_row(a, b, measure, float(m.loc[a, b]), "matrix")
+                for measure, m in self.matrices.items() for a in m.index for b in m.columns]
+        return Results(rows)
+
+    def _cell_row(self, a: str, b: str, measure: str, value: float, kind: str | None) -> dict:
+        metric = f"{measure}:{self.level}" + (f":{kind}" if kind else "")
+        return {"model": self.model, "variant": self.variant, "site": f"{a}~{b}",
+                "layer": Site.parse(b).depth, "metric": metric, "value": value}
+
+    def to_results(self, *, matrix: bool = False) -> Results:
+        """The tidy rows (the diagonal and attention deltas), plus every matrix cell with ``matrix=True``."""
+        return self.results + self.matrix_results() if matrix else self.results
+
+    def to_frame(self, *, matrix: bool = False) -> pd.DataFrame:
+        """:meth:`to_results` as a DataFrame with the standard result columns."""
+        return self.to_results(matrix=matrix).to_frame()
+
+    def best_matches(self, measure: str = "linear_cka", *, of: str = "b") -> pd.DataFrame:
+        """For each site of one side, the most similar site of the other side.
+
+        Parameters
+        ----------
+        measure : str
+            A computed measure. For ``procrustes`` (a distance) the smallest
+            value is the best match; for every other measure the largest.
+        of : {"b", "a"}
+            ``"b"``: one row per site of B, matched among A's sites (e.g. for
+            each student layer its closest teacher layer); ``"a"``: the reverse.
+
+        Returns
+        -------
+        DataFrame
+            ``site, best, value, margin, mapped, correct``: ``margin`` is how
+            much better the best site is than the runner-up (0 for a tie: then
+            ``best`` is simply the first of the tied sites); ``mapped`` is the
+            site the layer map pairs ``site`` with (empty when unmapped) and
+            ``correct`` whether ``best`` equals it.
+        """
+        if of not in ("a", "b"):
+            raise ValueError(f"of must be 'a' or 'b', not {of!r}")
+        m = self._matrix(measure)
+        m = m.T if of == "b" else m
+        lower = measure == "procrustes"
+        best = m.idxmin(axis=1) if lower else m.idxmax(axis=1)
+        mapped = {b: a for a, b in self.layer_map.items()} if of == "b" else dict(self.layer_map)
+        vals = np.sort(m.to_numpy(dtype=np.float64), axis=1)
+        margin = (vals[:, 1] - vals[:, 0]) if lower else (vals[:, -1] - vals[:, -2])
+        out = pd.DataFrame({"site": m.index, "best": best.values,
+                            "value": [float(m.loc[i, j]) for i, j in best.items()],
+                            "margin": margin if m.shape[1] > 1 else np.nan})
+        out["mapped"] = out["site"].map(mapped)
+        out["correct"] = out["mapped"].notna() & (out["best"] == out["mapped"])
+        return out
 
 
 def _data_fingerprint(store) -> object:
@@ -77,6 +155,67 @@ class _Concat:
         return np.concatenate(out) if len(out) > 1 else out[0]
 
 
+#: Measures computed exactly by streaming over the stores (memory independent of the rows).
+STREAMED_MEASURES: tuple[str, ...] = ("linear_cka", "procrustes")
+#: Measures computed in memory on at most ``max_rows`` rows (a seeded subsample when there are more).
+IN_MEMORY_MEASURES: dict[str, Callable] = {"svcca": svcca, "pwcca": pwcca, "rbf_cka": rbf_cka,
+                                           "minibatch_cka": minibatch_cka}
+#: ``rbf_cka`` builds two n x n Gram matrices, so it sees at most this many of the sampled rows.
+RBF_MAX_ROWS = 4000
+MEASURES: tuple[str, ...] = STREAMED_MEASURES + tuple(IN_MEMORY_MEASURES)
+
+
+def _check_measures(measures: Sequence[str]) -> list[str]:
+    if isinstance(measures, str):
+        measures = [measures]
+    out = list(dict.fromkeys(measures))
+    if not out:
+        raise ValueError(f"measures is empty; choose from {', '.join(MEASURES)}")
+    for m in out:
+        if m not in MEASURES:
+            close = difflib.get_close_matches(m, MEASURES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown similarity measure {m!r}{hint}; choose from {', '.join(MEASURES)}")
+    return out
+
+
+def _take(view: _Concat, idx: np.ndarray, chunk_rows: int) -> np.ndarray:
+    """Rows ``idx`` (sorted) of a view, read chunk by chunk."""
+    parts = []
+    for start in range(0, len(view), chunk_rows):
+        stop = min(start + chunk_rows, len(view))
+        lo, hi = np.searchsorted(idx, [start, stop])
+        if lo < hi:
+            parts.append(np.asarray(view[start:stop], dtype=np.float64)[idx[lo:hi] - start])
+    return np.concatenate(parts)
+
+
+def _cca_matrix(measure: str, xa: list[np.ndarray], xb: list[np.ndarray], bases: dict) -> np.ndarray:
+    """SVCCA or PWCCA of every layer pair, whitening each layer once (same values as :func:`svcca`/:func:`pwcca`)."""
+    keep = 0.99 if measure == "svcca" else None
+
+    def basis(side, i, x):
+        key = (side, i, keep)
+        if key not in bases:
+            xc = x - x.mean(0)
+            bases[key] = (xc, _whiten_basis(xc, keep))
+        return bases[key]
+
+    out = np.empty((len(xa), len(xb)))
+    for i, x in enumerate(xa):
+        xc, qx = basis("a", i, x)
+        for j, y in enumerate(xb):
+            _, qy = basis("b", j, y)
+            if measure == "svcca":
+                out[i, j] = float(np.mean(np.clip(np.linalg.svd(qx.T @ qy, compute_uv=False), 0, 1)))
+            else:
+                u, rho, _ = np.linalg.svd(qx.T @ qy, full_matrices=False)
+                h = qx @ u
+                alpha = np.abs(h[:, : rho.shape[0]].T @ xc).sum(axis=1)
+                out[i, j] = float(np.sum(alpha * np.clip(rho, 0, 1)) / np.sum(alpha))
+    return out
+
+
 def compare(
     store_a,
     store_b,
@@ -86,6 +225,9 @@ def compare(
     layer_map: Mapping[str, str] | None = None,
     level: str = "sentence",
     how: str | None = "mean",
+    measures: Sequence[str] = STREAMED_MEASURES,
+    max_rows: int = 10000,
+    seed: int = 0,
     chunk_rows: int = 8192,
     attention: bool = True,
     progress: bool = True,
@@ -101,8 +243,20 @@ def compare(
     layer_map : mapping site of A -> site of B, optional
         The aligned diagonal (e.g. a distilled student's layer ``i`` to its
         teacher's layer ``k``). Default: same-named sites present in both.
+        :func:`probekit.compare.layer_map_for` reads it from a variant's
+        recipe recorded in the stores.
     level : {"sentence", "token", "word"}
         Rows compared: one per example (pooled with ``how``), per token, or per word.
+    measures : sequence of str
+        Any of ``linear_cka`` and ``procrustes`` (exact, streamed over all
+        rows) and ``svcca``, ``pwcca``, ``rbf_cka``, ``minibatch_cka`` (in
+        memory, on at most ``max_rows`` rows; ``rbf_cka`` on at most
+        ``RBF_MAX_ROWS`` of them).
+    max_rows : int
+        Row cap of the in-memory measures; with more rows, the same seeded
+        random subsample of rows is used for every site of both stores.
+    seed : int
+        Seed of that subsample (and of ``minibatch_cka``'s batches).
     attention : bool
         Also compare attention patterns of layers stored in both (per head:
         Jensen-Shannon divergence and pattern correlation).
@@ -111,6 +265,9 @@ def compare(
     -------
     Comparison
     """
+    measures = _check_measures(measures)
+    if level not in ("sentence", "token", "word"):
+        raise ValueError(f"level must be 'sentence', 'token' or 'word', not {level!r}")
     if _data_fingerprint(store_a) != _data_fingerprint(store_b):
         raise ValueError("the two stores were extracted from different data; compare needs the same examples")
     sa = [Site.parse(s) for s in sites_a] if sites_a is not None else _residual_sites(store_a)
@@ -129,26 +286,54 @@ def compare(
     if len(n) != 1:
         raise ValueError(f"the stores do not align row by row at level {level!r}: row counts {sorted(n)}")
     total = next(iter(n))
-    acc = CrossMoments(len(sa), len(sb))
-    for start in tqdm(range(0, total, chunk_rows), desc="similarity", unit="chunk", disable=not progress):
-        stop = min(start + chunk_rows, total)
-        acc.update([v[start:stop] for v in views_a], [v[start:stop] for v in views_b])
-    matrices = {
-        "linear_cka": pd.DataFrame(acc.linear_cka(), index=names_a, columns=names_b),
-        "procrustes": pd.DataFrame(acc.procrustes(), index=names_a, columns=names_b),
-    }
+    matrices: dict[str, pd.DataFrame] = {}
+    rows_used: dict[str, int] = {}
+    streamed = [m for m in measures if m in STREAMED_MEASURES]
+    if streamed:
+        acc = CrossMoments(len(sa), len(sb))
+        for start in tqdm(range(0, total, chunk_rows), desc="similarity", unit="chunk", disable=not progress):
+            stop = min(start + chunk_rows, total)
+            acc.update([v[start:stop] for v in views_a], [v[start:stop] for v in views_b])
+        for m in streamed:
+            matrices[m] = pd.DataFrame(getattr(acc, m)(), index=names_a, columns=names_b)
+            rows_used[m] = total
+    in_memory = [m for m in measures if m in IN_MEMORY_MEASURES]
+    if in_memory:
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(total, max_rows, replace=False)) if total > max_rows else np.arange(total)
+        xa = [_take(v, idx, chunk_rows) for v in views_a]
+        xb = [_take(v, idx, chunk_rows) for v in views_b]
+        bases: dict = {}
+        for m in in_memory:
+            if m in ("svcca", "pwcca"):
+                vals = _cca_matrix(m, xa, xb, bases)
+                matrices[m] = pd.DataFrame(vals, index=names_a, columns=names_b)
+                rows_used[m] = len(idx)
+                continue
+            fn, kw, take = IN_MEMORY_MEASURES[m], {}, slice(None)
+            if m == "rbf_cka":
+                take = slice(0, RBF_MAX_ROWS)  # idx is a random sample, so its first rows are one too
+                kw = {"max_rows": RBF_MAX_ROWS}
+            elif m == "minibatch_cka":
+                kw = {"seed": seed}
+            vals = np.array([[fn(x[take], y[take], **kw) for y in xb]
+                             for x in tqdm(xa, desc=m, unit="layer", disable=not progress)])
+            matrices[m] = pd.DataFrame(vals, index=names_a, columns=names_b)
+            rows_used[m] = int(len(xa[0][take]))
+    matrices = {m: matrices[m] for m in measures}
     model_a = store_a.manifest.get("model", {}).get("name")
+    model_b = store_b.manifest.get("model", {}).get("name")
     rows = []
     for a, b in layer_map.items():
         site = Site.parse(b)
         for measure, m in matrices.items():
-            rows.append({"model": model_a, "variant": store_b.manifest.get("model", {}).get("name"),
-                         "site": f"{a}~{b}", "layer": site.depth, "metric": f"{measure}:{level}",
-                         "value": float(m.loc[a, b])})
+            rows.append({"model": model_a, "variant": model_b, "site": f"{a}~{b}", "layer": site.depth,
+                         "metric": f"{measure}:{level}", "value": float(m.loc[a, b])})
     results = Results(rows)
     if attention:
         results = results + attention_deltas(store_a, store_b, progress=progress)
-    return Comparison(matrices, results, dict(layer_map))
+    return Comparison(matrices, results, dict(layer_map), level=level, rows_used=rows_used, model=model_a,
+                      variant=model_b)
 
 
 def attention_deltas(store_a, store_b, *, head_map: Mapping[tuple[int, int], tuple[int, int]] | None = None,

@@ -2,6 +2,7 @@
 
 from probekit.plots._attention import attention_heatmap, layer_head_grid, pattern_frame
 from probekit.plots._attribution import attribution_html, attribution_png
+from probekit.plots._compare import diagonal_curves, probe_delta_heatmap
 from probekit.plots._probes import probe_curves, probe_heatmap, selectivity_curves
 from probekit.plots._similarity import similarity_heatmap
 
@@ -9,8 +10,10 @@ __all__ = [
     "attention_heatmap",
     "attribution_html",
     "attribution_png",
+    "diagonal_curves",
     "layer_head_grid",
     "pattern_frame",
+    "probe_delta_heatmap",
     "probe_curves",
     "probe_heatmap",
     "selectivity_curves",

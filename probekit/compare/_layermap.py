@@ -1,0 +1,144 @@
+"""Which layer of one store stands for which layer of another, read from the variant records in the manifests.
+
+A store's manifest records the model that made it: for a variant, its last
+recipe (``components.recipe``; ``model.source.recipe`` with its ``kind``) and,
+when it was loaded from a saved folder, that folder (``model.source.path``),
+whose ``layer_map.json`` maps every variant layer back to the original base.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from probekit._sites import Site
+
+__all__ = ["layer_map_for", "store_layer_map", "variant_record"]
+
+logger = logging.getLogger(__name__)
+
+_DISTILL_KEYS = {"temperature", "alpha", "n_layers", "layers"}
+
+
+def variant_record(store) -> dict | None:
+    """``{"recipe": dict with kind, "path": folder or None}`` of the variant behind a store, or ``None``.
+
+    Examples
+    --------
+    >>> variant_record(store)   # doctest: +SKIP
+    {'recipe': {'kind': 'distill', 'n_layers': 3, ...}, 'path': '/runs/student'}
+    """
+    man = store.manifest
+    source = (man.get("model") or {}).get("source") or {}
+    recipe = source.get("recipe") if isinstance(source, dict) else None
+    if recipe is None:
+        recipe = (man.get("components") or {}).get("recipe")
+        if recipe is not None and "kind" not in recipe:
+            recipe = dict(recipe, kind="distill" if _DISTILL_KEYS <= set(recipe) else "unknown")
+    if recipe is None:
+        return None
+    path = source.get("path") if isinstance(source, dict) else None
+    return {"recipe": dict(recipe), "path": path}
+
+
+def _n_layers(store) -> int:
+    n = (store.manifest.get("model") or {}).get("n_layers")
+    if n is None:
+        raise ValueError(f"{store.path}: the manifest records no layer count")
+    return int(n)
+
+
+def store_layer_map(store) -> tuple[int, ...] | None:
+    """Base layer behind each layer of the store's model, or ``None`` when nothing is recorded.
+
+    Read from the variant folder's ``layer_map.json`` when the folder still
+    exists (it is composed over the whole lineage), else from a distillation
+    recipe (relative to the teacher it was distilled from); other recipes
+    keep the layers (identity).
+    """
+    rec = variant_record(store)
+    if rec is None:
+        return None
+    n = _n_layers(store)
+    if rec["path"]:
+        f = Path(rec["path"]) / "layer_map.json"
+        if f.is_file():
+            layers = tuple(int(x) for x in json.loads(f.read_text())["layers"])
+            if len(layers) == n:
+                return layers
+            logger.warning("%s names %d layers but the store's model has %d; ignoring it", f, len(layers), n)
+    recipe = rec["recipe"]
+    if recipe.get("kind") == "distill":
+        if recipe.get("layers"):
+            return tuple(int(x) for x in recipe["layers"])
+        return None  # needs the teacher's depth: resolved by layer_map_for
+    return tuple(range(n))
+
+
+def _distill_layers(recipe: dict, n_teacher: int) -> tuple[int, ...]:
+    from probekit.variants import recipe_from_dict
+
+    fields = {k: v for k, v in recipe.items() if k != "kind"}
+    return recipe_from_dict({"kind": "distill", **fields}).teacher_layers(n_teacher)
+
+
+def _side_map(store, other) -> tuple[int, ...] | None:
+    rec = variant_record(store)
+    if rec is not None and rec["recipe"].get("kind") == "distill":
+        layers = store_layer_map(store)
+        return layers if layers is not None else _distill_layers(rec["recipe"], _n_layers(other))
+    return store_layer_map(store)
+
+
+def _sites(store) -> set[str]:
+    return {str(s) for s in store.sites if s.component in ("emb", "resid")}
+
+
+def layer_map_for(store_a, store_b) -> dict[str, str]:
+    """The residual-site layer map (site of A -> site of B) of two stores, for :func:`compare`.
+
+    Each store's layers are placed on the original base model's layers (see
+    :func:`store_layer_map`); layer ``i`` of B pairs with the layer of A that
+    has the same base layer, and ``emb`` with ``emb``. With no variant
+    record on either side, same-named sites pair up.
+
+    Parameters
+    ----------
+    store_a, store_b : ActivationStore
+        Typically the base (or teacher) and the variant (or student).
+
+    Returns
+    -------
+    dict
+        E.g. ``{"emb": "emb", "L1.resid": "L0.resid", "L3.resid": "L1.resid", "L5.resid": "L2.resid"}``
+        for a 3-layer student distilled from a 6-layer teacher.
+
+    Examples
+    --------
+    >>> layer_map_for(teacher_store, student_store)   # doctest: +SKIP
+    {'emb': 'emb', 'L1.resid': 'L0.resid', 'L3.resid': 'L1.resid', 'L5.resid': 'L2.resid'}
+    """
+    sa, sb = _sites(store_a), _sites(store_b)
+    if not sa or not sb:
+        raise ValueError("both stores need residual sites (emb, L{i}.resid) to align layers")
+    ma, mb = _side_map(store_a, store_b), _side_map(store_b, store_a)
+    na, nb = _n_layers(store_a), _n_layers(store_b)
+    ma = ma if ma is not None else tuple(range(na))
+    mb = mb if mb is not None else tuple(range(nb))
+    base_to_a = {}
+    for i, k in enumerate(ma):
+        base_to_a.setdefault(k, i)
+    out = {"emb": "emb"} if "emb" in sa and "emb" in sb else {}
+    for j, k in enumerate(mb):
+        i = base_to_a.get(k)
+        if i is None:
+            continue
+        a, b = str(Site(i, "resid")), str(Site(j, "resid"))
+        if a in sa and b in sb:
+            out[a] = b
+    if all(k == "emb" for k in out):
+        logger.warning("no layers of %s and %s share a base layer; falling back to same-named sites",
+                       store_a.path, store_b.path)
+        out = {s: s for s in sa if s in sb}
+    return out
