@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from probekit.probes._lbfgs import train_linear_lbfgs
+
 __all__ = ["Arch", "TrainConfig", "train_probes", "to_layer_tensor", "resolve_device"]
 
 logger = logging.getLogger(__name__)
@@ -262,6 +264,9 @@ def train_probes(
     P = n_layers * n_seeds
     k = int(n_classes)
     device = X_tr.device
+    if cfg.solver == "lbfgs" and arch.kind == "linear" and (cfg.penalty == "l2" or cfg.reg == 0):
+        # smooth and convex: per-probe full-batch L-BFGS in whitened coordinates (see _lbfgs)
+        return train_linear_lbfgs(cfg, X_tr, y_tr, k, n_seeds, X_val, y_val)
     params = _init_params(arch, d, k, seeds, n_layers, device)
     is_weight = _weight_mask(arch, d, k)
     gen = torch.Generator(device=device).manual_seed(int(cfg.shuffle_seed))

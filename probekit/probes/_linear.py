@@ -11,9 +11,12 @@ __all__ = ["LinearProbe", "RankProbe"]
 
 _SHARED_DOC = """
     solver : {"adam", "lbfgs"}, default="adam"
-        ``"adam"``: minibatch Adam with per-probe early stopping (the fast choice
-        for large data). ``"lbfgs"``: full-batch L-BFGS (strong Wolfe line
-        search); ``max_iter`` then counts rounds of 20 L-BFGS iterations.
+        ``"adam"``: minibatch Adam with per-probe early stopping.
+        ``"lbfgs"``: full-batch L-BFGS. For an L2 (or unpenalised)
+        :class:`LinearProbe` each probe runs its own L-BFGS in whitened
+        coordinates (same objective, see ``probekit/probes/_lbfgs.py``) and
+        ``max_iter`` counts rounds of 5 iterations; otherwise it is torch's
+        L-BFGS (strong Wolfe line search) and ``max_iter`` counts rounds of 20.
     lr : float, default=1e-2
         Adam learning rate (the MLP probe's default is 1e-3).
     batch_size : int, default=1024

@@ -93,3 +93,20 @@ def test_grid_search_and_clone():
     search = GridSearchCV(LinearProbe(random_state=0, max_iter=30), {"C": [1e-6, 1.0]}, cv=2).fit(Xs[2], y)
     assert search.best_params_["C"] == 1.0
     assert clone(search.best_estimator_).get_params()["C"] == 1.0
+
+
+def test_lbfgs_reaches_the_sklearn_optimum_on_badly_scaled_features():
+    """Whitened L-BFGS minimises the same objective as LogisticRegression: same probabilities, batched or not."""
+    rng = np.random.default_rng(1)
+    n, d, k = 3000, 12, 3
+    y = rng.integers(0, k, n)
+    scale = np.exp(rng.normal(size=d) * 1.5)  # feature scales over about four orders of magnitude
+    Xs = [((s * rng.normal(size=(k, d))[y] + rng.normal(size=(n, d))) * scale + 4 * scale).astype(np.float32)
+          for s in (0.3, 1.0)]
+    template = LinearProbe(C=0.5, solver="lbfgs", early_stopping=False, max_iter=50, random_state=0)
+    batched = fit_batched(template, Xs, y)
+    for X, (probe,) in zip(Xs, batched):
+        ref = LogisticRegression(C=0.5, tol=1e-8, max_iter=20000).fit(X.astype(np.float64), y)
+        np.testing.assert_allclose(probe.predict_proba(X), ref.predict_proba(X), atol=2e-3)
+        alone = clone(template).fit(X, y)
+        np.testing.assert_allclose(probe.predict_proba(X), alone.predict_proba(X), atol=1e-5)
