@@ -16,7 +16,14 @@ Examples
 
 from probekit.variants._data import as_frame, rotten_tomatoes_splits
 from probekit.variants._distill import distill, distill_loss, hidden_cosine_loss, init_student
-from probekit.variants._export import ExportedModel, export, measure_latency
+from probekit.variants._export import (
+    ExportedModel,
+    LatencyComparison,
+    compare_latency,
+    export,
+    fixed_threads,
+    measure_latency,
+)
 from probekit.variants._heads import ATTENTION_TABLES, head_magnitudes, prune_heads
 from probekit.variants._prune import magnitude_prune, sparsity_report
 from probekit.variants._quantize import WeightOnlyLinear, quantize
@@ -41,6 +48,6 @@ __all__ = [
     "prune_heads", "head_magnitudes", "ATTENTION_TABLES",
     "quantize", "WeightOnlyLinear",
     "distill", "init_student", "distill_loss", "hidden_cosine_loss",
-    "export", "ExportedModel", "measure_latency",
+    "export", "ExportedModel", "measure_latency", "compare_latency", "LatencyComparison", "fixed_threads",
     "as_frame", "rotten_tomatoes_splits",
 ]

@@ -14,7 +14,8 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,7 @@ from torch import nn
 from probekit._hooked import HookedModel
 from probekit.variants._variant import ModelVariant
 
-__all__ = ["export", "ExportedModel", "measure_latency"]
+__all__ = ["export", "ExportedModel", "measure_latency", "compare_latency", "LatencyComparison", "fixed_threads"]
 
 logger = logging.getLogger(__name__)
 Format = Literal["torchscript", "torch.export", "onnx"]
@@ -51,7 +52,7 @@ class ExportedModel:
     max_abs_diff : float or None
         Against the eager model on the check batch (``None`` if it could not run).
     latency_ms : dict
-        Median batch-1 latency: ``{"eager": ..., "exported": ...}``.
+        Median batch-1 latency: ``{"eager": ..., "exported": ...}``, the two timed call by call in turn.
     note : str
         Why a check was skipped, if one was.
     """
@@ -67,16 +68,194 @@ class ExportedModel:
         return self.run(input_ids, attention_mask)
 
 
-def measure_latency(fn: Callable[[], object], *, repeats: int = 20, warmup: int = 3) -> float:
-    """Median wall time of ``fn()`` in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
+@contextmanager
+def fixed_threads(n: int | None):
+    """Run the block with ``torch.set_num_threads(n)`` and restore the old count after (``None``: unchanged)."""
+    if n is None:
+        yield
+        return
+    if int(n) < 1:
+        raise ValueError(f"threads must be >= 1, not {n}")
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def measure_latency(fn: Callable[[], object], *, repeats: int = 20, warmup: int = 3, threads: int | None = None,
+                    clock: Literal["wall", "cpu"] = "wall") -> float:
+    """Median time of ``fn()`` in milliseconds.
+
+    Parameters
+    ----------
+    fn : callable
+        Called with no arguments.
+    repeats : int
+        Timed calls (after ``warmup`` untimed ones).
+    warmup : int
+    threads : int, optional
+        Fix ``torch``'s intra-op thread count while timing.
+    clock : {"wall", "cpu"}
+        ``"cpu"`` is the process CPU time: it does not count time spent
+        descheduled by other processes, so it is steadier on a shared machine
+        (best with ``threads=1``; with several threads it sums them).
+
+    Returns
+    -------
+    float
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, not {repeats}")
+    if clock not in _CLOCKS:
+        raise ValueError(f"clock must be 'wall' or 'cpu', not {clock!r}")
+    tick = _CLOCKS[clock]
+    with fixed_threads(threads):
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(repeats):
+            t0 = tick()
+            fn()
+            times.append((tick() - t0) * 1000)
     return statistics.median(times)
+
+
+@dataclass
+class LatencyComparison:
+    """Interleaved timings of several callables over the same inputs (from :func:`compare_latency`).
+
+    Attributes
+    ----------
+    names : list of str
+    rounds : list of dict
+        Per round, ``{name: {"median_ms", "total_s", "per_s"}}``: median time
+        of one call, summed time of all calls, and units (e.g. sentences) per
+        second over the round.
+    clock : str
+    threads : int
+    """
+
+    names: list
+    rounds: list
+    clock: str
+    threads: int
+
+    def summary(self, baseline: str | None = None):
+        """One row per callable: median and best over rounds, and ratios to ``baseline``.
+
+        Parameters
+        ----------
+        baseline : str, optional
+            Name the ratios are taken against (default: the first).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``median_ms`` / ``best_ms`` (median and minimum over
+            rounds of the per-round median call time), ``per_s_median`` /
+            ``per_s_best`` (units per second), ``speedup_paired`` (median over
+            rounds of the same-round throughput ratio to the baseline: the
+            figure least moved by load that comes and goes),
+            ``speedup_of_medians``, ``speedup_of_bests``, ``latency_ratio_paired``
+            (median over rounds of the same-round median call time ratio) and
+            ``speedup_min`` / ``speedup_max`` (the spread of the per-round ratios).
+        """
+        import pandas as pd
+
+        baseline = baseline if baseline is not None else self.names[0]
+        if baseline not in self.names:
+            raise KeyError(f"baseline {baseline!r} is not one of {self.names}")
+        med = statistics.median
+        rows = []
+        for name in self.names:
+            r = [rd[name] for rd in self.rounds]
+            b = [rd[baseline] for rd in self.rounds]
+            speed = [x["per_s"] / y["per_s"] for x, y in zip(r, b)]
+            lat = [x["median_ms"] / y["median_ms"] for x, y in zip(r, b)]
+            rows.append({
+                "name": name, "median_ms": med(x["median_ms"] for x in r), "best_ms": min(x["median_ms"] for x in r),
+                "per_s_median": med(x["per_s"] for x in r), "per_s_best": max(x["per_s"] for x in r),
+                "speedup_paired": med(speed),
+                "speedup_of_medians": med(x["per_s"] for x in r) / med(y["per_s"] for y in b),
+                "speedup_of_bests": max(x["per_s"] for x in r) / max(y["per_s"] for y in b),
+                "speedup_min": min(speed), "speedup_max": max(speed), "latency_ratio_paired": med(lat),
+            })
+        return pd.DataFrame(rows).set_index("name")
+
+
+def compare_latency(fns: Mapping[str, Callable[..., object]], inputs: Sequence[tuple] | None = None, *,
+                    units: Sequence[float] | None = None, rounds: int = 5, warmup: int = 2,
+                    threads: int | None = None, clock: Literal["wall", "cpu"] = "wall") -> LatencyComparison:
+    """Time several callables on the same inputs, interleaved call by call, over several rounds.
+
+    Each round goes through ``inputs`` once; for each input every callable
+    runs once, in an order rotated from round to round, so a burst of load
+    from other processes hits all of them alike and the same-round ratios stay
+    comparable even when absolute times move.
+
+    Parameters
+    ----------
+    fns : mapping of str to callable
+        ``fn(*args)`` for each ``args`` in ``inputs``.
+    inputs : sequence of tuple, optional
+        Argument tuples (default: one call with no arguments).
+    units : sequence of float, optional
+        Work per input (e.g. sentences in a batch) for the ``per_s`` figure;
+        default 1 per call.
+    rounds : int
+    warmup : int
+        Untimed passes over the first input per callable before the first round.
+    threads : int, optional
+        Fix ``torch``'s intra-op thread count for the whole comparison.
+    clock : {"wall", "cpu"}
+        See :func:`measure_latency`.
+
+    Returns
+    -------
+    LatencyComparison
+
+    Examples
+    --------
+    >>> c = compare_latency({"big": big, "small": small}, [(ids, mask)], rounds=7, threads=1)  # doctest: +SKIP
+    >>> c.summary("big")["speedup_paired"]["small"]                                          # doctest: +SKIP
+    """
+    names = list(fns)
+    if not names:
+        raise ValueError("compare_latency needs at least one callable")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, not {rounds}")
+    if clock not in _CLOCKS:
+        raise ValueError(f"clock must be 'wall' or 'cpu', not {clock!r}")
+    inputs = [()] if inputs is None else [tuple(a) for a in inputs]
+    if not inputs:
+        raise ValueError("inputs is empty")
+    units = [1.0] * len(inputs) if units is None else [float(u) for u in units]
+    if len(units) != len(inputs):
+        raise ValueError(f"units has {len(units)} entries for {len(inputs)} inputs")
+    tick = _CLOCKS[clock]
+    out = []
+    with fixed_threads(threads):
+        n_threads = torch.get_num_threads()
+        for name in names:
+            for _ in range(warmup):
+                fns[name](*inputs[0])
+        for r in range(rounds):
+            order = names[r % len(names):] + names[: r % len(names)]
+            times = {n: [] for n in names}
+            for args in inputs:
+                for name in order:
+                    t0 = tick()
+                    fns[name](*args)
+                    times[name].append(tick() - t0)
+            # a coarse cpu clock can read 0 for a tiny call; floor the round total at one tick
+            out.append({n: {"median_ms": 1000 * statistics.median(t), "total_s": max(sum(t), 1e-9),
+                            "per_s": sum(units) / max(sum(t), 1e-9)} for n, t in times.items()})
+    return LatencyComparison(names, out, clock, n_threads)
 
 
 def _onnx_runner(path: Path):
@@ -174,8 +353,8 @@ def export(model: HookedModel | ModelVariant, path: str | os.PathLike, *, format
     with torch.inference_mode():
         diff = float((run(ids, mask).float() - ref).abs().max())
         one = (ids[:1], mask[:1])
-        lat = {"eager": measure_latency(lambda: wrapper(*one), repeats=repeats),
-               "exported": measure_latency(lambda: run(*one), repeats=repeats)}
+        timed = compare_latency({"eager": wrapper, "exported": run}, [one] * max(1, repeats), rounds=1, warmup=3)
+        lat = {k: v["median_ms"] for k, v in timed.rounds[0].items()}
     logger.info("%s export: max abs diff %.2e, batch-1 latency %.1f ms (eager %.1f ms)", format, diff,
                 lat["exported"], lat["eager"])
     return ExportedModel(path, format, run, diff, lat, note)

@@ -4,8 +4,10 @@ Backends are chosen per method and device by what measured fastest (see the
 benchmark and ``/work/shared/ASSETS.md``): on CPU, ``torch.ao`` dynamic int8
 (fbgemm/x86 kernels, about 4x an fp32 MLP block here, while ``torchao``'s int8
 ran 1.8x and its weight-only int8 not faster); on CUDA, ``torchao`` when
-installed. Weight-only int8/int4 without ``torchao`` uses probekit's small
-dequantize-on-the-fly module: it saves memory, not time.
+installed. Weight-only int8/int4 on CPU uses probekit's small
+dequantize-on-the-fly module even when ``torchao`` is installed: it saves
+memory, not time, and ``torchao`` 0.18 is no faster there (weight-only int8
+about 0.9x fp32 on a MiniLM FFN block) and has no CPU int4 layout.
 
 Quantized modules replace ``nn.Linear`` at the same module paths, so the
 adapter's sites (hidden states, attention patterns) still resolve and hooks
@@ -39,8 +41,8 @@ def resolve_backend(recipe: QuantizeRecipe, device: torch.device | str = "cpu") 
     if backend == "auto":
         if recipe.method in ("dynamic-int8", "static-int8"):
             backend = "torchao" if cuda else "torch.ao"
-        else:
-            backend = "torchao" if has_torchao else "probekit"
+        else:  # torchao's weight-only kernels win on CUDA only; on CPU they are not faster, and int4 has none
+            backend = "torchao" if has_torchao and cuda else "probekit"
     if backend == "torchao" and not has_torchao:
         raise ValueError(f"{recipe.method} on {'CUDA' if cuda else 'CPU'} uses torchao, which is not installed "
                          "(pip install torchao); or pass backend='torch.ao' on CPU")
@@ -52,6 +54,9 @@ def resolve_backend(recipe: QuantizeRecipe, device: torch.device | str = "cpu") 
         raise ValueError(f"the probekit backend only does weight-only quantization, not {recipe.method}")
     if backend == "torchao" and recipe.method == "static-int8":
         raise ValueError("static-int8 is implemented with torch.ao (CPU) only")
+    if backend == "torchao" and recipe.method == "weight-int4" and not cuda:
+        raise ValueError("torchao's int4 weight-only layouts need CUDA (no CPU kernel in torchao 0.18); "
+                         "use backend='probekit' on CPU")
     return backend
 
 

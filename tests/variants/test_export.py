@@ -1,8 +1,9 @@
 import importlib.util
 
 import pytest
+import torch
 
-from probekit.variants import export, quantize
+from probekit.variants import compare_latency, export, measure_latency, quantize
 
 from .conftest import TEXTS
 
@@ -27,3 +28,57 @@ def test_onnx_parity(bert_cls, tmp_path):
     assert e.max_abs_diff < 1e-4
     with pytest.raises(ValueError, match="ONNX export of a torch.ao-quantized"):
         export(quantize(bert_cls), tmp_path / "q.onnx", format="onnx")
+
+
+def _spin(n: int):
+    """A callable whose cost grows with ``n`` (a pure-Python loop: no threads, no I/O)."""
+    def run():
+        s = 0
+        for i in range(n):
+            s += i * i
+        return s
+    return run
+
+
+def test_compare_latency_ranks_by_work_and_pairs_rounds():
+    c = compare_latency({"slow": _spin(40_000), "fast": _spin(10_000)}, [()] * 5, rounds=3, warmup=1)
+    assert len(c.rounds) == 3 and set(c.rounds[0]) == {"slow", "fast"}
+    s = c.summary("slow")
+    assert s.loc["slow", "speedup_paired"] == 1.0
+    # 4x less work: clearly faster, whatever else runs on the machine (same-round pairing)
+    assert s.loc["fast", "speedup_paired"] > 1.5
+    assert s.loc["fast", "latency_ratio_paired"] < 0.67
+    assert s.loc["fast", "speedup_min"] <= s.loc["fast", "speedup_paired"] <= s.loc["fast", "speedup_max"]
+    assert s.loc["fast", "best_ms"] <= s.loc["fast", "median_ms"]
+
+
+def test_compare_latency_units_threads_and_cpu_clock(bert_cls):
+    before = torch.get_num_threads()
+    enc = bert_cls.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    model = bert_cls.model.eval()
+    seen = []
+
+    def run(ids, mask):
+        seen.append(torch.get_num_threads())
+        return model(input_ids=ids, attention_mask=mask)
+
+    with torch.inference_mode():
+        c = compare_latency({"m": run}, [(enc["input_ids"], enc["attention_mask"])], units=[len(TEXTS)], rounds=2,
+                            warmup=1, threads=1, clock="cpu")
+    assert set(seen) == {1} and c.threads == 1 and torch.get_num_threads() == before
+    r = c.rounds[0]["m"]
+    assert r["per_s"] == pytest.approx(len(TEXTS) / r["total_s"])
+    assert measure_latency(lambda: run(enc["input_ids"], enc["attention_mask"]), repeats=2, threads=1) > 0
+
+
+def test_timing_bad_input():
+    with pytest.raises(ValueError, match="units has 2 entries for 1 inputs"):
+        compare_latency({"a": lambda: None}, units=[1, 2])
+    with pytest.raises(ValueError, match="clock must be"):
+        compare_latency({"a": lambda: None}, clock="gpu")
+    with pytest.raises(ValueError, match="at least one callable"):
+        compare_latency({})
+    with pytest.raises(KeyError, match="baseline 'b'"):
+        compare_latency({"a": lambda: None}, rounds=1).summary("b")
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        measure_latency(lambda: None, threads=0)

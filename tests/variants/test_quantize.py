@@ -85,3 +85,18 @@ def test_backend_choice_is_explicit():
         resolve_backend(QuantizeRecipe(method="dynamic-int8", backend="torch.ao"), "cuda")
     with pytest.raises(ValueError, match="no weight-int4"):
         resolve_backend(QuantizeRecipe(method="weight-int4", backend="torch.ao"), "cpu")
+
+
+def test_weight_only_auto_backend_on_cpu_ignores_torchao(monkeypatch):
+    """torchao's weight-only kernels are no faster on CPU (int4 has none): auto stays on probekit there."""
+    import importlib.util
+
+    from probekit.variants._quantize import resolve_backend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "torchao" else real(name, *a))
+    for method in ("weight-int8", "weight-int4"):
+        assert resolve_backend(QuantizeRecipe(method=method), "cpu") == "probekit"
+        assert resolve_backend(QuantizeRecipe(method=method), "cuda") == "torchao"
+    with pytest.raises(ValueError, match="int4 weight-only layouts need CUDA"):
+        resolve_backend(QuantizeRecipe(method="weight-int4", backend="torchao"), "cpu")
