@@ -35,6 +35,7 @@ def _register() -> None:
         _models,
         _probe,
         _report,
+        _run,
         _tasks,
         _variants,
     )

@@ -59,7 +59,7 @@ def test_probe_cli_misaligned_store_fails_clearly(stores, tmp_path):
 
 
 def test_probe_cli_extracts_stores_from_model(tmp_path):
-    """--model extracts one store per group of tasks sharing sentences, plus the random-init baseline, and reuses them."""
+    """--model extracts one store per group of tasks sharing sentences (plus random-init) and reuses them."""
     if not UD_DEV.exists():
         pytest.skip(f"shared UD English EWT data not found at {UD_DEV}")
     out = tmp_path / "res"

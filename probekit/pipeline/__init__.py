@@ -1,0 +1,58 @@
+"""Staged, cached experiment pipeline behind ``probekit demo`` and ``probekit run EXPERIMENT.yaml``.
+
+Stages, in order (each runs only when its config section is present):
+``extract`` (the experiment's sentences into ``stores/main``), ``task_stores``
+(one store per task example set, plus a random-weights copy), ``probes``
+(:class:`~probekit.probes.ProbeSuite`), ``attention``
+(:class:`~probekit.attention.AttentionSuite`), ``finetune`` (Rotten Tomatoes
+sentiment), ``variants`` (magnitude pruning, head pruning, int8, distillation),
+``attribution`` (on the fine-tuned classifier), ``compare`` (each variant
+against the fine-tuned original) and ``report``.
+
+Each stage's key hashes its config sections and its upstream fingerprints; a
+second run reuses every stage whose key and outputs are unchanged.
+
+The run folder ``RUN/`` holds ``run.json`` (config, versions, seeds,
+fingerprints, timings in stage order, start/finish, which stages were cached,
+machine), ``config.yaml``, ``stores/``, ``models/``, ``tables/*.csv``,
+``figures/<section>__<name>.png``, ``attributions/*.html`` and the report.
+
+Examples
+--------
+>>> from probekit.pipeline import DEMO_CONFIG, plan
+>>> [s.name for s in plan(resolve(DEMO_CONFIG))]                          # doctest: +NORMALIZE_WHITESPACE
+['extract', 'task_stores', 'probes', 'attention', 'finetune', 'variants', 'attribution', 'compare', 'report']
+>>> run_experiment(load_config("examples/ud_ewt_probes.yaml"), "runs/ud")  # doctest: +SKIP
+"""
+
+from probekit.pipeline._config import (
+    DEMO_CONFIG,
+    FULL_OVERRIDES,
+    QUICK_OVERRIDES,
+    SCHEMA,
+    ConfigError,
+    load_config,
+    merge,
+    resolve,
+    validate,
+)
+from probekit.pipeline._runner import Context, Stage, plan, run_experiment, stage_key
+from probekit.pipeline._stages import STAGES
+
+__all__ = [
+    "DEMO_CONFIG",
+    "FULL_OVERRIDES",
+    "QUICK_OVERRIDES",
+    "SCHEMA",
+    "STAGES",
+    "ConfigError",
+    "Context",
+    "Stage",
+    "load_config",
+    "merge",
+    "plan",
+    "resolve",
+    "run_experiment",
+    "stage_key",
+    "validate",
+]

@@ -1,0 +1,107 @@
+"""Helpers shared by the stages: the model spec, the sentences, figures and tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+RESULT_COLUMNS = ("model", "variant", "task", "layer", "site", "head", "probe", "seed", "split", "metric", "value",
+                  "ci_low", "ci_high")
+
+
+def model_spec(cfg: dict):
+    """``(spec for load_model, name, seed)`` of the config's ``model``."""
+    m = cfg["model"]
+    if isinstance(m, str):
+        return m, m if "/" not in m else Path(m).name, 0
+    seed = int(m.get("seed", 0))
+    if "path" in m:
+        return m["path"], m.get("name") or Path(m["path"]).name, seed
+    import transformers
+
+    conf = dict(m["config"])
+    config = transformers.AutoConfig.for_model(conf.pop("model_type"), **conf)
+    return config, m.get("name") or config.model_type, seed
+
+
+def load_base(ctx):
+    """The experiment's model (loaded once per run)."""
+    from probekit import load_model
+
+    def make():
+        spec, name, seed = model_spec(ctx.cfg)
+        return load_model(spec, seed=seed, name=name)
+
+    return ctx.cached("model", make)
+
+
+def sentences_frame(cfg: dict, limit: int | None) -> pd.DataFrame:
+    """The experiment's sentences as pre-split words (``id, words, split`` and ``label`` for RT)."""
+    from probekit.data import load_sentences
+
+    d = cfg["data"]
+    sents, splits = load_sentences(d["source"], path=d["path"], limit=limit, seed=cfg["seed"])
+    df = pd.DataFrame({"id": range(len(sents)), "words": [list(s.words) for s in sents], "split": splits})
+    labels = [getattr(s, "extra", {}).get("label") if isinstance(getattr(s, "extra", None), dict) else None
+              for s in sents]
+    if any(v is not None for v in labels):
+        df["label"] = [str(v) for v in labels]
+    return df
+
+
+def words_digest(task) -> str:
+    """A hash of a task's examples (words, in order): tasks with equal digests share a store."""
+    h = hashlib.sha256()
+    for w in task.dataset.word_lists():
+        h.update(json.dumps(list(w)).encode())
+    return h.hexdigest()[:16]
+
+
+def save_figure(ctx, fig, section: str, name: str, outputs: list[str]) -> None:
+    """Save ``fig`` as ``figures/<section>__<name>.png`` and close it."""
+    import matplotlib.pyplot as plt
+
+    rel = f"figures/{section}__{name}.png"
+    fig.savefig(ctx.path(rel), dpi=110)
+    plt.close(fig)
+    outputs.append(rel)
+
+
+def try_figure(ctx, make, section: str, name: str, outputs: list[str]) -> None:
+    """Make and save a figure when the config asks for figures; a plot with nothing to draw is skipped."""
+    if not ctx.cfg["outputs"]["figures"]:
+        return
+    try:
+        fig = make()
+    except ValueError as exc:
+        logger.info("skipping figure %s__%s: %s", section, name, exc)
+        return
+    save_figure(ctx, fig, section, name, outputs)
+
+
+def write_table(ctx, df: pd.DataFrame, name: str, outputs: list[str]) -> None:
+    """Write ``tables/<name>.csv``."""
+    rel = f"tables/{name}.csv"
+    df.to_csv(ctx.path(rel), index=False)
+    outputs.append(rel)
+
+
+def fresh_store(ctx, make):
+    """``make(overwrite)`` -> store: reuse (or resume) a store of the same inputs, replace one of other inputs.
+
+    A stage runs only when its inputs changed (or with ``--force``), so a store
+    left by an earlier config in the same folder is stale and is replaced.
+    """
+    from probekit.store._manifest import FingerprintMismatchError
+
+    try:
+        return make(ctx.force)
+    except FingerprintMismatchError as exc:
+        logger.info("replacing a store made from other inputs: %s", str(exc)[:200])
+        return make(True)

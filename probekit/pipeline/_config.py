@@ -1,0 +1,363 @@
+"""Experiment configs: schema, YAML loading with line-numbered errors, and the demo's built-in config.
+
+An experiment config is one YAML mapping. Its sections turn stages on: a
+section that is absent (or ``null``) skips its stages, e.g. a config without
+``finetune`` runs no fine-tuning, variants, attribution or comparison.
+Every key is checked against :data:`SCHEMA` before anything runs; an error
+names the key, its line in the file, and for an unknown key the closest
+known one.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "SCHEMA", "DEMO_CONFIG", "QUICK_OVERRIDES", "FULL_OVERRIDES", "load_config",
+           "validate", "resolve", "merge"]
+
+
+class ConfigError(ValueError):
+    """An experiment config that cannot run: the message names the key and, from a file, its line."""
+
+
+@dataclass(frozen=True)
+class F:
+    """One config field: accepted types, default, and allowed values."""
+
+    types: tuple
+    default: Any = None
+    choices: tuple | None = None
+    item: tuple | None = None  # element types of a list
+    item_choices: tuple | None = None
+    doc: str = ""
+
+
+_NUM = (int, float)
+_SEQ_PROBES = ("linear", "mlp")
+_METHODS = ("integrated_gradients", "saliency", "input_x_gradient", "deeplift", "gradient_shap",
+            "layer_conductance", "attention_x_gradient", "blank_out")
+
+#: The schema: sections map key -> :class:`F` or a nested section (a dict).
+SCHEMA: dict[str, Any] = {
+    "name": F((str,), "experiment", doc="run name"),
+    "seed": F((int,), 0, doc="seed of data sampling, splits and training"),
+    "model": F((str, dict), "minilm-l6", doc="alias, model folder, or {name, config, seed}"),
+    "data": {
+        "source": F((str,), "rt", choices=("rt", "ud")),
+        "path": F((str, type(None)), None, doc="UD folder or .conllu file (source ud)"),
+        "sentences": F((int, type(None)), None, doc="sentences per source file (null: all)"),
+    },
+    "extract": {
+        "sites": F((str, list), "resid", item=(str,), doc="'resid', 'all' or a list of sites"),
+        "attention": F((bool,), True, doc="also store every layer's attention pattern"),
+        "dtype": F((str,), "float16", choices=("float16", "float32")),
+        "batch_tokens": F((int,), 4096),
+    },
+    "probes": {
+        "tasks": F((list,), ["sentiment"], item=(str,)),
+        "probes": F((list,), ["linear"], item=(str,), item_choices=_SEQ_PROBES),
+        "seeds": F((list,), [0], item=(int,)),
+        "controls": F((bool,), True),
+        "random_init": F((bool,), True, doc="random-weights baseline store (random_init_copy)"),
+        "n_boot": F((int,), 1000),
+    },
+    "attention": {
+        "example": F((int,), 0, doc="the sentence drawn as a heatmap and rollout map"),
+        "heatmap_layers": F((list, type(None)), None, item=(int,), doc="default: first, middle and last"),
+    },
+    "finetune": {
+        "train_size": F((int, type(None)), None, doc="seeded sample of the RT train split (null: all)"),
+        "eval_size": F((int, type(None)), None, doc="validation/test sentences used (null: all)"),
+        "epochs": F(_NUM, 1.0),
+        "lr": F(_NUM, 1e-4),
+        "batch_size": F((int,), 32),
+        "max_length": F((int,), 64),
+    },
+    "variants": {
+        "magnitude_prune": {"sparsity": F(_NUM, 0.5)},
+        "prune_heads": {"fraction": F(_NUM, 0.4), "recover_epochs": F(_NUM, 0.0),
+                        "importance": F((str,), "michel", choices=("michel", "magnitude")),
+                        "importance_sentences": F((int,), 256)},
+        "quantize": {"method": F((str,), "dynamic-int8",
+                                 choices=("dynamic-int8", "static-int8", "weight-int8", "weight-int4"))},
+        "distill": {"n_layers": F((int,), 3), "epochs": F(_NUM, 1.0), "train_size": F((int, type(None)), None),
+                    "alpha": F(_NUM, 0.5), "temperature": F(_NUM, 2.0)},
+        "latency_repeats": F((int,), 20),
+    },
+    "attribution": {
+        "sentences": F((int,), 4),
+        "methods": F((list,), ["integrated_gradients", "saliency"], item=(str,), item_choices=_METHODS),
+        "n_steps": F((int,), 32),
+    },
+    "compare": {
+        "sentences": F((int,), 500, doc="sentences extracted for every variant"),
+        "probe_task": F((str, type(None)), "sentiment", doc="sentence task probed on every variant"),
+    },
+    "outputs": {
+        "figures": F((bool,), True),
+        "report": F((bool,), True),
+    },
+}
+
+#: Sections that may be absent (their stages are then skipped). Sub-sections of ``variants`` too.
+OPTIONAL = {"extract", "probes", "attention", "finetune", "variants", "attribution", "compare",
+            "variants.magnitude_prune", "variants.prune_heads", "variants.quantize", "variants.distill"}
+
+#: What ``probekit demo`` runs (``examples/demo.yaml`` holds the same). Sized for ~8 minutes on 2 CPU cores.
+DEMO_CONFIG: dict[str, Any] = {
+    "name": "demo",
+    "seed": 0,
+    "model": "minilm-l6",
+    "data": {"source": "rt", "path": None, "sentences": 2000},
+    "extract": {"sites": "resid", "attention": True, "dtype": "float16", "batch_tokens": 4096},
+    "probes": {"tasks": ["sentiment", "sentlen", "bigramshift", "tense", "subjnum", "upos", "deprel"],
+               "probes": ["linear"], "seeds": [0, 1], "controls": True, "random_init": True, "n_boot": 200},
+    "attention": {"example": 0, "heatmap_layers": None},
+    "finetune": {"train_size": 600, "eval_size": 400, "epochs": 1.0, "lr": 1e-4, "batch_size": 16,
+                 "max_length": 64},
+    "variants": {"magnitude_prune": {"sparsity": 0.5},
+                 "prune_heads": {"fraction": 0.4, "recover_epochs": 0.0, "importance": "michel",
+                                 "importance_sentences": 128},
+                 "quantize": {"method": "dynamic-int8"},
+                 "distill": {"n_layers": 3, "epochs": 1.0, "train_size": 400, "alpha": 0.5, "temperature": 2.0},
+                 "latency_repeats": 20},
+    "attribution": {"sentences": 4, "methods": ["integrated_gradients", "saliency"], "n_steps": 32},
+    "compare": {"sentences": 400, "probe_task": "sentiment"},
+    "outputs": {"figures": True, "report": True},
+}
+
+#: ``probekit demo --quick``: the same stages on less data (under 3 minutes).
+QUICK_OVERRIDES: dict[str, Any] = {
+    "data": {"sentences": 300},
+    "probes": {"tasks": ["sentiment", "sentlen", "upos"], "seeds": [0], "n_boot": 100},
+    "finetune": {"train_size": 320, "eval_size": 128, "lr": 2e-4},
+    "variants": {"prune_heads": {"importance_sentences": 32}, "distill": {"train_size": 128},
+                 "latency_repeats": 5},
+    "attribution": {"n_steps": 16},
+    "compare": {"sentences": 120},
+}
+
+#: ``probekit demo --full``: all the data (slow on a CPU).
+FULL_OVERRIDES: dict[str, Any] = {
+    "data": {"sentences": None},
+    "probes": {"seeds": [0, 1, 2], "n_boot": 1000},
+    "finetune": {"train_size": None, "eval_size": None, "epochs": 3.0},
+    "variants": {"distill": {"train_size": None, "epochs": 3.0}},
+    "compare": {"sentences": 2000},
+}
+
+
+def merge(base: dict, over: dict) -> dict:
+    """A deep copy of ``base`` with ``over`` merged in (mappings recursively, other values replaced)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+# ---------------------------------------------------------------- validation
+def _where(lines: dict, path: str) -> str:
+    line = lines.get(path)
+    return f" (line {line})" if line else ""
+
+
+def _tname(types: tuple) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false", list: "a list",
+             dict: "a mapping", type(None): "null"}
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
+
+
+def _is(value, types: tuple) -> bool:
+    if isinstance(value, bool):
+        return bool in types
+    return isinstance(value, types)
+
+
+def _check_section(cfg: dict, schema: dict, prefix: str, lines: dict, errors: list[str]) -> None:
+    for key, value in cfg.items():
+        path = f"{prefix}{key}"
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(schema)}"
+            errors.append(f"unknown key {path!r}{_where(lines, path)}{hint}")
+            continue
+        spec = schema[key]
+        if isinstance(spec, dict):
+            if value is None and path in OPTIONAL:
+                continue
+            if not isinstance(value, dict):
+                errors.append(f"{path!r}{_where(lines, path)} must be a mapping, not {type(value).__name__}")
+                continue
+            _check_section(value, spec, path + ".", lines, errors)
+            continue
+        if not _is(value, spec.types):
+            errors.append(f"{path!r}{_where(lines, path)} must be {_tname(spec.types)}, not {value!r}")
+            continue
+        if spec.choices is not None and value not in spec.choices:
+            close = difflib.get_close_matches(str(value), spec.choices, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            errors.append(f"{path!r}{_where(lines, path)} must be one of {', '.join(spec.choices)}, "
+                          f"not {value!r}{hint}")
+        if isinstance(value, list) and spec.item is not None:
+            for i, v in enumerate(value):
+                ipath = f"{path}[{i}]"
+                if not _is(v, spec.item):
+                    errors.append(f"{ipath!r}{_where(lines, ipath) or _where(lines, path)} must be "
+                                  f"{_tname(spec.item)}, not {v!r}")
+                elif spec.item_choices is not None and v not in spec.item_choices:
+                    close = difflib.get_close_matches(str(v), spec.item_choices, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    errors.append(f"{ipath!r}{_where(lines, ipath) or _where(lines, path)} must be one of "
+                                  f"{', '.join(spec.item_choices)}, not {v!r}{hint}")
+
+
+def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) -> None:
+    from probekit.data import TASKS
+    from probekit.data._tasks import _ensure_loaded
+
+    _ensure_loaded()
+    data = cfg.get("data") or {}
+    source = data.get("source", "rt")
+    path = data.get("path")
+    if source == "ud":
+        if path is None:
+            errors.append(f"'data.path'{_where(lines, 'data')} is required with source 'ud' (a UD folder or .conllu "
+                          "file)")
+        elif not (base_dir / os.path.expanduser(path)).exists():
+            errors.append(f"'data.path'{_where(lines, 'data.path')}: no such file or folder: {path}")
+    probes = cfg.get("probes")
+    if isinstance(probes, dict):
+        for i, t in enumerate(probes.get("tasks") or []):
+            if not isinstance(t, str):
+                continue
+            p = f"probes.tasks[{i}]"
+            if t not in TASKS:
+                close = difflib.get_close_matches(t, list(TASKS), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known tasks: {', '.join(sorted(TASKS))}"
+                errors.append(f"unknown task {t!r} at {p!r}{_where(lines, p) or _where(lines, 'probes.tasks')}{hint}")
+            elif source not in TASKS[t].sources:
+                errors.append(f"task {t!r} at {p!r}{_where(lines, p)} is not built from source {source!r} "
+                              f"(it needs {' or '.join(TASKS[t].sources)})")
+        if isinstance(probes.get("seeds"), list) and not probes["seeds"]:
+            errors.append(f"'probes.seeds'{_where(lines, 'probes.seeds')} is empty")
+    model = cfg.get("model")
+    if isinstance(model, dict):
+        unknown = set(model) - {"name", "config", "seed", "path"}
+        for k in sorted(unknown):
+            close = difflib.get_close_matches(k, ["name", "config", "seed", "path"], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            errors.append(f"unknown key 'model.{k}'{_where(lines, 'model.' + k)}{hint}")
+        if ("config" in model) == ("path" in model):
+            errors.append(f"'model'{_where(lines, 'model')} needs exactly one of 'config' (a transformers config "
+                          "mapping with model_type) or 'path' (a model folder)")
+        if isinstance(model.get("config"), dict) and "model_type" not in model["config"]:
+            errors.append(f"'model.config'{_where(lines, 'model.config')} needs a 'model_type' (e.g. bert)")
+        if "path" in model and not (base_dir / os.path.expanduser(str(model["path"]))).exists():
+            errors.append(f"'model.path'{_where(lines, 'model.path')}: no such folder: {model['path']}")
+    elif isinstance(model, str) and (model.startswith((".", "/", "~")) or os.sep in model):
+        from probekit._assets import ALIASES
+
+        if model not in ALIASES and not (base_dir / os.path.expanduser(model)).exists():
+            errors.append(f"'model'{_where(lines, 'model')}: no such model folder: {model}")
+    for sec in ("attribution", "compare", "variants"):
+        if cfg.get(sec) is not None and cfg.get("finetune") is None:
+            errors.append(f"'{sec}'{_where(lines, sec)} needs a 'finetune' section (it works on the fine-tuned "
+                          "classifier)")
+    if cfg.get("attention") is not None and not (cfg.get("extract") or {}).get("attention", True):
+        errors.append(f"'attention'{_where(lines, 'attention')} needs extract.attention: true")
+    if cfg.get("attention") is not None and cfg.get("extract") is None:
+        errors.append(f"'attention'{_where(lines, 'attention')} needs an 'extract' section (it reads its store)")
+
+
+def validate(cfg: Any, lines: dict | None = None, *, base_dir: str | os.PathLike = ".") -> None:
+    """Raise :class:`ConfigError` listing every problem of ``cfg`` (key paths, and lines when known)."""
+    lines = lines or {}
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"an experiment config is a mapping of sections, not {type(cfg).__name__}")
+    errors: list[str] = []
+    _check_section(cfg, SCHEMA, "", lines, errors)
+    if not errors:
+        _check_semantics(cfg, lines, errors, Path(base_dir))
+    if errors:
+        raise ConfigError("invalid experiment config:\n  " + "\n  ".join(errors))
+
+
+def _fill(cfg: dict, schema: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, spec in schema.items():
+        path = prefix + key
+        if isinstance(spec, dict):
+            if key in cfg and cfg[key] is None:
+                out[key] = None
+            elif key not in cfg and path in OPTIONAL:
+                out[key] = None
+            else:
+                out[key] = _fill(cfg.get(key) or {}, spec, path + ".")
+        else:
+            out[key] = copy.deepcopy(cfg.get(key, spec.default))
+    return out
+
+
+def resolve(cfg: dict, *, base_dir: str | os.PathLike = ".", lines: dict | None = None) -> dict:
+    """Validate ``cfg`` and fill in every default: the resolved config a run records."""
+    validate(cfg, lines, base_dir=base_dir)
+    return _fill(cfg, SCHEMA)
+
+
+# ---------------------------------------------------------------- YAML
+def _lines(node, prefix: str = "", out: dict | None = None) -> dict:
+    """Key path -> 1-based line of every mapping key and list item of a composed YAML node."""
+    import yaml
+
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            path = f"{prefix}{k.value}"
+            out[path] = k.start_mark.line + 1
+            _lines(v, path + ".", out)
+    elif isinstance(node, yaml.SequenceNode):
+        base = prefix[:-1]
+        for i, v in enumerate(node.value):
+            out[f"{base}[{i}]"] = v.start_mark.line + 1
+            _lines(v, f"{base}[{i}].", out)
+    return out
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """Read, validate and resolve an experiment YAML file.
+
+    Relative paths in it (``data.path``, ``model`` folders) are taken
+    relative to the current directory, as on the command line.
+
+    Raises
+    ------
+    ConfigError
+        Naming the bad key and its line.
+    FileNotFoundError
+        The file does not exist.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no experiment config at {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if cfg is None:
+        raise ConfigError(f"{path} is empty")
+    try:
+        return resolve(cfg, lines=_lines(node))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

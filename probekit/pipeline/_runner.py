@@ -1,0 +1,225 @@
+"""The staged runner: each stage is keyed by a hash of its config and its upstream fingerprints.
+
+A stage's record (``RUN/.stages/<stage>.json``) is written only once the
+stage has finished, with its key, outputs and fingerprints. A later run
+whose key matches and whose outputs all exist reuses the stage; a changed
+config key re-runs that stage and everything downstream of it; an
+interrupted run resumes at the first stage without a record (and
+extraction itself resumes at its last complete shard).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probekit.pipeline._config import resolve
+
+__all__ = ["Stage", "Context", "run_experiment", "stage_key", "plan"]
+
+logger = logging.getLogger(__name__)
+
+#: Bumped when a stage's code changes what it writes (part of every stage key).
+STAGE_VERSION = 1
+
+
+@dataclass
+class Stage:
+    """One pipeline stage.
+
+    Parameters
+    ----------
+    name : str
+    needs : tuple of str
+        Upstream stages whose fingerprints enter this stage's key (when they run).
+    keys : tuple of str
+        Config paths this stage reads (sections or dotted keys such as ``probes.tasks``).
+    enabled : callable
+        ``cfg -> bool``: whether the config asks for this stage.
+    fn : callable
+        ``Context -> dict`` with ``outputs`` (paths relative to the run folder),
+        optional ``fingerprints`` (store name -> manifest fingerprint) and ``info``.
+    """
+
+    name: str
+    needs: tuple[str, ...]
+    keys: tuple[str, ...]
+    enabled: Callable[[dict], bool]
+    fn: Callable[[Context], dict]
+
+
+@dataclass
+class Context:
+    """What stages share within one run: the config, the run folder and lazily loaded models."""
+
+    cfg: dict
+    run_dir: Path
+    force: bool = False
+    progress: bool = True
+    records: dict[str, dict] = field(default_factory=dict)
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def path(self, *parts: str) -> Path:
+        p = self.run_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def cached(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+
+def _h(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def stage_key(stage: Stage, cfg: dict, records: dict[str, dict]) -> str:
+    """Hash of the stage's config sections, the seed and the fingerprints of its upstream stages."""
+    up = {n: records[n]["fingerprint"] for n in stage.needs if n in records}
+    return _h({"stage": stage.name, "version": STAGE_VERSION, "seed": cfg.get("seed"),
+               "config": {k: _get(cfg, k) for k in stage.keys}, "upstream": up})
+
+
+def _get(cfg: dict, path: str) -> Any:
+    """The value at a dotted config path (``None`` where a section is absent)."""
+    node: Any = cfg
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _record_path(run_dir: Path, name: str) -> Path:
+    return run_dir / ".stages" / f"{name}.json"
+
+
+def _load_record(run_dir: Path, name: str) -> dict | None:
+    p = _record_path(run_dir, name)
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": sys.version.split()[0]}
+    for name, dist in (("torch", "torch"), ("transformers", "transformers"), ("captum", "captum"),
+                       ("sklearn", "scikit-learn"), ("numpy", "numpy"), ("pandas", "pandas"),
+                       ("spacy", "spacy"), ("matplotlib", "matplotlib"), ("seaborn", "seaborn"),
+                       ("pyyaml", "PyYAML")):
+        try:
+            out[name] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def plan(cfg: dict) -> list[Stage]:
+    """The stages ``cfg`` turns on, in order."""
+    from probekit.pipeline._stages import STAGES
+
+    return [s for s in STAGES if s.enabled(cfg)]
+
+
+def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, progress: bool = True,
+                   on_event: Callable[[str, str, dict], None] | None = None, base_dir: str | os.PathLike = ".",
+                   ) -> dict:
+    """Run (or resume, or reuse) every stage ``cfg`` turns on, writing the run folder ``out``.
+
+    Parameters
+    ----------
+    cfg : dict
+        An experiment config (validated and completed here with :func:`resolve`).
+    out : path
+        The run folder (see the run-folder contract in ``probekit.pipeline``).
+    force : bool
+        Re-run every stage even when its record matches.
+    progress : bool
+        Progress bars inside stages.
+    on_event : callable, optional
+        ``(event, stage, info)`` with event ``"start"``, ``"cached"`` or ``"done"``
+        (the command line prints these).
+
+    Returns
+    -------
+    dict
+        The content of ``run.json``.
+    """
+    import yaml
+
+    from probekit import __version__
+
+    cfg = resolve(cfg, base_dir=base_dir)
+    run_dir = Path(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    ctx = Context(cfg, run_dir, force=force, progress=progress)
+    emit = on_event or (lambda *a: None)
+    info = {"name": cfg["name"], "config": cfg, "probekit_version": __version__, "versions": _versions(),
+            "seeds": {"seed": cfg["seed"], "probe_seeds": (cfg.get("probes") or {}).get("seeds")},
+            "fingerprints": {}, "timings": {}, "cpu_seconds": {}, "started": _now(), "finished": None, "cached": {},
+            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                        "processor": platform.processor()}, "stages": {}}
+    try:
+        import torch
+
+        info["machine"]["torch_threads"] = torch.get_num_threads()
+    except ImportError:  # pragma: no cover
+        pass
+    for stage in plan(cfg):
+        t0, c0 = time.perf_counter(), time.process_time()
+        key = stage_key(stage, cfg, ctx.records)
+        rec = None if force else _load_record(run_dir, stage.name)
+        if rec is not None and rec.get("key") == key and all((run_dir / p).exists() for p in rec.get("outputs", [])):
+            ctx.records[stage.name] = rec
+            info["cached"][stage.name] = True
+            emit("cached", stage.name, rec)
+        else:
+            emit("start", stage.name, {})
+            logger.info("stage %s (key %s)", stage.name, key)
+            result = stage.fn(ctx) or {}
+            fps = result.get("fingerprints", {})
+            rec = {"key": key, "fingerprint": _h({"key": key, "fingerprints": fps}),
+                   "outputs": result.get("outputs", []),
+                   "fingerprints": fps, "info": result.get("info", {}), "seconds": time.perf_counter() - t0,
+                   "finished": _now()}
+            _write_json(_record_path(run_dir, stage.name), rec)
+            ctx.records[stage.name] = rec
+            info["cached"][stage.name] = False
+            emit("done", stage.name, rec)
+        info["timings"][stage.name] = round(time.perf_counter() - t0, 3)
+        info["cpu_seconds"][stage.name] = round(time.process_time() - c0, 3)
+        info["fingerprints"].update(rec.get("fingerprints", {}))
+        info["stages"][stage.name] = {"key": rec["key"], "computed_seconds": round(rec.get("seconds", 0.0), 3),
+                                      "info": rec.get("info", {})}
+        _write_json(run_dir / "run.json", info)
+    info["finished"] = _now()
+    info["total_seconds"] = round(sum(info["timings"].values()), 3)
+    info["total_cpu_seconds"] = round(sum(info["cpu_seconds"].values()), 3)
+    _write_json(run_dir / "run.json", info)
+    return info

@@ -1,0 +1,40 @@
+"""The stage table: order, upstream stages, config sections read, and when each stage runs."""
+
+from __future__ import annotations
+
+from probekit.pipeline._analysis import stage_attention, stage_extract, stage_probes, stage_task_stores
+from probekit.pipeline._runner import Stage
+from probekit.pipeline._variants import stage_attribution, stage_compare, stage_finetune, stage_variants
+
+__all__ = ["STAGES", "stage_report"]
+
+
+def stage_report(ctx) -> dict:
+    """Write ``report.html`` and ``report.md`` from the run folder."""
+    from probekit.report import write_report
+
+    write_report(ctx.run_dir)
+    return {"outputs": [p for p in ("report.html", "report.md") if (ctx.run_dir / p).exists()]}
+
+
+def _on(section: str):
+    return lambda cfg: cfg.get(section) is not None
+
+
+_ANALYSIS = ("model", "data")
+
+#: Every stage, in run order.
+STAGES: list[Stage] = [
+    Stage("extract", (), _ANALYSIS + ("extract",), _on("extract"), stage_extract),
+    Stage("task_stores", (), _ANALYSIS + ("probes.tasks", "probes.random_init"), _on("probes"), stage_task_stores),
+    Stage("probes", ("task_stores",), _ANALYSIS + ("probes", "outputs.figures"), _on("probes"), stage_probes),
+    Stage("attention", ("extract",), ("attention", "outputs.figures"), _on("attention"), stage_attention),
+    Stage("finetune", (), ("model", "finetune"), _on("finetune"), stage_finetune),
+    Stage("variants", ("finetune",), ("finetune", "variants", "outputs.figures"), _on("variants"), stage_variants),
+    Stage("attribution", ("finetune",), ("finetune", "attribution", "outputs.figures"), _on("attribution"),
+          stage_attribution),
+    Stage("compare", ("finetune", "variants"), _ANALYSIS + ("compare", "variants", "outputs.figures"),
+          lambda cfg: cfg.get("compare") is not None and cfg.get("variants") is not None, stage_compare),
+    Stage("report", ("extract", "probes", "attention", "finetune", "variants", "attribution", "compare"),
+          ("outputs", "name"), lambda cfg: bool(cfg["outputs"]["report"]), stage_report),
+]

@@ -1,0 +1,351 @@
+"""Stages on the fine-tuned classifier: fine-tuning, variants, attribution and layer-by-layer comparison."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from probekit.pipeline._common import fresh_store, model_spec, sentences_frame, try_figure, write_table
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["stage_finetune", "stage_variants", "stage_attribution", "stage_compare", "VARIANT_ORDER"]
+
+#: Variant names (the config keys under ``variants``) in the order they are made and tabulated.
+VARIANT_ORDER = ("magnitude_prune", "prune_heads", "quantize", "distill")
+
+
+def rt_splits(cfg: dict) -> dict[str, pd.DataFrame]:
+    """Rotten Tomatoes train/validation/test, with the configured seeded samples."""
+    from probekit.variants import rotten_tomatoes_splits
+
+    fc, seed = cfg["finetune"], cfg["seed"]
+    sp = rotten_tomatoes_splits(seed=seed)
+    out = {}
+    for k, df in sp.items():
+        n = fc["train_size"] if k == "train" else fc["eval_size"]
+        if n is not None and n < len(df):
+            df = df.sample(n, random_state=seed).reset_index(drop=True)
+        out[k] = df
+    return out
+
+
+def _finetuned(ctx):
+    from probekit.variants import load_variant
+
+    return ctx.cached("finetuned", lambda: load_variant(ctx.run_dir / "models" / "finetuned"))
+
+
+def stage_finetune(ctx) -> dict:
+    """Fine-tune the model for Rotten Tomatoes sentiment (``models/finetuned``)."""
+    from probekit import load_model
+    from probekit.variants import FinetuneRecipe, finetune
+
+    cfg, fc = ctx.cfg, ctx.cfg["finetune"]
+    sp = rt_splits(cfg)
+    spec, name, seed = model_spec(cfg)
+    base = load_model(spec, head="sequence-classification", num_labels=int(sp["train"]["label"].max()) + 1,
+                      seed=seed, name=name)
+    out = ctx.run_dir / "models" / "finetuned"
+    recipe = FinetuneRecipe(epochs=float(fc["epochs"]), lr=float(fc["lr"]), batch_size=fc["batch_size"],
+                            max_length=fc["max_length"], early_stopping=None, seed=cfg["seed"])
+    ft = finetune(base, sp["train"], recipe, eval_data=sp["validation"], out=out, progress=ctx.progress,
+                  resume=(out / "checkpoints").is_dir() and not ctx.force)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    ctx._cache["finetuned"] = ft
+    ev = ft.report.get("eval", {})
+    return {"outputs": ["models/finetuned"], "fingerprints": {"finetuned": ft.fingerprint()},
+            "info": {"train": len(sp["train"]), "validation": len(sp["validation"]),
+                     "validation_accuracy": ev.get("accuracy"), "validation_macro_f1": ev.get("macro_f1")}}
+
+
+def _n_params(model) -> int:
+    import torch
+
+    total = 0
+    for v in model.state_dict().values():
+        if isinstance(v, torch.Tensor):
+            total += v.numel()
+        elif isinstance(v, tuple):  # packed int8 (weight, bias)
+            total += sum(t.numel() for t in v if isinstance(t, torch.Tensor))
+    return total
+
+
+def _size_mb(model) -> float:
+    import torch
+
+    with tempfile.NamedTemporaryFile(suffix=".pt") as f:
+        torch.save(model.state_dict(), f.name)
+        return os.path.getsize(f.name) / 2**20
+
+
+def _measure(variant, test: pd.DataFrame, max_length: int, repeats: int) -> dict:
+    import torch
+
+    from probekit.variants import evaluate, measure_latency
+
+    m = variant.model
+    ev = evaluate(m, test, max_length=max_length)
+    tok, net = m.tokenizer, m.model.eval()
+    texts = list(test["text"])
+    one = tok(texts[:1], truncation=True, max_length=max_length, return_tensors="pt")
+    b32 = tok(texts[:32], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.inference_mode():
+        lat = measure_latency(lambda: net(**one), repeats=repeats)
+        t32 = measure_latency(lambda: net(**b32), repeats=max(3, repeats // 4))
+    return {"accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"], "params": _n_params(net),
+            "size_mb": _size_mb(net), "latency_ms_b1": lat, "throughput_b32": len(texts[:32]) / (t32 / 1000)}
+
+
+def stage_variants(ctx) -> dict:
+    """Magnitude-prune, head-prune, quantize and distil the fine-tuned model; the variants table."""
+    from probekit.attention import head_importance
+    from probekit.variants import DistillRecipe, distill, magnitude_prune, prune_heads, quantize
+
+    cfg, vc, fc = ctx.cfg, ctx.cfg["variants"], ctx.cfg["finetune"]
+    sp = rt_splits(cfg)
+    ft = _finetuned(ctx)
+    models = ctx.run_dir / "models"
+    made = {"finetuned": ft}
+    for name in VARIANT_ORDER:
+        opts = vc.get(name)
+        if opts is None:
+            continue
+        logger.info("making variant %s", name)
+        if name == "magnitude_prune":
+            v = magnitude_prune(ft, sparsity=float(opts["sparsity"]))
+        elif name == "prune_heads":
+            scores = None
+            if opts["importance"] == "michel":
+                imp = sp["train"].sample(min(opts["importance_sentences"], len(sp["train"])), random_state=cfg["seed"])
+                scores = head_importance(ft.model, list(imp["text"]), imp["label"].astype(int).tolist())
+            v = prune_heads(ft, fraction=float(opts["fraction"]), importance=opts["importance"], scores=scores,
+                            data=sp["train"], eval_data=sp["validation"], recover_epochs=float(opts["recover_epochs"]))
+        elif name == "quantize":
+            v = quantize(ft, method=opts["method"])
+        else:
+            train = sp["train"]
+            if opts["train_size"] is not None and opts["train_size"] < len(train):
+                train = train.sample(opts["train_size"], random_state=cfg["seed"]).reset_index(drop=True)
+            n_layers = min(int(opts["n_layers"]), ft.model.n_layers)
+            recipe = DistillRecipe(n_layers=n_layers, alpha=float(opts["alpha"]),
+                                   temperature=float(opts["temperature"]), epochs=float(opts["epochs"]),
+                                   lr=float(fc["lr"]), batch_size=fc["batch_size"], max_length=fc["max_length"],
+                                   seed=cfg["seed"])
+            v = distill(ft, train, recipe, eval_data=sp["validation"], progress=ctx.progress)
+        v.save(models / name)
+        made[name] = v
+    rows = []
+    for name, v in made.items():
+        r = _measure(v, sp["test"], fc["max_length"], vc["latency_repeats"])
+        rows.append({"variant": name, **r, "recipe": json.dumps(v.recipe.to_dict(), default=str),
+                     "layers": v.model.n_layers})
+    table = pd.DataFrame(rows)
+    outputs: list[str] = [f"models/{n}" for n in made if n != "finetuned"]
+    write_table(ctx, table, "variants", outputs)
+    try_figure(ctx, lambda: _variants_plot(table), "variants", "accuracy_latency", outputs)
+    return {"outputs": outputs, "fingerprints": {f"model:{n}": v.fingerprint() for n, v in made.items()},
+            "info": {"test_sentences": len(sp["test"]),
+                     "table": table.drop(columns=["recipe"]).round(4).to_dict("records")}}
+
+
+def _variants_plot(table: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(table["latency_ms_b1"], table["accuracy"], s=40 + 3 * table["size_mb"], alpha=0.7)
+    for r in table.itertuples():
+        ax.annotate(r.variant, (r.latency_ms_b1, r.accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("latency, batch 1 (ms)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("variants: accuracy vs latency (marker area ~ size)")
+    fig.tight_layout()
+    return fig
+
+
+def stage_attribution(ctx) -> dict:
+    """Attributions of a few test sentences by two (or more) methods, side by side."""
+    from probekit.attribution import Attributor, agreement
+    from probekit.plots import attribution_html, attribution_png
+
+    cfg, ac = ctx.cfg, ctx.cfg["attribution"]
+    test = rt_splits(cfg)["test"]
+    short = test[test["text"].str.split().str.len().between(5, 18)]
+    pick = (short if len(short) >= ac["sentences"] else test).sample(
+        min(ac["sentences"], len(test)), random_state=cfg["seed"])
+    texts = list(pick["text"])
+    model = _finetuned(ctx).model
+    by_method = {m: Attributor(model, m).attribute(texts, n_steps=ac["n_steps"]) for m in ac["methods"]}
+    rows, outputs = [], []
+    label_names = {0: "negative", 1: "positive"}
+    for k in range(len(texts)):
+        first = by_method[ac["methods"][0]][k]
+        for m, atts in by_method.items():
+            a = atts[k]
+            for pos, (tok, s) in enumerate(zip(a.tokens, a.scores)):
+                rows.append({"model": str(model.name), "variant": "finetuned", "task": "sentiment", "site": "emb",
+                             "probe": m, "metric": "attribution", "value": float(s), "example": k,
+                             "position": pos, "token": tok, "target": a.target})
+        scores = {m: by_method[m][k].scores for m in ac["methods"]}
+        gold = label_names.get(int(pick["label"].iloc[k]), str(pick["label"].iloc[k]))
+        title = f"example {k}: predicted {label_names.get(first.target, first.target)}, gold {gold}"
+        rel = f"attributions/example_{k}.html"
+        ctx.path(rel).write_text(attribution_html(first.tokens, scores, title=title), encoding="utf-8")
+        outputs.append(rel)
+        try_figure(ctx, lambda t=first.tokens, s=scores, ti=title: attribution_png(t, s, title=ti), "attributions",
+                   f"example_{k}", outputs)
+    tidy = pd.DataFrame(rows)
+    write_table(ctx, tidy, "attributions", outputs)
+    content = [np.array([t not in ("[CLS]", "[SEP]", "<s>", "</s>") for t in a.tokens]) for a in
+               by_method[ac["methods"][0]]]
+    agree = agreement({m: [a.scores for a in atts] for m, atts in by_method.items()}, content=content)
+    write_table(ctx, agree, "attribution_agreement", outputs)
+    return {"outputs": outputs, "info": {"texts": texts,
+                                         "mean_spearman": float(agree["spearman"].mean()) if len(agree) else None}}
+
+
+# ------------------------------------------------------------------ compare
+def _compare_data(cfg: dict):
+    """The compare sentences: the probe task (when given) or the experiment's first sentences."""
+    from probekit.data import build_task
+
+    cc, d = cfg["compare"], cfg["data"]
+    if cc["probe_task"]:
+        return build_task(cc["probe_task"], d["source"], path=d["path"], limit=cc["sentences"], seed=cfg["seed"])
+    return sentences_frame(cfg, cc["sentences"])
+
+
+def _extract_for_compare(model, data, out: Path, progress: bool, overwrite: bool):
+    from probekit import extract
+    from probekit.probes import extract_task
+
+    sites = ["emb"] + [f"L{i}.resid" for i in range(model.n_layers)] + \
+        [f"L{i}.attn.pattern" for i in range(model.n_layers)]
+    if hasattr(data, "dataset"):
+        return extract_task(model, data, out, sites, progress=progress, overwrite=overwrite)
+    return extract(model, data, sites, out, dtype="float32", tokens=False, sentence_pooling=("mean",),
+                   progress=progress, overwrite=overwrite)
+
+
+def _maps(layer_map, n_heads: int) -> tuple[dict, dict]:
+    """Site map (original -> variant) and head map ((layer, head) original -> variant) from a LayerMap."""
+    sites = {"emb": "emb"}
+    heads = {}
+    for i, base in enumerate(layer_map.layers):
+        sites[f"L{base}.resid"] = f"L{i}.resid"
+        kept = layer_map.heads[i] if layer_map.heads is not None else range(n_heads)
+        for k, h in enumerate(kept):
+            heads[(base, int(h))] = (i, k)
+    return sites, heads
+
+
+def stage_compare(ctx) -> dict:
+    """Each variant against the fine-tuned original, layer by layer, on stores of the same sentences."""
+    from probekit.compare import attention_deltas, compare
+    from probekit.probes import ProbeSuite
+    from probekit.probes._task_store import site_layer
+    from probekit.variants import load_variant
+
+    cfg = ctx.cfg
+    data = _compare_data(cfg)
+    ft = _finetuned(ctx)
+    names = ["finetuned"] + [n for n in VARIANT_ORDER if (cfg["variants"] or {}).get(n) is not None]
+    stores, fps, outputs = {}, {}, []
+    for n in names:
+        v = ft if n == "finetuned" else load_variant(ctx.run_dir / "models" / n)
+        st = fresh_store(ctx, lambda ow, v=v, n=n: _extract_for_compare(
+            v.model, data, ctx.path("stores", f"compare-{n}"), ctx.progress, ow))
+        stores[n] = (v, st)
+        fps[f"compare-{n}"] = st.fingerprint
+        outputs.append(f"stores/compare-{n}")
+    base_v, base_st = stores["finetuned"]
+    n_heads = base_v.model.n_heads
+    mat_rows, diag_rows, att = [], [], []
+    for n in names[1:]:
+        v, st = stores[n]
+        site_map, head_map = _maps(v.layer_map, n_heads)
+        comp = compare(base_st, st, layer_map=site_map, attention=False, progress=ctx.progress)
+        for measure, m in comp.matrices.items():
+            for a in m.index:
+                for b in m.columns:
+                    mat_rows.append({"variant": n, "measure": measure, "layer_a": site_layer(a),
+                                     "layer_b": site_layer(b), "value": float(m.loc[a, b])})
+            for a, b in site_map.items():
+                diag_rows.append({"variant": n, "measure": measure, "layer": site_layer(a),
+                                  "value": float(m.loc[a, b])})
+        ad = attention_deltas(base_st, st, head_map=head_map, progress=ctx.progress).to_frame()
+        ad["variant"] = n
+        att.append(ad)
+    mats = pd.DataFrame(mat_rows, columns=["variant", "measure", "layer_a", "layer_b", "value"])
+    diag = pd.DataFrame(diag_rows, columns=["variant", "measure", "layer", "value"])
+    write_table(ctx, mats, "compare", outputs)
+    write_table(ctx, diag, "compare_diagonal", outputs)
+    attdf = pd.concat(att, ignore_index=True) if att else pd.DataFrame()
+    write_table(ctx, attdf, "attention_deltas", outputs)
+    if hasattr(data, "dataset"):
+        suite = ProbeSuite(data, "linear", [cfg["seed"]], controls=False, n_boot=200)
+        res = suite.run({(str(base_v.model.name), k): s for k, (_, s) in stores.items()}).to_frame()
+        write_table(ctx, _probe_deltas(res), "probe_deltas", outputs)
+    try_figure(ctx, lambda: _diag_plot(diag), "compare", "diagonal_cka", outputs)
+    for n in names[1:]:
+        try_figure(ctx, lambda n=n: _matrix_plot(mats, n), "compare", f"cka_{n}", outputs)
+    if len(attdf):
+        try_figure(ctx, lambda: _att_plot(attdf), "compare", "attention_jsd", outputs)
+    summary = diag[diag["measure"] == "linear_cka"].groupby("variant")["value"].agg(["min", "mean"]).round(4)
+    return {"outputs": outputs, "fingerprints": fps,
+            "info": {"sentences": int(base_st.n_examples), "cka": summary.reset_index().to_dict("records")}}
+
+
+def _probe_deltas(res: pd.DataFrame) -> pd.DataFrame:
+    acc = res[res["metric"] == "accuracy_mean"][["variant", "task", "layer", "site", "value"]]
+    base = acc[acc["variant"] == "finetuned"].rename(columns={"value": "accuracy_finetuned"})
+    rows = acc[acc["variant"] != "finetuned"].rename(columns={"value": "accuracy"})
+    out = rows.merge(base[["task", "layer", "accuracy_finetuned"]], on=["task", "layer"], how="left")
+    out["delta"] = out["accuracy"] - out["accuracy_finetuned"]
+    return out.reset_index(drop=True)
+
+
+def _diag_plot(diag: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    d = diag[diag["measure"] == "linear_cka"]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for n, g in d.groupby("variant", sort=False):
+        ax.plot(g["layer"], g["value"], marker="o", label=n)
+    ax.set_xlabel("layer of the original (0 = embeddings)")
+    ax.set_ylabel("linear CKA with the fine-tuned original")
+    ax.set_ylim(0, 1.02)
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title("representation similarity along the layer map")
+    fig.tight_layout()
+    return fig
+
+
+def _matrix_plot(mats: pd.DataFrame, variant: str):
+    from probekit.plots import similarity_heatmap
+
+    m = mats[(mats["variant"] == variant) & (mats["measure"] == "linear_cka")]
+    if m.empty:
+        raise ValueError(f"no CKA matrix for {variant}")
+    frame = m.pivot(index="layer_a", columns="layer_b", values="value")
+    order_a = list(dict.fromkeys(m["layer_a"]))
+    order_b = list(dict.fromkeys(m["layer_b"]))
+    frame = frame.loc[order_a, order_b]
+    frame.index = [f"layer {i}" for i in frame.index]
+    frame.columns = [f"layer {i}" for i in frame.columns]
+    return similarity_heatmap(frame, title=f"linear CKA: finetuned (rows) vs {variant}")
+
+
+def _att_plot(attdf: pd.DataFrame):
+    from probekit.plots import layer_head_grid
+
+    d = attdf[attdf["metric"] == "attention_jsd_bits"]
+    d = d.groupby(["layer", "head"], as_index=False)["value"].mean()
+    return layer_head_grid(d, title="attention JSD (bits) vs original, mean over variants", fmt=".2f")

@@ -1,0 +1,110 @@
+"""Experiment config validation: errors name the key and its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from probekit.pipeline import DEMO_CONFIG, FULL_OVERRIDES, QUICK_OVERRIDES, ConfigError, load_config, merge, resolve
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _write(tmp_path, text: str) -> Path:
+    p = tmp_path / "exp.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_unknown_key_names_line_and_suggestion(tmp_path):
+    p = _write(tmp_path, "name: x\nprobes:\n  taks: [upos]\n  seeds: [0]\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "'probes.taks'" in msg and "(line 3)" in msg and "did you mean 'tasks'?" in msg
+
+
+def test_unknown_top_level_section(tmp_path):
+    p = _write(tmp_path, "name: x\n\nvariant:\n  quantize: {}\n")
+    with pytest.raises(ConfigError, match=r"'variant' \(line 3\); did you mean 'variants'\?"):
+        load_config(p)
+
+
+def test_wrong_type_names_key_and_line(tmp_path):
+    p = _write(tmp_path, "name: x\nprobes:\n  tasks: [upos]\n  seeds: 3\n")
+    with pytest.raises(ConfigError, match=r"'probes.seeds' \(line 4\) must be a list, not 3"):
+        load_config(p)
+    p = _write(tmp_path, "finetune:\n  epochs: one\n")
+    with pytest.raises(ConfigError, match=r"'finetune.epochs' \(line 2\) must be an integer or a number"):
+        load_config(p)
+    p = _write(tmp_path, "probes:\n  tasks: [upos]\n  controls: yes please\n")
+    with pytest.raises(ConfigError, match=r"'probes.controls' \(line 3\) must be true/false"):
+        load_config(p)
+
+
+def test_bad_choice_in_list_item(tmp_path):
+    p = _write(tmp_path, "probes:\n  tasks: [upos]\n  probes:\n    - linear\n    - mlpp\n")
+    with pytest.raises(ConfigError, match=r"'probes.probes\[1\]' \(line 5\) must be one of linear, mlp, not 'mlpp'; "
+                                          r"did you mean 'mlp'\?"):
+        load_config(p)
+
+
+def test_unknown_task(tmp_path):
+    p = _write(tmp_path, "probes:\n  tasks:\n    - sentiment\n    - upso\n")
+    with pytest.raises(ConfigError, match=r"unknown task 'upso' at 'probes.tasks\[1\]' \(line 4\); did you mean "
+                                          r"'upos'\?"):
+        load_config(p)
+
+
+def test_task_from_wrong_source(tmp_path):
+    p = _write(tmp_path, "probes:\n  tasks: [sentiment]\ndata:\n  source: ud\n  path: .\n")
+    with pytest.raises(ConfigError, match="task 'sentiment' .* not built from source 'ud'"):
+        load_config(p)
+
+
+def test_missing_files(tmp_path):
+    p = _write(tmp_path, f"data:\n  source: ud\n  path: {tmp_path / 'nope'}\n")
+    with pytest.raises(ConfigError, match=r"'data.path' \(line 3\): no such file or folder"):
+        load_config(p)
+    p = _write(tmp_path, f"model:\n  path: {tmp_path / 'no-model'}\n")
+    with pytest.raises(ConfigError, match=r"'model.path' \(line 2\): no such folder"):
+        load_config(p)
+    with pytest.raises(FileNotFoundError, match="no experiment config"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_stage_needs_its_upstream_section(tmp_path):
+    p = _write(tmp_path, "variants:\n  quantize: {method: dynamic-int8}\n")
+    with pytest.raises(ConfigError, match=r"'variants' \(line 1\) needs a 'finetune' section"):
+        load_config(p)
+
+
+def test_all_errors_reported_together(tmp_path):
+    p = _write(tmp_path, "nmae: x\nseed: zero\n")
+    msg = str(pytest.raises(ConfigError, load_config, p).value)
+    assert "'nmae' (line 1)" in msg and "'seed' (line 2)" in msg
+
+
+def test_absent_sections_are_skipped_and_defaults_filled():
+    cfg = resolve({"probes": {"tasks": ["upos"]}})
+    assert cfg["finetune"] is None and cfg["variants"] is None and cfg["extract"] is None
+    assert cfg["probes"]["seeds"] == [0] and cfg["model"] == "minilm-l6"
+
+
+def test_demo_file_equals_builtin_config():
+    assert load_config(EXAMPLES / "demo.yaml") == resolve(DEMO_CONFIG)
+
+
+@pytest.mark.parametrize("name", ["ud_ewt_probes", "compression"])
+def test_example_configs_validate(name):
+    if name == "ud_ewt_probes" and not Path("/work/shared/data/ud_en_ewt").exists():
+        pytest.skip("UD EWT not available here")
+    cfg = load_config(EXAMPLES / f"{name}.yaml")
+    assert cfg["name"] == name
+
+
+def test_quick_and_full_overrides_validate():
+    quick = resolve(merge(DEMO_CONFIG, QUICK_OVERRIDES))
+    assert quick["data"]["sentences"] < DEMO_CONFIG["data"]["sentences"]
+    assert resolve(merge(DEMO_CONFIG, FULL_OVERRIDES))["data"]["sentences"] is None

@@ -1,0 +1,132 @@
+"""Every stage on a tiny BERT built from a config, and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from probekit.cli import main
+from probekit.pipeline import run_experiment
+
+RESULT_COLUMNS = ["model", "variant", "task", "layer", "site", "head", "probe", "seed", "split", "metric", "value",
+                  "ci_low", "ci_high"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import copy
+
+    from tests.pipeline import conftest
+
+    cfg = copy.deepcopy(conftest.ANALYSIS)
+    cfg.update({
+        "probes": {"tasks": ["sentiment"], "seeds": [0], "n_boot": 20},
+        "finetune": {"train_size": 32, "eval_size": 16, "epochs": 1, "batch_size": 16, "max_length": 24},
+        "variants": {"magnitude_prune": {"sparsity": 0.5}, "prune_heads": {"fraction": 0.25, "importance": "magnitude"},
+                     "quantize": {"method": "dynamic-int8"},
+                     "distill": {"n_layers": 1, "epochs": 1, "train_size": 16}, "latency_repeats": 2},
+        "attribution": {"sentences": 2, "n_steps": 4},
+        "compare": {"sentences": 30},
+        "outputs": {"figures": True, "report": True},
+    })
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    return out, run_experiment(cfg, out, progress=False)
+
+
+def test_run_folder_contract(tiny_run):
+    out, info = tiny_run
+    assert list(info["timings"]) == ["extract", "task_stores", "probes", "attention", "finetune", "variants",
+                                     "attribution", "compare", "report"]
+    run = json.loads((out / "run.json").read_text())
+    for key in ("name", "config", "probekit_version", "versions", "seeds", "fingerprints", "timings", "started",
+                "finished", "cached", "machine"):
+        assert key in run, key
+    assert run["config"]["model"]["config"]["hidden_size"] == 32
+    assert {"main", "tasks-0", "random-0", "compare-finetuned"} <= set(run["fingerprints"])
+    assert (out / "config.yaml").is_file() and (out / "report.html").is_file()
+    for name in ("probes", "probe_summary", "expected_layer", "attention_heads", "special_mass", "attributions",
+                 "attribution_agreement", "variants", "compare", "compare_diagonal", "probe_deltas",
+                 "attention_deltas"):
+        assert (out / "tables" / f"{name}.csv").is_file(), name
+    figures = {p.name for p in (out / "figures").glob("*.png")}
+    sections = {f.split("__")[0] for f in figures}
+    assert sections == {"probes", "attention", "attributions", "variants", "compare"}
+    assert {"probes__curves.png", "attention__rollout.png", "attention__heatmap_L0.png"} <= figures
+    assert len(list((out / "attributions").glob("*.html"))) == 2
+
+
+def test_tables_hold_the_run(tiny_run):
+    out, _ = tiny_run
+    probes = pd.read_csv(out / "tables" / "probes.csv")
+    assert list(probes.columns) == RESULT_COLUMNS
+    assert set(probes["variant"].dropna()) == {"random-init"}
+    summary = pd.read_csv(out / "tables" / "probe_summary.csv")
+    assert summary["layer"].tolist() == [0, 1, 2]  # emb and two blocks
+    assert {"accuracy", "ci_low", "ci_high", "control", "selectivity", "majority", "random_init"} <= set(summary)
+    assert (summary["ci_low"] <= summary["accuracy"] + 1e-9).all()
+    variants = pd.read_csv(out / "tables" / "variants.csv")
+    assert variants["variant"].tolist() == ["finetuned", "magnitude_prune", "prune_heads", "quantize", "distill"]
+    assert (variants.set_index("variant").loc["distill", "layers"] == 1)
+    assert variants.set_index("variant").loc["prune_heads", "params"] < variants.set_index("variant").loc[
+        "finetuned", "params"]
+    diag = pd.read_csv(out / "tables" / "compare_diagonal.csv")
+    assert list(diag.columns) == ["variant", "measure", "layer", "value"]
+    cka = diag[(diag["measure"] == "linear_cka") & (diag["variant"] == "magnitude_prune")]
+    assert cka["layer"].tolist() == [0, 1, 2] and cka["value"].iloc[0] == pytest.approx(1.0, abs=1e-4)
+    comp = pd.read_csv(out / "tables" / "compare.csv")
+    assert list(comp.columns) == ["variant", "measure", "layer_a", "layer_b", "value"]
+    assert set(diag[diag["variant"] == "distill"]["layer"]) == {0, 2}  # the 1-layer student maps to layer 2
+    heads = pd.read_csv(out / "tables" / "attention_deltas.csv")
+    assert len(heads[(heads["variant"] == "prune_heads") & (heads["metric"] == "attention_jsd_bits")]) == 6
+    mass = pd.read_csv(out / "tables" / "special_mass.csv")
+    assert mass["layer"].tolist() == [0, 1] and {"cls", "sep"} <= set(mass)
+
+
+def test_second_run_is_cached(tiny_run):
+    out, first = tiny_run
+    cfg = first["config"]
+    again = run_experiment(cfg, out, progress=False)
+    assert all(again["cached"].values())
+    assert again["fingerprints"] == first["fingerprints"]
+
+
+def test_cli_run_check_and_errors(tmp_path):
+    p = tmp_path / "exp.yaml"
+    p.write_text("name: x\nprobes:\n  tasks: [upos]\n  sedes: [0]\n")
+    r = CliRunner().invoke(main, ["run", str(p)])
+    assert r.exit_code != 0
+    assert "'probes.sedes' (line 4); did you mean 'seeds'?" in r.output
+    p.write_text("name: x\nextract: {sites: resid}\nattention: {example: 0}\n")
+    r = CliRunner().invoke(main, ["run", str(p), "--check"])
+    assert r.exit_code == 0, r.output
+    assert "stages: extract, attention, report" in r.output
+    r = CliRunner().invoke(main, ["run", str(tmp_path / "missing.yaml")])
+    assert r.exit_code != 0 and "no experiment config" in r.output
+
+
+def test_cli_run_executes_a_config(tmp_path):
+    import yaml
+
+    from tests.pipeline.conftest import ANALYSIS
+
+    p = tmp_path / "exp.yaml"
+    p.write_text(yaml.safe_dump(ANALYSIS))
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["run", str(p), "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "stage timings (s):" in r.output and "attention" in r.output
+    assert json.loads((out / "run.json").read_text())["cached"] == {"extract": False, "attention": False}
+    r = CliRunner().invoke(main, ["run", str(p), "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0 and "extract: cached" in r.output
+
+
+def test_demo_help():
+    r = CliRunner().invoke(main, ["demo", "--help"])
+    assert r.exit_code == 0
+    for flag in ("--quick", "--full", "--out", "--force"):
+        assert flag in r.output
+    r = CliRunner().invoke(main, ["demo", "--quick", "--full"])
+    assert r.exit_code != 0 and "exclude each other" in r.output
