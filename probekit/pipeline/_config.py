@@ -135,7 +135,7 @@ DEMO_CONFIG: dict[str, Any] = {
 QUICK_OVERRIDES: dict[str, Any] = {
     "data": {"sentences": 300},
     "probes": {"tasks": ["sentiment", "sentlen", "upos"], "seeds": [0], "n_boot": 100},
-    "finetune": {"train_size": 320, "eval_size": 128, "lr": 2e-4},
+    "finetune": {"train_size": 320, "eval_size": 128, "lr": 2e-4, "epochs": 2.0},  # 1 epoch stays at chance
     "variants": {"prune_heads": {"importance_sentences": 32}, "distill": {"train_size": 128},
                  "latency_repeats": 5},
     "attribution": {"n_steps": 16},
