@@ -115,3 +115,22 @@ def test_flow_by_hand_and_bound():
     assert two[1, 1] == pytest.approx(0.5) and two[1, 0] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="max_tokens=3"):
         attention_flow([torch.eye(4)[None]], max_tokens=3)
+
+
+def test_flow_matches_a_float_max_flow_reference():
+    """Integer-capacity max-flow equals networkx's float max-flow on random residual attention."""
+    nx = pytest.importorskip("networkx")
+    from probekit.attention import residual_attention
+
+    g = torch.Generator().manual_seed(0)
+    pats = [torch.softmax(torch.randn(3, 7, 7, generator=g) * 2, -1) for _ in range(3)]
+    got = attention_flow(pats, output=0)
+    mats = [np.asarray(m, dtype=np.float64) for m in residual_attention(pats)]
+    for top in range(3):
+        ref = nx.DiGraph()
+        for layer in range(top + 1):
+            for i in range(7):
+                for j in range(7):
+                    ref.add_edge((layer, j), (layer + 1, i), capacity=float(mats[layer][i, j]))
+        want = [nx.maximum_flow_value(ref, (0, j), (top + 1, 0)) for j in range(7)]
+        np.testing.assert_allclose(got[top], want, atol=1e-5)
