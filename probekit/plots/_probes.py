@@ -30,7 +30,7 @@ def _filter(frame: pd.DataFrame, probe: str | None) -> pd.DataFrame:
 
 
 def probe_curves(frame: pd.DataFrame, *, metric: str = "accuracy", probe: str | None = None,
-                 tasks: list[str] | None = None):
+                 tasks: list[str] | None = None, col_wrap: int = 4):
     """Per-task ``metric`` by layer, one line per model/variant, with the control curve and majority line.
 
     The line is the mean over seeds of the per-seed ``metric`` rows; the band
@@ -47,6 +47,8 @@ def probe_curves(frame: pd.DataFrame, *, metric: str = "accuracy", probe: str | 
         Only this probe (default: every probe, as separate lines).
     tasks : list of str, optional
         Real task names to plot (default: all).
+    col_wrap : int
+        Panels per row; more tasks wrap onto further rows.
     """
     df = _filter(frame, probe)
     df = df[df["metric"] == metric].copy()
@@ -55,9 +57,14 @@ def probe_curves(frame: pd.DataFrame, *, metric: str = "accuracy", probe: str | 
     names = tasks or sorted(df.loc[~df["is_control"], "base_task"].unique())
     if not names:
         raise ValueError(f"no {metric!r} rows to plot")
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 1.5, 3.4), squeeze=False, sharey=True)
+    ncols = max(1, min(len(names), col_wrap))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows + 0.9), squeeze=False, sharey=True)
+    flat = axes.ravel()
+    for ax in flat[len(names):]:
+        ax.set_visible(False)
     palette = sns.color_palette("colorblind")
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(flat, names):
         sub = df[df["base_task"] == name]
         layered = sub[sub["probe"] != "majority"].copy()
         layered["line"] = _label(layered) + np.where(layered["probe"].nunique() > 1,
@@ -80,9 +87,14 @@ def probe_curves(frame: pd.DataFrame, *, metric: str = "accuracy", probe: str | 
         ax.set_title(name)
         ax.set_xlabel("layer")
         ax.set_ylabel(metric)
-    handles, labels = axes[0][-1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.78, 1))
+    legend: dict[str, object] = {}
+    for ax in flat[: len(names)]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    fig.legend(list(legend.values()), list(legend.keys()), loc="lower center", ncol=min(4, len(legend)), fontsize=8,
+               frameon=False)
+    rows_of_legend = -(-len(legend) // 4)
+    fig.tight_layout(rect=(0, min(0.4, (0.25 * rows_of_legend + 0.1) / fig.get_figheight()), 1, 1))
     return fig
 
 
