@@ -19,8 +19,10 @@ def main(verbose: int) -> None:
 
     \b
     Examples:
-      probekit demo                 # the main job on the bundled model and data
+      probekit demo                 # the main job on the bundled model and data -> runs/demo/report.html
+      probekit run examples/ud_ewt_probes.yaml   # an experiment from a YAML config
       probekit sites minilm-l6      # list a model's sites
+      probekit probe --model minilm-l6 --task upos,deprel --out runs/upos
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
