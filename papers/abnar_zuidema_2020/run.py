@@ -19,10 +19,10 @@ Measures, with nothing tuned to match the paper:
    tokens ([CLS] and [SEP] left out), averaged over sentences with a
    percentile bootstrap 95% CI.
 
-Attention flow solves one max-flow problem per token and layer (networkx), so
-it runs on the first ``--n-flow`` selected sentences of at most
-``--flow-max-tokens`` word pieces only; the table on that subset has every
-method, the table on all N sentences has every method but flow.
+Attention flow solves one max-flow problem per token and layer, so it can be
+limited to the first ``--n-flow`` selected sentences of at most
+``--flow-max-tokens`` word pieces (by default all of them); the table on that
+subset has every method, the table on all N sentences every method but flow.
 
 Writes ``results.md``, ``results.csv`` (tidy: ``probekit.attribution.agreement_results``
 rows, metric ``spearman:<a>~<b>`` per layer, plus the test accuracy) and
@@ -370,8 +370,8 @@ lr {lr:g}, batch {batch}, max length 64, seed 0; {ft}). Test accuracy (fixed 853
 **{acc:.3f}** (95% bootstrap CI {acc_lo:.3f}-{acc_hi:.3f}).
 
 **Sentences.** The first {n} test sentences with at most {max_tokens} word pieces ([CLS], [SEP] included;
-median {med}). Attention flow solves one max-flow problem per token and layer and is slow (seconds per
-sentence), so it runs on the first {n_flow} of these with at most {flow_max} word pieces (median {fmed}).
+median {med}). Attention flow (one max-flow problem per token and layer) runs on the first {n_flow} of
+these with at most {flow_max} word pieces (median {fmed}).
 
 **Scores.** Blank-out: drop in the predicted class's probability when one token is replaced by [PAD]. Raw
 attention: the [CLS] row of layer l, mean over the 12 heads. Rollout and flow: the [CLS] row through layer l
