@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
+from _machine import machine  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit._memory import peak_rss_kb  # noqa: E402
@@ -143,18 +143,6 @@ def child(n: int) -> None:
         shutil.rmtree(out, ignore_errors=True)
     print(json.dumps({"n": n, "tokens": tokens, "seconds": dt, "tokens_per_s": tokens / dt,
                       "store_bytes": size, "peak_rss_mb": peak_rss_kb() / 1024}))
-
-
-def machine() -> dict:
-    cpu = ""
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": __import__("transformers").__version__, "probekit": probekit.__version__,
-            "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.is_available(), "load_average": os.getloadavg(), "platform": platform.platform()}
 
 
 def main() -> None:

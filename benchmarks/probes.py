@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 import warnings
 from pathlib import Path
@@ -35,11 +34,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import sklearn  # noqa: E402
 import torch  # noqa: E402
+from _machine import machine  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
-import probekit  # noqa: E402
 from probekit.data import build_task  # noqa: E402
 from probekit.probes import LinearProbe, extract_task, fit_batched  # noqa: E402
 from probekit.probes._task_store import task_inputs  # noqa: E402
@@ -90,20 +89,6 @@ def run_sklearn(Xtr, ytr, Xte, yte, C, max_iter):
     not_converged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     return {"seconds": dt, "seconds_per_layer": secs, "accuracy": acc, "n_iter": iters, "coef_dtype": dtypes,
             "convergence_warnings": not_converged}
-
-
-def machine() -> dict:
-    cpu = ""
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"python": platform.python_version(), "torch": torch.__version__, "sklearn": sklearn.__version__,
-            "numpy": np.__version__, "probekit": probekit.__version__, "cpu": cpu, "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-            "load_average": os.getloadavg(), "platform": platform.platform(),
-            "blas": [{k: v for k, v in lib.items() if k in ("internal_api", "version", "num_threads")}
-                     for lib in threadpool_info()]}
 
 
 def main() -> None:
@@ -164,7 +149,9 @@ def main() -> None:
                   "sklearn": f"LogisticRegression(C, solver='lbfgs', tol=1e-4, max_iter={a.sklearn_max_iter}) "
                              "per layer",
                   "rounds": a.rounds, "statistic": "best round per method (seconds); ratio of the best rounds"},
-        "machine": machine(),
+        "machine": machine(sklearn=sklearn.__version__,
+                           blas=[{k: v for k, v in lib.items() if k in ("internal_api", "version", "num_threads")}
+                                 for lib in threadpool_info()]),
         "seconds": seconds,
         "speedup_vs_sklearn": speedup,
         "speedup_per_round": per_round,

@@ -58,7 +58,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -71,6 +70,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _machine import machine  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit._memory import peak_rss_kb  # noqa: E402
@@ -390,19 +390,10 @@ def torch_cka_formula_on_stores(wd: Path, level: str, batch: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ driver
-def machine() -> dict:
-    cpu = ""
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+def _machine() -> dict:
     import torch_cka
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "transformers": __import__("transformers").__version__, "probekit": probekit.__version__,
-            "torch_cka": getattr(torch_cka, "__version__", None) or _dist_version("torch-cka"),
-            "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "load_average": os.getloadavg(), "platform": platform.platform()}
+    return machine(torch_cka=getattr(torch_cka, "__version__", None) or _dist_version("torch-cka"))
 
 
 def _dist_version(name: str) -> str | None:
@@ -518,7 +509,7 @@ def main() -> None:
                       "estimator_gap": "max |torch-cka minibatch CKA - probekit full-batch linear CKA|",
                       "probekit_cka_from_stores_s": "compare(attention=False): linear CKA and Procrustes "
                                                     "matrices (49 SVDs of 384x384 included)"}},
-        "machine": machine(),
+        "machine": _machine(),
         "total_seconds": time.perf_counter() - t_start,
         "summary": summary,
         "speedup_vs_torch_cka": {lv: s["speedup_vs_torch_cka"] for lv, s in summary.items()},
