@@ -103,3 +103,14 @@ def words_by_split(task) -> dict[str, int]:
     for labs, sp in zip(task.dataset.labels, task.dataset.splits):
         out[sp] = out.get(sp, 0) + len(labs)
     return out
+
+
+def add_output_args(ap, here: Path, *, threads: bool = False) -> None:
+    """The options every UD paper check shares: model, store folder, output folder (and torch threads)."""
+    if threads:
+        ap.add_argument("--threads", type=int, default=1,
+                        help="Torch threads for probe training (default 1: on a shared 2-core CPU more threads wait "
+                             "on each other)")
+    ap.add_argument("--model", default="minilm-l6")
+    ap.add_argument("--store-root", default=str(ROOT / "runs" / "papers"), help="folder of the stores")
+    ap.add_argument("--out", default=str(here))

@@ -39,7 +39,7 @@ import torch  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _ud import DEFAULT_UD, ROOT, store_for, ud_task, words_by_split  # noqa: E402
+from _ud import DEFAULT_UD, add_output_args, store_for, ud_task, words_by_split  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit.probes import LinearProbe, MLPProbe, ProbeSuite, paired_bootstrap  # noqa: E402
@@ -75,12 +75,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=64, help="Hidden width of the MLP probes (default 64)")
     ap.add_argument("--seed", type=int, default=0, help="Seed of the train sample, the control task and the probes")
     ap.add_argument("--n-boot", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="Torch threads for probe training (default 1: on a shared 2-core CPU more threads wait on "
-                         "each other)")
-    ap.add_argument("--model", default="minilm-l6")
-    ap.add_argument("--store-root", default=str(ROOT / "runs" / "papers"))
-    ap.add_argument("--out", default=str(HERE))
+    add_output_args(ap, HERE, threads=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)

@@ -45,7 +45,7 @@ import probekit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from _ud import DEFAULT_UD, ROOT, store_for, ud_task  # noqa: E402
+from _ud import DEFAULT_UD, add_output_args, store_for, ud_task  # noqa: E402
 
 from probekit._results import Results  # noqa: E402
 from probekit.probes import (  # noqa: E402
@@ -87,9 +87,7 @@ def main() -> None:
     ap.add_argument("--rank", type=int, default=128, help="probe rank of the per-layer sweep")
     ap.add_argument("--ranks", default="1,2,4,8,16,32,64,128", help="ranks of the rank curve (comma-separated)")
     ap.add_argument("--max-iter", type=int, default=10, help="maximum training epochs of each probe")
-    ap.add_argument("--model", default="minilm-l6")
-    ap.add_argument("--store-root", default=str(ROOT / "runs" / "papers"), help="folder of the stores")
-    ap.add_argument("--out", default=str(HERE))
+    add_output_args(ap, HERE)
     ap.add_argument("--report-only", action="store_true",
                     help="rebuild results.md and the plots from an existing results.csv in --out (no fitting)")
     args = ap.parse_args()

@@ -45,7 +45,7 @@ import probekit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from _ud import DEFAULT_UD, ROOT, store_for, ud_task  # noqa: E402
+from _ud import DEFAULT_UD, add_output_args, store_for, ud_task  # noqa: E402
 
 from probekit._results import Results  # noqa: E402
 from probekit.data import control_task  # noqa: E402
@@ -83,9 +83,7 @@ def main() -> None:
     ap.add_argument("--probe", default="linear", choices=("linear", "mlp"))
     ap.add_argument("--max-iter", type=int, default=20,
                     help="maximum training epochs of each probe (early stopping usually ends it sooner)")
-    ap.add_argument("--model", default="minilm-l6")
-    ap.add_argument("--store-root", default=str(ROOT / "runs" / "papers"), help="folder of the stores")
-    ap.add_argument("--out", default=str(HERE))
+    add_output_args(ap, HERE)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
