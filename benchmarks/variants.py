@@ -52,9 +52,11 @@ from probekit.variants import (  # noqa: E402
     export,
     finetune,
     magnitude_prune,
+    parameter_count,
     prune_heads,
     quantize,
     rotten_tomatoes_splits,
+    state_dict_bytes,
 )
 
 logger = logging.getLogger("benchmarks.variants")
@@ -184,22 +186,6 @@ def timing_only(args) -> int:
     return 0
 
 
-def n_params(model: torch.nn.Module) -> int:
-    total = 0
-    for v in model.state_dict().values():
-        if isinstance(v, torch.Tensor):
-            total += v.numel()
-        elif isinstance(v, tuple):  # packed int8 (weight, bias)
-            total += sum(t.numel() for t in v if isinstance(t, torch.Tensor))
-    return total
-
-
-def disk_bytes(model: torch.nn.Module) -> int:
-    with tempfile.NamedTemporaryFile(suffix=".pt") as f:
-        torch.save(model.state_dict(), f.name)
-        return os.path.getsize(f.name)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=float, default=1.0, help="fine-tuning epochs of the original")
@@ -284,8 +270,8 @@ def main(argv=None) -> int:
     rows = {}
     for name, (run, model) in variants.items():
         rows[name] = {**accuracy(run, tok, test),
-                      "params": n_params(model) if model is not None else n_params(ft.model.model),
-                      "disk_bytes": disk_bytes(model) if model is not None else os.path.getsize(onnx.path)}
+                      "params": parameter_count(model) if model is not None else parameter_count(ft.model.model),
+                      "disk_bytes": state_dict_bytes(model) if model is not None else os.path.getsize(onnx.path)}
     timed = speed({name: run for name, (run, _) in variants.items()}, tok, list(test["text"]), n_single, n_batched,
                   rounds=args.rounds, threads=args.threads, clock=args.clock)
     orig = rows["original"]

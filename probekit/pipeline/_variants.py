@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -66,30 +64,10 @@ def stage_finetune(ctx) -> dict:
                      "validation_accuracy": ev.get("accuracy"), "validation_macro_f1": ev.get("macro_f1")}}
 
 
-def _n_params(model) -> int:
-    import torch
-
-    total = 0
-    for v in model.state_dict().values():
-        if isinstance(v, torch.Tensor):
-            total += v.numel()
-        elif isinstance(v, tuple):  # packed int8 (weight, bias)
-            total += sum(t.numel() for t in v if isinstance(t, torch.Tensor))
-    return total
-
-
-def _size_mb(model) -> float:
-    import torch
-
-    with tempfile.NamedTemporaryFile(suffix=".pt") as f:
-        torch.save(model.state_dict(), f.name)
-        return os.path.getsize(f.name) / 2**20
-
-
 def _measure(variant, test: pd.DataFrame, max_length: int, repeats: int) -> dict:
     import torch
 
-    from probekit.variants import evaluate, measure_latency
+    from probekit.variants import evaluate, measure_latency, parameter_count, state_dict_bytes
 
     m = variant.model
     ev = evaluate(m, test, max_length=max_length)
@@ -100,8 +78,9 @@ def _measure(variant, test: pd.DataFrame, max_length: int, repeats: int) -> dict
     with torch.inference_mode():
         lat = measure_latency(lambda: net(**one), repeats=repeats)
         t32 = measure_latency(lambda: net(**b32), repeats=max(3, repeats // 4))
-    return {"accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"], "params": _n_params(net),
-            "size_mb": _size_mb(net), "latency_ms_b1": lat, "throughput_b32": len(texts[:32]) / (t32 / 1000)}
+    return {"accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"], "params": parameter_count(net),
+            "size_mb": state_dict_bytes(net) / 2**20, "latency_ms_b1": lat,
+            "throughput_b32": len(texts[:32]) / (t32 / 1000)}
 
 
 def stage_variants(ctx) -> dict:

@@ -23,6 +23,8 @@ from probekit.variants._export import (
     export,
     fixed_threads,
     measure_latency,
+    parameter_count,
+    state_dict_bytes,
 )
 from probekit.variants._heads import ATTENTION_TABLES, head_magnitudes, prune_heads
 from probekit.variants._prune import magnitude_prune, sparsity_report
@@ -49,5 +51,6 @@ __all__ = [
     "quantize", "WeightOnlyLinear",
     "distill", "init_student", "distill_loss", "hidden_cosine_loss",
     "export", "ExportedModel", "measure_latency", "compare_latency", "LatencyComparison", "fixed_threads",
+    "parameter_count", "state_dict_bytes",
     "as_frame", "rotten_tomatoes_splits",
 ]

@@ -26,7 +26,8 @@ from torch import nn
 from probekit._hooked import HookedModel
 from probekit.variants._variant import ModelVariant
 
-__all__ = ["export", "ExportedModel", "measure_latency", "compare_latency", "LatencyComparison", "fixed_threads"]
+__all__ = ["export", "ExportedModel", "measure_latency", "compare_latency", "LatencyComparison", "fixed_threads",
+           "parameter_count", "state_dict_bytes"]
 
 logger = logging.getLogger(__name__)
 Format = Literal["torchscript", "torch.export", "onnx"]
@@ -85,6 +86,26 @@ def fixed_threads(n: int | None):
 
 
 _CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Weight elements in ``model``'s state dict, whatever their dtype (packed int8 linears included)."""
+    total = 0
+    for v in model.state_dict().values():
+        if isinstance(v, torch.Tensor):
+            total += v.numel()
+        elif isinstance(v, tuple):  # torch.ao packed int8 linear: (weight, bias)
+            total += sum(t.numel() for t in v if isinstance(t, torch.Tensor))
+    return total
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Size of ``model``'s state dict as ``torch.save`` writes it (the size of a variant on disk)."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.tell()
 
 
 def measure_latency(fn: Callable[[], object], *, repeats: int = 20, warmup: int = 3, threads: int | None = None,

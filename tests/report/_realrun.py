@@ -7,7 +7,6 @@ latency measured here), a base-vs-int8 comparison and probe attributions.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
@@ -24,6 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from probekit.variants import state_dict_bytes  # noqa: E402
+
 N_SENTENCES = 120
 SEEDS = (0, 1)
 N_BOOT = 100
@@ -33,12 +34,6 @@ ATTN_EXAMPLES = 24
 def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _size_mb(module: torch.nn.Module) -> float:
-    buf = io.BytesIO()
-    torch.save(module.state_dict(), buf)
-    return buf.tell() / 1e6
 
 
 def build_real_run(model, out: Path) -> Path:
@@ -174,7 +169,7 @@ def build_real_run(model, out: Path) -> Path:
             t32 = measure_latency(lambda mod=mod: mod(**enc), repeats=2, warmup=1)
         rows.append({"variant": name, "accuracy": float(acc[sel]["value"].iloc[0]),
                      "macro_f1": float(f1[sel_f1]["value"].iloc[0]), "params": n_params,
-                     "size_mb": _size_mb(mod), "latency_ms_b1": lat, "throughput_b32": 32 / (t32 / 1000),
+                     "size_mb": state_dict_bytes(mod) / 1e6, "latency_ms_b1": lat, "throughput_b32": 32 / (t32 / 1000),
                      "recipe": "pretrained" if name == "base" else json.dumps(q.recipe.to_dict())})
     pd.DataFrame(rows).to_csv(tables / "variants.csv", index=False)
     timings["variant_metrics"] = time.perf_counter() - t0

@@ -82,3 +82,14 @@ def test_timing_bad_input():
         compare_latency({"a": lambda: None}, rounds=1).summary("b")
     with pytest.raises(ValueError, match="threads must be >= 1"):
         measure_latency(lambda: None, threads=0)
+
+
+def test_parameter_count_and_size_cover_packed_int8():
+    from probekit.variants import parameter_count, state_dict_bytes
+
+    net = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    q = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+    assert parameter_count(net) == 8 * 4 + 4 + 4 * 2 + 2
+    # packed (weight, bias) tuples are counted, plus each quantized linear's scale and zero point
+    assert parameter_count(q) == parameter_count(net) + 2 * 2
+    assert state_dict_bytes(net) > (8 * 4 + 4 + 4 * 2 + 2) * 4
