@@ -8,6 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 import transformers as T  # noqa: E402
 
 import probekit  # noqa: E402
@@ -49,3 +50,12 @@ def minilm() -> probekit.HookedModel:
 @pytest.fixture(scope="session", params=FAMILIES)
 def tiny(request) -> probekit.HookedModel:
     return probekit.load_model(tiny_config(request.param), seed=0)
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Torch on one thread for the test (small ops on 2 shared cores stall with two), restored after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

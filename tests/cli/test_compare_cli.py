@@ -20,12 +20,7 @@ TEXTS = [f"review {i} : the film was {'great' if i % 2 else 'dull'} and long ." 
 SITES = ["emb", "L0.resid", "L1.resid", "L0.attn.pattern", "L1.attn.pattern"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _perturbed(seed: int = 0):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
 
 import probekit
@@ -14,13 +13,7 @@ from probekit.probes import extract_task, random_init_copy
 from tests.conftest import tiny_config
 from tests.data.conftest import UD_DEV
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

@@ -22,12 +22,7 @@ from tests.conftest import tiny_config
 TEXTS = [f"sentence number {i} says something {'good' if i % 2 else 'bad'} about the film ." for i in range(40)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
