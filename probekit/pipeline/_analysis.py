@@ -16,10 +16,11 @@ from probekit.pipeline._common import (
     words_digest,
     write_table,
 )
+from probekit.report import expected_layers, probe_summary
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["stage_extract", "stage_task_stores", "stage_probes", "stage_attention", "probe_summary"]
+__all__ = ["stage_extract", "stage_task_stores", "stage_probes", "stage_attention"]
 
 
 def _main_sites(cfg: dict, model) -> list:
@@ -93,40 +94,6 @@ def stage_task_stores(ctx) -> dict:
             "info": {"groups": info, "random_init_seed": rand_seed if rand is not None else None}}
 
 
-def probe_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """The wide probe table: task, probe, layer, site, accuracy (seed mean), interval, control, selectivity,
-    majority, random_init."""
-    df = df.copy()
-    df["variant"] = df["variant"].fillna("")
-    real = df[df["variant"] == ""]
-    key = ["task", "probe", "layer", "site"]
-    acc = real[(real["metric"] == "accuracy_mean") & ~real["task"].str.endswith(".control")]
-    out = acc[key + ["value"]].rename(columns={"value": "accuracy"})
-    ci = (real[(real["metric"] == "accuracy") & ~real["task"].str.endswith(".control")]
-          .groupby(key, as_index=False)[["ci_low", "ci_high"]].mean())
-    out = out.merge(ci, on=key, how="left")
-    ctl = real[(real["metric"] == "accuracy_mean") & real["task"].str.endswith(".control")].copy()
-    ctl["task"] = ctl["task"].str[: -len(".control")]
-    out = out.merge(ctl[key + ["value"]].rename(columns={"value": "control"}), on=key, how="left")
-    sel = real[real["metric"] == "selectivity_mean"]
-    out = out.merge(sel[key + ["value"]].rename(columns={"value": "selectivity"}), on=key, how="left")
-    maj = real[(real["probe"] == "majority") & (real["metric"] == "accuracy")][["task", "value"]]
-    out = out.merge(maj.drop_duplicates("task").rename(columns={"value": "majority"}), on="task", how="left")
-    rnd = df[(df["variant"] == "random-init") & (df["metric"] == "accuracy_mean")]
-    if len(rnd):
-        out = out.merge(rnd[key + ["value"]].rename(columns={"value": "random_init"}), on=key, how="left")
-    return out.sort_values(["task", "probe", "layer"]).reset_index(drop=True)
-
-
-def expected_layer_table(df: pd.DataFrame) -> pd.DataFrame:
-    """``task, probe, expected_layer, center_of_gravity`` of the real model."""
-    real = df[df["variant"].isna() | (df["variant"] == "")]
-    rows = real[real["metric"].isin(["expected_layer", "center_of_gravity"])]
-    if rows.empty:
-        return pd.DataFrame(columns=["task", "probe", "expected_layer", "center_of_gravity"])
-    return rows.pivot_table(index=["task", "probe"], columns="metric", values="value").reset_index()
-
-
 def stage_probes(ctx) -> dict:
     """The probe suite over the task stores: tidy results, summary tables and plots."""
     from probekit._results import Results
@@ -153,7 +120,7 @@ def stage_probes(ctx) -> dict:
     write_table(ctx, df, "probes", outputs)
     summary = probe_summary(df)
     write_table(ctx, summary, "probe_summary", outputs)
-    write_table(ctx, expected_layer_table(df), "expected_layer", outputs)
+    write_table(ctx, expected_layers(df), "expected_layer", outputs)
     real = df[df["variant"].isna()]
     try_figure(ctx, lambda: probe_curves(df), "probes", "curves", outputs)
     try_figure(ctx, lambda: probe_heatmap(real), "probes", "heatmap", outputs)
