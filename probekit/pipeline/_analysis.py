@@ -13,9 +13,9 @@ from probekit.pipeline._common import (
     model_spec,
     sentences_frame,
     try_figure,
-    words_digest,
     write_table,
 )
+from probekit.probes import group_tasks
 from probekit.report import expected_layers, probe_summary
 
 logger = logging.getLogger(__name__)
@@ -56,21 +56,13 @@ def build_tasks(cfg: dict) -> list:
             for t in cfg["probes"]["tasks"]]
 
 
-def task_groups(tasks: list) -> list[list]:
-    """Tasks grouped by identical examples (one store per group), in first-seen order."""
-    groups: dict[str, list] = {}
-    for t in tasks:
-        groups.setdefault(words_digest(t), []).append(t)
-    return list(groups.values())
-
-
 def stage_task_stores(ctx) -> dict:
     """One store per distinct example set of the tasks (plus its random-weights copy)."""
     from probekit.probes import extract_task, random_init_copy
 
     cfg = ctx.cfg
     model = load_base(ctx)
-    groups = task_groups(build_tasks(cfg))
+    groups = group_tasks(build_tasks(cfg))
     outputs, fps, info = [], {}, []
     # a seed other than the model's own, so that a model built from a config is not its own random copy
     rand_seed = max(cfg["seed"], model_spec(cfg)[2]) + 1
@@ -103,7 +95,7 @@ def stage_probes(ctx) -> dict:
 
     cfg, pc = ctx.cfg, ctx.cfg["probes"]
     name = str(load_base(ctx).name)
-    groups = task_groups(build_tasks(cfg))
+    groups = group_tasks(build_tasks(cfg))
     stored = ctx.records["task_stores"]["info"]["groups"]
     results = Results()
     for group, entry in zip(groups, stored):

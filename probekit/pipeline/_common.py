@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -53,14 +51,6 @@ def sentences_frame(cfg: dict, limit: int | None) -> pd.DataFrame:
     if any(v is not None for v in labels):
         df["label"] = [str(v) for v in labels]
     return df
-
-
-def words_digest(task) -> str:
-    """A hash of a task's examples (words, in order): tasks with equal digests share a store."""
-    h = hashlib.sha256()
-    for w in task.dataset.word_lists():
-        h.update(json.dumps(list(w)).encode())
-    return h.hexdigest()[:16]
 
 
 def save_figure(ctx, fig, section: str, name: str, outputs: list[str]) -> None:

@@ -35,6 +35,7 @@ from probekit.probes._task_store import (
     check_alignment,
     extract_task,
     extract_tasks,
+    group_tasks,
     random_init_copy,
 )
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, mst_edges, root_accuracy, uuas
@@ -61,6 +62,7 @@ __all__ = [
     "expected_layer",
     "extract_task",
     "extract_tasks",
+    "group_tasks",
     "fit_batched",
     "mcnemar",
     "mcnemar_from_counts",

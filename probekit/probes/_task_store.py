@@ -26,8 +26,8 @@ from probekit._sites import Site
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StoreTaskMismatchError", "check_alignment", "extract_task", "extract_tasks", "random_init_copy",
-           "site_layer", "task_frame", "TaskInputs", "task_inputs"]
+__all__ = ["StoreTaskMismatchError", "check_alignment", "extract_task", "extract_tasks", "group_tasks",
+           "random_init_copy", "site_layer", "task_frame", "TaskInputs", "task_inputs"]
 
 
 class StoreTaskMismatchError(ValueError):
@@ -95,6 +95,24 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
                    sentence_pooling=("mean",), **kwargs)
 
 
+def group_tasks(tasks) -> list[list]:
+    """Tasks grouped by identical examples (the same words, in order), in first-seen order.
+
+    One store serves a whole group: labels and splits come from each task,
+    only the words must match (what :func:`check_alignment` checks).
+    """
+    import hashlib
+    import json
+
+    groups: dict[str, list] = {}
+    for task in tasks:
+        h = hashlib.sha256()
+        for w in task.dataset.word_lists():
+            h.update(json.dumps(list(w)).encode())
+        groups.setdefault(h.hexdigest(), []).append(task)
+    return list(groups.values())
+
+
 def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtype: str = "float32",
                   **kwargs) -> list[tuple[list, object]]:
     """Extract one store per group of tasks that share their examples.
@@ -133,14 +151,9 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
         from probekit import load_model
 
         model = load_model(model)
-    groups: dict[tuple, list] = {}
-    for task in tasks:
-        ds = task.dataset
-        key = (tuple(tuple(w) for w in ds.word_lists()), tuple(ds.splits))
-        groups.setdefault(key, []).append(task)
     out = []
     kwargs.setdefault("tokens", False)
-    for members in groups.values():
+    for members in group_tasks(tasks):
         frame = task_frame(members[0])
         if len(members) > 1 and "label" in frame:
             frame = frame.drop(columns="label")  # labels come from each task, not from the store
