@@ -120,6 +120,8 @@ def expected_layers(probes: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame()
     keys = [c for c in ("model", "variant", "task", "probe") if c in df.columns and df[c].notna().any()]
+    # pivot_table drops rows whose keys are missing: the real model's variant is empty, not absent
+    df = df.assign(**{k: df[k].fillna("") for k in keys})
     return df.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean").reset_index()
 
 

@@ -164,3 +164,14 @@ def test_malformed_table_spoils_only_its_section(run_copy):
     probes = md.split("## Probes\n", 1)[1].split("\n## ", 1)[0]
     assert "could not be built" in probes and "tables/probes.csv lacks columns" in probes
     assert "## Variants" in md and "| dynamic-int8 |" in md
+
+
+def test_expected_layers_keep_the_real_model_beside_random_init():
+    from probekit.report import expected_layers
+
+    rows = pd.DataFrame({"model": "m", "variant": [None, None, "random-init", "random-init"], "task": "upos",
+                         "probe": "linear", "metric": ["expected_layer", "center_of_gravity"] * 2,
+                         "value": [1.5, 3.0, 2.5, 3.2]})
+    out = expected_layers(rows).set_index("variant")
+    assert set(out.index) == {"", "random-init"}
+    assert out.loc["", "expected_layer"] == 1.5 and out.loc["random-init", "center_of_gravity"] == 3.2
