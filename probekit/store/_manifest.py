@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the on-disk layout changes; part of the fingerprint.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
