@@ -87,14 +87,17 @@ class _Problem:
             W = self.T[layer] @ V  # [d, S*k]
             b = c - self.mu[layer] @ W
             Z = torch.addmm(b, X[layer], W).view(n, S, k)
-            lse = torch.logsumexp(Z, dim=2)  # [n, S]
+            zmax = Z.amax(2, keepdim=True)
+            E = torch.sub(Z, zmax).exp_()  # one exp pass serves the loss and the softmax
+            sums = E.sum(2, keepdim=True)  # [n, S, 1]
+            lse = sums.log().add_(zmax).squeeze(2)  # [n, S]
             f = (lse - Z.gather(2, idx).squeeze(2)).mean(0)  # [S]
             if self.reg > 0:
                 f = f + 0.5 * self.reg * W.view(d, S, k).pow(2).sum((0, 2))
             f_out[sl] = f
             if not grad:
                 continue
-            G = Z.sub_(lse.unsqueeze(2)).exp_()  # softmax, in place of the logits
+            G = E.div_(sums)  # softmax
             G.scatter_add_(2, idx, torch.full((n, S, 1), -1.0, device=X.device))
             G = G.view(n, S * k).div_(n)
             gW = torch.mm(G.T, X[layer]).T  # [d, S*k]
