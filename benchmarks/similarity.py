@@ -1,11 +1,23 @@
 """Linear CKA speed and accuracy: probekit's streaming CKA against torch-cka and a Gram-matrix reference.
 
-The full 7x7 linear-CKA matrix (``emb``, ``L0.resid`` ... ``L5.resid``) between MiniLM-L6 and its dynamic int8
-copy (``probekit.variants.quantize``) on real English sentences (Rotten Tomatoes plus UD English EWT train),
-at two levels:
+The full 7x7 linear-CKA matrix (``emb``, ``L0.resid`` ... ``L5.resid``) between MiniLM-L6 (float32, model A)
+and a variant of it (model B, ``--variant``) on real English sentences (Rotten Tomatoes plus UD English EWT
+train), at two levels:
 
 (a) ``sentence``: one mean-pooled vector per sentence (special tokens included), ``--sentences`` rows;
 (b) ``token``: one row per token of the first sentences holding ``--tokens`` tokens.
+
+Two pairs (``--variant``):
+
+* ``int8`` (default): model B is the dynamic-int8 copy (``probekit.variants.quantize``,
+  ``method="dynamic-int8"``), a realistic comparison whose activations depend on how sentences are batched
+  (see below), so the agreement with torch-cka there mixes batching effects with arithmetic.
+* ``magnitude50``: model B is the float32 model with 50% of the linear weights inside the transformer
+  blocks zeroed (``probekit.variants.magnitude_prune`` with ``MagnitudePruneRecipe(sparsity=0.5,
+  scope="global", modules="blocks")``, unstructured L1 magnitude, one threshold over all those weights). Both
+  models are deterministic float32 models whose rows do not depend on the batching (up to float32 rounding),
+  so torch-cka and probekit see the same activations and ``max_abs_diff`` measures the CKA arithmetic alone.
+  The pruned model's measured sparsity is recorded (``model_b_report`` of the extract step).
 
 Methods, each in a fresh process (so its peak RSS is its own):
 
@@ -42,15 +54,20 @@ activation scale from the whole input batch (padding rows included), so the int8
 on how sentences are batched (on 16 Rotten Tomatoes sentences, padded batch vs one at a time: max relative
 difference of the last hidden state 0.21 for int8, 6e-7 for float32). torch-cka's padded batches and
 probekit's length-sorted batches therefore feed different int8 activations into the same estimator; the
-``diagnosis`` entry (torch-cka's float32 formula on probekit's stored rows) separates that from arithmetic.
+``diagnosis`` entry (torch-cka's float32 formula on probekit's stored rows) separates that from arithmetic,
+and the ``magnitude50`` pair avoids it.
 
 ``speedup_vs_torch_cka`` = torch-cka seconds / probekit end-to-end seconds (extraction of both stores plus
 CKA from the stores), per level; ``speedup_vs_torch_cka_from_stores`` = torch-cka seconds / probekit's
-CKA-from-stores seconds (for a user whose stores already exist). Model loading and quantization are
-outside every timing. Writes ``benchmarks/results/similarity.json`` and prints a table.
+CKA-from-stores seconds (for a user whose stores already exist). Model loading, quantization and pruning are
+outside every timing. Writes ``benchmarks/results/similarity.json`` (``int8``) or
+``benchmarks/results/similarity_magnitude50.json`` (``magnitude50``), unless ``--out`` is given, and prints
+a table headed by the pair and model B's recipe.
 
-Usage: ``python benchmarks/similarity.py [--sentences 20000] [--tokens 200000] [--tcka-batch 64]
-[--ref-rows 4000]``
+UD English EWT is read from ``../shared/data/ud_en_ewt`` beside the repository, or from ``$PROBEKIT_UD_PATH``.
+
+Usage: ``python benchmarks/similarity.py [--variant {int8,magnitude50}] [--sentences 20000] [--tokens 200000]
+[--tcka-batch 64] [--ref-rows 4000] [--out PATH]``
 """
 
 from __future__ import annotations
@@ -78,9 +95,12 @@ from probekit.compare import cka_matrix, compare, unbiased_hsic  # noqa: E402
 from probekit.compare._compare import _rows  # noqa: E402  (the row views compare() streams over)
 from probekit.data import load_movie_reviews, read_conllu, ud_files  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "similarity.json"
-UD_PATH = Path("/work/shared/data/ud_en_ewt")
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = {"int8": ROOT / "benchmarks" / "results" / "similarity.json",
+           "magnitude50": ROOT / "benchmarks" / "results" / "similarity_magnitude50.json"}
+UD_PATH = ROOT.parent / "shared" / "data" / "ud_en_ewt"
 SEED = 0
+MODEL_A = "minilm-l6 (float32)"
 
 
 # ------------------------------------------------------------------ data
@@ -133,13 +153,46 @@ def select(level: str, n_sentences: int, n_tokens: int, batch: int, tokenizer) -
 
 
 # ------------------------------------------------------------------ models
-def load_pair():
-    """MiniLM-L6 (float32) and its dynamic-int8 copy; both HookedModels."""
-    model = probekit.load_model("minilm-l6")
-    from probekit.variants import quantize
+def variant_recipe(variant: str):
+    """Model B's recipe for ``--variant``."""
+    from probekit.variants import MagnitudePruneRecipe, QuantizeRecipe
 
-    q = quantize(model, method="dynamic-int8")
-    return model, q.model
+    if variant == "int8":
+        return QuantizeRecipe(method="dynamic-int8")
+    if variant == "magnitude50":
+        return MagnitudePruneRecipe(sparsity=0.5, scope="global", modules="blocks")
+    raise ValueError(f"unknown variant {variant!r}; choose from {sorted(RESULTS)}")
+
+
+def variant_text(variant: str) -> str:
+    """Model B in words, for the JSON ``setup`` and the table header."""
+    if variant == "int8":
+        return "minilm-l6 dynamic int8 (probekit.variants.quantize, method='dynamic-int8')"
+    if variant == "magnitude50":
+        return ("minilm-l6 float32, 50% unstructured magnitude sparsity of the block linear weights "
+                "(probekit.variants.magnitude_prune, one global threshold)")
+    raise ValueError(f"unknown variant {variant!r}; choose from {sorted(RESULTS)}")
+
+
+def load_pair(variant: str = "int8"):
+    """MiniLM-L6 (float32), model B (``--variant``), both HookedModels, and what making model B measured."""
+    from probekit.variants import magnitude_prune, quantize
+
+    model = probekit.load_model("minilm-l6")
+    recipe = variant_recipe(variant)
+    if variant == "int8":
+        return model, quantize(model, recipe).model, {}
+    v = magnitude_prune(model, recipe)
+    total = v.report["sparsity"].iloc[-1]
+    dtypes = sorted({str(p.dtype) for p in v.model.model.parameters()})
+    if dtypes != ["torch.float32"]:
+        raise RuntimeError(f"the pruned model should be float32 only, its parameters are {dtypes}")
+    if abs(float(total["sparsity"]) - recipe.sparsity) > 1e-3:
+        raise RuntimeError(f"magnitude pruning reached sparsity {float(total['sparsity']):.4f} over the block "
+                           f"linear weights, not the recipe's {recipe.sparsity}")
+    return model, v.model, {"pruned_weights": int(total["numel"]), "zeros": int(total["zeros"]),
+                            "sparsity": float(total["sparsity"]),
+                            "pruned_modules": int(len(v.report["sparsity"]) - 1)}
 
 
 class _Pool(torch.nn.Module):
@@ -172,7 +225,7 @@ class _Pooled(torch.nn.Module):
 
 # ------------------------------------------------------------------ children (one method per process)
 def child_extract(spec: dict) -> dict:
-    model, qmodel = load_pair()
+    model, qmodel, report = load_pair(spec["variant"])
     texts, _ = select(spec["level"], spec["sentences"], spec["tokens"], spec["batch"], model.tokenizer)
     wd = Path(spec["workdir"])
     kw = dict(dtype="float32", tokens=spec["level"] == "token",
@@ -185,7 +238,7 @@ def child_extract(spec: dict) -> dict:
     disk = sum(p.stat().st_size for p in wd.rglob("*") if p.is_file())
     return {"seconds": t2 - t0, "seconds_a": t1 - t0, "seconds_b": t2 - t1, "n_sentences": len(texts),
             "n_tokens": int(sa.manifest["n_tokens"]), "n_tokens_b": int(sb.manifest["n_tokens"]),
-            "store_bytes": disk, "peak_rss_mb": peak_rss_kb() / 1024}
+            "store_bytes": disk, "model_b_report": report, "peak_rss_mb": peak_rss_kb() / 1024}
 
 
 def _open(wd: Path):
@@ -220,7 +273,7 @@ def child_torch_cka(spec: dict) -> dict:
     from torch.utils.data import DataLoader
     from torch_cka import CKA
 
-    model, qmodel = load_pair()
+    model, qmodel, _ = load_pair(spec["variant"])
     tok = model.tokenizer
     texts, _ = select(spec["level"], spec["sentences"], spec["tokens"], spec["batch"], tok)
 
@@ -233,7 +286,7 @@ def child_torch_cka(spec: dict) -> dict:
     wb = _Pooled(qmodel.model, qmodel.n_layers, spec["level"])
     names = [f"pool.{i}" for i in range(model.n_layers + 1)]
     t0 = time.perf_counter()
-    cka = CKA(wa, wb, model1_name="minilm-l6", model2_name="minilm-l6-dynamic-int8",
+    cka = CKA(wa, wb, model1_name="minilm-l6", model2_name=f"minilm-l6-{spec['variant']}",
               model1_layers=names, model2_layers=names, device="cpu")
     with torch.no_grad():
         cka.compare(loader)
@@ -407,7 +460,7 @@ def _dist_version(name: str) -> str | None:
 
 def run_level(level: str, a) -> dict:
     wd = Path(tempfile.mkdtemp(prefix=f"pk-sim-{level}-"))
-    spec = {"level": level, "sentences": a.sentences, "tokens": a.tokens, "batch": a.tcka_batch,
+    spec = {"level": level, "variant": a.variant, "sentences": a.sentences, "tokens": a.tokens, "batch": a.tcka_batch,
             "ref_rows": a.ref_rows, "workdir": str(wd), "with_compare": a.with_compare}
     try:
         out = {}
@@ -465,13 +518,20 @@ def main() -> None:
                    help="also run torch-cka's float32 formula on the token stores (slow: O(n^3) per batch)")
     p.add_argument("--with-compare", action="store_true",
                    help="also time compare(), which adds the Procrustes matrix")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--variant", choices=sorted(RESULTS), default="int8",
+                   help="model B: the dynamic-int8 copy, or the float32 copy with 50%% magnitude sparsity")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results JSON (default: benchmarks/results/similarity.json for int8, "
+                        "similarity_magnitude50.json for magnitude50)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--spec", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child is not None:
         print(json.dumps(CHILDREN[a.child](json.loads(a.spec))))
         return
+    if a.out is None:
+        a.out = RESULTS[a.variant]
+    recipe = variant_recipe(a.variant).to_dict()
     levels = [x.strip() for x in a.levels.split(",") if x.strip()]
     bad = [x for x in levels if x not in ("sentence", "token")]
     if bad:
@@ -487,16 +547,17 @@ def main() -> None:
     runs = {level: run_level(level, a) for level in levels}
     summary = {lv: r["summary"] for lv, r in runs.items()}
     result = {
-        "setup": {"model_a": "minilm-l6 (float32)",
-                  "model_b": "minilm-l6 dynamic int8 (probekit.variants.quantize, method='dynamic-int8')",
+        "setup": {"model_a": MODEL_A, "variant": a.variant, "model_b": variant_text(a.variant),
+                  "model_b_recipe": recipe,
+                  "model_b_report": {lv: r["extract"]["model_b_report"] for lv, r in runs.items()},
                   "sites": ["emb"] + [f"L{i}.resid" for i in range(6)], "sentence_pooling": "mean",
                   "store_dtype": "float32", "data": info, "levels": levels, "args": {
                       k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()
                       if k not in ("child", "spec")},
                   "torch_cka_call": "CKA(wrapped_a, wrapped_b, model1_layers=pool.0..6, ...).compare(loader) "
                                     "under torch.no_grad(); loader: padded batches of --tcka-batch sentences",
-                  "timing": "one run per method, each in a fresh process; model loading and quantization "
-                            "excluded",
+                  "timing": "one run per method, each in a fresh process; model loading, quantization and "
+                            "pruning excluded",
                   "definitions": {
                       "speedup_vs_torch_cka": "torch-cka seconds / probekit end-to-end seconds (extract both "
                                               "stores + compare() from the stores)",
@@ -528,7 +589,9 @@ def main() -> None:
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1))
-    print(f"\n{'level':8s} {'rows':>8s} {'pk e2e s':>9s} {'pk cka s':>9s} {'tcka s':>9s} {'x e2e':>6s} "
+    print(f"\npair ({a.variant}): A = {MODEL_A}; B = {variant_text(a.variant)}")
+    print(f"B recipe: {json.dumps(recipe)}")
+    print(f"{'level':8s} {'rows':>8s} {'pk e2e s':>9s} {'pk cka s':>9s} {'tcka s':>9s} {'x e2e':>6s} "
           f"{'x stores':>8s} {'diff same':>9s} {'diff ref':>9s} {'est. gap':>9s} {'RSS pk/tcka MB':>15s}")
     for lv, s in summary.items():
         rss = s["peak_rss_mb"]
