@@ -187,7 +187,7 @@ def extract(
 
     settings = dict(dtype=dtype, tokens=tokens, word_pooling=word_pooling, sentence_pooling=sentence_pooling,
                     shard_size=shard_size, long_inputs=long_inputs, stride=stride, autocast=autocast)
-    components = _components(model, data, site_list, settings)
+    components = _components(model, data, site_list, settings, batch_tokens)
     fp = fingerprint(components)
     n_shards = -(-len(data) // shard_size)
 
@@ -293,8 +293,22 @@ def _compute_tokenizer_digest(tokenizer) -> str:
     return h.hexdigest()
 
 
-def _components(model: HookedModel, data: ExtractData, sites: list[Site], settings: dict) -> dict[str, Any]:
+def batch_dependent(model: HookedModel) -> bool:
+    """Whether the model's outputs depend on which examples share a batch.
+
+    Dynamically quantized layers (``torch.ao`` dynamic int8) pick their activation scale from the whole
+    input batch, so the same sentence gets (slightly) different activations in different batches.
+    """
+    return any(".quantized.dynamic" in type(m).__module__ for m in model.model.modules())
+
+
+def _components(model: HookedModel, data: ExtractData, sites: list[Site], settings: dict,
+                batch_tokens: int | None = None) -> dict[str, Any]:
     recipe = getattr(model, "recipe", None)
+    layout: dict[str, Any] = {"shard_size": settings["shard_size"]}
+    if batch_tokens is not None and batch_dependent(model):
+        # the batches (and so the activations) follow from the shard size and the token budget
+        layout["batch_tokens"] = int(batch_tokens)
     return {
         "format_version": FORMAT_VERSION,
         "weights": model.weights_hash(),
@@ -307,7 +321,7 @@ def _components(model: HookedModel, data: ExtractData, sites: list[Site], settin
                     "sentence": settings["sentence_pooling"]},
         "dtype": {"store": settings["dtype"], "autocast": settings["autocast"],
                   "params": str(next(model.model.parameters()).dtype)},
-        "layout": {"shard_size": settings["shard_size"]},
+        "layout": layout,
     }
 
 

@@ -103,7 +103,7 @@ def describe_mismatch(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> st
         "tokenization": "tokenization settings",
         "pooling": "pooling settings",
         "dtype": "dtype",
-        "layout": "shard layout",
+        "layout": "shard layout (shard size; the batch token budget for batch-dependent models such as dynamic int8)",
         "format_version": "store format version",
     }
     diffs = []

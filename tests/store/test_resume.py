@@ -157,3 +157,23 @@ def test_float32_store_matches_float16_within_rounding(tmp_path, reference, tiny
     a, b = st32["L1.resid"].numpy(), st16["L1.resid"].numpy()
     assert a.dtype == np.float32 and b.dtype == np.float16
     np.testing.assert_allclose(a.astype(np.float16), b, rtol=0, atol=0)
+
+
+def test_batch_budget_is_part_of_the_fingerprint_only_for_batch_dependent_models(tmp_path, tiny):
+    """Dynamic int8 picks activation scales per batch: another token budget would mix two sets of batches."""
+    from probekit.store._extract import batch_dependent
+    from probekit.variants import quantize
+
+    texts = make_texts(N)
+    out = tmp_path / "float"
+    probekit.extract(tiny, texts, ["L0.resid"], out, shard_size=SHARD, batch_tokens=512, progress=False)
+    # a float model's activations do not depend on batching: the store is reused under another budget
+    probekit.extract(tiny, texts, ["L0.resid"], out, shard_size=SHARD, batch_tokens=128, progress=False)
+    assert not batch_dependent(tiny)
+
+    q = quantize(tiny, method="dynamic-int8").model
+    assert batch_dependent(q)
+    out_q = tmp_path / "int8"
+    probekit.extract(q, texts, ["L0.resid"], out_q, shard_size=SHARD, batch_tokens=512, progress=False)
+    with pytest.raises(FingerprintMismatchError, match="layout"):
+        probekit.extract(q, texts, ["L0.resid"], out_q, shard_size=SHARD, batch_tokens=128, progress=False)
