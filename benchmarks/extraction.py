@@ -19,6 +19,7 @@ Usage: ``python benchmarks/extraction.py [--n 2000] [--rounds 2] [--scale 10] [-
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -107,8 +108,14 @@ def probekit_extract(model, texts, out):
     return int(store.manifest["n_tokens"])
 
 
-def probekit_bare(model, texts, out, shard_size: int = 256, batch_tokens: int = 4096):
-    """probekit's batching (shards, length-sorted token budget) with a bare forward and no hooks."""
+def probekit_bare(model, texts, out, shard_size: int | None = None, batch_tokens: int | None = None):
+    """probekit's batching (shards, length-sorted token budget) with a bare forward and no hooks.
+
+    Shard size and token budget default to ``probekit.extract``'s, so (4) and (5) batch alike.
+    """
+    defaults = inspect.signature(probekit.extract).parameters
+    shard_size = shard_size or defaults["shard_size"].default
+    batch_tokens = batch_tokens or defaults["batch_tokens"].default
     n = 0
     with torch.inference_mode():
         for a in range(0, len(texts), shard_size):

@@ -56,7 +56,7 @@ SCHEMA: dict[str, Any] = {
         "sites": F((str, list), "resid", item=(str,), doc="'resid', 'all' or a list of sites"),
         "attention": F((bool,), True, doc="also store every layer's attention pattern"),
         "dtype": F((str,), "float16", choices=("float16", "float32")),
-        "batch_tokens": F((int,), 4096),
+        "batch_tokens": F((int,), 2048),
     },
     "probes": {
         "tasks": F((list,), ["sentiment"], item=(str,)),
@@ -115,7 +115,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "seed": 0,
     "model": "minilm-l6",
     "data": {"source": "rt", "path": None, "sentences": 2000},
-    "extract": {"sites": "resid", "attention": True, "dtype": "float16", "batch_tokens": 4096},
+    "extract": {"sites": "resid", "attention": True, "dtype": "float16", "batch_tokens": 2048},
     "probes": {"tasks": ["sentiment", "sentlen", "bigramshift", "tense", "subjnum", "upos", "deprel"],
                "probes": ["linear"], "seeds": [0, 1], "controls": True, "random_init": True, "n_boot": 200},
     "attention": {"example": 0, "heatmap_layers": None},

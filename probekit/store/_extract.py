@@ -89,8 +89,8 @@ def extract(
     tokens: bool = True,
     word_pooling: Sequence[str] = (),
     sentence_pooling: Sequence[str] = (),
-    shard_size: int = 256,
-    batch_tokens: int = 4096,
+    shard_size: int = 512,
+    batch_tokens: int = 2048,
     long_inputs: LongInputPolicy = "error",
     stride: int | None = None,
     autocast: Literal["bf16"] | None = None,
@@ -124,9 +124,12 @@ def extract(
     sentence_pooling : sequence of {"cls", "mean", "last"}
         Also store one vector per example.
     shard_size : int
-        Examples per shard (the unit of resumption and of data parallelism).
+        Examples per shard (the unit of resumption and of data parallelism);
+        examples are length-sorted within a shard, so larger shards pad less.
     batch_tokens : int
-        Token budget of a forward batch (rows x longest row).
+        Token budget of a forward batch (rows x longest row). The default
+        suits CPUs (on 2 Xeon cores 2,048 ran ~1.3x faster than 4,096: the
+        batch's activations stay in cache); raise it on a GPU (e.g. 16,384).
     long_inputs : {"error", "window"}
         Inputs longer than the model's maximum are an error, or run in
         overlapping windows and stitched.
