@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 
 import numpy as np
 import torch
@@ -24,3 +25,52 @@ def machine(**extra) -> dict:
             "numpy": np.__version__, "probekit": probekit.__version__, "cpu": cpu, "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
             "load_average": os.getloadavg(), "platform": platform.platform(), **extra}
+
+
+class AnonPeak:
+    """Peak anonymous resident memory (``RssAnon``, MB) of this process, sampled by a thread.
+
+    Peak RSS (``VmHWM``) also counts every page of a memory-mapped file a reader has touched; the kernel
+    drops those under memory pressure, so they say nothing about whether a computation fits in RAM.
+    ``RssAnon`` is the memory the process itself allocated. Linux only (``None`` elsewhere).
+
+    >>> with AnonPeak() as mem:
+    ...     _ = bytearray(50 << 20)
+    >>> mem.peak_mb is None or mem.peak_mb > 0
+    True
+    """
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak_mb: float | None = None
+        self._stop = threading.Event()
+
+    @staticmethod
+    def current_mb() -> float | None:
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("RssAnon:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            now = self.current_mb()
+            if now is not None:
+                self.peak_mb = now if self.peak_mb is None else max(self.peak_mb, now)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> AnonPeak:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        now = self.current_mb()
+        if now is not None:
+            self.peak_mb = now if self.peak_mb is None else max(self.peak_mb, now)

@@ -87,7 +87,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _machine import machine  # noqa: E402
+from _machine import AnonPeak, machine  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit._memory import peak_rss_kb  # noqa: E402
@@ -255,12 +255,14 @@ def child_cka(spec: dict) -> dict:
     level, how = spec["level"], "mean" if spec["level"] == "sentence" else None
     sites = sorted((s for s in sa.sites if s.component in ("emb", "resid")), key=lambda s: s.depth)
     t0 = time.perf_counter()
-    va = [_rows(sa[s], level, how) for s in sites]
-    vb = [_rows(sb[s], level, how) for s in sites]
-    m = cka_matrix(va, vb, measures=("linear_cka",))["linear_cka"]
+    with AnonPeak() as mem:
+        va = [_rows(sa[s], level, how) for s in sites]
+        vb = [_rows(sb[s], level, how) for s in sites]
+        m = cka_matrix(va, vb, measures=("linear_cka",))["linear_cka"]
     dt = time.perf_counter() - t0
     np.save(wd / "probekit_cka.npy", m)
-    out = {"seconds": dt, "sites": [str(s) for s in sites], "peak_rss_mb": peak_rss_kb() / 1024}
+    out = {"seconds": dt, "sites": [str(s) for s in sites], "peak_rss_mb": peak_rss_kb() / 1024,
+           "peak_anon_mb": mem.peak_mb}
     if spec.get("with_compare"):
         t0 = time.perf_counter()
         cmp = compare(sa, sb, level=level, how="mean", attention=False, progress=False)
@@ -499,6 +501,8 @@ def run_level(level: str, a) -> dict:
                             "probekit_cka_from_stores": out["cka"]["peak_rss_mb"],
                             "torch_cka": out["torch_cka"]["peak_rss_mb"],
                             "reference_subsample": out["reference"]["peak_rss_mb"]},
+            "peak_anon_mb_probekit_cka_from_stores": out["cka"].get("peak_anon_mb"),
+            "store_bytes": out["extract"]["store_bytes"],
             "in_ram_float64_bytes": 2 * (out["extract"]["n_sentences"] if level == "sentence"
                                          else out["extract"]["n_tokens"]) * 7 * 384 * 8,
         }
@@ -568,8 +572,13 @@ def main() -> None:
                       "max_abs_diff_vs_reference": "max |probekit full-batch linear CKA - Gram-matrix reference| "
                                                    "on the reference subsample",
                       "estimator_gap": "max |torch-cka minibatch CKA - probekit full-batch linear CKA|",
-                      "probekit_cka_from_stores_s": "compare(attention=False): linear CKA and Procrustes "
-                                                    "matrices (49 SVDs of 384x384 included)"}},
+                      "probekit_cka_from_stores_s": "the 7x7 linear-CKA matrix streamed from the stores "
+                                                    "(cka_matrix over the row views compare() reads; "
+                                                    "--with-compare also times compare() itself)",
+                      "peak_rss_mb": "VmHWM of each step's process; for the steps reading stores it includes "
+                                     "the memory-mapped store pages touched (reclaimable page cache)",
+                      "peak_anon_mb_probekit_cka_from_stores": "peak RssAnon (sampled every 20 ms) of the CKA "
+                                                               "from stores: what the streaming itself allocates"}},
         "machine": _machine(),
         "total_seconds": time.perf_counter() - t_start,
         "summary": summary,

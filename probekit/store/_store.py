@@ -1,7 +1,7 @@
 """Reading a store: :class:`ActivationStore` and its per-site memory-mapped views.
 
 A store is opened only through a complete manifest; every shard sidecar is
-checked on open, and every stream file is checked against its SHA-256 the
+checked on open, and every stream file is checked against its checksum the
 first time it is touched (``verify="lazy"``, the default) or all at once
 (``verify="full"``). A damaged shard raises :class:`CorruptShardError` and is
 never read; re-running the same extraction repairs it.
