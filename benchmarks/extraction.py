@@ -10,7 +10,9 @@ On the default MiniLM-L6, real Rotten Tomatoes sentences, all 7 residual sites, 
 5. probekit's own batches (token budget over length-sorted shards) with a bare forward, no caching.
 
 The methods run side by side, interleaved for ``--rounds`` rounds (the best round of each counts: on a shared
-machine the best is the least disturbed). Peak RSS of (4) is measured in fresh processes for N and 10N
+machine the best is the least disturbed). No method fsyncs its files, and the page cache is flushed
+(``os.sync``) before every timed run, so no method pays for writing back the previous one's files. Peak RSS
+of (4) is measured in fresh processes for N and 10N
 sentences. Writes ``benchmarks/results/extraction.json`` and prints a table.
 
 Usage: ``python benchmarks/extraction.py [--n 2000] [--rounds 2] [--scale 10] [--mem-n N]``
@@ -172,6 +174,7 @@ def main() -> None:
             if name in errors:
                 continue
             out = Path(tempfile.mkdtemp(prefix=f"pk-bench-{name}-"))
+            os.sync()
             try:
                 t0 = time.perf_counter()
                 tokens = fn(model, texts, out)

@@ -4,8 +4,8 @@ The data is cut into shards of ``shard_size`` consecutive examples (in data
 order). Each shard is tokenized on its own, its rows are sorted by length
 and grouped into batches by a token budget, run under
 ``torch.inference_mode`` (optionally with bf16 autocast), and the captured
-activations are written, unpadded, by a background thread while the next
-batch computes. Shards are committed atomically with checksums (see
+activations are written, unpadded (by a background thread while the next
+batch computes, when the forward leaves a core free). Shards are committed atomically with checksums (see
 :mod:`probekit.store._shards`), so a killed run resumes from its last
 complete shard and produces the same bytes as an uninterrupted one.
 
@@ -94,7 +94,7 @@ def extract(
     long_inputs: LongInputPolicy = "error",
     stride: int | None = None,
     autocast: Literal["bf16"] | None = None,
-    overlap: bool = True,
+    overlap: bool | None = None,
     progress: bool | None = None,
     overwrite: bool = False,
 ) -> ActivationStore:
@@ -137,8 +137,12 @@ def extract(
         Window overlap for ``long_inputs="window"``.
     autocast : {"bf16"}, optional
         Run the forward under bf16 autocast.
-    overlap : bool
+    overlap : bool, optional
         Write shards from a background thread while the next batch computes.
+        Default: when the forward leaves a core free (a GPU model, or fewer
+        torch threads than usable cores). When torch's threads already fill
+        every core, a writer thread only takes turns with them: on 2 Xeon
+        cores writing inline cost ~6% against ~14% from a background thread.
     progress : bool, optional
         Show a progress bar (default: when attached to a terminal).
     overwrite : bool
@@ -182,6 +186,8 @@ def extract(
                          "or use long_inputs='error'")
     data = as_data(data)
     out = Path(out)
+    if overlap is None:
+        overlap = _spare_core(model)
     rank, world = dist_env()
     if world > 1 and torch.cuda.is_available() and model.device.type == "cpu":
         local = int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count()))
@@ -294,6 +300,17 @@ def _compute_tokenizer_digest(tokenizer) -> str:
         h.update(repr(sorted(tokenizer.get_vocab().items())).encode())
     h.update(repr(sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())).encode())
     return h.hexdigest()
+
+
+def _spare_core(model: HookedModel) -> bool:
+    """Whether a background writer thread would run beside the forward rather than take turns with it."""
+    if model.device.type != "cpu":
+        return True
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return cores > torch.get_num_threads()
 
 
 def batch_dependent(model: HookedModel) -> bool:

@@ -177,3 +177,21 @@ def test_batch_budget_is_part_of_the_fingerprint_only_for_batch_dependent_models
     probekit.extract(q, texts, ["L0.resid"], out_q, shard_size=SHARD, batch_tokens=512, progress=False)
     with pytest.raises(FingerprintMismatchError, match="layout"):
         probekit.extract(q, texts, ["L0.resid"], out_q, shard_size=SHARD, batch_tokens=128, progress=False)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_background_and_inline_writing_give_the_same_bytes(tmp_path, reference, tiny, overlap):
+    _extract(tiny, tmp_path / "store", overlap=overlap)
+    assert store_files(tmp_path / "store") == store_files(reference)
+
+
+def test_default_overlap_only_with_a_spare_core(tiny, monkeypatch):
+    import torch
+
+    from probekit.store._extract import _spare_core
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: cores)
+    assert not _spare_core(tiny)  # torch's threads fill every core: write inline
+    monkeypatch.setattr(torch, "get_num_threads", lambda: cores - 1)
+    assert _spare_core(tiny)
