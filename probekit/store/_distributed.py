@@ -1,4 +1,4 @@
-"""Data parallelism: rank and world size from the launcher, gloo barriers."""
+"""Data parallelism: rank and world size from the launcher; ranks meet (gloo) to share failures and statistics."""
 
 from __future__ import annotations
 
@@ -25,9 +25,23 @@ class Dist:
     def __init__(self, world: int):
         self.world = world
 
-    def barrier(self) -> None:
+    def agree(self, error: Exception | None, what: str) -> None:
+        """Raise on every rank when any rank failed at this point (instead of leaving the others at a barrier).
+
+        Each rank passes the exception it caught (or ``None``); a rank re-raises its own, the others raise a
+        :class:`RuntimeError` naming the first rank that failed and its message.
+        """
         if self.world > 1:
-            torch.distributed.barrier()
+            msgs: list[Any] = [None] * self.world
+            torch.distributed.all_gather_object(msgs, None if error is None else f"{type(error).__name__}: {error}")
+        else:
+            msgs = [None]
+        if error is not None:
+            raise error
+        failed = [(r, m) for r, m in enumerate(msgs) if m is not None]
+        if failed:
+            r, m = failed[0]
+            raise RuntimeError(f"rank {r} failed while {what}: {m}")
 
     def gather_stats(self, stats: dict) -> list[dict]:
         if self.world == 1:

@@ -13,7 +13,9 @@ Under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1) rank ``r``
 computes the shards ``k`` with ``k % world_size == r``; since shard
 boundaries depend only on the data, the store is identical to a
 single-process one. Rank 0 writes the manifest; ``torch.distributed``
-(gloo) is used only for barriers and to gather run statistics.
+(gloo) is used only where the ranks meet: after the preparation, after the
+shards and after the manifest, where a failure on any rank is raised on
+every rank (no rank is left waiting), and to gather run statistics.
 """
 
 from __future__ import annotations
@@ -201,38 +203,53 @@ def extract(
     n_shards = -(-len(data) // shard_size)
 
     with distributed(world) as dist:
-        if rank == 0:
-            _prepare_dir(out, fp, components, overwrite)
-            manifest = {
-                "format_version": FORMAT_VERSION,
-                "fingerprint": fp,
-                "components": components,
-                "complete": False,
-                "model": {"name": model.name, "source": _jsonable(model.source), "n_layers": model.n_layers,
-                          "d_model": model.d_model, "n_heads": model.n_heads,
-                          "heads_per_layer": model.heads_per_layer()},
-                "sites": [str(s) for s in site_list],
-                "settings": settings,
-                "n_examples": len(data),
-                "n_shards": n_shards,
-            }
-            _write_examples(out, data)
-            write_json_atomic(out / MANIFEST, manifest)
-        dist.barrier()
-        if rank != 0:
-            found = read_json(out / MANIFEST)
-            if found.get("fingerprint") != fp:
-                raise FingerprintMismatchError(f"rank {rank}: the manifest written by rank 0 has another "
-                                               "fingerprint; every rank must get the same model, data and settings")
+        failure = None
+        try:
+            if rank == 0:
+                _start_store(out, fp, components, overwrite, model, site_list, settings, data, n_shards)
+        except Exception as exc:  # noqa: BLE001  (every rank raises, see Dist.agree)
+            failure = exc
+        dist.agree(failure, "preparing the store")
         job = _Job(model, data, site_list, settings, fp, out / "shards", batch_tokens, overlap)
         mine = [k for k in range(n_shards) if k % world == rank]
-        stats = job.run(mine, progress=progress if rank == 0 else False)
+        stats = None
+        try:
+            if rank != 0 and read_json(out / MANIFEST).get("fingerprint") != fp:
+                raise FingerprintMismatchError(f"rank {rank}: the manifest written by rank 0 has another "
+                                               "fingerprint; every rank must get the same model, data and settings")
+            stats = job.run(mine, progress=progress if rank == 0 else False)
+        except Exception as exc:  # noqa: BLE001
+            failure = exc
+        dist.agree(failure, "extracting its shards")
         all_stats = dist.gather_stats(stats)
-        dist.barrier()
         if rank == 0:
-            _finish(out, fp, n_shards, all_stats)
-        dist.barrier()
+            try:
+                _finish(out, fp, n_shards, all_stats)
+            except Exception as exc:  # noqa: BLE001
+                failure = exc
+        dist.agree(failure, "finishing the store")
     return ActivationStore.open(out)
+
+
+def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: HookedModel, site_list: list[Site],
+                 settings: dict, data: ExtractData, n_shards: int) -> None:
+    """Rank 0: check or create the directory, then write the examples and the (incomplete) manifest."""
+    _prepare_dir(out, fp, components, overwrite)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "fingerprint": fp,
+        "components": components,
+        "complete": False,
+        "model": {"name": model.name, "source": _jsonable(model.source), "n_layers": model.n_layers,
+                  "d_model": model.d_model, "n_heads": model.n_heads,
+                  "heads_per_layer": model.heads_per_layer()},
+        "sites": [str(s) for s in site_list],
+        "settings": settings,
+        "n_examples": len(data),
+        "n_shards": n_shards,
+    }
+    _write_examples(out, data)
+    write_json_atomic(out / MANIFEST, manifest)
 
 
 # --------------------------------------------------------------------- setup
