@@ -55,7 +55,9 @@ on how sentences are batched (on 16 Rotten Tomatoes sentences, padded batch vs o
 difference of the last hidden state 0.21 for int8, 6e-7 for float32). torch-cka's padded batches and
 probekit's length-sorted batches therefore feed different int8 activations into the same estimator; the
 ``diagnosis`` entry (torch-cka's float32 formula on probekit's stored rows) separates that from arithmetic,
-and the ``magnitude50`` pair avoids it.
+and the ``magnitude50`` pair avoids it. For the ``int8`` pair the run also extracts model B a second time in
+torch-cka's own padded batches (``shard_size`` = ``--tcka-batch``, one forward per shard; untimed, a control)
+and reports ``max_abs_diff_matched_batches``: the same comparison when both tools see the same activations.
 
 ``speedup_vs_torch_cka`` = torch-cka seconds / probekit end-to-end seconds (extraction of both stores plus
 CKA from the stores), per level; ``speedup_vs_torch_cka_from_stores`` = torch-cka seconds / probekit's
@@ -241,8 +243,27 @@ def child_extract(spec: dict) -> dict:
             "store_bytes": disk, "model_b_report": report, "peak_rss_mb": peak_rss_kb() / 1024}
 
 
-def _open(wd: Path):
-    return probekit.ActivationStore.open(wd / "store_a"), probekit.ActivationStore.open(wd / "store_b")
+def child_extract_matched(spec: dict) -> dict:
+    """Model B again, batched as torch-cka's loader batches it: one shard per loader batch, one forward each.
+
+    With ``shard_size`` = torch-cka's batch and a token budget that holds the whole shard, every forward sees
+    exactly the padded batch torch-cka's forward sees (same sentences, same padded width; only the row order
+    differs), so a batch-dependent model (dynamic int8) gives both tools the same activations.
+    """
+    _, qmodel, _ = load_pair(spec["variant"])
+    texts, _ = select(spec["level"], spec["sentences"], spec["tokens"], spec["batch"], qmodel.tokenizer)
+    wd = Path(spec["workdir"])
+    t0 = time.perf_counter()
+    st = probekit.extract(qmodel, texts, qmodel.residual_sites(), wd / "store_b_matched", dtype="float32",
+                          tokens=spec["level"] == "token",
+                          sentence_pooling=["mean"] if spec["level"] == "sentence" else [],
+                          shard_size=spec["batch"], batch_tokens=spec["batch"] * qmodel.max_length, progress=False)
+    return {"seconds": time.perf_counter() - t0, "n_shards": int(st.manifest["n_shards"]),
+            "peak_rss_mb": peak_rss_kb() / 1024}
+
+
+def _open(wd: Path, b: str = "store_b"):
+    return probekit.ActivationStore.open(wd / "store_a"), probekit.ActivationStore.open(wd / b)
 
 
 def child_cka(spec: dict) -> dict:
@@ -348,7 +369,8 @@ def child_reference(spec: dict) -> dict:
             "max_abs_diff": float(np.abs(ref - pk).max()), "peak_rss_mb": peak_ref}
 
 
-CHILDREN = {"extract": child_extract, "cka": child_cka, "torch_cka": child_torch_cka, "reference": child_reference}
+CHILDREN = {"extract": child_extract, "cka": child_cka, "torch_cka": child_torch_cka, "reference": child_reference,
+            "extract_matched": child_extract_matched}
 
 
 def run_child(mode: str, spec: dict) -> dict:
@@ -378,9 +400,9 @@ def hsic_matrices(kx: np.ndarray, ly: np.ndarray) -> np.ndarray:
     return val / (n * (n - 3))
 
 
-def minibatch_from_stores(wd: Path, level: str, batch: int) -> tuple[np.ndarray, int]:
+def minibatch_from_stores(wd: Path, level: str, batch: int, b: str = "store_b") -> tuple[np.ndarray, int]:
     """torch-cka's estimator in float64 from probekit's stores, over the same batches of ``batch`` sentences."""
-    sa, sb = _open(wd)
+    sa, sb = _open(wd, b)
     sites = sorted((s for s in sa.sites if s.component in ("emb", "resid")), key=lambda s: s.depth)
     how = "mean" if level == "sentence" else None
     it_a = [sa[s].iter_batches(batch, level, how) for s in sites]
@@ -472,6 +494,15 @@ def run_level(level: str, a) -> dict:
         pk = np.load(wd / "probekit_cka.npy")
         tc = np.load(wd / "torch_cka.npy")
         mb, n_batches = minibatch_from_stores(wd, level, a.tcka_batch)
+        matched = {}
+        if a.variant == "int8":  # batch-dependent activations: also feed the estimator torch-cka's batches
+            out["extract_matched"] = run_child("extract_matched", spec)
+            mbm, _ = minibatch_from_stores(wd, level, a.tcka_batch, "store_b_matched")
+            matched = {"max_abs_diff_matched_batches": float(np.abs(tc - mbm).max()),
+                       "matched_extract_s": out["extract_matched"]["seconds"],
+                       "matched_vs_own_batches_b": float(np.abs(mbm - mb).max())}
+            out["tables_matched"] = mbm.tolist()
+            print(f"{level:8s} matched    {json.dumps(matched)}", flush=True)
         diag = {}
         if level == "sentence" or a.diagnose_tokens:
             f32 = torch_cka_formula_on_stores(wd, level, a.tcka_batch)
@@ -495,6 +526,7 @@ def run_level(level: str, a) -> dict:
             "max_abs_diff": float(np.abs(tc - mb).max()),
             "max_abs_diff_vs_reference": out["reference"]["max_abs_diff"],
             "estimator_gap": float(np.abs(tc - pk).max()),
+            **matched,
             "diagnosis": diag,
             "torch_cka_batches": out["torch_cka"]["n_batches"], "minibatch_batches": n_batches,
             "peak_rss_mb": {"probekit_extract": out["extract"]["peak_rss_mb"],
@@ -572,6 +604,10 @@ def main() -> None:
                       "max_abs_diff_vs_reference": "max |probekit full-batch linear CKA - Gram-matrix reference| "
                                                    "on the reference subsample",
                       "estimator_gap": "max |torch-cka minibatch CKA - probekit full-batch linear CKA|",
+                      "max_abs_diff_matched_batches": "int8 only: max_abs_diff with model B's store extracted "
+                                                      "in torch-cka's padded batches (shard = loader batch, one "
+                                                      "forward per shard), so both tools see the same int8 "
+                                                      "activations",
                       "probekit_cka_from_stores_s": "the 7x7 linear-CKA matrix streamed from the stores "
                                                     "(cka_matrix over the row views compare() reads; "
                                                     "--with-compare also times compare() itself)",
@@ -593,7 +629,10 @@ def main() -> None:
                                                      for lv, s in summary.items()},
             "max_abs_diff<=1e-4": max(s["max_abs_diff"] for s in summary.values()) <= 1e-4,
             "max_abs_diff_vs_reference<=1e-4": max(s["max_abs_diff_vs_reference"]
-                                                   for s in summary.values()) <= 1e-4},
+                                                   for s in summary.values()) <= 1e-4,
+            **({"max_abs_diff_matched_batches<=1e-4": max(s["max_abs_diff_matched_batches"]
+                                                          for s in summary.values()) <= 1e-4}
+               if a.variant == "int8" else {})},
         "runs": {lv: {k: v for k, v in r.items() if k != "summary"} for lv, r in runs.items()},
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
