@@ -102,7 +102,8 @@ def _probe_deltas(store_a, store_b, tasks, lmap, source, ud_path, limit, task_se
 @click.option("--max-rows", default=10000, show_default=True, help="Row cap of the in-memory measures.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the row subsample and bootstraps.")
 @click.option("--attention/--no-attention", default=True, show_default=True,
-              help="Also compare attention patterns stored in both stores (per head).")
+              help="Also compare attention patterns stored in both stores (per head; a head-pruned "
+                   "variant's surviving heads pair with the base heads they descend from).")
 @click.option("--probes", "probe_tasks", multiple=True,
               help="Also write probe deltas (B - A) for these tasks (comma-separated); both stores must hold "
                    "the tasks' examples (see `probekit probe`).")

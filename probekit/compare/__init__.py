@@ -3,7 +3,7 @@
 from probekit.compare._agreement import PredictionAgreement, agreement_from_predictions, prediction_agreement
 from probekit.compare._compare import MEASURES, Comparison, attention_deltas, compare
 from probekit.compare._deltas import probe_deltas
-from probekit.compare._layermap import layer_map_for, store_layer_map, variant_record
+from probekit.compare._layermap import head_map_for, layer_map_for, store_head_map, store_layer_map, variant_record
 from probekit.compare._similarity import (
     cca_correlations,
     linear_cka,
@@ -22,9 +22,11 @@ __all__ = [
     "Comparison",
     "PredictionAgreement",
     "agreement_from_predictions",
+    "head_map_for",
     "layer_map_for",
     "prediction_agreement",
     "probe_deltas",
+    "store_head_map",
     "store_layer_map",
     "variant_record",
     "attention_deltas",

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from probekit._results import Results
 from probekit._sites import Site
+from probekit.compare._layermap import head_map_for
 from probekit.compare._similarity import _whiten_basis, minibatch_cka, pwcca, rbf_cka, svcca
 from probekit.compare._streaming import CrossMoments
 
@@ -340,23 +341,20 @@ def attention_deltas(store_a, store_b, *, head_map: Mapping[tuple[int, int], tup
                      progress: bool = True) -> Results:
     """Per head: mean Jensen-Shannon divergence (bits) and Pearson correlation of the two patterns.
 
-    ``head_map`` maps (layer, head) of A to (layer, head) of B (e.g. the
-    surviving heads of a pruned model); default: the same head in every
-    layer stored by both.
+    ``head_map`` maps (layer, head) of A to (layer, head) of B; default:
+    :func:`head_map_for`, which reads the variants' layer maps recorded in
+    the stores (the surviving heads of a head-pruned model, a distilled
+    student's teacher layers) and otherwise pairs the same head of the same
+    layer.
     """
-    la = {s.layer for s in store_a.sites if s.is_attention}
-    lb = {s.layer for s in store_b.sites if s.is_attention}
-    layers = sorted(la & lb)
-    if not layers and head_map is None:
-        return Results()
     if head_map is None:
-        head_map = {}
-        for lay in layers:
-            ha, hb = store_a.heads(lay), store_b.heads(lay)
-            if ha != hb:
-                raise ValueError(f"layer {lay} has {ha} heads in A and {hb} in B; pass head_map (a head-pruned "
-                                 "variant's layer map records which original heads survive)")
-            head_map.update({(lay, k): (lay, k) for k in range(ha)})
+        head_map = head_map_for(store_a, store_b)
+        for (la_, ha), (lb_, hb) in head_map.items():
+            if ha >= store_a.heads(la_) or hb >= store_b.heads(lb_):
+                raise ValueError(f"head map pairs L{la_}.h{ha} with L{lb_}.h{hb} but layer {la_} of A has "
+                                 f"{store_a.heads(la_)} heads and layer {lb_} of B {store_b.heads(lb_)}")
+    if not head_map:
+        return Results()
     jsd: dict = {k: 0.0 for k in head_map}
     corr: dict = {k: 0.0 for k in head_map}
     rows_seen = 0

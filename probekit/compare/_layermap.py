@@ -1,9 +1,11 @@
 """Which layer of one store stands for which layer of another, read from the variant records in the manifests.
 
 A store's manifest records the model that made it: for a variant, its last
-recipe (``components.recipe``; ``model.source.recipe`` with its ``kind``) and,
-when it was loaded from a saved folder, that folder (``model.source.path``),
-whose ``layer_map.json`` maps every variant layer back to the original base.
+recipe (``components.recipe``; ``model.source.recipe`` with its ``kind``), its
+layer map back to the original base (``model.source.layer_map``: base layer
+and surviving base heads of every layer) and, when it was loaded from a saved
+folder, that folder (``model.source.path``), whose ``layer_map.json`` holds
+the same map (read for stores made before the map was recorded).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from probekit._sites import Site
 
-__all__ = ["layer_map_for", "store_layer_map", "variant_record"]
+__all__ = ["layer_map_for", "head_map_for", "store_layer_map", "store_head_map", "variant_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,21 @@ def variant_record(store) -> dict | None:
     return {"recipe": dict(recipe), "path": path}
 
 
+def _recorded_map(store) -> dict | None:
+    """The variant's layer map as recorded in the manifest, else from its folder's ``layer_map.json``."""
+    source = (store.manifest.get("model") or {}).get("source") or {}
+    if not isinstance(source, dict):
+        return None
+    if isinstance(source.get("layer_map"), dict):
+        return source["layer_map"]
+    rec = variant_record(store)
+    if rec is not None and rec["path"]:
+        f = Path(rec["path"]) / "layer_map.json"
+        if f.is_file():
+            return json.loads(f.read_text())
+    return None
+
+
 def _n_layers(store) -> int:
     n = (store.manifest.get("model") or {}).get("n_layers")
     if n is None:
@@ -61,13 +78,13 @@ def store_layer_map(store) -> tuple[int, ...] | None:
     if rec is None:
         return None
     n = _n_layers(store)
-    if rec["path"]:
-        f = Path(rec["path"]) / "layer_map.json"
-        if f.is_file():
-            layers = tuple(int(x) for x in json.loads(f.read_text())["layers"])
-            if len(layers) == n:
-                return layers
-            logger.warning("%s names %d layers but the store's model has %d; ignoring it", f, len(layers), n)
+    recorded = _recorded_map(store)
+    if recorded is not None:
+        layers = tuple(int(x) for x in recorded["layers"])
+        if len(layers) == n:
+            return layers
+        logger.warning("%s: the variant's layer map names %d layers but the store's model has %d; ignoring it",
+                       store.path, len(layers), n)
     recipe = rec["recipe"]
     if recipe.get("kind") == "distill":
         if recipe.get("layers"):
@@ -142,3 +159,55 @@ def layer_map_for(store_a, store_b) -> dict[str, str]:
                        store_a.path, store_b.path)
         out = {s: s for s in sa if s in sb}
     return out
+
+
+def store_head_map(store) -> tuple[tuple[int, ...], ...] | None:
+    """The base heads behind each layer's heads (in the layer's order), or ``None`` when all heads are kept.
+
+    Raises ``ValueError`` when the store's model has lost heads but records no
+    layer map saying which ones survive.
+    """
+    recorded = _recorded_map(store)
+    heads = recorded.get("heads") if recorded is not None else None
+    if heads is not None:
+        return tuple(tuple(int(h) for h in layer) for layer in heads)
+    model = store.manifest.get("model") or {}
+    per_layer, n_heads = model.get("heads_per_layer"), model.get("n_heads")
+    if per_layer and n_heads and any(int(h) != int(n_heads) for h in per_layer):
+        raise ValueError(f"{store.path}: the model has {per_layer} heads per layer (head-pruned) but its store "
+                         "records no layer map naming the surviving heads; pass head_map")
+    return None
+
+
+def head_map_for(store_a, store_b) -> dict[tuple[int, int], tuple[int, int]]:
+    """(layer, head) of A -> (layer, head) of B for the heads that are the same head of the base model.
+
+    Layers pair up as in :func:`layer_map_for` (a distilled student's layer
+    ``i`` with its teacher's layer) and heads by the base head they descend
+    from (the surviving heads of a head-pruned variant); only layers whose
+    attention patterns both stores hold are mapped.
+
+    Examples
+    --------
+    >>> head_map_for(base_store, heads40_store)   # doctest: +SKIP
+    {(0, 0): (0, 0), (0, 2): (0, 1), ...}
+    """
+    la = sorted({s.layer for s in store_a.sites if s.is_attention})
+    lb = sorted({s.layer for s in store_b.sites if s.is_attention})
+    if not la or not lb:
+        return {}
+    ma, mb = _side_map(store_a, store_b), _side_map(store_b, store_a)
+    ma = ma if ma is not None else tuple(range(_n_layers(store_a)))
+    mb = mb if mb is not None else tuple(range(_n_layers(store_b)))
+    ha, hb = store_head_map(store_a), store_head_map(store_b)
+    by_base = {}
+    for i in la:
+        for k, h in enumerate(ha[i] if ha is not None else range(store_a.heads(i))):
+            by_base.setdefault((ma[i], h), (i, k))
+    out = {}
+    for j in lb:
+        for k, h in enumerate(hb[j] if hb is not None else range(store_b.heads(j))):
+            a = by_base.get((mb[j], h))
+            if a is not None:
+                out[a] = (j, k)
+    return dict(sorted(out.items()))

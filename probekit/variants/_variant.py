@@ -196,7 +196,8 @@ def wrap(model: nn.Module, parent: HookedModel, *, recipe: Recipe, base: dict, l
     """Make a :class:`ModelVariant` around a new model object."""
     model.eval()
     hooked = HookedModel(model, parent.tokenizer, name=name or f"{parent.name}+{recipe.kind}",
-                         source={"kind": "variant", "parent": parent.source, "recipe": recipe.to_dict()})
+                         source={"kind": "variant", "parent": parent.source, "recipe": recipe.to_dict(),
+                                 "layer_map": layer_map.to_dict()})
     return ModelVariant(hooked, recipe, layer_map, base, tuple(lineage), dict(structure or {}),
                         dict(report or {}), float_model)
 
@@ -253,6 +254,7 @@ def load_variant(folder: str | os.PathLike, *, tokenizer=None, device=None, dtyp
         load_tokenizer(tokenizer if tokenizer is not None else folder)
     model.eval()
     hooked = HookedModel(model, tok, name=name or folder.name,
-                         source={"kind": "variant-path", "path": str(folder.resolve()), "recipe": meta["recipe"]})
+                         source={"kind": "variant-path", "path": str(folder.resolve()), "recipe": meta["recipe"],
+                                 "layer_map": layer_map.to_dict()})
     return ModelVariant(hooked, recipe, layer_map, meta["base"], tuple(meta.get("lineage", ())), structure,
                         meta.get("report", {}), float_model)
