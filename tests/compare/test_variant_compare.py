@@ -8,7 +8,9 @@ import torch
 import probekit
 from probekit.compare import (
     agreement_from_predictions,
+    attention_deltas,
     compare,
+    head_map_for,
     layer_map_for,
     prediction_agreement,
     pwcca,
@@ -98,6 +100,11 @@ def test_layer_map_from_a_distilled_student(tmp_path):
     assert layer_map_for(ta, sb) == {"emb": "emb", "L1.resid": "L0.resid"}
     assert layer_map_for(sb, ta) == {"emb": "emb", "L0.resid": "L1.resid"}
     assert layer_map_for(ta, ta) == {"emb": "emb", "L0.resid": "L0.resid", "L1.resid": "L1.resid"}
+    # attention heads pair along the same map: the student's layer 0 with the teacher's layer 1
+    tpat = extract(teacher, TEXTS, ["L0.attn.pattern", "L1.attn.pattern"], tmp_path / "tpat", progress=False)
+    spat = extract(loaded, TEXTS, ["L0.attn.pattern"], tmp_path / "spat", progress=False)
+    assert head_map_for(tpat, spat) == {(1, k): (0, k) for k in range(4)}
+    assert set(attention_deltas(tpat, spat, progress=False).to_frame()["layer"]) == {1}
     # without the folder, the recipe recorded in the manifest still gives the map
     (tmp_path / "student" / "layer_map.json").unlink()
     assert layer_map_for(ta, sb) == {"emb": "emb", "L1.resid": "L0.resid"}
