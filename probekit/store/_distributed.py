@@ -43,6 +43,16 @@ class Dist:
             r, m = failed[0]
             raise RuntimeError(f"rank {r} failed while {what}: {m}")
 
+    @contextlib.contextmanager
+    def step(self, what: str):
+        """Run the block on every rank, then :meth:`agree` on whether any rank failed in it."""
+        error = None
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001  (raised again by agree, on every rank)
+            error = exc
+        self.agree(error, what)
+
     def gather_stats(self, stats: dict) -> list[dict]:
         if self.world == 1:
             return [stats]
