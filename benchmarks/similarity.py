@@ -226,12 +226,17 @@ class _Pooled(torch.nn.Module):
 
 
 # ------------------------------------------------------------------ children (one method per process)
+def _store_kw(level: str) -> dict:
+    """``probekit.extract`` settings of the benchmark's stores: float32, token rows or mean sentence vectors."""
+    return dict(dtype="float32", tokens=level == "token", sentence_pooling=["mean"] if level == "sentence" else [],
+                progress=False)
+
+
 def child_extract(spec: dict) -> dict:
     model, qmodel, report = load_pair(spec["variant"])
     texts, _ = select(spec["level"], spec["sentences"], spec["tokens"], spec["batch"], model.tokenizer)
     wd = Path(spec["workdir"])
-    kw = dict(dtype="float32", tokens=spec["level"] == "token",
-              sentence_pooling=["mean"] if spec["level"] == "sentence" else [], progress=False)
+    kw = _store_kw(spec["level"])
     t0 = time.perf_counter()
     sa = probekit.extract(model, texts, model.residual_sites(), wd / "store_a", **kw)
     t1 = time.perf_counter()
@@ -254,10 +259,8 @@ def child_extract_matched(spec: dict) -> dict:
     texts, _ = select(spec["level"], spec["sentences"], spec["tokens"], spec["batch"], qmodel.tokenizer)
     wd = Path(spec["workdir"])
     t0 = time.perf_counter()
-    st = probekit.extract(qmodel, texts, qmodel.residual_sites(), wd / "store_b_matched", dtype="float32",
-                          tokens=spec["level"] == "token",
-                          sentence_pooling=["mean"] if spec["level"] == "sentence" else [],
-                          shard_size=spec["batch"], batch_tokens=spec["batch"] * qmodel.max_length, progress=False)
+    st = probekit.extract(qmodel, texts, qmodel.residual_sites(), wd / "store_b_matched", **_store_kw(spec["level"]),
+                          shard_size=spec["batch"], batch_tokens=spec["batch"] * qmodel.max_length)
     return {"seconds": time.perf_counter() - t0, "n_shards": int(st.manifest["n_shards"]),
             "peak_rss_mb": peak_rss_kb() / 1024}
 
