@@ -61,6 +61,8 @@ RESULT_COLUMNS: tuple[str, ...] = ("model", "variant", "task", "layer", "block",
 INT_COLUMNS: tuple[str, ...] = ("layer", "block", "head", "seed", "example", "position")
 #: Columns held as floats.
 FLOAT_COLUMNS: tuple[str, ...] = ("value", "ci_low", "ci_high")
+#: Columns held as text (``object``: strings, None where empty).
+TEXT_COLUMNS: tuple[str, ...] = ("model", "variant", "task", "site", "site_b", "probe", "split", "token", "metric")
 
 
 def site_columns(site: Site | str, n_blocks: int | None = None) -> dict:
@@ -141,9 +143,13 @@ class Results:
         """Every row with the standard columns, in the standard order (nothing dropped).
 
         Integer columns (``layer, block, head, seed, example, position``) are
-        nullable ``Int64``; ``extra`` holds each row's mapping or None.
+        nullable ``Int64``, ``value, ci_low, ci_high`` floats, the text
+        columns ``object`` (None where empty); ``extra`` holds each row's
+        mapping or None.
         """
         df = pd.DataFrame(self._rows, columns=list(RESULT_COLUMNS))
+        for c in TEXT_COLUMNS:
+            df[c] = pd.Series([None if _is_missing(v) else v for v in df[c]], index=df.index, dtype=object)
         for c in INT_COLUMNS:
             df[c] = _as_int(df[c], c)
         for c in FLOAT_COLUMNS:
@@ -165,6 +171,9 @@ class Results:
     def read_csv(cls, path: str | Path) -> Results:
         """Read a table written by :meth:`to_csv` back (``extra`` parsed from JSON).
 
+        Only empty cells are missing values: tokens such as ``"NA"`` or
+        ``"nan"`` stay text (an empty token reads back as missing).
+
         Raises
         ------
         ValueError
@@ -172,7 +181,7 @@ class Results:
         """
         df = pd.read_csv(path, dtype={"site": "object", "site_b": "object", "token": "object",
                                       "extra": "object"}, keep_default_na=False,
-                         na_values={c: [""] for c in RESULT_COLUMNS if c != "token"})
+                         na_values={c: [""] for c in RESULT_COLUMNS})
         if "extra" in df.columns:
             df["extra"] = [None if _is_missing(v) else json.loads(v) for v in df["extra"]]
         records = [{k: (None if _is_missing(v) else v) for k, v in r.items()} for r in df.to_dict("records")]

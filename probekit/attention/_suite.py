@@ -132,7 +132,7 @@ class AttentionSuite:
         return results, best, baseline
 
     def rollout(self, i: int) -> np.ndarray:
-        """Attention rollout of example ``i`` after each block: ``[blocks, T, T]`` (entry ``k``: through layer k + 1)."""
+        """Attention rollout of example ``i`` after each block: ``[blocks, T, T]`` (entry k: through layer k + 1)."""
         return attention_rollout(self._patterns(i))
 
     def flow(self, i: int, *, output: int = 0, max_tokens: int = 64) -> np.ndarray:
