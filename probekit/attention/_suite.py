@@ -85,11 +85,13 @@ class AttentionSuite:
     def special_mass_by_layer(self, stats: Results | None = None) -> pd.DataFrame:
         """Mean attention on [CLS], [SEP] and punctuation per layer (Clark et al. 2019, figure 2).
 
-        One row per analysed pattern, ``layer`` on the layer axis (block ``i`` is layer ``i + 1``).
+        One row per analysed pattern: ``layer`` on the layer axis (block ``i`` is layer ``i + 1``), ``block``.
         """
         df = (stats or self.head_statistics()).to_frame()
         df = df[df["metric"].isin(["cls", "sep", "punct"])]
-        return df.pivot_table(index="layer", columns="metric", values="value", aggfunc="mean").reset_index()
+        out = df.pivot_table(index=["layer", "block"], columns="metric", values="value", aggfunc="mean").reset_index()
+        out.columns.name = None
+        return out
 
     def dependency_heads(self, heads: Sequence[Sequence[int]], relations: Sequence[Sequence[str]], *,
                          progress: bool = True) -> tuple[Results, pd.DataFrame, pd.DataFrame]:
