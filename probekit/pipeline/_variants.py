@@ -288,11 +288,11 @@ def stage_compare(ctx) -> dict:
 
 
 def _probe_delta_table(res: pd.DataFrame, variant: str) -> pd.DataFrame:
-    """One row per task and aligned layer: the variant's probe accuracy, the original's, and the paired delta."""
+    """One row per task and aligned layer: the original's (base) probe accuracy, the variant's, and the paired delta."""
     keys = ["task", "site", "layer", "site_b"]
     wide = res.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
     ci = res[res["metric"] == "delta_accuracy_mean"].set_index(keys)[["ci_low", "ci_high"]]
-    out = pd.DataFrame({"accuracy": wide["accuracy_b"], "accuracy_finetuned": wide["accuracy_a"],
+    out = pd.DataFrame({"accuracy_base": wide["accuracy_a"], "accuracy": wide["accuracy_b"],
                         "delta": wide["delta_accuracy_mean"]}).join(ci).reset_index()
     out.insert(0, "variant", variant)
     return out.sort_values(["task", "layer"], ignore_index=True)
