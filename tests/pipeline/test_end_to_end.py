@@ -130,3 +130,19 @@ def test_demo_help():
         assert flag in r.output
     r = CliRunner().invoke(main, ["demo", "--quick", "--full"])
     assert r.exit_code != 0 and "exclude each other" in r.output
+
+
+def test_report_records_when_the_run_finished(analysis_config, tmp_path):
+    analysis_config["outputs"]["report"] = True
+    out = tmp_path / "run"
+    info = run_experiment(analysis_config, out, progress=False)
+    run = json.loads((out / "run.json").read_text())
+    assert run["finished"] and run["finished"] == info["finished"]
+    md = (out / "report.md").read_text()
+    # the report stage reads run.json after the analysis stages are recorded as finished
+    assert f"- **finished**: {run['finished']}" in md and "not recorded" not in md
+    assert f"finished {run['finished']}" in md.split("\n## ", 1)[0]
+    titles = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert titles[0] == "Findings" and titles[-1] == "Provenance"
+    assert "Largest mean attention mass" in md.split("## Findings\n", 1)[1].split("\n## ", 1)[0]
+    assert run["total_seconds"] == pytest.approx(sum(run["timings"].values()), abs=0.01)
