@@ -110,7 +110,8 @@ def _verdict(frame: pd.DataFrame, paper: dict, sent: dict, sv: dict) -> list[str
     by = ", ".join(f"{k}{'+' if k == 2 else ''} attractor(s): {v:.3f} (n={n})"
                    for k, (v, n) in sorted(sv["by_attractors"].items()))
     lines.append(f"- The agreement model reaches test accuracy {acc.estimate:.3f} (paper 0.96 on Linzen et al.'s "
-                 f"data); by attractors between subject and verb: {by}.")
+                 f"data; always guessing the majority class, {sv['majority']:.3f} here); by attractors between "
+                 f"subject and verb: {by}.")
     lines.append("- Caveats: our sentiment model is MiniLM-L6 (distilled for sentence embeddings, then fine-tuned "
                  "briefly), not DistilBERT, on Rotten Tomatoes sentences, not SST-2's test split. The agreement data "
                  "are silver (spaCy) parses of IMDB reviews, far fewer than Linzen et al.'s Wikipedia examples, with "
@@ -162,7 +163,8 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         f"({100 * sv['attractor_share']:.0f}% with an attractor). **Model.** A BERT encoder with 6 layers, 8 heads, "
         f"hidden 128, FFN 512, trained from scratch with `probekit.variants.finetune` ({sv.get('epochs', '?')} epochs, "
         f"lr {sv.get('lr', '?')}); test accuracy **{sv['accuracy'].estimate:.3f}** [{sv['accuracy'].low:.3f}, "
-        f"{sv['accuracy'].high:.3f}]. **Scores** on the first {sv['n']} test examples of at most "
+        f"{sv['accuracy'].high:.3f}] (majority class {sv['majority']:.3f}). **Scores** on the first {sv['n']} test "
+        "examples of at most "
         f"{args.max_tokens} word pieces (median {sv['median_tokens']}), over the sentence's tokens: blank-out = "
         "drop in the correct class's probability when the token alone is replaced by [UNK] "
         "(`Attributor(..., \"blank_out\", baseline=\"unk\")`); "

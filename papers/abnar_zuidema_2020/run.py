@@ -120,10 +120,10 @@ def agreement_model(folder: Path, splits: dict, args) -> tuple:
                                name="sv-encoder")
     t0 = time.time()
     v = finetune(base, labelled(splits["train"]), eval_data=labelled(splits["validation"]), epochs=args.sv_epochs,
-                 lr=args.sv_lr, batch_size=64, max_length=128, warmup_ratio=0.06, early_stopping=None,
+                 lr=args.sv_lr, batch_size=128, max_length=128, warmup_ratio=0.06, early_stopping=None,
                  seed=args.seed, out=folder, progress=False)
     info = {"train": len(splits["train"]), "validation": len(splits["validation"]), "epochs": args.sv_epochs,
-            "lr": args.sv_lr, "batch_size": 64, "seconds": round(time.time() - t0, 1),
+            "lr": args.sv_lr, "batch_size": 128, "seconds": round(time.time() - t0, 1),
             "validation_accuracy": v.report.get("eval", {}).get("accuracy")}
     info_path.write_text(json.dumps(info, indent=1))
     return v.model, info
@@ -241,23 +241,23 @@ def run_agreement(args, timings: dict) -> tuple[pd.DataFrame, dict]:
     meta = {**info, "accuracy": acc, "by_attractors": by_attr, "n": len(texts), "n_data": len(data),
             "n_train": len(splits["train"]), "n_test": len(test), "t_flow": t_flow, "reviews": args.sv_reviews,
             "median_tokens": int(np.median([lengths[i] for i in keep])),
-            "attractor_share": float((test["attractors"] > 0).mean())}
+            "attractor_share": float((test["attractors"] > 0).mean()), "majority": float(max(y.mean(), 1 - y.mean()))}
     return frame, meta
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100, help="Sentiment test sentences (the paper: 100)")
-    ap.add_argument("--max-tokens", type=int, default=40, help="Longest sentence, in word pieces with [CLS]/[SEP]")
+    ap.add_argument("--max-tokens", type=int, default=30, help="Longest sentence, in word pieces with [CLS]/[SEP]")
     ap.add_argument("--train-size", type=int, default=2000, help="Sentiment fine-tuning sentences (seeded sample)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--sv-reviews", type=int, default=8000, help="IMDB reviews parsed for agreement examples")
+    ap.add_argument("--sv-reviews", type=int, default=10000, help="IMDB reviews parsed for agreement examples")
     ap.add_argument("--sv-test", type=int, default=3000, help="Agreement test examples")
     ap.add_argument("--sv-val", type=int, default=1000, help="Agreement validation examples")
     ap.add_argument("--sv-n", type=int, default=2000, help="Agreement test examples scored (the paper: 2000)")
-    ap.add_argument("--sv-epochs", type=float, default=6.0)
+    ap.add_argument("--sv-epochs", type=float, default=4.0)
     ap.add_argument("--sv-lr", type=float, default=5e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
