@@ -92,7 +92,15 @@ def store_blocks(store) -> int | None:
 
 
 def _is_missing(v) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
+    """None, NaN or pandas' NA (a mapping or sequence never is)."""
+    if v is None:
+        return True
+    if isinstance(v, (Mapping, list, tuple)):
+        return False
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
 
 
 class Results:

@@ -42,3 +42,11 @@ def test_csv_round_trip(tmp_path):
     back = Results.read_csv(path).to_frame()
     pd.testing.assert_frame_equal(back, Results(rows).to_frame())
     assert back.loc[0, "extra"] == {"k": [1, 2]} and back.loc[1, "token"] == "NA"
+
+
+def test_a_frame_goes_back_into_results_unchanged():
+    rows = [{"model": "m", "layer": 2, "block": 1, "head": 0, "metric": "a", "value": 1.0, "extra": {"n": 1}},
+            {"model": "m", "site": "emb", "layer": 0, "metric": "b", "value": 2.0}]
+    df = Results(rows).to_frame()
+    pd.testing.assert_frame_equal(Results(df).to_frame(), df)  # pandas' NA in Int64 columns is a missing value
+    pd.testing.assert_frame_equal((Results(df) + Results(rows)).to_frame().iloc[:2], df)
