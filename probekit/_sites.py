@@ -26,9 +26,11 @@ Every results table has one ``layer`` column with one meaning, defined here
 by :func:`site_layer`: ``emb`` is layer 0, every site of block ``i``
 (``Li.resid``, the output of block ``i``, and the block's internals such as
 ``Li.attn.pattern`` or ``Li.mlp.out``) is layer ``i + 1``, and ``final`` is
-layer ``n_blocks + 1``, after the last block. This is the index of Hugging
-Face's ``output_hidden_states`` and the 1-based layer numbering of papers
-(BERT's "layer 8" is block 7). Rows about a block's internals (attention
+layer ``n_blocks + 1``, after the last block (never 0, where it would meet
+``emb``). For an encoder this is the index of Hugging Face's
+``output_hidden_states`` (a decoder's last entry there is the final norm's
+output, here ``final``), and the 1-based layer numbering of papers (BERT's
+"layer 8" is block 7). Rows about a block's internals (attention
 heads, sublayers) also carry ``block = i`` (:func:`site_block`), so the
 heads of ``L3.attn.pattern`` are layer 4, block 3.
 """
