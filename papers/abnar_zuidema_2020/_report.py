@@ -72,37 +72,47 @@ def _plot(frame: pd.DataFrame, paper: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _trend(first: float, last: float) -> str:
+    if last - first > 0.05:
+        return "rises"
+    return "falls" if last - first < -0.05 else "stays flat"
+
+
 def _verdict(frame: pd.DataFrame, paper: dict, sent: dict, sv: dict) -> list[str]:
     lines = ["## What holds and what does not", ""]
     t3 = ours(frame, "table3")
     v3 = {k: r.value for k, r in t3.iterrows()}
-    near = [k for k in paper["table3"] if k in v3 and abs(v3[k] - paper["table3"][k][0]) <= 0.1]
+    cells = [v3[k] for k in paper["table3"]]
+    near = [k for k in paper["table3"] if abs(v3[k] - paper["table3"][k][0]) <= 0.1]
+    top = {lay: max(SOURCES, key=lambda s: v3[(s, lay)]) for lay in (1, 3, 5, 6)}
     lines.append(f"- Table 3 (sentiment, input gradients): the paper's correlations are all low (0.08-0.14); ours "
-                 f"are {min(v3[k] for k in paper['table3']):.2f} to {max(v3[k] for k in paper['table3']):.2f} at the "
-                 f"same layers, within 0.1 of the paper's in {len(near)} of {len(paper['table3'])} cells.")
+                 f"are low too, {min(cells):.2f} to {max(cells):.2f} at the same layers (within 0.1 of the paper's "
+                 f"in {len(near)} of {len(cells)} cells). The highest of the three at layers 1, 3, 5, 6: "
+                 f"{', '.join(top[lay] for lay in (1, 3, 5, 6))}.")
     better = [lay for lay in (3, 5, 6)
               if v3[("rollout", lay)] > v3[("raw", lay)] and v3[("flow", lay)] > v3[("raw", lay)]]
-    lines.append("- The paper finds rollout and flow slightly above raw attention at layers 3-6 of the sentiment "
-                 "model; here both are above raw attention at layer(s) "
-                 f"{', '.join(map(str, better)) or 'none'} of 3, 5, 6.")
+    lines.append("- The paper finds rollout and flow slightly above raw attention on the sentiment model; here both "
+                 f"are above raw attention at layer(s) {', '.join(map(str, better)) or 'none'} of 3, 5, 6, so that "
+                 f"part {'holds' if len(better) == 3 else 'does not hold' if not better else 'holds only partly'}.")
     for table, what in (("table1", "blank-out"), ("table2", "input gradients")):
         t = ours(frame, table)
         v = {k: r.value for k, r in t.iterrows()}
         low = {k: r.ci_low for k, r in t.iterrows()}
         hi = {k: r.ci_high for k, r in t.iterrows()}
-        beat = [lay for lay in range(2, 7) if min(low[("rollout", lay)], low[("flow", lay)]) > hi[("raw", lay)]]
-        rising = all(v[("rollout", lay + 1)] >= v[("rollout", lay)] - 0.02 for lay in range(1, 6))
-        n = "Table 1" if table == "table1" else "Table 2"
-        trend = "rises" if rising else "does not rise"
-        lines.append(f"- {n} (agreement model, {what}): rollout and flow above raw attention with separated "
-                     f"intervals at layer(s) {', '.join(map(str, beat)) or 'none'} of 2-6 (paper: every layer 2-6); "
-                     f"rollout {trend} with depth ({v[('rollout', 1)]:.2f} at layer 1, "
-                     f"{v[('rollout', 6)]:.2f} at layer 6; paper {paper[table][('rollout', 1)][0]:.2f} to "
-                     f"{paper[table][('rollout', 6)][0]:.2f}); raw attention {v[('raw', 1)]:.2f} at layer 1 and "
-                     f"{v[('raw', 6)]:.2f} at layer 6 (paper {paper[table][('raw', 1)][0]:.2f} and "
-                     f"{paper[table][('raw', 6)][0]:.2f}).")
-        flow_vs = [lay for lay in range(2, 7) if v[("flow", lay)] > v[("rollout", lay)]]
         p = paper[table]
+        beat = [lay for lay in range(2, 7) if min(low[("rollout", lay)], low[("flow", lay)]) > hi[("raw", lay)]]
+        n = "Table 1" if table == "table1" else "Table 2"
+        trend = {src: _trend(v[(src, 1)], v[(src, 6)]) for src in SOURCES}
+        lines.append(f"- {n} (agreement model, {what}): rollout and flow above raw attention with separated "
+                     f"intervals at layer(s) {', '.join(map(str, beat)) or 'none'} of 2-6 (paper: every layer 2-6). "
+                     f"Raw attention {trend['raw']} from layer 1 to 6 "
+                     f"({v[('raw', 1)]:.2f} to {v[('raw', 6)]:.2f}; paper {p[('raw', 1)][0]:.2f} to "
+                     f"{p[('raw', 6)][0]:.2f}, lowest at layer 3); rollout {trend['rollout']} "
+                     f"({v[('rollout', 1)]:.2f} to {v[('rollout', 6)]:.2f}; paper {p[('rollout', 1)][0]:.2f} to "
+                     f"{p[('rollout', 6)][0]:.2f}, rising); flow {trend['flow']} "
+                     f"({v[('flow', 1)]:.2f} to {v[('flow', 6)]:.2f}; paper {p[('flow', 1)][0]:.2f} to "
+                     f"{p[('flow', 6)][0]:.2f}).")
+        flow_vs = [lay for lay in range(2, 7) if v[("flow", lay)] > v[("rollout", lay)]]
         theirs = [lay for lay in range(2, 7) if p[("flow", lay)][0] > p[("rollout", lay)][0]]
         lines.append(f"  Flow above rollout at layer(s) {', '.join(map(str, flow_vs)) or 'none'} of 2-6 "
                      f"(paper: {', '.join(map(str, theirs)) or 'none'}).")
@@ -112,6 +122,10 @@ def _verdict(frame: pd.DataFrame, paper: dict, sent: dict, sv: dict) -> list[str
     lines.append(f"- The agreement model reaches test accuracy {acc.estimate:.3f} (paper 0.96 on Linzen et al.'s "
                  f"data; always guessing the majority class, {sv['majority']:.3f} here); by attractors between "
                  f"subject and verb: {by}.")
+    lines.append("- Over the sentence's tokens, rollout and flow through layer 1 rank the tokens as raw layer-1 "
+                 "attention does (the residual identity only adds to the [CLS] column itself), so the three "
+                 "layer-1 values are equal here; the paper reports 0.69 vs 0.32 there, so its layer-1 comparison "
+                 "includes a token where they differ (we did not find which).")
     lines.append("- Caveats: our sentiment model is MiniLM-L6 (distilled for sentence embeddings, then fine-tuned "
                  "briefly), not DistilBERT, on Rotten Tomatoes sentences, not SST-2's test split. The agreement data "
                  "are silver (spaCy) parses of IMDB reviews, far fewer than Linzen et al.'s Wikipedia examples, with "
@@ -139,7 +153,8 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         "## Sentiment: paper Table 3 (DistilBERT on SST-2) beside MiniLM-L6 on Rotten Tomatoes",
         "",
         f"**Classifier.** `minilm-l6` fine-tuned with `probekit.variants.finetune` on {sent.get('train_size', '?')} "
-        f"sentences of the Rotten Tomatoes train split; test accuracy **{sa.estimate:.3f}** [{sa.low:.3f}, "
+        f"sentences of the Rotten Tomatoes train split ({sent.get('seconds', float('nan')):.0f} s, reused when saved); "
+        "test accuracy **{sa.estimate:.3f}** [{sa.low:.3f}, "
         f"{sa.high:.3f}] on {sent['n_test']} sentences. **Scores** on the first {sent['n']} test sentences of at "
         f"most {args.max_tokens} word pieces (median {sent['median_tokens']}), all tokens: input gradient "
         "`|sum_d d logit(gold) / d e_d|` of the input word embeddings; relevance = the largest attention any position "
@@ -150,7 +165,7 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         "|---|---|---|---|",
         _rows(ours(frame, "table3"), paper["table3"]),
         "",
-        "Every layer (ours, mean): | source | L1 | L2 | L3 | L4 | L5 | L6 |",
+        "Every layer (ours, mean):",
         "",
         "| source | L1 | L2 | L3 | L4 | L5 | L6 |",
         "|---|---|---|---|---|---|---|",
@@ -162,7 +177,8 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         f"(`_agreement.py`): {sv['n_train']:,} for training, {sv['n_test']:,} for test "
         f"({100 * sv['attractor_share']:.0f}% with an attractor). **Model.** A BERT encoder with 6 layers, 8 heads, "
         f"hidden 128, FFN 512, trained from scratch with `probekit.variants.finetune` ({sv.get('epochs', '?')} epochs, "
-        f"lr {sv.get('lr', '?')}); test accuracy **{sv['accuracy'].estimate:.3f}** [{sv['accuracy'].low:.3f}, "
+        f"lr {sv.get('lr', '?')}, batch {sv.get('batch_size', '?')}; {sv.get('seconds', float('nan')):.0f} s, reused "
+        "when saved); test accuracy **{sv['accuracy'].estimate:.3f}** [{sv['accuracy'].low:.3f}, "
         f"{sv['accuracy'].high:.3f}] (majority class {sv['majority']:.3f}). **Scores** on the first {sv['n']} test "
         "examples of at most "
         f"{args.max_tokens} word pieces (median {sv['median_tokens']}), over the sentence's tokens: blank-out = "
@@ -184,7 +200,7 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         _rows(ours(frame, "table2"), paper["table2"]),
         "",
         "Figure: `correlations.png`; tidy rows: `results.csv` (task = the paper's table; `extra` holds sd and n).",
-        f"Times: {', '.join(f'{k} {v}' for k, v in t.items() if k != 'total')}.",
+        f"This run's steps: {', '.join(f'{k} {v}' for k, v in t.items() if k != 'total')}.",
         "",
     ]
     md += _verdict(frame, paper, sent, sv)
