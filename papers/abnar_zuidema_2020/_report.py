@@ -154,7 +154,7 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         "",
         f"**Classifier.** `minilm-l6` fine-tuned with `probekit.variants.finetune` on {sent.get('train_size', '?')} "
         f"sentences of the Rotten Tomatoes train split ({sent.get('seconds', float('nan')):.0f} s, reused when saved); "
-        "test accuracy **{sa.estimate:.3f}** [{sa.low:.3f}, "
+        f"test accuracy **{sa.estimate:.3f}** [{sa.low:.3f}, "
         f"{sa.high:.3f}] on {sent['n_test']} sentences. **Scores** on the first {sent['n']} test sentences of at "
         f"most {args.max_tokens} word pieces (median {sent['median_tokens']}), all tokens: input gradient "
         "`|sum_d d logit(gold) / d e_d|` of the input word embeddings; relevance = the largest attention any position "
@@ -178,7 +178,7 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         f"({100 * sv['attractor_share']:.0f}% with an attractor). **Model.** A BERT encoder with 6 layers, 8 heads, "
         f"hidden 128, FFN 512, trained from scratch with `probekit.variants.finetune` ({sv.get('epochs', '?')} epochs, "
         f"lr {sv.get('lr', '?')}, batch {sv.get('batch_size', '?')}; {sv.get('seconds', float('nan')):.0f} s, reused "
-        "when saved); test accuracy **{sv['accuracy'].estimate:.3f}** [{sv['accuracy'].low:.3f}, "
+        f"when saved); test accuracy **{sv['accuracy'].estimate:.3f}** [{sv['accuracy'].low:.3f}, "
         f"{sv['accuracy'].high:.3f}] (majority class {sv['majority']:.3f}). **Scores** on the first {sv['n']} test "
         "examples of at most "
         f"{args.max_tokens} word pieces (median {sv['median_tokens']}), over the sentence's tokens: blank-out = "

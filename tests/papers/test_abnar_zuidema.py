@@ -44,6 +44,7 @@ def test_paper_figures_are_labelled_with_their_tables(az):
 
 def test_results_put_each_table_beside_its_own_setting():
     md = (HERE / "results.md").read_text()
+    assert "{" not in md  # every figure was filled in
     sentiment = md.split("## Sentiment", 1)[1].split("\n## ", 1)[0]
     agreement = md.split("## Subject-verb agreement", 1)[1].split("\n## ", 1)[0]
     assert "paper Table 3" in sentiment and "input gradient" in sentiment and "Table 1" not in sentiment
