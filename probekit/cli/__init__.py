@@ -22,6 +22,7 @@ def main(verbose: int) -> None:
       probekit demo                 # the main job on the bundled model and data -> runs/demo/report.html
       probekit run examples/ud_ewt_probes.yaml   # an experiment from a YAML config
       probekit sites minilm-l6      # list a model's sites
+      probekit data fetch ud_ewt    # gold UD English EWT into the cache, checksums verified
       probekit probe --model minilm-l6 --task upos,deprel --out runs/upos
     """
     level = logging.WARNING - 10 * min(verbose, 2)
@@ -32,6 +33,7 @@ def _register() -> None:
     from probekit.cli import (  # noqa: F401  (commands register on import)
         _analysis,
         _compare,
+        _data,
         _demo,
         _extract,
         _models,

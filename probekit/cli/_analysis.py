@@ -52,7 +52,9 @@ def _gold_trees(store, path: Path) -> tuple[list, list]:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--example", "example", default=0, show_default=True, help="Example drawn as heatmap and rollout.")
 @click.option("--layer", type=int, default=None, help="Layer of the heatmap (default: the last stored).")
-@click.option("--ud-path", default=None, help="UD folder: score heads as parsers against its dev split.")
+@click.option("--ud-path", default=None,
+              help="UD folder (e.g. the one 'probekit data path ud_ewt' prints): score heads as parsers against its "
+                   "dev split.")
 @click.option("--conllu", default=None, type=click.Path(exists=True, dir_okay=False),
               help="CoNLL-U file the store was extracted from (its first N sentences): score heads as parsers.")
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Progress bars.")
