@@ -49,7 +49,8 @@ SCHEMA: dict[str, Any] = {
     "model": F((str, dict), "minilm-l6", doc="alias, model folder, or {name, config, seed}"),
     "data": {
         "source": F((str,), "rt", choices=("rt", "ud")),
-        "path": F((str, type(None)), None, doc="UD folder or .conllu file (source ud)"),
+        "path": F((str, type(None)), None, doc="UD folder or .conllu file (source ud; null: $PROBEKIT_UD_PATH, else "
+                                               "the copy fetched by 'probekit data fetch ud_ewt')"),
         "sentences": F((int, type(None)), None, doc="sentences per source file (null: all)"),
     },
     "extract": {
@@ -230,8 +231,12 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
     path = data.get("path")
     if source == "ud":
         if path is None:
-            errors.append(f"'data.path'{_where(lines, 'data')} is required with source 'ud' (a UD folder or .conllu "
-                          "file)")
+            from probekit.data._conllu import default_ud_path
+
+            try:
+                default_ud_path()
+            except FileNotFoundError as exc:
+                errors.append(f"'data.path'{_where(lines, 'data')} is not given with source 'ud': {exc}")
         elif not (base_dir / os.path.expanduser(path)).exists():
             errors.append(f"'data.path'{_where(lines, 'data.path')}: no such file or folder: {path}")
     probes = cfg.get("probes")
@@ -310,7 +315,13 @@ def _fill(cfg: dict, schema: dict, prefix: str = "") -> dict:
 def resolve(cfg: dict, *, base_dir: str | os.PathLike = ".", lines: dict | None = None) -> dict:
     """Validate ``cfg`` and fill in every default: the resolved config a run records."""
     validate(cfg, lines, base_dir=base_dir)
-    return _fill(cfg, SCHEMA)
+    out = _fill(cfg, SCHEMA)
+    data = out.get("data")
+    if isinstance(data, dict) and data.get("source") == "ud" and data.get("path") is None:
+        from probekit.data._conllu import default_ud_path
+
+        data["path"] = str(default_ud_path())  # the folder in use is part of the record and of every stage key
+    return out
 
 
 # ---------------------------------------------------------------- YAML
