@@ -111,7 +111,9 @@ class DatasetSpec:
 
 
 #: UD English EWT, release r2.16 (2025-05-09), from the UniversalDependencies organisation on GitHub. Dev and
-#: test are pinned by their bytes; train by its token lines (comment lines may differ between copies).
+#: test are pinned by the release's byte checksums; train by its token lines (comment lines may differ between
+#: copies), a fingerprint computed from a train file rebuilt from the release's per-document sources in the
+#: official order, as the release file's own byte checksum was not at hand.
 UD_EWT = DatasetSpec(
     name="ud_ewt",
     release="r2.16",
