@@ -101,15 +101,12 @@ def group_tasks(tasks) -> list[list]:
     One store serves a whole group: labels and splits come from each task,
     only the words must match (what :func:`check_alignment` checks).
     """
-    import hashlib
-    import json
+    from probekit.fingerprint import hash_json_lines
 
     groups: dict[str, list] = {}
     for task in tasks:
-        h = hashlib.sha256()
-        for w in task.dataset.word_lists():
-            h.update(json.dumps(list(w)).encode())
-        groups.setdefault(h.hexdigest(), []).append(task)
+        key = hash_json_lines(list(w) for w in task.dataset.word_lists())
+        groups.setdefault(key, []).append(task)
     return list(groups.values())
 
 

@@ -10,9 +10,7 @@ file with a ``text`` column.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from probekit._tokenize import validate_inputs
+from probekit.fingerprint import hash_json_lines
 
 __all__ = ["ExtractData", "as_data", "load_source"]
 
@@ -50,27 +49,8 @@ class ExtractData:
 
     def digest(self) -> str:
         """SHA-256 over every example's text, words and metadata, in order."""
-        h = hashlib.sha256()
-        cols = list(self.frame.columns)
-        h.update(json.dumps(cols).encode())
-        for row in self.frame.itertuples(index=False, name=None):
-            h.update(json.dumps([_jsonable(v) for v in row], ensure_ascii=True).encode())
-            h.update(b"\n")
-        return h.hexdigest()
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return repr(v)
-    if v is None or isinstance(v, (str, int, float, bool)):
-        return v
-    if v is pd.NA or v is pd.NaT:
-        return None
-    return repr(v)
+        cols = [str(c) for c in self.frame.columns]
+        return hash_json_lines(itertools.chain([cols], self.frame.itertuples(index=False, name=None)))
 
 
 def as_data(data: Any) -> ExtractData:

@@ -26,9 +26,7 @@ import logging
 import os
 import shutil
 import time
-import weakref
 from collections.abc import Sequence
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +37,7 @@ from probekit._hooked import HookedModel
 from probekit._pooling import SENTENCE_POOLING, WORD_POOLING
 from probekit._sites import Site
 from probekit._tokenize import LongInputPolicy, tokenize
+from probekit.fingerprint import hash_json, jsonable, tokenizer_hash
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data
 from probekit.store._distributed import dist_env, distributed
@@ -48,7 +47,6 @@ from probekit.store._manifest import (
     FingerprintMismatchError,
     StoreError,
     describe_mismatch,
-    fingerprint,
     read_json,
     write_json_atomic,
 )
@@ -200,7 +198,7 @@ def extract(
     settings = dict(dtype=dtype, tokens=tokens, word_pooling=word_pooling, sentence_pooling=sentence_pooling,
                     shard_size=shard_size, long_inputs=long_inputs, stride=stride, autocast=autocast)
     components = _components(model, data, site_list, settings, batch_tokens)
-    fp = fingerprint(components)
+    fp = hash_json(components)
     n_shards = -(-len(data) // shard_size)
 
     with distributed(world) as dist:
@@ -231,7 +229,7 @@ def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: H
         "fingerprint": fp,
         "components": components,
         "complete": False,
-        "model": {"name": model.name, "source": _jsonable(model.source), "n_layers": model.n_layers,
+        "model": {"name": model.name, "source": jsonable(model.source), "n_layers": model.n_layers,
                   "d_model": model.d_model, "n_heads": model.n_heads,
                   "heads_per_layer": model.heads_per_layer()},
         "sites": [str(s) for s in site_list],
@@ -252,62 +250,6 @@ def _check_pooling(values: Sequence[str], allowed: tuple[str, ...], name: str) -
         if v not in allowed:
             raise ValueError(f"{name} entries must be among {allowed}, not {v!r}")
     return values
-
-
-def _jsonable(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        obj = asdict(obj)
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return repr(obj)
-
-
-_TOKENIZER_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _tokenizer_digest(tokenizer) -> str:
-    """SHA-256 of the tokenizer's full specification (vocabulary, normalizer, special tokens).
-
-    Serialising the specification takes a noticeable share of a short extraction, so the
-    digest is remembered per tokenizer object, keyed also by its size and special tokens
-    (what adding tokens changes).
-    """
-    state = (len(tokenizer), repr(sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())))
-    try:
-        known = _TOKENIZER_DIGESTS.get(tokenizer)
-    except TypeError:  # not weak-referenceable or not hashable
-        known = None
-    if known is not None and known[0] == state:
-        return known[1]
-    digest = _compute_tokenizer_digest(tokenizer)
-    try:
-        _TOKENIZER_DIGESTS[tokenizer] = (state, digest)
-    except TypeError:
-        pass
-    return digest
-
-
-def _compute_tokenizer_digest(tokenizer) -> str:
-    import hashlib
-
-    h = hashlib.sha256(type(tokenizer).__name__.encode())
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        import json
-
-        spec = json.loads(backend.to_str())
-        # truncation/padding are per-call state the tokenizer rewrites when used
-        spec.pop("truncation", None)
-        spec.pop("padding", None)
-        h.update(json.dumps(spec, sort_keys=True).encode())
-    else:  # pragma: no cover - fast tokenizers always have a backend
-        h.update(repr(sorted(tokenizer.get_vocab().items())).encode())
-    h.update(repr(sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())).encode())
-    return h.hexdigest()
 
 
 def _spare_core(model: HookedModel) -> bool:
@@ -340,10 +282,10 @@ def _components(model: HookedModel, data: ExtractData, sites: list[Site], settin
     return {
         "format_version": FORMAT_VERSION,
         "weights": model.weights_hash(),
-        "recipe": _jsonable(recipe) if recipe is not None else None,
+        "recipe": jsonable(recipe) if recipe is not None else None,
         "data": {"sha256": data.digest(), "n_examples": len(data)},
         "sites": [str(s) for s in sites],
-        "tokenization": {"tokenizer": _tokenizer_digest(model.tokenizer), "max_length": model.max_length,
+        "tokenization": {"tokenizer": tokenizer_hash(model.tokenizer), "max_length": model.max_length,
                          "long_inputs": settings["long_inputs"], "stride": settings["stride"]},
         "pooling": {"tokens": settings["tokens"], "word": settings["word_pooling"],
                     "sentence": settings["sentence_pooling"]},

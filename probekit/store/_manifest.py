@@ -5,18 +5,19 @@ manifest names everything that determines the bytes of the store (the
 *fingerprint components*): the weights, the variant recipe, the data, the
 sites, the tokenization and pooling settings, the dtype, the shard layout and
 the store format version. The fingerprint is the SHA-256 of those components
-in canonical JSON, so two extractions with the same fingerprint produce the
-same bytes.
+in canonical JSON (:func:`probekit.fingerprint.hash_json`), so two
+extractions with the same fingerprint produce the same bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from probekit.fingerprint import canonical_json
 
 __all__ = [
     "FORMAT_VERSION",
@@ -24,8 +25,6 @@ __all__ = [
     "StoreError",
     "FingerprintMismatchError",
     "CorruptShardError",
-    "canonical_json",
-    "fingerprint",
     "read_json",
     "write_json_atomic",
     "describe_mismatch",
@@ -46,24 +45,6 @@ class FingerprintMismatchError(StoreError):
 
 class CorruptShardError(StoreError):
     """A shard's bytes do not match its checksum (truncated or corrupted)."""
-
-
-def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and no whitespace: the form that is hashed."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-def fingerprint(components: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``components``.
-
-    Examples
-    --------
-    >>> fingerprint({"a": 1}) == fingerprint({"a": 1})
-    True
-    >>> fingerprint({"a": 1}) == fingerprint({"a": 2})
-    False
-    """
-    return hashlib.sha256(canonical_json(dict(components)).encode()).hexdigest()
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
