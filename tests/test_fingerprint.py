@@ -165,6 +165,10 @@ def test_quantized_packed_weights_are_followed():
     assert fp.weights_hash(q) == h
     lin = q.encoder.layer[0].attention.self.query
     w, b = lin._packed_params._weight_bias()
+    assert torch.equal(fp._quantized_values(w, torch), w.int_repr())  # read from storage, same values
+    pc = torch.quantize_per_channel(torch.randn(5, 7), torch.rand(5) + 0.1, torch.zeros(5, dtype=torch.long), 0,
+                                    torch.qint8)
+    assert torch.equal(fp._quantized_values(pc, torch), pc.int_repr())
     lin.set_weight_bias(torch.quantize_per_tensor(torch.dequantize(w) * 2, w.q_scale() * 2, 0, torch.qint8), b)
     assert fp.weights_hash(q) != h
 
