@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,14 +40,16 @@ from probekit.fingerprint import hash_json, jsonable, tokenizer_hash
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data
 from probekit.store._distributed import dist_env, distributed
+from probekit.store._layout import prepare_dir, write_examples
 from probekit.store._manifest import (
+    EXAMPLES,
     FORMAT_VERSION,
     MANIFEST,
     FingerprintMismatchError,
     StoreError,
-    describe_mismatch,
     read_json,
-    write_json_atomic,
+    read_manifest,
+    write_manifest,
 )
 from probekit.store._shards import ShardWriter, load_sidecar, remove_shard, verify_shard
 from probekit.store._store import ActivationStore, stream_names
@@ -222,8 +223,11 @@ def extract(
 
 def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: HookedModel, site_list: list[Site],
                  settings: dict, data: ExtractData, n_shards: int) -> None:
-    """Rank 0: check or create the directory, then write the examples and the (incomplete) manifest."""
-    _prepare_dir(out, fp, components, overwrite)
+    """Rank 0: check or create the directory, then write the (incomplete) manifest and the examples.
+
+    The manifest comes first, so anything in the directory after this point is recognisably probekit's.
+    """
+    prepare_dir(out, fp, components, overwrite)
     manifest = {
         "format_version": FORMAT_VERSION,
         "fingerprint": fp,
@@ -236,9 +240,21 @@ def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: H
         "settings": settings,
         "n_examples": len(data),
         "n_shards": n_shards,
+        "files": {},
     }
-    _write_examples(out, data)
-    write_json_atomic(out / MANIFEST, manifest)
+    write_manifest(out / MANIFEST, manifest)
+    (out / "shards").mkdir(exist_ok=True)
+    _drop_stale_shards(out / "shards", n_shards)
+    manifest["files"] = {EXAMPLES: write_examples(out, data)}
+    write_manifest(out / MANIFEST, manifest)
+
+
+def _drop_stale_shards(root: Path, n_shards: int) -> None:
+    """Remove shards numbered beyond this store's last one (left by a store whose manifest was lost)."""
+    for p in list(root.iterdir()):
+        k = p.name.split(".", 1)[0]
+        if k.isdigit() and int(k) >= n_shards:
+            remove_shard(root, int(k))
 
 
 # --------------------------------------------------------------------- setup
@@ -295,47 +311,17 @@ def _components(model: HookedModel, data: ExtractData, sites: list[Site], settin
     }
 
 
-def _prepare_dir(out: Path, fp: str, components: dict, overwrite: bool) -> None:
-    manifest_path = out / MANIFEST
-    if manifest_path.exists():
-        found = read_json(manifest_path)
-        if found.get("fingerprint") == fp:
-            logger.info("%s: store with matching fingerprint found; reusing its complete shards", out)
-            return
-        if not overwrite:
-            raise FingerprintMismatchError(
-                f"{out} holds a store made with other inputs: "
-                f"{describe_mismatch(found.get('components', {}), components)}. "
-                "Use another output directory, or pass overwrite=True (--overwrite) to replace it."
-            )
-        logger.warning("%s: replacing a store with another fingerprint", out)
-        shutil.rmtree(out)
-    elif out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise StoreError(f"{out} exists, is not empty and holds no probekit manifest; "
-                             "choose an empty or new directory (or pass overwrite=True)")
-        shutil.rmtree(out)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-
-
-def _write_examples(out: Path, data: ExtractData) -> None:
-    tmp = out / "examples.parquet.tmp"
-    data.frame.to_parquet(tmp, index=False)
-    os.replace(tmp, out / "examples.parquet")
-
-
 def _finish(out: Path, fp: str, n_shards: int, stats: list[dict]) -> None:
     root = out / "shards"
-    missing = [k for k in range(n_shards) if load_sidecar(root, k, fp) is None]
+    sidecars = [load_sidecar(root, k, fp) for k in range(n_shards)]
+    missing = [k for k, side in enumerate(sidecars) if side is None]
     if missing:
         raise StoreError(f"{out}: shards {missing[:5]} are missing after extraction; re-run to complete them")
-    manifest = read_json(out / MANIFEST)
-    n_tokens = n_words = 0
-    for k in range(n_shards):
-        side = load_sidecar(root, k, fp)
-        n_tokens += sum(side["n_tokens"])
-        n_words += sum(side["n_words"])
-    manifest.update(complete=True, n_tokens=n_tokens, n_words=n_words)
+    manifest = read_manifest(out / MANIFEST)
+    n_tokens = sum(sum(side["n_tokens"]) for side in sidecars)
+    n_words = sum(sum(side["n_words"]) for side in sidecars)
+    manifest.update(complete=True, n_tokens=n_tokens, n_words=n_words,
+                    shards=[side["sidecar_sha256"] for side in sidecars])
     manifest["stats"] = {
         "ranks": len(stats),
         "seconds": max(s["seconds"] for s in stats),
@@ -344,7 +330,7 @@ def _finish(out: Path, fp: str, n_shards: int, stats: list[dict]) -> None:
         "tokens_computed": sum(s["tokens"] for s in stats),
         "examples_computed": sum(s["examples"] for s in stats),
     }
-    write_json_atomic(out / MANIFEST, manifest)
+    write_manifest(out / MANIFEST, manifest)
     logger.info("%s: complete (%d examples, %d tokens)", out, manifest["n_examples"], n_tokens)
 
 
