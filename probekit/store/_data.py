@@ -2,9 +2,11 @@
 
 Accepted: a list of texts, a list of word lists, a pandas DataFrame with a
 ``text`` (or ``words``) column and optional metadata columns (labels, ids),
-or anything with a ``to_frame()`` method returning such a DataFrame. The CLI
-also names sources: ``rt``/``rotten_tomatoes`` and ``imdb`` (the bundled
-movie reviews), a ``.txt`` file (one text per line), a ``.csv`` or ``.jsonl``
+or anything with a ``to_frame()`` method returning such a DataFrame. A
+missing value in a ``label`` (or ``labels``) column is an error naming the
+example (and word), never a class named ``'nan'``. The CLI also names
+sources: ``rt``/``rotten_tomatoes`` and ``imdb`` (the bundled movie
+reviews), a ``.txt`` file (one text per line), a ``.csv`` or ``.jsonl``
 file with a ``text`` column.
 """
 
@@ -20,10 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probekit._labels import MissingLabelError, check_labels
 from probekit._tokenize import validate_inputs
 from probekit.fingerprint import hash_json_lines
 
-__all__ = ["ExtractData", "as_data", "load_source"]
+__all__ = ["ExtractData", "as_data", "load_source", "LABEL_COLUMNS"]
+
+#: metadata columns holding labels: a missing value in them is an error, not a class named 'nan'
+LABEL_COLUMNS = ("label", "labels")
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,13 @@ def _from_frame(df: pd.DataFrame) -> ExtractData:
     frame["text"] = texts
     if split:
         frame["words"] = [list(w) for w in words]
+    for col in LABEL_COLUMNS:
+        if col in frame.columns:
+            values = frame[col].tolist()
+            per_word = any(isinstance(v, (list, tuple, np.ndarray)) for v in values)
+            check_labels(values, "word" if per_word else "sentence",
+                         words=[w if w is not None else t.split() for t, w in zip(texts, words)],
+                         what=f"value of column {col!r}")
     return ExtractData(tuple(texts), tuple(words) if split else None, frame)
 
 
@@ -136,4 +149,7 @@ def load_source(source: str, *, limit: int | None = None) -> ExtractData:
             raise ValueError(f"{path} has no 'text' column; columns: {list(df.columns)}")
     if limit is not None:
         df = df.head(limit)
-    return _from_frame(df)
+    try:
+        return _from_frame(df)
+    except MissingLabelError as exc:
+        raise MissingLabelError(f"{source}: {exc}", exc.example, exc.word) from None
