@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from probekit.cli import main
+from probekit.cli._errors import check_output
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -45,6 +46,7 @@ def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[st
       probekit extract --data rt --limit 2000 --out runs/rt-minilm
       probekit extract --data reviews.csv --sites 'L2.resid,L5.resid' --word-pooling mean --out runs/rev
     """
+    check_output(out)
     from probekit._loading import load_model
     from probekit.store import extract
     from probekit.store._data import load_source
