@@ -16,7 +16,7 @@ from probekit._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site
 from probekit._tokenize import LongInputPolicy, TokenizedBatch, Window, tokenize
 from probekit.fingerprint import weights_hash
 
-__all__ = ["HookedModel"]
+__all__ = ["HookedModel", "as_hooked_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +273,35 @@ class HookedModel:
         for exactly what is noticed); ``refresh=True`` hashes every byte again.
         """
         return weights_hash(self.model, refresh=refresh)
+
+
+def as_hooked_model(model) -> HookedModel:
+    """The :class:`HookedModel` behind ``model``: itself, or a model variant's ``.model``.
+
+    Every function that takes a model calls this first, so a
+    :class:`probekit.variants.ModelVariant` is accepted wherever a
+    ``HookedModel`` is (the variant carries its model; the model needs to
+    know nothing of variants).
+
+    Raises
+    ------
+    TypeError
+        ``model`` is neither.
+
+    Examples
+    --------
+    >>> import probekit, transformers
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37))
+    >>> as_hooked_model(m) is m
+    True
+    """
+    if isinstance(model, HookedModel):
+        return model
+    inner = getattr(model, "model", None)
+    if isinstance(inner, HookedModel) and hasattr(model, "recipe"):
+        return inner
+    raise TypeError(f"expected a HookedModel or a ModelVariant, not {type(model).__name__}")
 
 
 def _chunks(items: Sequence[Window], n: int) -> Iterator[Sequence[Window]]:

@@ -178,7 +178,9 @@ def random_init_copy(model, seed: int = 0, name: str | None = None):
         Use it with :func:`extract_task` for the random-weights baseline.
     """
     from probekit import load_model
+    from probekit._hooked import as_hooked_model
 
+    model = as_hooked_model(model)
     cfg = copy.deepcopy(model.config)
     base = model.name or type(model.model).__name__
     return load_model(cfg, tokenizer=model.tokenizer, seed=seed, name=name or f"{base}-random{seed}")

@@ -27,12 +27,12 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
-from probekit._hooked import HookedModel
+from probekit._hooked import HookedModel, as_hooked_model
 from probekit._pooling import SENTENCE_POOLING, WORD_POOLING
 from probekit._sites import Site
 from probekit._tokenize import LongInputPolicy, tokenize
@@ -54,6 +54,9 @@ from probekit.store._manifest import (
 from probekit.store._shards import ShardWriter, load_sidecar, remove_shard, verify_shard
 from probekit.store._store import ActivationStore, stream_names
 from probekit.store._writer import ShardContext, Writer, write_ids
+
+if TYPE_CHECKING:
+    from probekit.variants import ModelVariant
 
 __all__ = ["extract", "resolve_sites", "DTYPES"]
 
@@ -82,7 +85,7 @@ def resolve_sites(model: HookedModel, sites: str | Sequence[Site | str] | None) 
 
 
 def extract(
-    model: HookedModel | str,
+    model: HookedModel | ModelVariant | str,
     data: Any,
     sites: str | Sequence[Site | str] | None = None,
     out: str | os.PathLike = "activations",
@@ -104,8 +107,8 @@ def extract(
 
     Parameters
     ----------
-    model : HookedModel or str
-        A loaded model, or anything :func:`probekit.load_model` takes.
+    model : HookedModel, ModelVariant or str
+        A loaded model or variant, or anything :func:`probekit.load_model` takes.
     data : list of str, list of list of str, or DataFrame
         Texts, pre-split words, or a DataFrame with a ``text`` (or
         ``words``) column; other columns (labels, ``id``) are kept as
@@ -168,8 +171,12 @@ def extract(
         from probekit._loading import load_model
 
         model = load_model(model)
-    if not isinstance(model, HookedModel):
-        raise TypeError(f"model must be a HookedModel or a load_model spec, not {type(model).__name__}")
+    recipe = _recipe_of(model)
+    try:
+        model = as_hooked_model(model)
+    except TypeError:
+        raise TypeError(f"model must be a HookedModel, a ModelVariant or a load_model spec, not "
+                        f"{type(model).__name__}") from None
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, not {dtype!r}")
     if autocast not in (None, "bf16"):
@@ -198,7 +205,7 @@ def extract(
 
     settings = dict(dtype=dtype, tokens=tokens, word_pooling=word_pooling, sentence_pooling=sentence_pooling,
                     shard_size=shard_size, long_inputs=long_inputs, stride=stride, autocast=autocast)
-    components = _components(model, data, site_list, settings, batch_tokens)
+    components = _components(model, data, site_list, settings, batch_tokens, recipe)
     fp = hash_json(components)
     n_shards = -(-len(data) // shard_size)
 
@@ -288,9 +295,14 @@ def batch_dependent(model: HookedModel) -> bool:
     return any(".quantized.dynamic" in type(m).__module__ for m in model.model.modules())
 
 
-def _components(model: HookedModel, data: ExtractData, sites: list[Site], settings: dict,
-                batch_tokens: int | None = None) -> dict[str, Any]:
+def _recipe_of(model) -> Any:
+    """The recipe of a variant (given itself, or as the model it carries), ``None`` for a plain model."""
     recipe = getattr(model, "recipe", None)
+    return recipe if recipe is not None and hasattr(recipe, "to_dict") else None
+
+
+def _components(model: HookedModel, data: ExtractData, sites: list[Site], settings: dict,
+                batch_tokens: int | None = None, recipe: Any = None) -> dict[str, Any]:
     layout: dict[str, Any] = {"shard_size": settings["shard_size"]}
     if batch_tokens is not None and batch_dependent(model):
         # the batches (and so the activations) follow from the shard size and the token budget

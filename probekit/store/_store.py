@@ -111,7 +111,7 @@ class ActivationStore:
         ----------
         path : path
             The store directory.
-        model : HookedModel, optional
+        model : HookedModel or ModelVariant, optional
             When given, the store must have been made from its weights.
         data : optional
             When given (anything :func:`probekit.extract` takes), the store
@@ -141,6 +141,10 @@ class ActivationStore:
             raise StoreError(f"{mpath} records no checksum of {EXAMPLES} (edited by hand or damaged); re-extract "
                              "the store")
         comps = manifest["components"]
+        if model is not None:
+            from probekit._hooked import as_hooked_model
+
+            model = as_hooked_model(model)
         if model is not None and model.weights_hash() != comps["weights"]:
             raise FingerprintMismatchError(
                 f"{path} was extracted from other model weights (store weights sha256 {comps['weights'][:12]}..., "

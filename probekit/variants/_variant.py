@@ -128,6 +128,10 @@ class ModelVariant:
         self.model.recipe = self.recipe
         self.model.variant = self
 
+    def run_with_cache(self, inputs, sites=None, **kwargs):
+        """:meth:`HookedModel.run_with_cache` of the variant's model (a variant runs like any model)."""
+        return self.model.run_with_cache(inputs, sites, **kwargs)
+
     def __repr__(self) -> str:
         return (f"ModelVariant({self.recipe.kind}, base={self.base.get('name')!r}, "
                 f"lineage={[d['kind'] for d in self.lineage]}, {self.model!r})")
