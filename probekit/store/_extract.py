@@ -412,10 +412,11 @@ class _Job:
         stop = min(start + self.s["shard_size"], len(self.data))
         try:
             batch = tokenize(self.model.tokenizer, self.data.inputs(start, stop), max_length=self.model.max_length,
-                             long_inputs=self.s["long_inputs"], stride=self.s["stride"])
+                             long_inputs=self.s["long_inputs"], stride=self.s["stride"], first_index=start)
         except ValueError as exc:
-            raise ValueError(f"examples {start}-{stop - 1} (shard {k}): {exc} (input numbers count from {start})") \
-                from exc
+            msg = str(exc)
+            msg = "example " + msg[len("input "):] if msg.startswith("input ") else msg
+            raise ValueError(f"{msg} (shard {k}; the complete shards before it are kept)") from exc
         exs = batch.examples
         n_tok = [ex.n_tokens for ex in exs]
         n_words = [len(ex.words) for ex in exs]
