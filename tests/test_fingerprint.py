@@ -182,3 +182,13 @@ def test_tokenizer_hash_is_remembered_and_follows_changes(minilm):
     assert changed != first and changed == fp._tokenizer_spec_hash(tok)
     tok.add_special_tokens({"additional_special_tokens": ["[PK]"]})
     assert fp.tokenizer_hash(tok) not in (first, changed)
+
+
+@pytest.mark.parametrize("name", ["probekit.fingerprint", "probekit._labels", "probekit.store._layout",
+                                  "probekit.cli._errors"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.failed == 0 and result.attempted > 0
