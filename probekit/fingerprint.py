@@ -399,8 +399,9 @@ class _WeightsState:
 
     def __init__(self, module):
         self.tensors = self._tensors(module)
-        self.positions = [_positions(meta[3]) for _ref, meta in self.tensors]
-        self.sample = self._sample(self.tensors, self.positions)
+        self.positions = [_positions(meta[3]) if meta[7] else None for _ref, meta in self.tensors]
+        self._on_device: dict = {}  # positions copied to an accelerator, once per tensor size and device
+        self.sample = self._sample(self.tensors)
         self.custom = [(n, _custom_state(m)) for n, m in _custom_state_modules(module)]
 
     @staticmethod
@@ -417,19 +418,23 @@ class _WeightsState:
                 out.append((weakref.ref(t), meta))
         return out
 
-    @staticmethod
-    def _sample(tensors: list, positions: list) -> dict:
-        """The sampled elements' bytes, per device."""
+    def _sample(self, tensors: list) -> dict:
+        """The sampled elements' bytes, per device (sparse and meta tensors have none)."""
         import torch
 
         per_device: dict = {}
         with torch.no_grad():
-            for (ref, _meta), pos in zip(tensors, positions):
+            for (ref, meta), pos in zip(tensors, self.positions):
                 t = ref()
-                if t is None or pos is None:
+                if t is None or pos is None or t.layout != torch.strided or t.device.type == "meta":
                     continue
                 flat = t.detach().reshape(-1)
-                raw = _int_view(flat[pos if flat.device.type == "cpu" else pos.to(flat.device)])
+                if flat.device.type != "cpu":
+                    key = (flat.device, meta[3])
+                    if key not in self._on_device:
+                        self._on_device[key] = pos.to(flat.device)
+                    pos = self._on_device[key]
+                raw = _int_view(flat[pos])
                 if raw is not None:
                     per_device.setdefault(str(flat.device), []).append(raw)
         return {dev: torch.cat(parts).cpu().numpy().tobytes() for dev, parts in per_device.items()}
@@ -441,7 +446,7 @@ class _WeightsState:
         for (ref_old, meta_old), (ref_new, meta_new) in zip(self.tensors, now):
             if meta_old != meta_new or ref_old() is not ref_new():
                 return False
-        if self._sample(now, self.positions) != self.sample:
+        if self._sample(now) != self.sample:
             return False
         return [(n, _custom_state(m)) for n, m in _custom_state_modules(module)] == self.custom
 

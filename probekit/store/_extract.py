@@ -120,7 +120,8 @@ def extract(
     out : path
         Store directory. An existing store with the same fingerprint is
         reused (and completed or repaired if needed); one with another
-        fingerprint is an error unless ``overwrite``.
+        fingerprint is an error unless ``overwrite``. A directory holding
+        anything probekit did not write is refused and left untouched.
     dtype : {"float16", "float32"}
     tokens : bool
         Store token-level rows (set False to keep only pooled views).
@@ -151,7 +152,8 @@ def extract(
     progress : bool, optional
         Show a progress bar (default: when attached to a terminal).
     overwrite : bool
-        Replace a store with a different fingerprint.
+        Replace a probekit store with a different fingerprint (or the parts
+        of one whose manifest was lost); nothing else is ever deleted.
 
     Returns
     -------
@@ -200,7 +202,6 @@ def extract(
     rank, world = dist_env()
     if world > 1 and torch.cuda.is_available() and model.device.type == "cpu":
         local = int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count()))
-        model.weights_hash()  # hashed on the CPU copy, before the move
         model.model.to(f"cuda:{local}")
 
     settings = dict(dtype=dtype, tokens=tokens, word_pooling=word_pooling, sentence_pooling=sentence_pooling,
