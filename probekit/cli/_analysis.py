@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from probekit.cli import main
+from probekit.cli._errors import check_output
 
 
 def _save(fig, path: Path) -> None:
@@ -76,6 +77,7 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
           L3.attn.pattern,L4.attn.pattern,L5.attn.pattern' --out runs/attn
       probekit attention --store runs/attn --model minilm-l6 --out runs/attn-report --example 3 --layer 5
     """
+    check_output(out)
     import torch
 
     from probekit._loading import load_tokenizer
@@ -173,6 +175,7 @@ def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, .
       probekit attribute --model runs/sst2-model --text "a gripping, funny film" \\
           --text "dull and far too long" --method integrated_gradients --method saliency --out runs/attr
     """
+    check_output(out)
     import numpy as np
     import pandas as pd
 

@@ -11,7 +11,6 @@ extraction itself resumes at its last complete shard).
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probekit.fingerprint import hash_json
 from probekit.pipeline._config import resolve
 
 __all__ = ["Stage", "Context", "run_experiment", "stage_key", "plan"]
@@ -81,7 +81,7 @@ class Context:
 
 
 def _h(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hash_json(obj)[:16]
 
 
 def stage_key(stage: Stage, cfg: dict, records: dict[str, dict]) -> str:

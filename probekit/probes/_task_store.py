@@ -101,15 +101,12 @@ def group_tasks(tasks) -> list[list]:
     One store serves a whole group: labels and splits come from each task,
     only the words must match (what :func:`check_alignment` checks).
     """
-    import hashlib
-    import json
+    from probekit.fingerprint import hash_json_lines
 
     groups: dict[str, list] = {}
     for task in tasks:
-        h = hashlib.sha256()
-        for w in task.dataset.word_lists():
-            h.update(json.dumps(list(w)).encode())
-        groups.setdefault(h.hexdigest(), []).append(task)
+        key = hash_json_lines(list(w) for w in task.dataset.word_lists())
+        groups.setdefault(key, []).append(task)
     return list(groups.values())
 
 
@@ -181,7 +178,9 @@ def random_init_copy(model, seed: int = 0, name: str | None = None):
         Use it with :func:`extract_task` for the random-weights baseline.
     """
     from probekit import load_model
+    from probekit._hooked import as_hooked_model
 
+    model = as_hooked_model(model)
     cfg = copy.deepcopy(model.config)
     base = model.name or type(model.model).__name__
     return load_model(cfg, tokenizer=model.tokenizer, seed=seed, name=name or f"{base}-random{seed}")
