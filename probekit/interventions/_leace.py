@@ -69,7 +69,9 @@ class LeaceStatistics:
 
     def update(self, x, codes) -> LeaceStatistics:
         """Add rows ``x`` (``[m, d]``, any float dtype) with class codes ``codes`` (``[m]``)."""
-        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(torch.float64)
+        given = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        x = given.to(torch.float64)
+        owned = x.data_ptr() != given.data_ptr()  # a converted copy may be centred in place
         codes = np.asarray(codes, dtype=np.int64)
         if x.ndim != 2 or x.shape[1] != self.d:
             raise ValueError(f"expected rows of width {self.d}, got shape {tuple(x.shape)}")
@@ -87,7 +89,7 @@ class LeaceStatistics:
         z = torch.zeros(m, self.k, dtype=torch.float64)
         z[torch.arange(m), torch.from_numpy(codes)] = 1.0
         mx, mz = x.mean(0), torch.from_numpy(cnt / m)
-        xc = x - mx
+        xc = x.sub_(mx) if owned else x - mx
         sxx = xc.T @ xc
         sxz = xc.T @ (z - mz)
         n0, n1 = self.n, self.n + m

@@ -68,6 +68,24 @@ def test_class_conditional_means_equal_after_erasure(shrinkage):
     np.testing.assert_allclose(Xe.mean(0), X.mean(0), atol=1e-9)  # the affine eraser keeps the mean
 
 
+def test_leace_is_orthogonal_in_whitened_coordinates_and_edits_least():
+    X, y = _anisotropic(3000, 10, 4, seed=12)
+    eraser = LeaceEraser().fit(X, y)
+    ev, V = np.linalg.eigh(np.cov(X.T))
+    W, W_inv = (V / np.sqrt(ev)) @ V.T, (V * np.sqrt(ev)) @ V.T
+    M = W @ eraser.projection.numpy() @ W_inv
+    np.testing.assert_allclose(M, M.T, atol=1e-8)
+    np.testing.assert_allclose(M @ M, M, atol=1e-8)
+    # least squares: it moves the rows less than the orthogonal projection that also kills the cross-covariance
+    Z = np.eye(4)[y]
+    q, _ = np.linalg.qr((X - X.mean(0)).T @ (Z - Z.mean(0)))
+    q = q[:, :3]
+    Xc = X - X.mean(0)
+    leace_edit = np.sum((eraser(X) - X) ** 2)
+    orth_edit = np.sum((Xc @ q) ** 2)
+    assert leace_edit < 0.9 * orth_edit
+
+
 def test_rank_deficient_covariance():
     X, y = _anisotropic(3000, 16, 4, seed=5)
     X = np.concatenate([X, 2 * X[:, :4], np.full((len(X), 2), 7.0)], axis=1)  # rank 16 of 22
@@ -111,6 +129,15 @@ def test_chunked_statistics_equal_one_pass():
     Z = np.eye(3)[y]
     cross = (X - X.mean(0)).T @ (Z - Z.mean(0)) / (len(X) - 1)
     np.testing.assert_allclose(stats.cross_covariance().numpy(), cross, rtol=1e-10, atol=1e-12)
+
+
+def test_fit_leaves_the_callers_features_alone():
+    X, y = _anisotropic(500, 6, 2, seed=8)
+    kept, t = X.copy(), torch.from_numpy(X.copy())
+    LeaceEraser(chunk_rows=64).fit(X, y)
+    LeaceEraser(chunk_rows=64).fit(t, y)
+    np.testing.assert_array_equal(X, kept)
+    np.testing.assert_array_equal(t.numpy(), kept)
 
 
 def test_fit_on_float16_and_tensor_inputs():
