@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -128,7 +129,12 @@ class Eraser(TransformerMixin, BaseEstimator):
         if not is_np and not isinstance(x, torch.Tensor):
             x = np.asarray(x)
             is_np = True
-        t = torch.from_numpy(x) if is_np else x
+        if is_np:
+            with warnings.catch_warnings():  # a read-only memory map is only read here
+                warnings.simplefilter("ignore", UserWarning)
+                t = torch.from_numpy(x)
+        else:
+            t = x
         if not t.dtype.is_floating_point:
             raise TypeError(f"features must be floating point, got {t.dtype}")
         if t.ndim == 0 or t.shape[-1] != self.d_:

@@ -23,7 +23,7 @@ import torch
 from sklearn.base import clone
 
 from probekit.interventions._eraser import Eraser, jsonable
-from probekit.interventions._rows import Rows, encode_labels, resolve_rows
+from probekit.interventions._rows import Rows, as_tensor, encode_labels, resolve_rows
 
 __all__ = ["InlpEraser"]
 
@@ -196,7 +196,7 @@ class InlpEraser(Eraser):
         ytr = src.classes[src.codes]
         if eval_set is not None:
             Xe, ye = eval_set
-            Xe = torch.as_tensor(np.asarray(Xe) if not isinstance(Xe, torch.Tensor) else Xe).to(torch.float32)
+            Xe = as_tensor(Xe).to(torch.float32)
             if Xe.ndim != 2 or Xe.shape[1] != src.d:
                 raise ValueError(f"eval_set features must be [rows, {src.d}], got {tuple(Xe.shape)}")
             classes, codes = encode_labels(ye, Xe.shape[0])

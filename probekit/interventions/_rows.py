@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ import torch
 
 from probekit._sites import Site
 
-__all__ = ["Rows", "resolve_rows", "encode_labels", "LEVELS"]
+__all__ = ["Rows", "resolve_rows", "encode_labels", "as_tensor", "LEVELS"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class Rows:
             m = len(x)
             sel = slice(None) if self._mask is None else self._mask[row0: row0 + m]
             row0 += m
-            xs = torch.from_numpy(np.asarray(x[sel])).to(dtype)
+            xs = as_tensor(x[sel]).to(dtype)
             k = len(xs)
             if k:
                 yield xs, codes[used: used + k]
@@ -186,6 +187,15 @@ def _row_mask(rows, n_total: int) -> np.ndarray | None:
     if mask.sum() != len(r):
         raise ValueError("row indices must be distinct")
     return mask
+
+
+def as_tensor(a) -> torch.Tensor:
+    """``a`` as a tensor sharing memory where possible (a read-only memory map is only read, never written)."""
+    if isinstance(a, torch.Tensor):
+        return a
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(a)))
 
 
 def _check_features(x: torch.Tensor) -> torch.Tensor:
@@ -313,7 +323,7 @@ def _array_rows(X, y, site, rows, need_labels, level, pooling, split) -> Rows:
         raise ValueError("a Task labels the rows of a store: pass the store (or store[site]) as X, or plain labels")
     if level is not None or pooling is not None or split is not None:
         raise ValueError("level, pooling and split select store rows; for in-memory features pass rows= instead")
-    x = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(X)))
+    x = as_tensor(X)
     x = _check_features(x.detach().cpu())
     mask = _row_mask(rows, x.shape[0])
     if mask is not None:
