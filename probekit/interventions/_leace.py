@@ -82,13 +82,15 @@ class LeaceStatistics:
             return self
         if codes.min() < 0 or codes.max() >= self.k:
             raise ValueError(f"class codes must be in [0, {self.k}), got {codes.min()}..{codes.max()}")
-        if not bool(torch.isfinite(x).all()):
-            bad = int((~torch.isfinite(x)).any(dim=1).nonzero()[0])
-            raise ValueError(f"features contain NaN or infinite values (row {self.n + bad} of the rows read)")
+        mx = x.mean(0)
+        if not bool(torch.isfinite(mx).all()):  # a NaN or infinity in a column makes its mean non-finite
+            bad = (~torch.isfinite(x)).any(dim=1).nonzero()
+            where = f" (row {self.n + int(bad[0])} of the rows read)" if len(bad) else ""
+            raise ValueError(f"features contain NaN or infinite values{where}")
         cnt = np.bincount(codes, minlength=self.k)
         z = torch.zeros(m, self.k, dtype=torch.float64)
         z[torch.arange(m), torch.from_numpy(codes)] = 1.0
-        mx, mz = x.mean(0), torch.from_numpy(cnt / m)
+        mz = torch.from_numpy(cnt / m)
         xc = x.sub_(mx) if owned else x - mx
         sxx = xc.T @ xc
         sxz = xc.T @ (z - mz)

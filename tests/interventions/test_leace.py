@@ -211,11 +211,14 @@ def test_label_count_and_shape_must_match_rows():
         LeaceEraser().fit(X[:, 0], [0, 1, 0, 1, 0, 1])
 
 
-def test_non_finite_features_are_refused():
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_features_are_refused(bad):
     X = np.random.default_rng(0).normal(size=(8, 3))
-    X[5, 1] = np.nan
+    X[5, 1] = bad
     with pytest.raises(ValueError, match="NaN or infinite.*row 5"):
         LeaceEraser().fit(X, [0, 1] * 4)
+    with pytest.raises(ValueError, match="NaN or infinite.*row 13"):
+        LeaceEraser(chunk_rows=8).fit(np.concatenate([np.ones((8, 3)) * np.arange(8)[:, None], X]), [0, 1] * 8)
 
 
 def test_wrong_width_at_apply_names_the_fitted_width():
