@@ -18,6 +18,12 @@ LeVeque), so a store's site is fitted in memory bounded by ``d x d`` plus one
 chunk. A rank-deficient covariance is handled as a pseudo-inverse does:
 eigenvalues at or below ``max eigenvalue * d * eps`` are treated as zero in
 both ``S^{1/2}`` and its pseudo-inverse.
+
+The ``concept-erasure`` package also falls back towards an orthogonal
+projection when erasure would raise the trace of the covariance; with the
+covariance the eraser is built from that cannot happen (the erased covariance
+is ``S^{1/2} (I - U U^T) S^{1/2}``, ``U`` the kept directions, whose trace is
+``tr S - tr(U^T S U)``), so probekit has no such step.
 """
 
 from __future__ import annotations

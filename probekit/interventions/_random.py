@@ -72,7 +72,7 @@ class RandomEraser(Eraser):
         src = resolve_rows(X, y, site=self.site, level=level, pooling=pooling, rows=rows, split=split,
                            need_labels=False)
         total = torch.zeros(src.d, dtype=torch.float64)
-        for x, _ in src.chunks(chunk_rows):
+        for x, _ in src.chunks(chunk_rows, torch.float64):
             if not bool(torch.isfinite(x).all()):
                 raise ValueError("features contain NaN or infinite values")
             total += x.sum(0)

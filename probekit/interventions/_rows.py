@@ -130,27 +130,36 @@ class Rows:
     _mask: np.ndarray | None = None
     _per_example: np.ndarray | None = field(default=None, repr=False)
 
-    def chunks(self, chunk_rows: int, dtype: torch.dtype = torch.float64) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
-        """Yield ``(x, codes)``: at most about ``chunk_rows`` selected rows at a time, as ``dtype``."""
+    def chunks(self, chunk_rows: int, dtype: torch.dtype | None = None) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        """Yield ``(x, codes)``: at most ``chunk_rows`` selected rows at a time.
+
+        Store rows come in whole examples, as many as can hold ``chunk_rows``
+        rows even if all were of the longest example (a single example longer
+        than ``chunk_rows`` comes alone).
+
+        ``x`` is converted to ``dtype`` when given, else left in the source's
+        dtype (for in-memory features: a view of the caller's data, never to be
+        written).
+        """
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         codes = self.codes if self.codes is not None else np.zeros(self.n, dtype=np.int64)
         if self._array is not None:
             for a in range(0, self.n, chunk_rows):
-                yield self._array[a: a + chunk_rows].to(dtype), codes[a: a + chunk_rows]
+                x = self._array[a: a + chunk_rows]
+                yield (x if dtype is None else x.to(dtype)), codes[a: a + chunk_rows]
             return
         # store rows: whole examples per batch, the selected rows of each kept
         per = self._per_example
-        n_ex = len(per)
-        mean_rows = max(1.0, float(per.sum()) / max(n_ex, 1))
-        batch = max(1, int(chunk_rows // mean_rows))
+        batch = max(1, int(chunk_rows // max(1, int(per.max(initial=1)))))
         row0, used = 0, 0
         for b in self._view.iter_batches(batch, self._level, self._pooling):
             x = b.x
             m = len(x)
             sel = slice(None) if self._mask is None else self._mask[row0: row0 + m]
             row0 += m
-            xs = as_tensor(x[sel]).to(dtype)
+            xs = as_tensor(x[sel])
+            xs = xs if dtype is None else xs.to(dtype)
             k = len(xs)
             if k:
                 yield xs, codes[used: used + k]

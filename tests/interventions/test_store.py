@@ -71,6 +71,28 @@ def test_word_rows_streamed_from_store_equal_in_memory(store):
     assert str(view.site_) == "L1.resid"
 
 
+def test_store_rows_are_read_in_bounded_chunks(store, monkeypatch):
+    from probekit.interventions._leace import LeaceStatistics
+
+    seen: list[tuple[int, object]] = []
+    update = LeaceStatistics.update
+
+    def record(self, x, codes):
+        seen.append((len(x), x.dtype))
+        return update(self, x, codes)
+
+    monkeypatch.setattr(LeaceStatistics, "update", record)
+    y = word_labels(store)
+    longest = int(store.n_words.max())
+    LeaceEraser("L1.resid", chunk_rows=3 * longest).fit(store, y)
+    assert sum(n for n, _ in seen) == len(y) and len(seen) > 3
+    assert max(n for n, _ in seen) <= 3 * longest
+    assert {dt for _, dt in seen} == {torch.float16}  # converted to float64 by the statistics, chunk by chunk
+    seen.clear()
+    LeaceEraser("L1.resid", chunk_rows=5).fit(store, y)  # shorter than the longest example: one example a time
+    assert len(seen) == len(store) and max(n for n, _ in seen) == longest
+
+
 def test_token_and_sentence_rows_and_a_row_mask(store):
     view = store["emb"]
     Xt = np.asarray(view.numpy("token"), dtype=np.float64)
