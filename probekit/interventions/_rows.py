@@ -23,7 +23,7 @@ import torch
 
 from probekit._sites import Site
 
-__all__ = ["Rows", "resolve_rows", "encode_labels", "as_tensor", "LEVELS"]
+__all__ = ["Rows", "resolve_rows", "encode_labels", "as_tensor", "labels_digest", "LEVELS"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,20 @@ def encode_labels(labels, n_rows: int | None = None) -> tuple[np.ndarray, np.nda
         what = f"only class {classes[0]!r}" if len(classes) else "no rows"
         raise ValueError(f"erasing a concept needs labels of at least two classes; the rows have {what}")
     return classes, codes.astype(np.int64)
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def labels_digest(classes: np.ndarray, codes: np.ndarray) -> str:
+    """SHA-256 of the labels of the rows, in order (class names and one code per row)."""
+    import json
+
+    head = json.dumps([str(c) for c in classes]).encode()
+    return _digest(head + b"\0" + np.asarray(codes, dtype="<i8").tobytes())
 
 
 @dataclass
@@ -323,6 +337,10 @@ def resolve_rows(X, y=None, *, site=None, level: str | None = None, pooling: str
                 "pooling": pooling, "rows": n}
     if task is not None:
         describe.update(task=task.name, task_seed=int(task.seed), split=split)
+    if user_mask is not None:
+        describe["rows_sha256"] = _digest(np.flatnonzero(mask).astype("<i8").tobytes())
+    if codes is not None:
+        describe["labels_sha256"] = labels_digest(classes, codes)
     return Rows(view.d, n, classes, codes, site, describe, _view=view, _level=level, _pooling=pooling, _mask=mask,
                 _per_example=per)
 
@@ -349,4 +367,7 @@ def _array_rows(X, y, site, rows, need_labels, level, pooling, split) -> Rows:
             yy = yy[mask]
         if need_labels:
             classes, codes = encode_labels(yy, n)
-    return Rows(x.shape[1], n, classes, codes, site, {"source": "array", "rows": n}, _array=x)
+    describe = {"source": "array", "rows": n}
+    if codes is not None:
+        describe["labels_sha256"] = labels_digest(classes, codes)
+    return Rows(x.shape[1], n, classes, codes, site, describe, _array=x)

@@ -50,6 +50,8 @@ def test_description_is_canonical_json_and_covers_what_matters(erasers, data):
     assert desc["method"] == "leace" and desc["site"] == "L2.resid" and desc["d"] == 7 and desc["rank"] == 2
     assert desc["params"]["shrinkage"] is True and desc["classes"] == ["0", "1", "2"]
     assert desc["fit"]["source"] == "array" and desc["fit"]["rows"] == 600
+    relabelled = LeaceEraser(site="L2.resid", shrinkage=True).fit(X, np.where(y == 2, 1, y))
+    assert relabelled.to_dict()["fit"]["labels_sha256"] != desc["fit"]["labels_sha256"]
     other_site = LeaceEraser(site="L3.resid", shrinkage=True).fit(X, y)
     other_rows = LeaceEraser(site="L2.resid", shrinkage=True).fit(X[:500], y[:500])
     fps = {erasers["leace"].fingerprint(), other_site.fingerprint(), other_rows.fingerprint()}

@@ -107,8 +107,11 @@ def test_token_and_sentence_rows_and_a_row_mask(store):
     y = word_labels(store)
     X = np.asarray(store["L1.resid"].numpy("word"), dtype=np.float64)
     mask = np.arange(len(y)) % 3 != 0
-    assert_same_eraser(LeaceEraser("L1.resid", chunk_rows=40).fit(store, y, rows=mask),
-                       LeaceEraser().fit(X[mask], y[mask]), X)
+    masked = LeaceEraser("L1.resid", chunk_rows=40).fit(store, y, rows=mask)
+    assert_same_eraser(masked, LeaceEraser().fit(X[mask], y[mask]), X)
+    other = LeaceEraser("L1.resid", chunk_rows=40).fit(store, y, rows=np.flatnonzero(~mask))
+    assert masked.fit_info_["rows_sha256"] != other.fit_info_["rows_sha256"]
+    assert masked.fit_info_["labels_sha256"] == LeaceEraser().fit(X[mask], y[mask]).fit_info_["labels_sha256"]
     r = RandomEraser("L1.resid", rank=2).fit(store, chunk_rows=33)
     np.testing.assert_allclose(r.bias_.numpy(), X.mean(0), atol=1e-9)
 
