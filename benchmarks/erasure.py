@@ -24,8 +24,10 @@ warms the page cache); the best round of each counts for time, the largest of it
 ``max_abs_diff_vs_concept_erasure``: the largest absolute difference between the erased features (every train
 and test row, float64) of (1) and (2), over sites (target <= 1e-4); ``..._shrinkage`` the same for (3). Time
 and peak memory of each fit: wall seconds, and the peak anonymous resident memory (``RssAnon``, sampled every
-20 ms) above the level before the fit (file pages of the memory-mapped store are not counted; they are the
-kernel's cache). Loading the rows into RAM is part of the ``concept_erasure`` fits, which need them there.
+20 ms) above the level before the fit. File pages of the memory-mapped store are not counted (they are the
+kernel's cache); glibc's mmap threshold is fixed at 64 KiB and freed memory is trimmed before each fit, so memory
+one fit frees is not silently reused by the next. Loading the rows into RAM is part of the ``concept_erasure``
+fits, which need them there.
 
 Guardedness: on probekit's erased features, ``LinearProbe(solver="lbfgs")`` and scikit-learn's
 ``LogisticRegression`` are trained on the train rows and scored on the test rows, against the majority baseline
@@ -43,6 +45,7 @@ Usage: ``PROBEKIT_UD_PATH=... python benchmarks/erasure.py [--sites L2.resid L5.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import time
@@ -78,8 +81,32 @@ def word_rows(task) -> tuple[np.ndarray, np.ndarray]:
     return labels, splits
 
 
+def _libc():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+LIBC = _libc()
+
+
+def fixed_mmap_threshold() -> bool:
+    """Serve every allocation above 64 KiB by its own mmap, returned to the system when freed.
+
+    glibc otherwise raises its mmap threshold after large frees and keeps later large blocks in the heap,
+    so memory freed by one fit would be reused by the next without showing in its resident peak.
+    """
+    return bool(LIBC is not None and LIBC.mallopt(-3, 64 * 1024))  # M_MMAP_THRESHOLD
+
+
 def measured(fn):
     """``(result, seconds, peak anonymous MB above the level before)``."""
+    gc.collect()
+    if LIBC is not None:
+        LIBC.malloc_trim(0)
     base = AnonPeak.current_mb()
     with AnonPeak() as mem:
         t0 = time.perf_counter()
@@ -250,6 +277,7 @@ def main() -> None:
         p.error("set PROBEKIT_UD_PATH to the UD English EWT folder (the train and dev .conllu files)")
     torch.set_num_threads(a.threads)
     threadpool_limits(a.threads)
+    mmap_fixed = fixed_mmap_threshold()
     import concept_erasure
 
     task = build_task("upos", "ud", path=ud, limit=a.limit)
@@ -261,7 +289,8 @@ def main() -> None:
             "sites": a.sites, "n_train": int((splits == "train").sum()), "n_test": int((splits == "test").sum()),
             "n_dev": int((splits == "dev").sum()), "d": int(store[a.sites[0]].d),
             "n_classes": int(len(np.unique(labels))), "store_seconds_open_or_extract": store_s,
-            "threads": a.threads, "chunk_rows": CHUNK, "limit": a.limit}
+            "threads": a.threads, "chunk_rows": CHUNK, "limit": a.limit, "rounds": a.rounds,
+            "malloc_mmap_threshold_fixed": mmap_fixed}
     print(f"store: {info}", flush=True)
     sites = {s: run_site(store, task, s, labels, splits, a) for s in a.sites}
     diff = max(r["max_abs_diff_vs_concept_erasure"] for r in sites.values())
