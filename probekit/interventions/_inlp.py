@@ -45,14 +45,21 @@ def _describe_classifier(clf) -> dict:
 
 
 def _row_basis(coef: np.ndarray, basis: torch.Tensor, rtol: float) -> torch.Tensor:
-    """Orthonormal directions of ``coef``'s rows outside ``basis`` (``[d, r_new]``, float64)."""
+    """Orthonormal directions of ``coef``'s rows outside ``basis`` (``[d, r_new]``, float64).
+
+    A direction counts when its singular value exceeds ``rtol`` times the
+    largest singular value of ``coef`` itself (so rounding left after
+    projecting out ``basis`` never does).
+    """
     w = torch.as_tensor(np.atleast_2d(np.asarray(coef, dtype=np.float64)))
-    if basis.shape[1]:
+    d, r = w.shape[1], basis.shape[1]
+    scale = float(torch.linalg.matrix_norm(w, ord=2)) if w.numel() else 0.0
+    if r:
         w = w - (w @ basis) @ basis.T
     _, s, vt = torch.linalg.svd(w, full_matrices=False)
-    if not len(s) or float(s[0]) == 0.0:
-        return torch.zeros(w.shape[1], 0, dtype=torch.float64)
-    new = vt[s > rtol * s[0]].T
+    if scale == 0.0 or r >= d:
+        return torch.zeros(d, 0, dtype=torch.float64)
+    new = vt[s > rtol * scale].T[:, : d - r]
     if basis.shape[1]:  # re-orthogonalise against the basis (rounding)
         new = new - basis @ (basis.T @ new)
         new, _ = torch.linalg.qr(new)
@@ -180,11 +187,12 @@ class InlpEraser(Eraser):
             Xtr -= (Xtr @ nf) @ nf.T
             Xev -= (Xev @ nf) @ nf.T
             if basis.shape[1] >= src.d:
-                logger.warning("INLP removed all %d directions after %d iterations; stopping", src.d, it + 1)
+                logger.warning("INLP removed all %d directions after %d iterations: the features are now constant",
+                               src.d, it + 1)
         self.history_ = history
         self.n_rows_ = int(len(ytr))
         self.fit_seconds_ = time.perf_counter() - t0
-        fit_info = {**src.describe, "rows": int(len(ytr)), "eval": how_eval, "eval_rows": int(len(yev)),
+        fit_info = {**src.describe, "train_rows": int(len(ytr)), "eval": how_eval, "eval_rows": int(len(yev)),
                     "classifier": _describe_classifier(base), "history": history,
                     "majority_accuracy": self.majority_accuracy_}
         self._set_fitted(basis, basis.T.clone(), mean, src.classes, fit_info, src.site)

@@ -49,7 +49,9 @@ def test_inlp_eval_set_and_max_rows():
     Xe, ye = _data(n=500, seed=5)
     eraser = InlpEraser(n_iter=1, classifier=LogisticRegression(max_iter=500), max_rows=800).fit(
         X, y, eval_set=(Xe, ye))
-    assert eraser.n_rows_ == 800 and eraser.fit_info_["eval_rows"] == 500 and eraser.fit_info_["eval"] == "eval_set"
+    fit = eraser.fit_info_
+    assert eraser.n_rows_ == fit["train_rows"] == 800 and fit["rows"] == 2000
+    assert fit["eval_rows"] == 500 and fit["eval"] == "eval_set"
     with pytest.raises(ValueError, match="eval_set features must be"):
         InlpEraser(n_iter=1).fit(X, y, eval_set=(Xe[:, :3], ye))
     with pytest.raises(ValueError, match="n_iter"):
@@ -80,3 +82,12 @@ def test_random_eraser_fits_the_mean():
     np.testing.assert_allclose(r.bias_.numpy(), X.mean(0), atol=1e-12)
     with pytest.raises(ValueError, match="rank must be in"):
         RandomEraser(rank=6).fit(X)
+
+
+def test_inlp_stops_when_nothing_is_left_to_remove():
+    X, y = _data(n=900, d=4, k=3, seed=8)
+    eraser = InlpEraser(n_iter=6, classifier=LogisticRegression(max_iter=500)).fit(X, y)
+    assert eraser.rank_ == 4
+    assert len(eraser.history_) < 7 and eraser.history_[-1]["rank"] == 4
+    assert abs(eraser.history_[-1]["accuracy"] - eraser.majority_accuracy_) < 1e-12
+    np.testing.assert_allclose(eraser(X), np.broadcast_to(eraser.bias_.numpy(), X.shape), atol=1e-10)
