@@ -76,6 +76,17 @@ class Eraser(TransformerMixin, BaseEstimator):
         ``L`` ``[d, rank]``, ``R`` ``[rank, d]`` and ``b`` ``[d]``.
     fit_info_ : dict
         How it was fitted (source rows, store fingerprint, diagnostics); JSON values only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probekit.interventions import LeaceEraser
+    >>> X = np.random.default_rng(0).normal(size=(100, 4)); y = (X[:, 0] > 0).astype(int)
+    >>> eraser = LeaceEraser("L0.resid").fit(X, y)
+    >>> eraser(X[None]).shape                      # any leading shape, last dimension d
+    (1, 100, 4)
+    >>> eraser.to_dict()["method"], eraser.to_dict()["site"], eraser.rank_
+    ('leace', 'L0.resid', 1)
     """
 
     method: ClassVar[str] = ""
