@@ -203,12 +203,12 @@ def check_alignment(store, task) -> None:
             f"store {store.path} and task {task.name!r} differ in the words of {len(bad)} example(s), first at "
             f"example {i}: {int(n_words[i])} words in the store vs {int(want[i])} in the task; extract the store "
             "with probekit.probes.extract_task")
-    ex = store.examples
-    for i, w in enumerate(words):
-        if list(ex["words"].iloc[i]) != list(w):
+    stored = store.examples["words"].tolist()  # one list, not a pandas lookup per example
+    for i, (s, w) in enumerate(zip(stored, words)):
+        if list(s) != list(w):
             raise StoreTaskMismatchError(
                 f"store {store.path} and task {task.name!r} differ at example {i}: store words "
-                f"{list(ex['words'].iloc[i])[:8]} vs task words {list(w)[:8]}; extract the store with "
+                f"{list(s)[:8]} vs task words {list(w)[:8]}; extract the store with "
                 "probekit.probes.extract_task")
 
 
