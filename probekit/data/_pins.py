@@ -12,16 +12,16 @@ sample, a private mirror) is fetched the same way by
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from probekit.fingerprint import file_checksum, file_lines_sha256
+
 __all__ = ["DATASETS", "UD_EWT", "ChecksumError", "DatasetSpec", "FilePin", "check_file", "conllu_content_sha256",
            "dataset_spec"]
 
-_CHUNK = 1 << 20
 
 
 class ChecksumError(ValueError):
@@ -164,25 +164,11 @@ def conllu_content_sha256(path: str | os.PathLike) -> str:
     >>> conllu_content_sha256(d / "a.conllu") == conllu_content_sha256(d / "b.conllu")
     True
     """
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for line in fh:
-            if line.startswith(b"#"):
-                continue
-            if line.endswith(b"\r\n"):
-                line = line[:-2] + b"\n"
-            elif line.endswith(b"\r"):
-                line = line[:-1]
-            h.update(line)
-    return h.hexdigest()
+    return file_lines_sha256(path, skip_prefix=b"#")
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_checksum(path, "sha256").split(":", 1)[1]
 
 
 def check_file(path: Path, pin: FilePin, origin: str) -> None:

@@ -6,6 +6,8 @@ Whatever a cached result depends on is hashed here, and only here:
   (sorted keys, no whitespace, ASCII; numpy, pandas, dataclass and path
   values converted; non-finite floats spelled out so they never collide with
   strings).
+- :func:`hash_arrays` / :func:`hash_bytes`: SHA-256 of exact array values
+  (fitted erasers) and of raw bytes (label codes, row selections).
 - :func:`hash_json`: SHA-256 of one value's canonical JSON (store
   fingerprints, recipes, variant lineages, pipeline stage keys, shard
   sidecars); :func:`hash_json_lines` streams many values (example tables,
@@ -15,7 +17,9 @@ Whatever a cached result depends on is hashed here, and only here:
   again as soon as anything it covers may have changed (see below).
 - :func:`tokenizer_hash`: SHA-256 of a tokenizer's full specification.
 - :func:`file_checksum`: damage detection for store files (XXH3-128, or
-  CRC-32 where ``xxhash`` is missing), not an identity.
+  CRC-32 where ``xxhash`` is missing), not an identity; ``"sha256"`` for the
+  byte pins of downloaded files. :func:`file_lines_sha256`: the pin of a
+  text file whose comment lines may differ between copies.
 
 Keeping a weights hash truthful
 -------------------------------
@@ -66,18 +70,22 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import weakref
 import zlib
 
-from probekit.fingerprint._json import canonical_json, hash_json, hash_json_lines, jsonable
+from probekit.fingerprint._json import canonical_json, hash_arrays, hash_bytes, hash_json, hash_json_lines, jsonable
 from probekit.fingerprint._weights import SAMPLE, weights_hash
 
 __all__ = [
     "CHECKSUM",
     "canonical_json",
     "file_checksum",
+    "file_lines_sha256",
+    "hash_arrays",
+    "hash_bytes",
     "hash_json",
     "hash_json_lines",
     "jsonable",
@@ -153,7 +161,7 @@ def _xxh3_128():
 
 
 #: algorithm name -> new hasher (``None`` when unavailable here)
-_HASHERS = {"xxh3_128": _xxh3_128, "crc32": _Crc32}
+_HASHERS = {"xxh3_128": _xxh3_128, "crc32": _Crc32, "sha256": hashlib.sha256}
 #: the algorithm new files are checksummed with
 CHECKSUM = "xxh3_128" if _xxh3_128() is not None else "crc32"
 # read size of the checksum pass: one reused buffer small enough to stay in cache between the copy and the hash
@@ -195,3 +203,31 @@ def file_checksum(path: str | os.PathLike, algorithm: str = CHECKSUM) -> str:
                 break
             h.update(view[:n])
     return f"{algorithm}:{h.hexdigest()}"
+
+
+def file_lines_sha256(path: str | os.PathLike, *, skip_prefix: bytes = b"#") -> str:
+    """SHA-256 (hex) of a text file's lines, leaving out lines starting with ``skip_prefix``.
+
+    A trailing ``\\r`` is dropped from every line, so the value does not
+    depend on line ends either; every other byte counts. The same value in a
+    shell: ``sed -e 's/\\r$//' -e '/^#/d' FILE | sha256sum``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a").write_bytes(b"# one\\nx\\n"); _ = (d / "b").write_bytes(b"# two\\r\\nx\\r\\n")
+    >>> file_lines_sha256(d / "a") == file_lines_sha256(d / "b")
+    True
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.startswith(skip_prefix):
+                continue
+            if line.endswith(b"\r\n"):
+                line = line[:-2] + b"\n"
+            elif line.endswith(b"\r"):
+                line = line[:-1]
+            h.update(line)
+    return h.hexdigest()

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["jsonable", "canonical_json", "hash_json", "hash_json_lines"]
+__all__ = ["jsonable", "canonical_json", "hash_json", "hash_json_lines", "hash_bytes", "hash_arrays"]
 
 
 def jsonable(obj: Any) -> Any:
@@ -124,4 +124,47 @@ def hash_json_lines(items: Iterable[Any]) -> str:
     for item in items:
         h.update(canonical_json(item).encode())
         h.update(b"\n")
+    return h.hexdigest()
+
+
+def hash_bytes(*parts: bytes) -> str:
+    """SHA-256 (hex) of byte strings, each prefixed by its length (so parts never run into each other).
+
+    Examples
+    --------
+    >>> hash_bytes(b"ab", b"c") == hash_bytes(b"a", b"bc")
+    False
+    """
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def hash_arrays(named: Iterable[tuple[str, Any]]) -> str:
+    """SHA-256 (hex) of named arrays: each name, dtype, shape and little-endian bytes, in the given order.
+
+    Takes NumPy arrays or torch tensors (moved to the CPU); the values are
+    hashed exactly, so two arrays hash alike only when they are equal
+    element for element in the same dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.arange(3.0)
+    >>> hash_arrays([("a", a)]) == hash_arrays([("a", a.copy())]), hash_arrays([("a", a)]) == hash_arrays([("b", a)])
+    (True, False)
+    """
+    np = sys.modules.get("numpy")
+    if np is None:
+        import numpy as np
+    h = hashlib.sha256()
+    for name, arr in named:
+        if hasattr(arr, "detach"):  # a torch tensor
+            arr = arr.detach().cpu().numpy()
+        arr = np.ascontiguousarray(arr)
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        h.update(canonical_json([name, arr.dtype.str, list(arr.shape)]).encode())
+        h.update(arr.tobytes())
     return h.hexdigest()

@@ -16,41 +16,24 @@ fingerprinted.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import warnings
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from probekit._sites import Site
+from probekit.fingerprint import hash_arrays, hash_json, jsonable
 
-__all__ = ["Eraser", "ERASER_FORMAT", "jsonable"]
+__all__ = ["Eraser", "ERASER_FORMAT"]
 
 logger = logging.getLogger(__name__)
 
 #: Version of an eraser's description and of its saved form.
 ERASER_FORMAT = 1
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` with NumPy scalars and arrays, tuples and Sites turned into plain JSON values."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Site):
-        return str(obj)
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return str(obj)
-    return obj
 
 
 class Eraser(TransformerMixin, BaseEstimator):
@@ -173,11 +156,8 @@ class Eraser(TransformerMixin, BaseEstimator):
     def tensors_sha256(self) -> str:
         """SHA-256 of ``L``, ``R`` and ``b`` (shapes and float64 bytes)."""
         self._check_fitted()
-        h = hashlib.sha256()
-        for name, t in (("left", self.left_), ("right", self.right_), ("bias", self.bias_)):
-            h.update(f"{name}:{tuple(t.shape)}:".encode())
-            h.update(np.ascontiguousarray(t.numpy(), dtype="<f8").tobytes())
-        return h.hexdigest()
+        return hash_arrays((name, t.to(torch.float64)) for name, t in
+                           (("left", self.left_), ("right", self.right_), ("bias", self.bias_)))
 
     def to_dict(self) -> dict:
         """Canonical description: method, site, width, rank, parameters, classes, fit provenance, tensor hash.
@@ -194,9 +174,7 @@ class Eraser(TransformerMixin, BaseEstimator):
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical JSON of :meth:`to_dict`."""
-        from probekit.store._manifest import fingerprint
-
-        return fingerprint(self.to_dict())
+        return hash_json(self.to_dict())
 
     def __repr__(self) -> str:
         if not hasattr(self, "left_"):

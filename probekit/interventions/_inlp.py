@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
-from probekit.interventions._eraser import Eraser, jsonable
+from probekit.fingerprint import jsonable
+from probekit.interventions._eraser import Eraser
 from probekit.interventions._rows import Rows, as_tensor, encode_labels, resolve_rows
 
 __all__ = ["InlpEraser"]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from probekit._sites import Site
+from probekit.fingerprint import canonical_json, hash_bytes
 
 __all__ = ["Rows", "resolve_rows", "encode_labels", "as_tensor", "labels_digest", "LEVELS"]
 
@@ -108,18 +109,9 @@ def encode_labels(labels, n_rows: int | None = None) -> tuple[np.ndarray, np.nda
     return classes, codes.astype(np.int64)
 
 
-def _digest(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
 def labels_digest(classes: np.ndarray, codes: np.ndarray) -> str:
     """SHA-256 of the labels of the rows, in order (class names and one code per row)."""
-    import json
-
-    head = json.dumps([str(c) for c in classes]).encode()
-    return _digest(head + b"\0" + np.asarray(codes, dtype="<i8").tobytes())
+    return hash_bytes(canonical_json([str(c) for c in classes]).encode(), np.asarray(codes, dtype="<i8").tobytes())
 
 
 @dataclass
@@ -338,7 +330,7 @@ def resolve_rows(X, y=None, *, site=None, level: str | None = None, pooling: str
     if task is not None:
         describe.update(task=task.name, task_seed=int(task.seed), split=split)
     if user_mask is not None:
-        describe["rows_sha256"] = _digest(np.flatnonzero(mask).astype("<i8").tobytes())
+        describe["rows_sha256"] = hash_bytes(np.flatnonzero(mask).astype("<i8").tobytes())
     if codes is not None:
         describe["labels_sha256"] = labels_digest(classes, codes)
     return Rows(view.d, n, classes, codes, site, describe, _view=view, _level=level, _pooling=pooling, _mask=mask,

@@ -87,6 +87,8 @@ def _cases():
         "run/non-config": ["run", ns + "/notes.txt"],
         "sites/non-model": ["sites", ns],
         "tasks-show/non-treebank": ["tasks", "show", "upos", "--ud-path", ns, "--limit", "5"],
+        "data/non-mirror": ["data", "fetch", "ud_ewt", "--from", ns, "--no-progress"],
+        "data/not-fetched": ["data", "verify", "ud_ewt"],
         # corrupt store / model / run folder
         "attention/corrupt": ["attention", "--store", cs, "--model", model, "--out", out, "--layer", "1"],
         "compare/corrupt": ["compare", store, cs, "--out", out, "--no-attention"],
@@ -114,6 +116,7 @@ def _cases():
         "prune/unwritable": ["prune", "--model", model, "--out", un, "--sparsity", "0.5"],
         "quantize/unwritable": ["quantize", "--model", model, "--out", un],
         "run/unwritable": ["run", "{config}", "--out", un],
+        "data/unwritable": ["data", "fetch", "ud_ewt", "--from", ns, "--no-progress"],
     }
 
 
@@ -121,8 +124,11 @@ CASES = _cases()
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_library_errors_are_one_error_line(paths, case):
+def test_library_errors_are_one_error_line(paths, case, monkeypatch):
     args = [a.format(**{k: str(v) for k, v in paths.items()}) for a in CASES[case]]
+    # fetched data goes to a fresh cache of the test's own (an unwritable one for the unwritable case)
+    cache = paths["unwritable"] if case == "data/unwritable" else paths["root"] / f"cache-{case.replace('/', '-')}"
+    monkeypatch.setenv("PROBEKIT_CACHE", str(cache))
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 1, (r.exit_code, r.output, r.exception)
     assert isinstance(r.exception, SystemExit), repr(r.exception)  # not an uncaught exception

@@ -9,8 +9,8 @@ import pytest
 from safetensors.torch import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 
+from probekit.fingerprint import canonical_json
 from probekit.interventions import Eraser, InlpEraser, LeaceEraser, RandomEraser, random_eraser_like
-from probekit.store._manifest import canonical_json
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from probekit.data import build_task
 from probekit.interventions import InlpEraser, LeaceEraser, RandomEraser
 from probekit.probes import extract_task
 from tests.conftest import tiny_config
-from tests.data.conftest import UD
+from tests.data.conftest import UD_SAMPLE
 from tests.store._common import make_texts
 
 NOUNS = set("film movie plot actor scene story director camera music score ending beginning character dialogue "
@@ -135,10 +134,7 @@ def test_store_inputs_are_checked(store):
 # ------------------------------------------------------------------ with a real UD task
 @pytest.fixture(scope="module")
 def ud_folder() -> Path:
-    path = Path(os.environ.get("PROBEKIT_UD_PATH") or UD)
-    if not (path / "en_ewt-ud-train.conllu").exists():
-        pytest.skip(f"UD English EWT not found at {path} (set PROBEKIT_UD_PATH)")
-    return path
+    return UD_SAMPLE  # the bundled sample of UD English EWT (400 train / 300 dev sentences)
 
 
 @pytest.fixture(scope="module")
