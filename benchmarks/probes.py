@@ -39,19 +39,31 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
-from probekit.data import build_task  # noqa: E402
+from probekit.data import build_task, ud_files  # noqa: E402
 from probekit.probes import LinearProbe, extract_task, fit_batched  # noqa: E402
 from probekit.probes._task_store import task_inputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "probes.json"
 DEFAULT_STORE = ROOT / "stores" / "bench_probes_upos_minilm-l6"  # git-ignored
-UD = Path(os.environ.get("PROBEKIT_UD", ROOT.parent / "shared" / "data" / "ud_en_ewt"))
 
 
-def load_features(store_dir: Path, ud: Path):
-    """Train/dev features ``[n, d]`` per layer (float32) and labels, from the store (extracted if missing)."""
-    task = build_task("upos", "ud", path=ud)
+def _shown(p: Path) -> str:
+    """A path as recorded in the results: relative to the repository when inside it."""
+    try:
+        return Path(p).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def load_features(store_dir: Path, ud: Path | None):
+    """Train/dev features ``[n, d]`` per layer (float32) and labels, from the store (extracted if missing).
+
+    ``ud`` is a UD English EWT folder (default ``$PROBEKIT_UD_PATH``, else the copy fetched by ``probekit data
+    fetch ud_ewt``); only its train and dev files are read, the dev file cut into dev and test halves.
+    """
+    files = ud_files(ud)
+    task = build_task("upos", "ud", path={"train": files["train"], "dev": files["dev"]})
     t0 = time.perf_counter()
     store = extract_task("minilm-l6", task, store_dir, dtype="float16", progress=False)
     extract_s = time.perf_counter() - t0
@@ -61,7 +73,7 @@ def load_features(store_dir: Path, ud: Path):
     info = {"task": "upos", "train_split": inp.train_split, "test_split": inp.test_split,
             "sites": [str(s) for s in inp.sites], "layers": inp.layers, "n_train": int(inp.train.sum()),
             "n_test": int(inp.test.sum()), "d": int(Xtr[0].shape[1]), "n_classes": int(len(np.unique(inp.y))),
-            "store": str(store_dir), "store_dtype": "float16", "store_seconds_open_or_extract": extract_s}
+            "store": _shown(store_dir), "store_dtype": "float16", "store_seconds_open_or_extract": extract_s}
     return Xtr, inp.y[inp.train], Xte, inp.y[inp.test], info
 
 
@@ -97,7 +109,9 @@ def main() -> None:
     p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength, the same for both")
     p.add_argument("--sklearn-max-iter", type=int, default=10000)
     p.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    p.add_argument("--ud", type=Path, default=UD)
+    p.add_argument("--ud", type=Path, default=None,
+                   help="UD English EWT folder (default $PROBEKIT_UD_PATH, else the copy fetched by 'probekit data "
+                        "fetch ud_ewt')")
     p.add_argument("--adam", action="store_true", help="also time LinearProbe's minibatch Adam solver")
     p.add_argument("--threads", type=int, default=1,
                    help="threads for torch and for scikit-learn's BLAS alike (1: one core each, the fairest "

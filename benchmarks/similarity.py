@@ -66,7 +66,7 @@ outside every timing. Writes ``benchmarks/results/similarity.json`` (``int8``) o
 ``benchmarks/results/similarity_magnitude50.json`` (``magnitude50``), unless ``--out`` is given, and prints
 a table headed by the pair and model B's recipe.
 
-UD English EWT is read from ``../shared/data/ud_en_ewt`` beside the repository, or from ``$PROBEKIT_UD_PATH``.
+UD English EWT is read from ``$PROBEKIT_UD_PATH``, else from the copy ``probekit data fetch ud_ewt`` downloads.
 
 Usage: ``python benchmarks/similarity.py [--variant {int8,magnitude50}] [--sentences 20000] [--tokens 200000]
 [--tcka-batch 64] [--ref-rows 4000] [--out PATH]``
@@ -101,17 +101,24 @@ from probekit.data import load_movie_reviews, read_conllu, ud_files  # noqa: E40
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = {"int8": ROOT / "benchmarks" / "results" / "similarity.json",
            "magnitude50": ROOT / "benchmarks" / "results" / "similarity_magnitude50.json"}
-UD_PATH = ROOT.parent / "shared" / "data" / "ud_en_ewt"
 SEED = 0
 MODEL_A = "minilm-l6 (float32)"
+
+
+def _shown(p: Path) -> str:
+    """A path as recorded in the results: relative to the repository when inside it."""
+    try:
+        return Path(p).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(p)
 
 
 # ------------------------------------------------------------------ data
 def corpus(seed: int = SEED) -> tuple[list[str], dict]:
     """Rotten Tomatoes sentences then UD English EWT train sentences, de-duplicated, in a seeded order."""
     rt = list(load_movie_reviews("rotten_tomatoes")["text"])
-    ud_dir = Path(os.environ.get("PROBEKIT_UD_PATH", UD_PATH))
-    ewt = [s.text.strip() for s in read_conllu(ud_files(ud_dir)["train"]) if s.text.strip()]
+    train = ud_files()["train"]  # $PROBEKIT_UD_PATH, else the fetched copy
+    ewt = [s.text.strip() for s in read_conllu(train) if s.text.strip()]
     seen, texts, origin = set(), [], []
     for src, items in (("rotten_tomatoes", rt), ("ud_en_ewt_train", ewt)):
         for t in items:
@@ -123,7 +130,7 @@ def corpus(seed: int = SEED) -> tuple[list[str], dict]:
     texts = [texts[i] for i in order]
     origin = [origin[i] for i in order]
     info = {"rotten_tomatoes": "movie-reviews package via probekit.data.load_movie_reviews",
-            "ud_en_ewt_train": f"'# text' lines of {ud_files(ud_dir)['train']}",
+            "ud_en_ewt_train": f"'# text' lines of UD English EWT {train.name}",
             "available": {"rotten_tomatoes": origin.count("rotten_tomatoes"),
                           "ud_en_ewt_train": origin.count("ud_en_ewt_train")},
             "order": f"seeded permutation (seed {seed}) of the de-duplicated union", "_origin": origin}
@@ -592,7 +599,7 @@ def main() -> None:
                   "model_b_report": {lv: r["extract"]["model_b_report"] for lv, r in runs.items()},
                   "sites": ["emb"] + [f"L{i}.resid" for i in range(6)], "sentence_pooling": "mean",
                   "store_dtype": "float32", "data": info, "levels": levels, "args": {
-                      k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()
+                      k: (_shown(v) if isinstance(v, Path) else v) for k, v in vars(a).items()
                       if k not in ("child", "spec")},
                   "torch_cka_call": "CKA(wrapped_a, wrapped_b, model1_layers=pool.0..6, ...).compare(loader) "
                                     "under torch.no_grad(); loader: padded batches of --tcka-batch sentences",

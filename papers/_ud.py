@@ -1,12 +1,14 @@
 """Shared set-up of the UD English EWT paper checks: the task with the whole dev file as test, and its store.
 
-``build_task(name, "ud")`` cuts the dev file into a ``dev`` and a ``test``
-half (no official test file is distributed here). The paper checks train on
-the train file and evaluate on the whole dev file, so both halves become the
-``test`` split; the train file can be subsampled to a seeded number of
-sentences to keep MLP probes affordable on a small CPU. Every word-level UD
-task (``upos``, ``deprel``, ``ner``) keeps every sentence, so tasks built
-with the same sample share one activation store.
+The checks read only the train and dev files (a test file beside them, as
+in the copy ``probekit data fetch ud_ewt`` downloads, is left out, so the
+results do not depend on it). ``build_task`` then cuts the dev file into a
+``dev`` and a ``test`` half; the paper checks train on the train file and
+evaluate on the whole dev file, so both halves become the ``test`` split.
+The train file can be subsampled to a seeded number of sentences to keep
+MLP probes affordable on a small CPU. Every word-level UD task (``upos``,
+``deprel``, ``ner``) keeps every sentence, so tasks built with the same
+sample share one activation store.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from probekit.data import build_task, ud_files
+from probekit.data import build_task, default_ud_path, ud_files
 from probekit.probes import extract_task
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_UD = ROOT.parent / "shared" / "data" / "ud_en_ewt"
+#: The ``--ud-path`` help of every UD paper check (the default folder is the library's).
+UD_PATH_HELP = ("UD English EWT folder (train and dev files); default $PROBEKIT_UD_PATH, else the copy fetched by "
+                "'probekit data fetch ud_ewt'")
 
 
-def ud_task(name: str, ud_path, *, train_sentences: int | None = None, fit_sentences: int | None = None,
+def ud_task(name: str, ud_path=None, *, train_sentences: int | None = None, fit_sentences: int | None = None,
             seed: int = 0):
     """Task ``name`` on UD EWT: a seeded sample of train sentences for training, the whole dev file for test.
 
@@ -31,8 +35,10 @@ def ud_task(name: str, ud_path, *, train_sentences: int | None = None, fit_sente
     ----------
     name : str
         A word-level task from :func:`probekit.data.list_tasks` (``upos``, ``deprel``, ``ner``, ...).
-    ud_path : path-like
-        The UD English EWT folder (train and dev ``.conllu`` files).
+    ud_path : path-like, optional
+        The UD English EWT folder (train and dev ``.conllu`` files); default
+        :func:`probekit.data.default_ud_path` (``$PROBEKIT_UD_PATH``, else the
+        copy fetched by ``probekit data fetch ud_ewt``).
     train_sentences : int, optional
         Keep this many train sentences, drawn without replacement with ``seed``
         and kept in file order (default: all).
@@ -51,15 +57,17 @@ def ud_task(name: str, ud_path, *, train_sentences: int | None = None, fit_sente
         ``meta["source_index"]`` still points at the source sentences;
         ``meta["train_sample"]`` records the sample (``n_train_file``, ``n_kept``, ``n_fit``, ``seed``).
     """
+    if ud_path is None:
+        ud_path = default_ud_path()
     files = ud_files(ud_path)
     for split, role in (("train", "train on"), ("dev", "evaluate on")):
         if split not in files:
             raise ValueError(f"{ud_path} has no {split} file (*-ud-{split}.conllu); the paper checks {role} it")
-    task = build_task(name, "ud", path=ud_path, seed=seed)
+    # the train and dev files only: a test file beside them (the fetched copy has one) changes nothing
+    task = build_task(name, "ud", path={"train": files["train"], "dev": files["dev"]}, seed=seed)
     ds = task.dataset
     train = [i for i, s in enumerate(ds.splits) if s == "train"]
-    # without a test file build_task halves the dev file into dev/test; with one, only the dev file is used
-    test = [i for i, s in enumerate(ds.splits) if (s == "dev" if "test" in files else s != "train")]
+    test = [i for i, s in enumerate(ds.splits) if s != "train"]  # build_task's dev and test halves of the dev file
     n_file = len(train)
     if train_sentences is not None:
         if train_sentences < 1:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -15,8 +14,9 @@ from probekit._cache import ActivationCache
 from probekit._hooks import capture, resolve_module
 from probekit._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site
 from probekit._tokenize import LongInputPolicy, TokenizedBatch, Window, tokenize
+from probekit.fingerprint import weights_hash
 
-__all__ = ["HookedModel"]
+__all__ = ["HookedModel", "as_hooked_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,6 @@ class HookedModel:
         if getattr(model.config, "pad_token_id", None) is None:
             # decoder classification heads find each row's last token through it
             model.config.pad_token_id = tokenizer.pad_token_id
-        self._weights_hash: str | None = None
 
     # --------------------------------------------------------------- facts
     @property
@@ -266,40 +265,43 @@ class HookedModel:
         return ActivationCache(batch, per_example)
 
     # --------------------------------------------------------- fingerprint
-    def weights_hash(self) -> str:
-        """SHA-256 over every parameter and buffer (names, dtypes, shapes, bytes)."""
-        if self._weights_hash is None:
-            h = hashlib.sha256()
-            for name, value in sorted(self.model.state_dict().items()):
-                _hash_value(h, name, value)
-            self._weights_hash = h.hexdigest()
-        return self._weights_hash
+    def weights_hash(self, *, refresh: bool = False) -> str:
+        """SHA-256 over every parameter and buffer (names, dtypes, shapes, bytes), as the weights stand now.
+
+        Remembered between calls and taken again whenever a parameter or
+        buffer may have changed (see :func:`probekit.fingerprint.weights_hash`
+        for exactly what is noticed); ``refresh=True`` hashes every byte again.
+        """
+        return weights_hash(self.model, refresh=refresh)
 
 
-def _hash_value(h, name: str, value) -> None:
-    """Feed a state-dict entry to ``h``: tensors by bytes, quantized tensors by
-    their integer values and quantization parameters, packed tuples (torch.ao
-    quantized linears) element by element."""
-    if isinstance(value, (tuple, list)):
-        for k, v in enumerate(value):
-            _hash_value(h, f"{name}[{k}]", v)
-        return
-    if not isinstance(value, torch.Tensor):
-        h.update(f"{name}={value!r}".encode())
-        return
-    t = value.detach().cpu()
-    if t.is_quantized:
-        if t.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-            params = (t.q_per_channel_scales(), t.q_per_channel_zero_points(), t.q_per_channel_axis())
-        else:
-            params = (t.q_scale(), t.q_zero_point())
-        h.update(f"{name}:q:{t.dtype}:{tuple(t.shape)}:{t.qscheme()}".encode())
-        for k, p in enumerate(params):
-            _hash_value(h, f"{name}.qparam{k}", p)
-        t = t.int_repr()
-    t = t.contiguous()
-    h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+def as_hooked_model(model) -> HookedModel:
+    """The :class:`HookedModel` behind ``model``: itself, or a model variant's ``.model``.
+
+    Every function that takes a model calls this first, so a
+    :class:`probekit.variants.ModelVariant` is accepted wherever a
+    ``HookedModel`` is (the variant carries its model; the model needs to
+    know nothing of variants).
+
+    Raises
+    ------
+    TypeError
+        ``model`` is neither.
+
+    Examples
+    --------
+    >>> import probekit, transformers
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37))
+    >>> as_hooked_model(m) is m
+    True
+    """
+    if isinstance(model, HookedModel):
+        return model
+    inner = getattr(model, "model", None)
+    if isinstance(inner, HookedModel) and hasattr(model, "recipe"):
+        return inner
+    raise TypeError(f"expected a HookedModel or a ModelVariant, not {type(model).__name__}")
 
 
 def _chunks(items: Sequence[Window], n: int) -> Iterator[Sequence[Window]]:

@@ -176,6 +176,10 @@ def _from_pretrained(auto, folder: str, spec, **kwargs):
         return auto.from_pretrained(folder, **kwargs)
     except OSError as exc:
         raise _hub_error(str(spec), exc) from exc
+    except (ValueError, TypeError, LookupError, RuntimeError, ImportError):
+        raise
+    except Exception as exc:  # e.g. safetensors' SafetensorError on a truncated weights file
+        raise OSError(f"cannot load {spec} ({type(exc).__name__}: {exc}); its files may be damaged") from exc
 
 
 def _hub_error(spec: str, exc: Exception) -> Exception:

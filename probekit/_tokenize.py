@@ -1,9 +1,12 @@
 """Tokenization with word alignment, and the long-input policy.
 
-Inputs are plain strings (words are its whitespace-separated pieces that
-the tokenizer keeps: a piece made only of characters the tokenizer drops,
-such as control characters, is not a word) or
-pre-split words (as in a treebank). Either way the model sees its natural
+Inputs are plain strings (words are its whitespace-separated pieces) or
+pre-split words (as in a treebank). Every word must produce at least one
+token: a word made only of characters the tokenizer drops (control
+characters such as ``'\x97'``, private-use symbols) would have no
+activation, so it is an error naming the example and the word, for plain
+text as for pre-split words; remove or replace such characters first. Either
+way the model sees its natural
 tokenization of the text, and every subword token is mapped back to the word
 it came from through character offsets, so BERT WordPiece, GPT-2 byte-level
 BPE and SentencePiece all align the same way.
@@ -143,6 +146,7 @@ def tokenize(
     max_length: int,
     long_inputs: LongInputPolicy = "error",
     stride: int | None = None,
+    first_index: int = 0,
 ) -> TokenizedBatch:
     """Tokenize ``inputs`` with word alignment and plan the forward rows.
 
@@ -157,13 +161,22 @@ def tokenize(
     stride : int, optional
         Content tokens shared by neighbouring windows (default: a quarter of
         the window).
+    first_index : int
+        The number of the first input in error messages (the example number
+        of a slice of a larger data set).
+
+    Raises
+    ------
+    ValueError
+        An input longer than ``max_length`` (with ``long_inputs="error"``),
+        or a word that produces no token, naming the input and the word.
     """
     if long_inputs not in ("error", "window"):
         raise ValueError(f"long_inputs must be 'error' or 'window', not {long_inputs!r}")
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError("word alignment needs a fast tokenizer (tokenizers backend); got a slow one")
     texts, given_words = validate_inputs(inputs)
-    examples = [_encode(tokenizer, i, t, w) for i, (t, w) in enumerate(zip(texts, given_words))]
+    examples = [_encode(tokenizer, first_index + i, t, w) for i, (t, w) in enumerate(zip(texts, given_words))]
     windows: list[Window] = []
     for i, ex in enumerate(examples):
         if ex.n_tokens <= max_length:
@@ -172,7 +185,7 @@ def tokenize(
             continue
         if long_inputs == "error":
             raise ValueError(
-                f"input {i} has {ex.n_tokens} tokens, more than the model's maximum of {max_length} "
+                f"input {first_index + i} has {ex.n_tokens} tokens, more than the model's maximum of {max_length} "
                 f"(text starts {ex.text[:60]!r}); pass long_inputs='window' to run it in overlapping windows"
             )
         windows.extend(_plan_windows(i, ex, max_length, stride))
@@ -195,17 +208,12 @@ def _encode(tokenizer, index: int, text: str, given: tuple[str, ...] | None) -> 
         word_ids.append(w if w >= 0 and b - 1 < spans[w][1] else None)
     seen = set(w for w in word_ids if w is not None)
     if len(seen) != len(words):
-        missing = [j for j in range(len(words)) if j not in seen]
-        if given is not None:
-            raise ValueError(
-                f"input {index}: word {missing[0]} ({words[missing[0]]!r}) produced no tokens with this "
-                "tokenizer, so it would have no activation; remove or normalise it"
-            )
-        # plain text: a word is a whitespace-separated piece the tokenizer keeps
-        # (control characters such as '\x97' are dropped by some tokenizers)
-        renumber = {old: new for new, old in enumerate(sorted(seen))}
-        words = tuple(words[j] for j in sorted(seen))
-        word_ids = [None if w is None else renumber[w] for w in word_ids]
+        j = next(j for j in range(len(words)) if j not in seen)
+        piece = "" if given is not None else f" of {len(words)} whitespace-separated words"
+        raise ValueError(
+            f"input {index}: word {j}{piece} ({words[j]!r}) produced no tokens with this tokenizer (it drops "
+            "characters such as control characters), so it would have no activation and the words would no "
+            "longer line up with their rows; remove or replace it")
     n_prefix = 0
     while n_prefix < len(special) and special[n_prefix]:
         n_prefix += 1

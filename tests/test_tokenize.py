@@ -61,11 +61,28 @@ def test_bpe_alignment(bpe_tok):
     assert all((w is None) == (t == "Ġ") for t, w in zip(toks, ex.word_ids))
 
 
-def test_dropped_characters(bert_tok):
-    ex = tokenize(bert_tok, ["bad \x97 film"], max_length=512).examples[0]
-    assert ex.words == ("bad", "film")  # a piece the tokenizer drops entirely is not a word
+def test_a_word_the_tokenizer_drops_is_an_error_naming_example_and_word(bert_tok):
+    """Plain text must not silently lose a word (4 word rows for 5 whitespace words): the same error as for
+    pre-split words, naming the example and the word."""
+    with pytest.raises(ValueError, match=r"input 1: word 2 of 5 whitespace-separated words \('\\x97'\) produced "
+                                         r"no tokens"):
+        tokenize(bert_tok, ["a fine film", "the film \x97 a mess"], max_length=512)
     with pytest.raises(ValueError, match=r"input 0: word 1 \('\\x97'\) produced no tokens"):
         tokenize(bert_tok, [["bad", "\x97", "film"]], max_length=512)
+    with pytest.raises(ValueError, match=r"input 41: word 0"):  # numbered within a larger data set
+        tokenize(bert_tok, ["\uf0b7 bullet"], max_length=512, first_index=41)
+    ex = tokenize(bert_tok, ["the film \u2014 a mess"], max_length=512).examples[0]
+    assert len(ex.words) == 5 and len(set(w for w in ex.word_ids if w is not None)) == 5
+
+
+def test_extract_names_the_example_of_the_whole_data_set(tmp_path):
+    import probekit
+    from tests.conftest import tiny_config
+
+    m = probekit.load_model(tiny_config("bert"), seed=0)
+    texts = [f"sentence number {i}" for i in range(9)] + ["the film \x97 a mess"]
+    with pytest.raises(ValueError, match=r"example 9: word 2 of 5 .* \(shard 2;"):
+        probekit.extract(m, texts, ["L0.resid"], tmp_path / "s", shard_size=4, progress=False)
 
 
 @pytest.mark.parametrize("bad, exc, msg", [

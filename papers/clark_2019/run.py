@@ -49,8 +49,9 @@ PAPER = [("det", "det", 94.3), ("dobj", "obj", 86.8), ("poss", "nmod:poss", 80.5
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ud-path", default=str(ROOT.parent / "shared" / "data" / "ud_en_ewt"),
-                    help="UD English EWT folder or the dev .conllu file")
+    ap.add_argument("--ud-path", default=None,
+                    help="UD English EWT folder or the dev .conllu file; default $PROBEKIT_UD_PATH, else the copy "
+                         "fetched by 'probekit data fetch ud_ewt'")
     ap.add_argument("--limit", type=int, default=None, help="Use the first N dev sentences (default: all)")
     ap.add_argument("--model", default="minilm-l6")
     ap.add_argument("--store", default=str(ROOT / "runs" / "clark_2019_store"))

@@ -39,7 +39,7 @@ import torch  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _ud import DEFAULT_UD, add_output_args, store_for, ud_task, words_by_split  # noqa: E402
+from _ud import UD_PATH_HELP, add_output_args, store_for, ud_task, words_by_split  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit.probes import LinearProbe, MLPProbe, ProbeSuite, paired_bootstrap  # noqa: E402
@@ -67,7 +67,7 @@ def selectivity_ci(suite: ProbeSuite, model: str, task: str, site: str, probe: s
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ud-path", default=str(DEFAULT_UD), help="UD English EWT folder (train and dev files)")
+    ap.add_argument("--ud-path", default=None, help=UD_PATH_HELP)
     ap.add_argument("--train-sentences", type=int, default=1500,
                     help="Seeded sample of train sentences in the store (0: all 12,544; default 1500)")
     ap.add_argument("--fit-sentences", type=int, default=0,

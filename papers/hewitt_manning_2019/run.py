@@ -45,7 +45,7 @@ import probekit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from _ud import DEFAULT_UD, add_output_args, store_for, ud_task  # noqa: E402
+from _ud import UD_PATH_HELP, add_output_args, store_for, ud_task  # noqa: E402
 
 from probekit._results import Results  # noqa: E402
 from probekit.probes import (  # noqa: E402
@@ -80,7 +80,7 @@ def chain_baseline(gold_dist, gold_depth, keep) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ud-path", default=str(DEFAULT_UD), help="UD English EWT folder")
+    ap.add_argument("--ud-path", default=None, help=UD_PATH_HELP)
     ap.add_argument("--train-sentences", type=int, default=1500,
                     help="Seeded sample of train sentences for training (0: all 12,544; default 1500)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the sentence sample and of the probes")

@@ -51,7 +51,7 @@ import torch  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _ud import DEFAULT_UD, add_output_args, store_for, ud_task, words_by_split  # noqa: E402
+from _ud import UD_PATH_HELP, add_output_args, store_for, ud_task, words_by_split  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit.probes import LinearProbe, MLPProbe, ProbeSuite, center_of_gravity, expected_layer  # noqa: E402
@@ -113,7 +113,7 @@ def majority_label(task) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ud-path", default=str(DEFAULT_UD), help="UD English EWT folder (train and dev files)")
+    ap.add_argument("--ud-path", default=None, help=UD_PATH_HELP)
     ap.add_argument("--train-sentences", type=int, default=4000,
                     help="Seeded sample of train sentences in the store (0: all 12,544; default 4000)")
     ap.add_argument("--fit-sentences", type=int, default=500,

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from probekit._hooked import HookedModel
+from probekit._hooked import HookedModel, as_hooked_model
 from probekit._hooks import resolve_module
 
 __all__ = ["head_importance", "head_mask"]
@@ -29,6 +29,7 @@ def head_mask(model: HookedModel, mask: torch.Tensor):
     ``mask`` is ``[layers, heads]``; it may require grad (for importance) or
     hold zeros (to switch heads off). Hooks are removed on exit.
     """
+    model = as_hooked_model(model)
     if mask.shape != (model.n_layers, model.n_heads):
         raise ValueError(f"head mask must be [{model.n_layers}, {model.n_heads}], got {tuple(mask.shape)}")
     if set(model.heads_per_layer()) != {model.n_heads}:
@@ -78,6 +79,7 @@ def head_importance(model: HookedModel, texts: Sequence, labels: Sequence[int] |
         axis of every results table), ready to pivot into a block x head
         table or to hand to structured head pruning.
     """
+    model = as_hooked_model(model)
     if not type(model.model).__name__.endswith("ForSequenceClassification"):
         raise TypeError("head importance needs a sequence-classification model")
     if labels is not None and len(labels) != len(texts):

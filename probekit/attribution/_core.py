@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from probekit._hooked import HookedModel
+from probekit._hooked import HookedModel, as_hooked_model
 from probekit._hooks import capture
 from probekit._results import Results
 from probekit._sites import Site
@@ -123,7 +123,7 @@ class Attributor:
 
     Parameters
     ----------
-    model : HookedModel
+    model : HookedModel or ModelVariant
         A sequence-classification model, or any model when ``probe`` is given.
     method : str
         One of :data:`METHODS`.
@@ -144,6 +144,7 @@ class Attributor:
     def __init__(self, model: HookedModel, method: Method = "integrated_gradients", *,
                  probe: ProbeHead | None = None, probe_site: Site | str | None = None,
                  site: Site | str | None = None, output: Literal["prob", "logit"] = "prob"):
+        model = as_hooked_model(model)
         if method not in METHODS:
             raise ValueError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
         if output not in ("prob", "logit"):

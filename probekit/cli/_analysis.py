@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from probekit.cli import main
+from probekit.cli._errors import check_output
 
 
 def _save(fig, path: Path) -> None:
@@ -53,7 +54,9 @@ def _gold_trees(store, path: Path) -> tuple[list, list]:
 @click.option("--example", "example", default=0, show_default=True, help="Example drawn as heatmap and rollout.")
 @click.option("--layer", type=int, default=None,
               help="Layer of the heatmap: block i's attention is layer i + 1 (default: the last stored).")
-@click.option("--ud-path", default=None, help="UD folder: score heads as parsers against its dev split.")
+@click.option("--ud-path", default=None,
+              help="UD folder (e.g. the one 'probekit data path ud_ewt' prints): score heads as parsers against its "
+                   "dev split.")
 @click.option("--conllu", default=None, type=click.Path(exists=True, dir_okay=False),
               help="CoNLL-U file the store was extracted from (its first N sentences): score heads as parsers.")
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Progress bars.")
@@ -76,6 +79,7 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
           L3.attn.pattern,L4.attn.pattern,L5.attn.pattern' --out runs/attn
       probekit attention --store runs/attn --model minilm-l6 --out runs/attn-report --example 3 --layer 6
     """
+    check_output(out)
     import torch
 
     from probekit._loading import load_tokenizer
@@ -177,6 +181,7 @@ def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, .
       probekit attribute --model runs/sst2-model --text "a gripping, funny film" \\
           --text "dull and far too long" --method integrated_gradients --method saliency --out runs/attr
     """
+    check_output(out)
     import numpy as np
     import pandas as pd
 

@@ -9,6 +9,7 @@ import click
 import pandas as pd
 
 from probekit.cli import main
+from probekit.cli._errors import check_output
 from probekit.cli._probe import _markdown, _split
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ def compare_cmd(store_a: str, store_b: str, out: str, measures: tuple[str, ...],
       probekit compare runs/a runs/b --layer-map 'emb=emb,L1.resid=L0.resid,L3.resid=L1.resid' --out cmp
       probekit compare runs/upos-a runs/upos-b --probes upos --ud-path data/ud_en_ewt --limit 500 --out cmp
     """
+    check_output(out)
     import matplotlib.pyplot as plt
 
     from probekit.compare import compare, layer_map_for

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from probekit.cli import main
+from probekit.cli._errors import check_output
 
 
 @main.command("demo")
@@ -32,6 +33,7 @@ def demo(out: str, quick: bool, full: bool, force: bool, no_progress: bool) -> N
       probekit demo --quick --out runs/q # under 3 minutes
       probekit demo --force              # recompute everything
     """
+    check_output(out)
     from probekit.cli._run import run_config
     from probekit.pipeline import DEMO_CONFIG, FULL_OVERRIDES, QUICK_OVERRIDES, merge
 

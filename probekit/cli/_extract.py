@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from probekit.cli import main
+from probekit.cli._errors import check_output
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -29,7 +30,8 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--batch-tokens", default=2048, show_default=True, help="Token budget of a forward batch.")
 @click.option("--long-inputs", type=click.Choice(["error", "window"]), default="error", show_default=True)
 @click.option("--autocast", type=click.Choice(["bf16"]), default=None, help="Run the forward under bf16 autocast.")
-@click.option("--overwrite", is_flag=True, help="Replace a store made from other inputs.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a probekit store made from other inputs (never a folder holding other files).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[str, ...], out: str, dtype: str,
                 word_pooling: tuple[str, ...], sentence_pooling: tuple[str, ...], no_tokens: bool, shard_size: int,
@@ -45,6 +47,7 @@ def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[st
       probekit extract --data rt --limit 2000 --out runs/rt-minilm
       probekit extract --data reviews.csv --sites 'L2.resid,L5.resid' --word-pooling mean --out runs/rev
     """
+    check_output(out)
     from probekit._loading import load_model
     from probekit.store import extract
     from probekit.store._data import load_source

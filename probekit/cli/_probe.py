@@ -9,6 +9,7 @@ import click
 import pandas as pd
 
 from probekit.cli import main
+from probekit.cli._errors import check_output
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], random_init: boo
       probekit probe --store runs/upos-minilm --task upos,deprel --ud-path data/ud_en_ewt --limit 500 --out res
       probekit probe --store minilm=runs/a --store minilm:random-init=runs/b --task upos --out res --seeds 0,1,2
     """
+    check_output(out)
     import matplotlib.pyplot as plt
 
     from probekit.data import build_task

@@ -7,6 +7,7 @@ import time
 import click
 
 from probekit.cli import main
+from probekit.cli._errors import check_output
 
 
 def echo_event(event: str, stage: str, info: dict) -> None:
@@ -72,4 +73,6 @@ def run_cmd(experiment: str, out: str | None, force: bool, check: bool, no_progr
     if check:
         click.echo(f"{experiment}: valid; stages: {', '.join(s.name for s in plan(cfg))}")
         return
-    run_config(cfg, out or f"runs/{cfg['name']}", force, progress=not no_progress)
+    out = out or f"runs/{cfg['name']}"
+    check_output(out)
+    run_config(cfg, out, force, progress=not no_progress)

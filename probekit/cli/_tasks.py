@@ -14,7 +14,8 @@ def tasks() -> None:
     \b
     Examples:
       probekit tasks list
-      probekit tasks show upos --source ud --ud-path ../shared/data/ud_en_ewt
+      probekit tasks show upos --source ud          # UD English EWT fetched by 'probekit data fetch ud_ewt'
+      probekit tasks show upos --ud-path path/to/UD_English-EWT
       probekit tasks show sentlen --source rt --seed 1
       probekit tasks show upos.control --limit 500
     """
@@ -37,7 +38,8 @@ def list_cmd() -> None:
               help="ud: gold UD English EWT; rt: Rotten Tomatoes with spaCy parses (default: ud, or rt for "
                    "sentiment).")
 @click.option("--ud-path", type=click.Path(), default=None,
-              help="UD folder (default $PROBEKIT_UD_PATH, else ../shared/data/ud_en_ewt).")
+              help="UD folder or .conllu file (default $PROBEKIT_UD_PATH, else the copy fetched by "
+                   "'probekit data fetch ud_ewt').")
 @click.option("--limit", type=int, default=None, help="Use only this many sentences (per UD file).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def show_cmd(task: str, source: str | None, ud_path: str | None, limit: int | None, seed: int) -> None:

@@ -13,6 +13,7 @@ import json
 import click
 
 from probekit.cli import main
+from probekit.cli._errors import check_output
 
 
 def _read(source: str, part: str = "train"):
@@ -66,6 +67,7 @@ def finetune_cmd(spec, source, eval_data, out, task, epochs, lr, batch_size, gra
     Example:
       probekit finetune --model minilm-l6 --data rotten_tomatoes --out runs/ft --epochs 1 --max-length 64
     """
+    check_output(out)
     from probekit.variants import FinetuneRecipe, finetune
 
     recipe = FinetuneRecipe(task=task, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
@@ -103,6 +105,7 @@ def prune_cmd(spec, out, task_head, sparsity, scope, heads_fraction, ffn_fractio
       probekit prune --model runs/ft --out runs/heads40 --heads-fraction 0.4 --importance michel \\
           --data rotten_tomatoes --recover-epochs 0.5
     """
+    check_output(out)
     from probekit.variants import HeadPruneRecipe, MagnitudePruneRecipe, magnitude_prune, prune_heads
 
     if (sparsity is None) == (heads_fraction is None and not ffn_fraction):
@@ -137,6 +140,7 @@ def quantize_cmd(spec, out, task_head, method, backend, calibration):
     Example:
       probekit quantize --model runs/ft --out runs/int8
     """
+    check_output(out)
     from probekit.variants import QuantizeRecipe, quantize
 
     texts = list(_read(calibration, "train")["text"]) if calibration else None
@@ -164,6 +168,7 @@ def distill_cmd(spec, source, out, layers, n_layers, alpha, temperature, cosine,
     Example:
       probekit distill --teacher runs/ft --data rotten_tomatoes --out runs/student --epochs 1
     """
+    check_output(out)
     from probekit.variants import DistillRecipe, distill
 
     recipe = DistillRecipe(layers=tuple(int(x) for x in layers.split(",")) if layers else None, n_layers=n_layers,
@@ -187,6 +192,7 @@ def export_cmd(spec, out, task_head, fmt):
     Example:
       probekit export --model runs/ft --out runs/ft.onnx --format onnx
     """
+    check_output(out, kind="file")
     from probekit.variants import export
 
     e = export(_load(spec, task_head), out, format=fmt)

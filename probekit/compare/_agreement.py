@@ -177,9 +177,10 @@ def prediction_agreement(model_a, model_b, texts, labels=None, *, batch_size: in
     >>> ag = prediction_agreement(teacher, student, test["text"], test["label"])  # doctest: +SKIP
     >>> ag.agreement, ag.kappa, ag.disagreements.head()                          # doctest: +SKIP
     """
-    from probekit.variants import ModelVariant, predict_logits
+    from probekit._hooked import as_hooked_model
+    from probekit.variants import predict_logits
 
-    models = [m.model if isinstance(m, ModelVariant) else m for m in (model_a, model_b)]
+    models = [as_hooked_model(m) for m in (model_a, model_b)]
     for which, m in zip("ab", models):
         if not type(getattr(m, "model", None)).__name__.endswith("ForSequenceClassification"):
             raise TypeError(f"model_{which} is not a sequence classifier ({type(getattr(m, 'model', m)).__name__}); "

@@ -1,29 +1,60 @@
-"""Probing data: corpora, annotations and task builders.
+"""Probing data: corpora, annotations, task builders, and fetching pinned gold data.
 
 Examples
 --------
->>> from probekit.data import build_task, control_task      # doctest: +SKIP
->>> t = build_task("upos", source="ud", path="../shared/data/ud_en_ewt")   # doctest: +SKIP
->>> c = control_task(t, seed=0)                             # doctest: +SKIP
->>> t.class_stats()                                         # doctest: +SKIP
+>>> from probekit.data import build_task, control_task, fetch   # doctest: +SKIP
+>>> fetch("ud_ewt")                  # UD English EWT r2.16 into $PROBEKIT_CACHE/data, verified  # doctest: +SKIP
+>>> t = build_task("upos", source="ud")                          # the fetched copy  # doctest: +SKIP
+>>> c = control_task(t, seed=0)                                 # doctest: +SKIP
+>>> t.class_stats()                                             # doctest: +SKIP
 """
 
-from probekit.data._conllu import ConlluError, Sentence, read_conllu, tree_depths, tree_distances, ud_files
+from probekit.data._conllu import (
+    ConlluError,
+    Sentence,
+    default_ud_path,
+    read_conllu,
+    tree_depths,
+    tree_distances,
+    ud_files,
+)
 from probekit.data._control import control_task
 from probekit.data._dataset import ProbingDataset, from_conllu
+from probekit.data._fetch import FetchError, data_home, fetch, fetched_path, verify_fetched
 from probekit.data._movie_reviews import load_movie_reviews
+from probekit.data._pins import (
+    DATASETS,
+    UD_EWT,
+    ChecksumError,
+    DatasetSpec,
+    FilePin,
+    conllu_content_sha256,
+    dataset_spec,
+)
 from probekit.data._spacy import annotate
 from probekit.data._tasks import TASKS, Task, build_task, list_tasks, load_sentences, register_task
 
 __all__ = [
+    "DATASETS",
+    "UD_EWT",
+    "ChecksumError",
     "ConlluError",
+    "DatasetSpec",
+    "FetchError",
+    "FilePin",
     "ProbingDataset",
     "Sentence",
     "TASKS",
     "Task",
     "annotate",
     "build_task",
+    "conllu_content_sha256",
     "control_task",
+    "data_home",
+    "dataset_spec",
+    "default_ud_path",
+    "fetch",
+    "fetched_path",
     "from_conllu",
     "list_tasks",
     "load_movie_reviews",
@@ -33,4 +64,5 @@ __all__ = [
     "tree_depths",
     "tree_distances",
     "ud_files",
+    "verify_fetched",
 ]

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ConlluError", "Sentence", "read_conllu", "ud_files", "tree_depths", "tree_distances"]
+__all__ = ["ConlluError", "Sentence", "default_ud_path", "read_conllu", "ud_files", "tree_depths", "tree_distances"]
 
 logger = logging.getLogger(__name__)
 
@@ -268,25 +268,68 @@ def _parse_block(path: Path, block: list[tuple[int, str]]) -> Sentence:
 
 
 _UD_HELP = (
-    "get the UD English EWT files (en_ewt-ud-train.conllu, en_ewt-ud-dev.conllu) from the UD_English-EWT "
-    "repository of the UniversalDependencies organisation on GitHub, and pass their folder "
-    "(or set PROBEKIT_UD_PATH)"
+    "fetch UD English EWT with `probekit data fetch ud_ewt` (in Python: probekit.data.fetch('ud_ewt'); offline: "
+    "`probekit data fetch ud_ewt --from DIR_OR_URL`), or pass a folder holding *-ud-{train,dev,test}.conllu files "
+    "(path=... / --ud-path), or set PROBEKIT_UD_PATH"
 )
 
 
 def default_ud_path() -> Path:
-    """The UD folder: ``$PROBEKIT_UD_PATH``, else ``../shared/data/ud_en_ewt`` if it exists."""
+    """The UD folder used when none is given: ``$PROBEKIT_UD_PATH``, else the fetched UD English EWT.
+
+    The fetched copy is the one ``probekit data fetch ud_ewt`` writes under
+    ``$PROBEKIT_CACHE/data`` (see :func:`probekit.data.fetch`).
+
+    Raises
+    ------
+    FileNotFoundError
+        When neither is there; the message names the command to run.
+    """
     env = os.environ.get("PROBEKIT_UD_PATH")
     if env:
-        return Path(env)
-    cand = Path("..") / "shared" / "data" / "ud_en_ewt"
-    if cand.is_dir():
-        return cand
-    raise FileNotFoundError(f"no UD treebank folder given and ../shared/data/ud_en_ewt does not exist; {_UD_HELP}")
+        return Path(env).expanduser()
+    from probekit.data._fetch import fetched_path
+    from probekit.data._pins import UD_EWT
+
+    try:
+        return fetched_path(UD_EWT, required=True)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"no UD treebank folder given and PROBEKIT_UD_PATH is not set: {exc}; or pass a "
+                                "folder holding *-ud-{train,dev,test}.conllu files (path=... / --ud-path), or set "
+                                "PROBEKIT_UD_PATH") from None
 
 
-def ud_files(path: str | os.PathLike | None = None) -> dict[str, Path]:
-    """Map UD split name (``train``/``dev``/``test``) to its ``*-ud-SPLIT.conllu`` file in ``path``."""
+def ud_files(path: str | os.PathLike | Mapping[str, str | os.PathLike] | None = None) -> dict[str, Path]:
+    """Map UD split name (``train``/``dev``/``test``) to its file.
+
+    Parameters
+    ----------
+    path : path-like or mapping, optional
+        A folder (its ``*-ud-SPLIT.conllu`` files), one ``.conllu`` file (its
+        split read from the name, else ``train``), or a mapping from split
+        name to file (to use, say, only the train and dev files of a folder
+        that also has a test file). Default :func:`default_ud_path`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for s in ("train", "dev", "test"):
+    ...     _ = (d / f"en_ewt-ud-{s}.conllu").write_text("")
+    >>> sorted(ud_files(d))
+    ['dev', 'test', 'train']
+    >>> sorted(ud_files({"train": d / "en_ewt-ud-train.conllu", "dev": d / "en_ewt-ud-dev.conllu"}))
+    ['dev', 'train']
+    """
+    if isinstance(path, Mapping):
+        bad = [k for k in path if k not in ("train", "dev", "test")]
+        if bad or not path:
+            raise ValueError(f"a UD file mapping has keys among train, dev, test, not {bad or 'none'}")
+        out = {s: Path(path[s]) for s in ("train", "dev", "test") if s in path}
+        for s, f in out.items():
+            if not f.is_file():
+                raise FileNotFoundError(f"UD {s} file {f} does not exist; {_UD_HELP}")
+        return out
     p = Path(path) if path is not None else default_ud_path()
     if p.is_file():
         split = next((s for s in ("train", "dev", "test") if p.name.endswith(f"-{s}.conllu")), "train")

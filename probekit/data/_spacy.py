@@ -19,7 +19,7 @@ version, spaCy version and the inputs; written atomically (temporary file +
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
 import logging
 import os
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from probekit.data._conllu import Sentence
+from probekit.fingerprint import hash_json_lines
 
 __all__ = ["annotate", "load_spacy", "cache_dir"]
 
@@ -72,13 +73,9 @@ def load_spacy(name: str | None = None):
 def _key(nlp, inputs) -> str:
     import spacy
 
-    h = hashlib.sha256()
-    meta = f"{nlp.meta.get('lang')}_{nlp.meta.get('name')}|{nlp.meta.get('version')}|spacy {spacy.__version__}|v1"
-    h.update(meta.encode())
-    for x in inputs:
-        h.update(b"\x00W" if isinstance(x, (list, tuple)) else b"\x00T")
-        h.update("\x01".join(x).encode() if isinstance(x, (list, tuple)) else x.encode())
-    return h.hexdigest()
+    meta = {"model": f"{nlp.meta.get('lang')}_{nlp.meta.get('name')}", "version": nlp.meta.get("version"),
+            "spacy": spacy.__version__, "cache": 2}
+    return hash_json_lines(itertools.chain([meta], (list(x) if isinstance(x, (list, tuple)) else x for x in inputs)))
 
 
 def annotate(inputs, *, model: str | None = None, use_cache: bool = True, batch_size: int = 256,

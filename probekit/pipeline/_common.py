@@ -46,7 +46,7 @@ def sentences_frame(cfg: dict, limit: int | None) -> pd.DataFrame:
     labels = [getattr(s, "extra", {}).get("label") if isinstance(getattr(s, "extra", None), dict) else None
               for s in sents]
     if any(v is not None for v in labels):
-        df["label"] = [str(v) for v in labels]
+        df["label"] = [v if v is None else str(v) for v in labels]  # a missing one is refused by extract
     return df
 
 

@@ -27,7 +27,11 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class F:
-    """One config field: accepted types, default, and allowed values."""
+    """One config field: accepted types, default, allowed values and numeric range.
+
+    ``low``/``high`` bound a number (and every number of a list) inclusively;
+    ``low_open``/``high_open`` make a bound exclusive.
+    """
 
     types: tuple
     default: Any = None
@@ -35,6 +39,27 @@ class F:
     item: tuple | None = None  # element types of a list
     item_choices: tuple | None = None
     doc: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def range_error(self, value: Any) -> str | None:
+        """Why ``value`` is out of range (``None`` when it is in range or not a number)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if isinstance(value, float) and value != value:
+            return "must be a number, not NaN"
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if not (too_low or too_high):
+            return None
+        if self.low is not None and self.high is not None:
+            return (f"must be in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}, not {value!r}")
+        if self.low is not None:
+            return f"must be {'>' if self.low_open else '>='} {self.low:g}, not {value!r}"
+        return f"must be {'<' if self.high_open else '<='} {self.high:g}, not {value!r}"
 
 
 _NUM = (int, float)
@@ -45,58 +70,61 @@ _METHODS = ("integrated_gradients", "saliency", "input_x_gradient", "deeplift", 
 #: The schema: sections map key -> :class:`F` or a nested section (a dict).
 SCHEMA: dict[str, Any] = {
     "name": F((str,), "experiment", doc="run name"),
-    "seed": F((int,), 0, doc="seed of data sampling, splits and training"),
+    "seed": F((int,), 0, doc="seed of data sampling, splits and training", low=0),
     "model": F((str, dict), "minilm-l6", doc="alias, model folder, or {name, config, seed}"),
     "data": {
         "source": F((str,), "rt", choices=("rt", "ud")),
-        "path": F((str, type(None)), None, doc="UD folder or .conllu file (source ud)"),
-        "sentences": F((int, type(None)), None, doc="sentences per source file (null: all)"),
+        "path": F((str, type(None)), None, doc="UD folder or .conllu file (source ud; null: $PROBEKIT_UD_PATH, else "
+                                               "the copy fetched by 'probekit data fetch ud_ewt')"),
+        "sentences": F((int, type(None)), None, doc="sentences per source file (null: all)", low=1),
     },
     "extract": {
         "sites": F((str, list), "resid", item=(str,), doc="'resid', 'all' or a list of sites"),
         "attention": F((bool,), True, doc="also store every layer's attention pattern"),
         "dtype": F((str,), "float16", choices=("float16", "float32")),
-        "batch_tokens": F((int,), 2048),
+        "batch_tokens": F((int,), 2048, low=1),
     },
     "probes": {
         "tasks": F((list,), ["sentiment"], item=(str,)),
         "probes": F((list,), ["linear"], item=(str,), item_choices=_SEQ_PROBES),
-        "seeds": F((list,), [0], item=(int,)),
+        "seeds": F((list,), [0], item=(int,), low=0),
         "controls": F((bool,), True),
         "random_init": F((bool,), True, doc="random-weights baseline store (random_init_copy)"),
-        "n_boot": F((int,), 1000),
+        "n_boot": F((int,), 1000, low=1, doc="bootstrap replicates of every interval"),
     },
     "attention": {
-        "example": F((int,), 0, doc="the sentence drawn as a heatmap and rollout map"),
-        "heatmap_layers": F((list, type(None)), None, item=(int,),
+        "example": F((int,), 0, doc="the sentence drawn as a heatmap and rollout map", low=0),
+        "heatmap_layers": F((list, type(None)), None, item=(int,), low=1,
                             doc="layers to draw (block i's attention is layer i + 1); default: first, middle, last"),
     },
     "finetune": {
-        "train_size": F((int, type(None)), None, doc="seeded sample of the RT train split (null: all)"),
-        "eval_size": F((int, type(None)), None, doc="validation/test sentences used (null: all)"),
-        "epochs": F(_NUM, 1.0),
-        "lr": F(_NUM, 1e-4),
-        "batch_size": F((int,), 32),
-        "max_length": F((int,), 64),
+        "train_size": F((int, type(None)), None, doc="seeded sample of the RT train split (null: all)", low=1),
+        "eval_size": F((int, type(None)), None, doc="validation/test sentences used (null: all)", low=1),
+        "epochs": F(_NUM, 1.0, low=0, low_open=True),
+        "lr": F(_NUM, 1e-4, low=0, low_open=True),
+        "batch_size": F((int,), 32, low=1),
+        "max_length": F((int,), 64, low=8),
     },
     "variants": {
-        "magnitude_prune": {"sparsity": F(_NUM, 0.5)},
-        "prune_heads": {"fraction": F(_NUM, 0.4), "recover_epochs": F(_NUM, 0.0),
+        "magnitude_prune": {"sparsity": F(_NUM, 0.5, low=0, high=1, high_open=True)},
+        "prune_heads": {"fraction": F(_NUM, 0.4, low=0, high=1, low_open=True, high_open=True),
+                        "recover_epochs": F(_NUM, 0.0, low=0),
                         "importance": F((str,), "michel", choices=("michel", "magnitude")),
-                        "importance_sentences": F((int,), 256)},
+                        "importance_sentences": F((int,), 256, low=1)},
         "quantize": {"method": F((str,), "dynamic-int8",
                                  choices=("dynamic-int8", "static-int8", "weight-int8", "weight-int4"))},
-        "distill": {"n_layers": F((int,), 3), "epochs": F(_NUM, 1.0), "train_size": F((int, type(None)), None),
-                    "alpha": F(_NUM, 0.5), "temperature": F(_NUM, 2.0)},
-        "latency_repeats": F((int,), 20),
+        "distill": {"n_layers": F((int,), 3, low=1), "epochs": F(_NUM, 1.0, low=0, low_open=True),
+                    "train_size": F((int, type(None)), None, low=1),
+                    "alpha": F(_NUM, 0.5, low=0, high=1), "temperature": F(_NUM, 2.0, low=0, low_open=True)},
+        "latency_repeats": F((int,), 20, low=1),
     },
     "attribution": {
-        "sentences": F((int,), 4),
+        "sentences": F((int,), 4, low=1),
         "methods": F((list,), ["integrated_gradients", "saliency"], item=(str,), item_choices=_METHODS),
-        "n_steps": F((int,), 32),
+        "n_steps": F((int,), 32, low=1),
     },
     "compare": {
-        "sentences": F((int,), 500, doc="sentences extracted for every variant"),
+        "sentences": F((int,), 500, doc="sentences extracted for every variant (similarity needs two)", low=2),
         "probe_task": F((str, type(None)), "sentiment", doc="sentence task probed on every variant"),
     },
     "outputs": {
@@ -203,6 +231,9 @@ def _check_section(cfg: dict, schema: dict, prefix: str, lines: dict, errors: li
         if not _is(value, spec.types):
             errors.append(f"{path!r}{_where(lines, path)} must be {_tname(spec.types)}, not {value!r}")
             continue
+        bad_range = spec.range_error(value)
+        if bad_range is not None:
+            errors.append(f"{path!r}{_where(lines, path)} {bad_range}")
         if spec.choices is not None and value not in spec.choices:
             close = difflib.get_close_matches(str(value), spec.choices, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -214,6 +245,8 @@ def _check_section(cfg: dict, schema: dict, prefix: str, lines: dict, errors: li
                 if not _is(v, spec.item):
                     errors.append(f"{ipath!r}{_where(lines, ipath) or _where(lines, path)} must be "
                                   f"{_tname(spec.item)}, not {v!r}")
+                elif spec.range_error(v) is not None:
+                    errors.append(f"{ipath!r}{_where(lines, ipath) or _where(lines, path)} {spec.range_error(v)}")
                 elif spec.item_choices is not None and v not in spec.item_choices:
                     close = difflib.get_close_matches(str(v), spec.item_choices, n=1)
                     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -231,8 +264,12 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
     path = data.get("path")
     if source == "ud":
         if path is None:
-            errors.append(f"'data.path'{_where(lines, 'data')} is required with source 'ud' (a UD folder or .conllu "
-                          "file)")
+            from probekit.data._conllu import default_ud_path
+
+            try:
+                default_ud_path()
+            except FileNotFoundError as exc:
+                errors.append(f"'data.path'{_where(lines, 'data')} is not given with source 'ud': {exc}")
         elif not (base_dir / os.path.expanduser(path)).exists():
             errors.append(f"'data.path'{_where(lines, 'data.path')}: no such file or folder: {path}")
     probes = cfg.get("probes")
@@ -250,6 +287,22 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
                               f"(it needs {' or '.join(TASKS[t].sources)})")
         if isinstance(probes.get("seeds"), list) and not probes["seeds"]:
             errors.append(f"'probes.seeds'{_where(lines, 'probes.seeds')} is empty")
+    _check_sites(cfg, lines, errors)
+    comp = cfg.get("compare")
+    if isinstance(comp, dict) and isinstance(comp.get("probe_task"), str):
+        t, p = comp["probe_task"], "compare.probe_task"
+        if t not in TASKS:
+            close = difflib.get_close_matches(t, list(TASKS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known tasks: {', '.join(sorted(TASKS))}"
+            errors.append(f"unknown task {t!r} at {p!r}{_where(lines, p)}{hint}")
+        elif source not in TASKS[t].sources:
+            errors.append(f"task {t!r} at {p!r}{_where(lines, p)} is not built from source {source!r} "
+                          f"(it needs {' or '.join(TASKS[t].sources)})")
+    att = cfg.get("attention")
+    n = data.get("sentences")
+    if isinstance(att, dict) and isinstance(att.get("example"), int) and isinstance(n, int) and att["example"] >= n:
+        errors.append(f"'attention.example'{_where(lines, 'attention.example')} is {att['example']}, but "
+                      f"data.sentences keeps only sentences 0-{n - 1}")
     model = cfg.get("model")
     if isinstance(model, dict):
         unknown = set(model) - {"name", "config", "seed", "path"}
@@ -277,6 +330,25 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
         errors.append(f"'attention'{_where(lines, 'attention')} needs extract.attention: true")
     if cfg.get("attention") is not None and cfg.get("extract") is None:
         errors.append(f"'attention'{_where(lines, 'attention')} needs an 'extract' section (it reads its store)")
+
+
+def _check_sites(cfg: dict, lines: dict, errors: list[str]) -> None:
+    """``extract.sites``: 'resid', 'all', or site names (checked against the model when it is loaded)."""
+    from probekit._sites import Site
+
+    ext = cfg.get("extract")
+    sites = ext.get("sites") if isinstance(ext, dict) else None
+    if sites is None:
+        return
+    items = [s.strip() for s in sites.split(",")] if isinstance(sites, str) else list(sites)
+    for i, s in enumerate(items):
+        if not isinstance(s, str) or s in ("resid", "all"):
+            continue
+        try:
+            Site.parse(s)
+        except (ValueError, TypeError) as exc:
+            p = f"extract.sites[{i}]" if isinstance(sites, list) else "extract.sites"
+            errors.append(f"{p!r}{_where(lines, p) or _where(lines, 'extract.sites')}: {exc}")
 
 
 def validate(cfg: Any, lines: dict | None = None, *, base_dir: str | os.PathLike = ".") -> None:
@@ -311,7 +383,13 @@ def _fill(cfg: dict, schema: dict, prefix: str = "") -> dict:
 def resolve(cfg: dict, *, base_dir: str | os.PathLike = ".", lines: dict | None = None) -> dict:
     """Validate ``cfg`` and fill in every default: the resolved config a run records."""
     validate(cfg, lines, base_dir=base_dir)
-    return _fill(cfg, SCHEMA)
+    out = _fill(cfg, SCHEMA)
+    data = out.get("data")
+    if isinstance(data, dict) and data.get("source") == "ud" and data.get("path") is None:
+        from probekit.data._conllu import default_ud_path
+
+        data["path"] = str(default_ud_path())  # the folder in use is part of the record and of every stage key
+    return out
 
 
 # ---------------------------------------------------------------- YAML

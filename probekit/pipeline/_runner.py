@@ -16,7 +16,6 @@ the closing stages (the report) run, so that the report they write from
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probekit.fingerprint import hash_json
 from probekit.pipeline._config import resolve
 
 __all__ = ["Stage", "Context", "run_experiment", "stage_key", "plan"]
@@ -90,7 +90,7 @@ class Context:
 
 
 def _h(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hash_json(obj)[:16]
 
 
 def stage_key(stage: Stage, cfg: dict, records: dict[str, dict]) -> str:

@@ -91,15 +91,12 @@ def group_tasks(tasks) -> list[list]:
     One store serves a whole group: labels and splits come from each task,
     only the words must match (what :func:`check_alignment` checks).
     """
-    import hashlib
-    import json
+    from probekit.fingerprint import hash_json_lines
 
     groups: dict[str, list] = {}
     for task in tasks:
-        h = hashlib.sha256()
-        for w in task.dataset.word_lists():
-            h.update(json.dumps(list(w)).encode())
-        groups.setdefault(h.hexdigest(), []).append(task)
+        key = hash_json_lines(list(w) for w in task.dataset.word_lists())
+        groups.setdefault(key, []).append(task)
     return list(groups.values())
 
 
@@ -171,7 +168,9 @@ def random_init_copy(model, seed: int = 0, name: str | None = None):
         Use it with :func:`extract_task` for the random-weights baseline.
     """
     from probekit import load_model
+    from probekit._hooked import as_hooked_model
 
+    model = as_hooked_model(model)
     cfg = copy.deepcopy(model.config)
     base = model.name or type(model.model).__name__
     return load_model(cfg, tokenizer=model.tokenizer, seed=seed, name=name or f"{base}-random{seed}")
@@ -194,12 +193,12 @@ def check_alignment(store, task) -> None:
             f"store {store.path} and task {task.name!r} differ in the words of {len(bad)} example(s), first at "
             f"example {i}: {int(n_words[i])} words in the store vs {int(want[i])} in the task; extract the store "
             "with probekit.probes.extract_task")
-    ex = store.examples
-    for i, w in enumerate(words):
-        if list(ex["words"].iloc[i]) != list(w):
+    stored = store.examples["words"].tolist()  # one list, not a pandas lookup per example
+    for i, (s, w) in enumerate(zip(stored, words)):
+        if list(s) != list(w):
             raise StoreTaskMismatchError(
                 f"store {store.path} and task {task.name!r} differ at example {i}: store words "
-                f"{list(ex['words'].iloc[i])[:8]} vs task words {list(w)[:8]}; extract the store with "
+                f"{list(s)[:8]} vs task words {list(w)[:8]}; extract the store with "
                 "probekit.probes.extract_task")
 
 

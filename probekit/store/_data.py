@@ -2,17 +2,17 @@
 
 Accepted: a list of texts, a list of word lists, a pandas DataFrame with a
 ``text`` (or ``words``) column and optional metadata columns (labels, ids),
-or anything with a ``to_frame()`` method returning such a DataFrame. The CLI
-also names sources: ``rt``/``rotten_tomatoes`` and ``imdb`` (the bundled
-movie reviews), a ``.txt`` file (one text per line), a ``.csv`` or ``.jsonl``
+or anything with a ``to_frame()`` method returning such a DataFrame. A
+missing value in a ``label`` (or ``labels``) column is an error naming the
+example (and word), never a class named ``'nan'``. The CLI also names
+sources: ``rt``/``rotten_tomatoes`` and ``imdb`` (the bundled movie
+reviews), a ``.txt`` file (one text per line), a ``.csv`` or ``.jsonl``
 file with a ``text`` column.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,9 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probekit._labels import MissingLabelError, check_labels
 from probekit._tokenize import validate_inputs
+from probekit.fingerprint import hash_json_lines
 
-__all__ = ["ExtractData", "as_data", "load_source"]
+__all__ = ["ExtractData", "as_data", "load_source", "LABEL_COLUMNS"]
+
+#: metadata columns holding labels: a missing value in them is an error, not a class named 'nan'
+LABEL_COLUMNS = ("label", "labels")
 
 
 @dataclass(frozen=True)
@@ -50,27 +55,8 @@ class ExtractData:
 
     def digest(self) -> str:
         """SHA-256 over every example's text, words and metadata, in order."""
-        h = hashlib.sha256()
-        cols = list(self.frame.columns)
-        h.update(json.dumps(cols).encode())
-        for row in self.frame.itertuples(index=False, name=None):
-            h.update(json.dumps([_jsonable(v) for v in row], ensure_ascii=True).encode())
-            h.update(b"\n")
-        return h.hexdigest()
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return repr(v)
-    if v is None or isinstance(v, (str, int, float, bool)):
-        return v
-    if v is pd.NA or v is pd.NaT:
-        return None
-    return repr(v)
+        cols = [str(c) for c in self.frame.columns]
+        return hash_json_lines(itertools.chain([cols], self.frame.itertuples(index=False, name=None)))
 
 
 def as_data(data: Any) -> ExtractData:
@@ -115,6 +101,13 @@ def _from_frame(df: pd.DataFrame) -> ExtractData:
     frame["text"] = texts
     if split:
         frame["words"] = [list(w) for w in words]
+    for col in LABEL_COLUMNS:
+        if col in frame.columns:
+            values = frame[col].tolist()
+            per_word = any(isinstance(v, (list, tuple, np.ndarray)) for v in values)
+            check_labels(values, "word" if per_word else "sentence",
+                         words=[w if w is not None else t.split() for t, w in zip(texts, words)],
+                         what=f"value of column {col!r}")
     return ExtractData(tuple(texts), tuple(words) if split else None, frame)
 
 
@@ -156,4 +149,7 @@ def load_source(source: str, *, limit: int | None = None) -> ExtractData:
             raise ValueError(f"{path} has no 'text' column; columns: {list(df.columns)}")
     if limit is not None:
         df = df.head(limit)
-    return _from_frame(df)
+    try:
+        return _from_frame(df)
+    except MissingLabelError as exc:
+        raise MissingLabelError(f"{source}: {exc}", exc.example, exc.word) from None

@@ -24,37 +24,39 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import time
-import weakref
 from collections.abc import Sequence
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
-from probekit._hooked import HookedModel
+from probekit._hooked import HookedModel, as_hooked_model
 from probekit._pooling import SENTENCE_POOLING, WORD_POOLING
 from probekit._sites import Site
 from probekit._tokenize import LongInputPolicy, tokenize
+from probekit.fingerprint import hash_json, jsonable, tokenizer_hash
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data
 from probekit.store._distributed import dist_env, distributed
+from probekit.store._layout import prepare_dir, write_examples
 from probekit.store._manifest import (
+    EXAMPLES,
     FORMAT_VERSION,
     MANIFEST,
     FingerprintMismatchError,
     StoreError,
-    describe_mismatch,
-    fingerprint,
     read_json,
-    write_json_atomic,
+    read_manifest,
+    write_manifest,
 )
 from probekit.store._shards import ShardWriter, load_sidecar, remove_shard, verify_shard
 from probekit.store._store import ActivationStore, stream_names
 from probekit.store._writer import ShardContext, Writer, write_ids
+
+if TYPE_CHECKING:
+    from probekit.variants import ModelVariant
 
 __all__ = ["extract", "resolve_sites", "DTYPES"]
 
@@ -83,7 +85,7 @@ def resolve_sites(model: HookedModel, sites: str | Sequence[Site | str] | None) 
 
 
 def extract(
-    model: HookedModel | str,
+    model: HookedModel | ModelVariant | str,
     data: Any,
     sites: str | Sequence[Site | str] | None = None,
     out: str | os.PathLike = "activations",
@@ -105,8 +107,8 @@ def extract(
 
     Parameters
     ----------
-    model : HookedModel or str
-        A loaded model, or anything :func:`probekit.load_model` takes.
+    model : HookedModel, ModelVariant or str
+        A loaded model or variant, or anything :func:`probekit.load_model` takes.
     data : list of str, list of list of str, or DataFrame
         Texts, pre-split words, or a DataFrame with a ``text`` (or
         ``words``) column; other columns (labels, ``id``) are kept as
@@ -118,7 +120,8 @@ def extract(
     out : path
         Store directory. An existing store with the same fingerprint is
         reused (and completed or repaired if needed); one with another
-        fingerprint is an error unless ``overwrite``.
+        fingerprint is an error unless ``overwrite``. A directory holding
+        anything probekit did not write is refused and left untouched.
     dtype : {"float16", "float32"}
     tokens : bool
         Store token-level rows (set False to keep only pooled views).
@@ -149,7 +152,8 @@ def extract(
     progress : bool, optional
         Show a progress bar (default: when attached to a terminal).
     overwrite : bool
-        Replace a store with a different fingerprint.
+        Replace a probekit store with a different fingerprint (or the parts
+        of one whose manifest was lost); nothing else is ever deleted.
 
     Returns
     -------
@@ -169,8 +173,12 @@ def extract(
         from probekit._loading import load_model
 
         model = load_model(model)
-    if not isinstance(model, HookedModel):
-        raise TypeError(f"model must be a HookedModel or a load_model spec, not {type(model).__name__}")
+    recipe = _recipe_of(model)
+    try:
+        model = as_hooked_model(model)
+    except TypeError:
+        raise TypeError(f"model must be a HookedModel, a ModelVariant or a load_model spec, not "
+                        f"{type(model).__name__}") from None
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, not {dtype!r}")
     if autocast not in (None, "bf16"):
@@ -194,13 +202,12 @@ def extract(
     rank, world = dist_env()
     if world > 1 and torch.cuda.is_available() and model.device.type == "cpu":
         local = int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count()))
-        model.weights_hash()  # hashed on the CPU copy, before the move
         model.model.to(f"cuda:{local}")
 
     settings = dict(dtype=dtype, tokens=tokens, word_pooling=word_pooling, sentence_pooling=sentence_pooling,
                     shard_size=shard_size, long_inputs=long_inputs, stride=stride, autocast=autocast)
-    components = _components(model, data, site_list, settings, batch_tokens)
-    fp = fingerprint(components)
+    components = _components(model, data, site_list, settings, batch_tokens, recipe)
+    fp = hash_json(components)
     n_shards = -(-len(data) // shard_size)
 
     with distributed(world) as dist:
@@ -224,23 +231,38 @@ def extract(
 
 def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: HookedModel, site_list: list[Site],
                  settings: dict, data: ExtractData, n_shards: int) -> None:
-    """Rank 0: check or create the directory, then write the examples and the (incomplete) manifest."""
-    _prepare_dir(out, fp, components, overwrite)
+    """Rank 0: check or create the directory, then write the (incomplete) manifest and the examples.
+
+    The manifest comes first, so anything in the directory after this point is recognisably probekit's.
+    """
+    prepare_dir(out, fp, components, overwrite)
     manifest = {
         "format_version": FORMAT_VERSION,
         "fingerprint": fp,
         "components": components,
         "complete": False,
-        "model": {"name": model.name, "source": _jsonable(model.source), "n_layers": model.n_layers,
+        "model": {"name": model.name, "source": jsonable(model.source), "n_layers": model.n_layers,
                   "d_model": model.d_model, "n_heads": model.n_heads,
                   "heads_per_layer": model.heads_per_layer()},
         "sites": [str(s) for s in site_list],
         "settings": settings,
         "n_examples": len(data),
         "n_shards": n_shards,
+        "files": {},
     }
-    _write_examples(out, data)
-    write_json_atomic(out / MANIFEST, manifest)
+    write_manifest(out / MANIFEST, manifest)
+    (out / "shards").mkdir(exist_ok=True)
+    _drop_stale_shards(out / "shards", n_shards)
+    manifest["files"] = {EXAMPLES: write_examples(out, data)}
+    write_manifest(out / MANIFEST, manifest)
+
+
+def _drop_stale_shards(root: Path, n_shards: int) -> None:
+    """Remove shards numbered beyond this store's last one (left by a store whose manifest was lost)."""
+    for p in list(root.iterdir()):
+        k = p.name.split(".", 1)[0]
+        if k.isdigit() and int(k) >= n_shards:
+            remove_shard(root, int(k))
 
 
 # --------------------------------------------------------------------- setup
@@ -252,62 +274,6 @@ def _check_pooling(values: Sequence[str], allowed: tuple[str, ...], name: str) -
         if v not in allowed:
             raise ValueError(f"{name} entries must be among {allowed}, not {v!r}")
     return values
-
-
-def _jsonable(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        obj = asdict(obj)
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return repr(obj)
-
-
-_TOKENIZER_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _tokenizer_digest(tokenizer) -> str:
-    """SHA-256 of the tokenizer's full specification (vocabulary, normalizer, special tokens).
-
-    Serialising the specification takes a noticeable share of a short extraction, so the
-    digest is remembered per tokenizer object, keyed also by its size and special tokens
-    (what adding tokens changes).
-    """
-    state = (len(tokenizer), repr(sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())))
-    try:
-        known = _TOKENIZER_DIGESTS.get(tokenizer)
-    except TypeError:  # not weak-referenceable or not hashable
-        known = None
-    if known is not None and known[0] == state:
-        return known[1]
-    digest = _compute_tokenizer_digest(tokenizer)
-    try:
-        _TOKENIZER_DIGESTS[tokenizer] = (state, digest)
-    except TypeError:
-        pass
-    return digest
-
-
-def _compute_tokenizer_digest(tokenizer) -> str:
-    import hashlib
-
-    h = hashlib.sha256(type(tokenizer).__name__.encode())
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        import json
-
-        spec = json.loads(backend.to_str())
-        # truncation/padding are per-call state the tokenizer rewrites when used
-        spec.pop("truncation", None)
-        spec.pop("padding", None)
-        h.update(json.dumps(spec, sort_keys=True).encode())
-    else:  # pragma: no cover - fast tokenizers always have a backend
-        h.update(repr(sorted(tokenizer.get_vocab().items())).encode())
-    h.update(repr(sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())).encode())
-    return h.hexdigest()
 
 
 def _spare_core(model: HookedModel) -> bool:
@@ -330,9 +296,14 @@ def batch_dependent(model: HookedModel) -> bool:
     return any(".quantized.dynamic" in type(m).__module__ for m in model.model.modules())
 
 
-def _components(model: HookedModel, data: ExtractData, sites: list[Site], settings: dict,
-                batch_tokens: int | None = None) -> dict[str, Any]:
+def _recipe_of(model) -> Any:
+    """The recipe of a variant (given itself, or as the model it carries), ``None`` for a plain model."""
     recipe = getattr(model, "recipe", None)
+    return recipe if recipe is not None and hasattr(recipe, "to_dict") else None
+
+
+def _components(model: HookedModel, data: ExtractData, sites: list[Site], settings: dict,
+                batch_tokens: int | None = None, recipe: Any = None) -> dict[str, Any]:
     layout: dict[str, Any] = {"shard_size": settings["shard_size"]}
     if batch_tokens is not None and batch_dependent(model):
         # the batches (and so the activations) follow from the shard size and the token budget
@@ -340,10 +311,10 @@ def _components(model: HookedModel, data: ExtractData, sites: list[Site], settin
     return {
         "format_version": FORMAT_VERSION,
         "weights": model.weights_hash(),
-        "recipe": _jsonable(recipe) if recipe is not None else None,
+        "recipe": jsonable(recipe) if recipe is not None else None,
         "data": {"sha256": data.digest(), "n_examples": len(data)},
         "sites": [str(s) for s in sites],
-        "tokenization": {"tokenizer": _tokenizer_digest(model.tokenizer), "max_length": model.max_length,
+        "tokenization": {"tokenizer": tokenizer_hash(model.tokenizer), "max_length": model.max_length,
                          "long_inputs": settings["long_inputs"], "stride": settings["stride"]},
         "pooling": {"tokens": settings["tokens"], "word": settings["word_pooling"],
                     "sentence": settings["sentence_pooling"]},
@@ -353,47 +324,17 @@ def _components(model: HookedModel, data: ExtractData, sites: list[Site], settin
     }
 
 
-def _prepare_dir(out: Path, fp: str, components: dict, overwrite: bool) -> None:
-    manifest_path = out / MANIFEST
-    if manifest_path.exists():
-        found = read_json(manifest_path)
-        if found.get("fingerprint") == fp:
-            logger.info("%s: store with matching fingerprint found; reusing its complete shards", out)
-            return
-        if not overwrite:
-            raise FingerprintMismatchError(
-                f"{out} holds a store made with other inputs: "
-                f"{describe_mismatch(found.get('components', {}), components)}. "
-                "Use another output directory, or pass overwrite=True (--overwrite) to replace it."
-            )
-        logger.warning("%s: replacing a store with another fingerprint", out)
-        shutil.rmtree(out)
-    elif out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise StoreError(f"{out} exists, is not empty and holds no probekit manifest; "
-                             "choose an empty or new directory (or pass overwrite=True)")
-        shutil.rmtree(out)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-
-
-def _write_examples(out: Path, data: ExtractData) -> None:
-    tmp = out / "examples.parquet.tmp"
-    data.frame.to_parquet(tmp, index=False)
-    os.replace(tmp, out / "examples.parquet")
-
-
 def _finish(out: Path, fp: str, n_shards: int, stats: list[dict]) -> None:
     root = out / "shards"
-    missing = [k for k in range(n_shards) if load_sidecar(root, k, fp) is None]
+    sidecars = [load_sidecar(root, k, fp) for k in range(n_shards)]
+    missing = [k for k, side in enumerate(sidecars) if side is None]
     if missing:
         raise StoreError(f"{out}: shards {missing[:5]} are missing after extraction; re-run to complete them")
-    manifest = read_json(out / MANIFEST)
-    n_tokens = n_words = 0
-    for k in range(n_shards):
-        side = load_sidecar(root, k, fp)
-        n_tokens += sum(side["n_tokens"])
-        n_words += sum(side["n_words"])
-    manifest.update(complete=True, n_tokens=n_tokens, n_words=n_words)
+    manifest = read_manifest(out / MANIFEST)
+    n_tokens = sum(sum(side["n_tokens"]) for side in sidecars)
+    n_words = sum(sum(side["n_words"]) for side in sidecars)
+    manifest.update(complete=True, n_tokens=n_tokens, n_words=n_words,
+                    shards=[side["sidecar_sha256"] for side in sidecars])
     manifest["stats"] = {
         "ranks": len(stats),
         "seconds": max(s["seconds"] for s in stats),
@@ -402,7 +343,7 @@ def _finish(out: Path, fp: str, n_shards: int, stats: list[dict]) -> None:
         "tokens_computed": sum(s["tokens"] for s in stats),
         "examples_computed": sum(s["examples"] for s in stats),
     }
-    write_json_atomic(out / MANIFEST, manifest)
+    write_manifest(out / MANIFEST, manifest)
     logger.info("%s: complete (%d examples, %d tokens)", out, manifest["n_examples"], n_tokens)
 
 
@@ -472,10 +413,11 @@ class _Job:
         stop = min(start + self.s["shard_size"], len(self.data))
         try:
             batch = tokenize(self.model.tokenizer, self.data.inputs(start, stop), max_length=self.model.max_length,
-                             long_inputs=self.s["long_inputs"], stride=self.s["stride"])
+                             long_inputs=self.s["long_inputs"], stride=self.s["stride"], first_index=start)
         except ValueError as exc:
-            raise ValueError(f"examples {start}-{stop - 1} (shard {k}): {exc} (input numbers count from {start})") \
-                from exc
+            msg = str(exc)
+            msg = "example " + msg[len("input "):] if msg.startswith("input ") else msg
+            raise ValueError(f"{msg} (shard {k}; the complete shards before it are kept)") from exc
         exs = batch.examples
         n_tok = [ex.n_tokens for ex in exs]
         n_words = [len(ex.words) for ex in exs]

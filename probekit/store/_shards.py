@@ -21,67 +21,35 @@ stream is first read, so it is redone rather than read. (Waiting on the
 disk for every shard cost ~4% of a CPU extraction.)
 
 File checksums detect damage, they are not a cryptographic identity: they
-are XXH3-128 (``xxhash``; about ten times
-cheaper than SHA-256, which matters because the hash runs beside the
-forward pass) or CRC-32 where ``xxhash`` is missing, written as
-``"xxh3_128:<hex>"`` so a reader knows which to recompute.
+are XXH3-128 (``xxhash``; about ten times cheaper than SHA-256, which
+matters because the hash runs beside the forward pass) or CRC-32 where
+``xxhash`` is missing, written as ``"xxh3_128:<hex>"`` so a reader knows
+which to recompute (:func:`probekit.fingerprint.file_checksum`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from probekit.fingerprint import CHECKSUM, file_checksum, hash_json
 from probekit.store._manifest import (
     FORMAT_VERSION,
     CorruptShardError,
-    canonical_json,
     read_json,
     write_json_atomic,
 )
 
 __all__ = ["ShardWriter", "shard_name", "load_sidecar", "verify_file", "open_stream", "remove_shard",
-           "file_checksum", "verify_shard"]
+           "verify_shard"]
 
 logger = logging.getLogger(__name__)
-
-# read size of the checksum pass: one reused buffer small enough to stay in cache between the copy and the hash
-_CHUNK = 1 << 20
-
-
-class _Crc32:
-    """CRC-32 with the ``update``/``hexdigest`` interface of hashlib."""
-
-    def __init__(self):
-        self.value = 0
-
-    def update(self, data) -> None:
-        self.value = zlib.crc32(data, self.value)
-
-    def hexdigest(self) -> str:
-        return f"{self.value:08x}"
-
-
-def _xxh3_128():
-    try:
-        import xxhash
-    except ImportError:
-        return None
-    return xxhash.xxh3_128()
-
-
-#: algorithm name -> new hasher (``None`` when unavailable here)
-_HASHERS = {"xxh3_128": _xxh3_128, "crc32": _Crc32}
-#: the algorithm new shards are written with
-CHECKSUM = "xxh3_128" if _xxh3_128() is not None else "crc32"
 
 
 def shard_name(index: int) -> str:
@@ -89,37 +57,8 @@ def shard_name(index: int) -> str:
     return f"{index:05d}"
 
 
-def file_checksum(path: str | os.PathLike, algorithm: str = CHECKSUM) -> str:
-    """``"<algorithm>:<hex digest>"`` of a file, read in chunks into one reused buffer.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> fd, p = tempfile.mkstemp(); os.write(fd, b"abc"); os.close(fd)
-    3
-    >>> file_checksum(p, "crc32")
-    'crc32:352441c2'
-    """
-    make = _HASHERS.get(algorithm)
-    if make is None:
-        raise ValueError(f"unknown checksum algorithm {algorithm!r}; known: {', '.join(_HASHERS)}")
-    h = make()
-    if h is None:
-        raise ImportError(f"checksum algorithm {algorithm!r} needs the xxhash package (pip install xxhash)")
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-    return f"{algorithm}:{h.hexdigest()}"
-
-
 def _sidecar_hash(sidecar: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in sidecar.items() if k != "sidecar_sha256"}
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    return hash_json({k: v for k, v in sidecar.items() if k != "sidecar_sha256"})
 
 
 class ShardWriter:

@@ -21,13 +21,14 @@ import torch
 
 from probekit._pooling import pool_sentence, pool_words
 from probekit._sites import Site
+from probekit.fingerprint import file_checksum
 from probekit.store._manifest import (
-    FORMAT_VERSION,
+    EXAMPLES,
     MANIFEST,
     CorruptShardError,
     FingerprintMismatchError,
     StoreError,
-    read_json,
+    read_manifest,
 )
 from probekit.store._shards import load_sidecar, open_stream, verify_file
 
@@ -98,6 +99,7 @@ class ActivationStore:
         self._tok_off = [np.concatenate([[0], np.cumsum(sc["n_tokens"])]) for sc in sidecars]
         self._word_off = [np.concatenate([[0], np.cumsum(sc["n_words"])]) for sc in sidecars]
         self._examples: pd.DataFrame | None = None
+        self._examples_ok = False
 
     # ---------------------------------------------------------------- open
     @classmethod
@@ -109,7 +111,7 @@ class ActivationStore:
         ----------
         path : path
             The store directory.
-        model : HookedModel, optional
+        model : HookedModel or ModelVariant, optional
             When given, the store must have been made from its weights.
         data : optional
             When given (anything :func:`probekit.extract` takes), the store
@@ -131,14 +133,18 @@ class ActivationStore:
         if not mpath.exists():
             what = "does not exist" if not path.exists() else "has no manifest.json"
             raise StoreError(f"{path} {what}: it is not a probekit activation store")
-        manifest = read_json(mpath)
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise StoreError(f"{path} has store format version {manifest.get('format_version')}; this probekit "
-                             f"reads version {FORMAT_VERSION}. Re-extract it.")
-        if not manifest.get("complete"):
+        manifest = read_manifest(mpath)
+        if not manifest["complete"]:
             raise StoreError(f"{path} is incomplete (the extraction was interrupted or is still running); "
                              "re-run probekit.extract with the same arguments to resume it")
+        if not isinstance(manifest["files"].get(EXAMPLES), str):
+            raise StoreError(f"{mpath} records no checksum of {EXAMPLES} (edited by hand or damaged); re-extract "
+                             "the store")
         comps = manifest["components"]
+        if model is not None:
+            from probekit._hooked import as_hooked_model
+
+            model = as_hooked_model(model)
         if model is not None and model.weights_hash() != comps["weights"]:
             raise FingerprintMismatchError(
                 f"{path} was extracted from other model weights (store weights sha256 {comps['weights'][:12]}..., "
@@ -159,6 +165,9 @@ class ActivationStore:
             if sc is None:
                 raise CorruptShardError(f"{path}: shard {k} is missing or its sidecar is damaged; re-run "
                                         "probekit.extract with the same arguments to repair the store")
+            if sc["sidecar_sha256"] != manifest["shards"][k]:
+                raise CorruptShardError(f"{path}: the sidecar of shard {k} is not the one the manifest records; "
+                                        "re-run probekit.extract with the same arguments to repair the store")
             sidecars.append(sc)
         store = cls(path, manifest, sidecars, verify)
         if verify == "full":
@@ -166,10 +175,29 @@ class ActivationStore:
         return store
 
     def verify(self) -> None:
-        """Check every stream file of every shard against its checksum now."""
+        """Check every file of the store against its checksum now (the example table, every stream file)."""
+        self._check_examples()
         for k, sc in enumerate(self._sidecars):
             for name in sc["streams"]:
                 self._check(k, name)
+
+    def _check_examples(self) -> None:
+        if self._examples_ok:
+            return
+        path = self.path / EXAMPLES
+        recorded = self.manifest["files"][EXAMPLES]
+        algorithm = recorded.partition(":")[0]
+        try:
+            found = file_checksum(path, algorithm)
+        except FileNotFoundError:
+            raise CorruptShardError(f"{path} is missing; re-run probekit.extract with the same arguments to "
+                                    "repair the store") from None
+        except (ValueError, ImportError) as exc:
+            raise CorruptShardError(f"{path} cannot be checked: {exc}") from exc
+        if found != recorded:
+            raise CorruptShardError(f"{path} does not match its {algorithm} checksum (corrupted); re-run "
+                                    "probekit.extract with the same arguments to repair the store")
+        self._examples_ok = True
 
     # ---------------------------------------------------------------- facts
     @property
@@ -201,7 +229,8 @@ class ActivationStore:
     def examples(self) -> pd.DataFrame:
         """Example metadata: ``id``, ``text``, labels..., ``words``, ``n_tokens``, ``n_words``."""
         if self._examples is None:
-            df = pd.read_parquet(self.path / "examples.parquet")
+            self._check_examples()
+            df = pd.read_parquet(self.path / EXAMPLES)
             df["words"] = [w for sc in self._sidecars for w in sc["words"]]
             df["n_tokens"] = self.n_tokens
             df["n_words"] = self.n_words

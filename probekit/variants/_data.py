@@ -9,12 +9,16 @@ Every function that trains takes ``data`` as any of:
   become indices of ``label_names``).
 
 For token classification, ``text`` holds word lists and ``label`` one label
-id per word.
+id per word. A missing label (``None``, NaN, an empty cell) is an error naming
+the example (and word).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+from probekit._labels import check_labels
 
 __all__ = ["as_frame", "rotten_tomatoes_splits", "encode"]
 
@@ -43,7 +47,12 @@ def as_frame(data) -> pd.DataFrame:
         raise ValueError(f"data lacks column(s) {sorted(missing)}; it has {list(df.columns)}")
     if len(df) == 0:
         raise ValueError("data is empty")
-    return df[["text", "label"]].reset_index(drop=True)
+    df = df[["text", "label"]].reset_index(drop=True)
+    texts = df["text"].tolist()
+    per_word = any(not isinstance(t, str) and isinstance(t, (list, tuple, np.ndarray)) for t in texts)
+    check_labels(df["label"].tolist(), "word" if per_word else "sentence",
+                 words=[list(t) if per_word else str(t).split() for t in texts])
+    return df
 
 
 def rotten_tomatoes_splits(seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)

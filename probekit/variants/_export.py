@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from probekit._hooked import HookedModel
+from probekit._hooked import HookedModel, as_hooked_model
 from probekit.variants._variant import ModelVariant
 
 __all__ = ["export", "ExportedModel", "measure_latency", "compare_latency", "LatencyComparison", "fixed_threads",
@@ -324,7 +324,7 @@ def export(model: HookedModel | ModelVariant, path: str | os.PathLike, *, format
     """
     if format not in ("torchscript", "torch.export", "onnx"):
         raise ValueError(f"format must be 'torchscript', 'torch.export' or 'onnx', not {format!r}")
-    hooked = model.model if isinstance(model, ModelVariant) else model
+    hooked = as_hooked_model(model)
     if format == "onnx" and importlib.util.find_spec("onnx") is None:
         raise ImportError("ONNX export needs the 'onnx' package: pip install onnx onnxruntime")
     if format == "onnx" and any("quantized" in type(m).__module__ for m in hooked.model.modules()):

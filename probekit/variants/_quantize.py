@@ -1,10 +1,11 @@
 """Post-training quantization of the linear layers.
 
-Backends are chosen per method and device by what measured fastest (see the
-benchmark and ``/work/shared/ASSETS.md``): on CPU, ``torch.ao`` dynamic int8
-(fbgemm/x86 kernels, about 4x an fp32 MLP block here, while ``torchao``'s int8
-ran 1.8x and its weight-only int8 not faster); on CUDA, ``torchao`` when
-installed. Weight-only int8/int4 on CPU uses probekit's small
+Backends are chosen per method and device by what measured fastest (see
+``benchmarks/results/variants.md``, and a 768x3072x768 MLP block timed on
+the 2-core x86 development CPU with AVX-512 VNNI): on CPU, ``torch.ao``
+dynamic int8 (fbgemm/x86 kernels, about 4x the fp32 block, while
+``torchao``'s int8 ran 1.8x and its weight-only int8 not faster); on CUDA,
+``torchao`` when installed. Weight-only int8/int4 on CPU uses probekit's small
 dequantize-on-the-fly module even when ``torchao`` is installed: it saves
 memory, not time, and ``torchao`` 0.18 is no faster there (weight-only int8
 about 0.9x fp32 on a MiniLM FFN block) and has no CPU int4 layout.

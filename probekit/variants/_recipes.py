@@ -9,10 +9,10 @@ stable across runs and machines, and is part of a variant's fingerprint.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
+
+from probekit.fingerprint import hash_json
 
 __all__ = [
     "Recipe", "FinetuneRecipe", "MagnitudePruneRecipe", "HeadPruneRecipe", "QuantizeRecipe", "DistillRecipe",
@@ -40,8 +40,8 @@ class Recipe:
         return out
 
     def fingerprint(self) -> str:
-        """SHA-256 of the sorted JSON of :meth:`to_dict`."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """SHA-256 of the canonical JSON of :meth:`to_dict` (:func:`probekit.fingerprint.hash_json`)."""
+        return hash_json(self.to_dict())
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from probekit._hooked import HookedModel
+from probekit._hooked import HookedModel, as_hooked_model
 from probekit.variants._data import as_frame, encode
 from probekit.variants._recipes import FinetuneRecipe
 from probekit.variants._variant import ModelVariant, parent_info, wrap
@@ -74,8 +74,10 @@ def _metrics(preds: np.ndarray, labels: np.ndarray) -> dict:
             "report": classification_report(y, p, output_dict=True, zero_division=0),
             "confusion": confusion_matrix(y, p).tolist(), "n": int(keep.sum())}
 
-def predict_logits(model: HookedModel, texts, *, batch_size: int = 64, max_length: int = 128) -> torch.Tensor:
+def predict_logits(model: HookedModel | ModelVariant, texts, *, batch_size: int = 64,
+                   max_length: int = 128) -> torch.Tensor:
     """Classifier logits for ``texts`` (float32, on CPU), in input order; batches sorted by length."""
+    model = as_hooked_model(model)
     tok = model.tokenizer
     enc = tok(list(map(str, texts)), truncation=True, max_length=max_length)
     order = np.argsort([len(x) for x in enc["input_ids"]], kind="stable")
@@ -91,7 +93,7 @@ def predict_logits(model: HookedModel, texts, *, batch_size: int = 64, max_lengt
                 out[i] = logits[j]
     return torch.stack(out)
 
-def evaluate(model: HookedModel, data, *, batch_size: int = 64, max_length: int = 128) -> dict:
+def evaluate(model: HookedModel | ModelVariant, data, *, batch_size: int = 64, max_length: int = 128) -> dict:
     """Accuracy, macro-F1, scikit-learn classification report and confusion matrix of a sequence classifier."""
     df = as_frame(data)
     logits = predict_logits(model, df["text"], batch_size=batch_size, max_length=max_length)

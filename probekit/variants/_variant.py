@@ -18,18 +18,17 @@ Nothing in the folder is a pickle.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import transformers
 from torch import nn
 
 from probekit._hooked import HookedModel
+from probekit.fingerprint import hash_json, jsonable
 from probekit.variants._recipes import Recipe, recipe_from_dict
 
 __all__ = ["LayerMap", "ModelVariant", "load_variant", "FORMAT_VERSION"]
@@ -129,6 +128,10 @@ class ModelVariant:
         self.model.recipe = self.recipe
         self.model.variant = self
 
+    def run_with_cache(self, inputs, sites=None, **kwargs):
+        """:meth:`HookedModel.run_with_cache` of the variant's model (a variant runs like any model)."""
+        return self.model.run_with_cache(inputs, sites, **kwargs)
+
     def __repr__(self) -> str:
         return (f"ModelVariant({self.recipe.kind}, base={self.base.get('name')!r}, "
                 f"lineage={[d['kind'] for d in self.lineage]}, {self.model!r})")
@@ -137,7 +140,7 @@ class ModelVariant:
         """SHA-256 over the base fingerprint, the lineage and the recipe."""
         payload = {"base": self.base.get("fingerprint"), "lineage": list(self.lineage),
                    "recipe": self.recipe.to_dict()}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return hash_json(payload)
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the variant to ``folder`` (safetensors, config, tokenizer, recipe, layer map)."""
@@ -153,26 +156,12 @@ class ModelVariant:
             "lineage": list(self.lineage),
             "base": self.base,
             "structure": self.structure,
-            "report": _jsonable(self.report),
+            "report": jsonable(self.report),
         }
         (folder / "recipe.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         (folder / "layer_map.json").write_text(json.dumps(self.layer_map.to_dict(), indent=2))
         logger.info("saved %s to %s", self.recipe.kind, folder)
         return folder
-
-
-def _jsonable(x: Any):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if hasattr(x, "to_dict") and hasattr(x, "columns"):  # DataFrame
-        return x.to_dict(orient="records")
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    if hasattr(x, "item"):
-        return x.item()
-    return repr(x)
 
 
 # ----------------------------------------------------------------- lineage

@@ -11,16 +11,14 @@ from probekit.cli import main
 from probekit.data import build_task
 from probekit.probes import extract_task, random_init_copy
 from tests.conftest import tiny_config
-from tests.data.conftest import UD_DEV
+from tests.data.conftest import UD_SAMPLE_DEV
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()
 def stores(tmp_path):
-    if not UD_DEV.exists():
-        pytest.skip(f"shared UD English EWT data not found at {UD_DEV}")
-    task = build_task("upos", "ud", path=UD_DEV, limit=100)
+    task = build_task("upos", "ud", path=UD_SAMPLE_DEV, limit=100)
     model = probekit.load_model(tiny_config("bert"), seed=0)
     real = extract_task(model, task, tmp_path / "real", progress=False)
     rand = extract_task(random_init_copy(model, seed=1), task, tmp_path / "rand", progress=False)
@@ -31,7 +29,7 @@ def test_probe_cli_end_to_end(stores, tmp_path):
     real, rand = stores
     out = tmp_path / "res"
     r = CliRunner().invoke(main, ["probe", "--store", f"tiny={real}", "--store", f"tiny:random-init={rand}",
-                                  "--task", "upos,xpos", "--ud-path", str(UD_DEV), "--limit", "100",
+                                  "--task", "upos,xpos", "--ud-path", str(UD_SAMPLE_DEV), "--limit", "100",
                                   "--seeds", "0,1", "--n-boot", "100", "--out", str(out)])
     assert r.exit_code == 0, r.output
     for name in ("results.csv", "summary.md", "curves.png", "heatmap.png", "selectivity.png"):
@@ -45,7 +43,7 @@ def test_probe_cli_end_to_end(stores, tmp_path):
 
 
 def test_probe_cli_misaligned_store_fails_clearly(stores, tmp_path):
-    r = CliRunner().invoke(main, ["probe", "--store", str(stores[0]), "--task", "upos", "--ud-path", str(UD_DEV),
+    r = CliRunner().invoke(main, ["probe", "--store", str(stores[0]), "--task", "upos", "--ud-path", str(UD_SAMPLE_DEV),
                                   "--limit", "80", "--out", str(tmp_path / "x")])
     assert r.exit_code != 0
     assert "extract_task" in r.output
@@ -53,10 +51,8 @@ def test_probe_cli_misaligned_store_fails_clearly(stores, tmp_path):
 
 def test_probe_cli_extracts_stores_from_model(tmp_path):
     """--model extracts one store per group of tasks sharing sentences (plus random-init) and reuses them."""
-    if not UD_DEV.exists():
-        pytest.skip(f"shared UD English EWT data not found at {UD_DEV}")
     out = tmp_path / "res"
-    args = ["probe", "--model", "minilm-l6", "--random-init", "--task", "upos,deprel", "--ud-path", str(UD_DEV),
+    args = ["probe", "--model", "minilm-l6", "--random-init", "--task", "upos,deprel", "--ud-path", str(UD_SAMPLE_DEV),
             "--limit", "40", "--n-boot", "50", "--out", str(out)]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output

@@ -21,7 +21,6 @@ def stores(tmp_path_factory):
     with torch.no_grad():  # a "variant": perturb the second block only
         for p in other._blocks[1].parameters():
             p.add_(0.5 * torch.randn_like(p))
-    other._weights_hash = None
     a = extract(base, TEXTS, SITES, root / "a", progress=False, dtype="float32")
     b = extract(other, TEXTS, SITES, root / "b", progress=False, dtype="float32")
     c = extract(base, TEXTS[:12], SITES, root / "c", progress=False, dtype="float32")

@@ -10,23 +10,20 @@ from probekit.data import build_task
 from probekit.plots import diagonal_curves, probe_delta_heatmap
 from probekit.probes import ProbeSuite, extract_task
 from tests.conftest import tiny_config
-from tests.data.conftest import UD_DEV
+from tests.data.conftest import UD_SAMPLE_DEV
 
 
 @pytest.fixture(scope="module")
 def suites(tmp_path_factory):
-    if not UD_DEV.exists():
-        pytest.skip(f"shared UD English EWT data not found at {UD_DEV}")
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("deltas")
-    task = build_task("upos", "ud", path=UD_DEV, limit=80)
+    task = build_task("upos", "ud", path=UD_SAMPLE_DEV, limit=80)
     base = probekit.load_model(tiny_config("bert"), seed=0)
     other = probekit.load_model(tiny_config("bert"), seed=0)
     with torch.no_grad():
         for p in other._blocks[1].parameters():
             p.add_(0.5 * torch.randn_like(p))
-    other._weights_hash = None
     sa = extract_task(base, task, root / "a", progress=False)
     sb = extract_task(other, task, root / "b", progress=False)
     out = []

@@ -1,4 +1,10 @@
-"""Fixtures for the data tests: the shared UD folder (skip when absent) and a session spaCy cache."""
+"""Fixtures for the data tests: the bundled UD sample, the whole treebank (when given), a session spaCy cache.
+
+The bundled sample (``ud_en_ewt_sample/``: the first 400 train and 300 dev sentences of UD English EWT,
+CC BY-SA 4.0, see its README) is always there. The whole treebank is only where ``PROBEKIT_UD_PATH`` names a
+folder holding it (CI sets it when the data sits beside the checkout); the few tests that need it skip
+otherwise, naming that variable.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,34 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(os.environ.get("PROBEKIT_SHARED_DATA") or Path(__file__).parents[2] / ".." / "shared" / "data")
-UD = SHARED / "ud_en_ewt"
-UD_DEV = UD / "en_ewt-ud-dev.conllu"
+UD_SAMPLE = Path(__file__).parent / "ud_en_ewt_sample"
+UD_SAMPLE_TRAIN = UD_SAMPLE / "en_ewt-ud-train.conllu"
+UD_SAMPLE_DEV = UD_SAMPLE / "en_ewt-ud-dev.conllu"
+UD_FULL = Path(os.environ["PROBEKIT_UD_PATH"]).expanduser() if os.environ.get("PROBEKIT_UD_PATH") else None
 #: RT sentences parsed by spaCy in the tests (the full 8,530 take ~45 s on 2 cores)
 RT_LIMIT = 2000
 
 
+def require_ud_full() -> Path:
+    """The whole UD English EWT folder from ``PROBEKIT_UD_PATH``; skip when unset, fail when it is wrong."""
+    if UD_FULL is None:
+        pytest.skip("needs the whole UD English EWT treebank: set PROBEKIT_UD_PATH to a folder holding "
+                    "en_ewt-ud-train.conllu and en_ewt-ud-dev.conllu (e.g. the one 'probekit data path ud_ewt' "
+                    "prints)")
+    missing = [n for n in ("en_ewt-ud-train.conllu", "en_ewt-ud-dev.conllu") if not (UD_FULL / n).is_file()]
+    if missing:
+        pytest.fail(f"PROBEKIT_UD_PATH={UD_FULL} has no {', '.join(missing)}")
+    return UD_FULL
+
+
 @pytest.fixture(scope="session")
-def ud_path() -> Path:
-    if not UD_DEV.exists():
-        pytest.skip(f"shared UD English EWT data not found at {UD} (set PROBEKIT_SHARED_DATA to the shared/data "
-                    "folder; users get the files from the UD_English-EWT repository on GitHub)")
-    return UD
+def ud_full() -> Path:
+    return require_ud_full()
+
+
+@pytest.fixture(scope="session")
+def ud_sample() -> Path:
+    return UD_SAMPLE
 
 
 @pytest.fixture(scope="session", autouse=True)

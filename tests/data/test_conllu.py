@@ -16,8 +16,8 @@ def _write(tmp_path, text, name="x.conllu"):
     return p
 
 
-def test_ud_dev_counts_match_the_treebank(ud_path):
-    sents = read_conllu(ud_path / "en_ewt-ud-dev.conllu")
+def test_ud_dev_counts_match_the_treebank(ud_full):
+    sents = read_conllu(ud_full / "en_ewt-ud-dev.conllu")
     assert len(sents) == 2001
     # UD counts syntactic words (integer IDs): multiword-token lines and empty nodes are not words
     assert sum(len(s) for s in sents) == 25147
@@ -28,8 +28,23 @@ def test_ud_dev_counts_match_the_treebank(ud_path):
     assert sents[0].heads == (3, 3, 4, 0, 6, 4, 4)
 
 
-def test_ud_multiword_tokens_split_into_syntactic_words(ud_path):
-    sents = read_conllu(ud_path / "en_ewt-ud-dev.conllu")
+@pytest.mark.parametrize("split, n_sents, n_words, n_mwt, n_empty", [
+    ("train", 400, 9323, 88, 3), ("dev", 300, 5708, 83, 1)])
+def test_sample_counts_match_grep(ud_sample, split, n_sents, n_words, n_mwt, n_empty):
+    """The reader's counts on the bundled sample equal those taken with grep (the sample's README)."""
+    sents = read_conllu(ud_sample / f"en_ewt-ud-{split}.conllu")
+    assert len(sents) == n_sents and sum(len(s) for s in sents) == n_words
+    assert sum(len(s.tokens) for s in sents) == n_mwt and sum(s.n_empty for s in sents) == n_empty
+    assert all(len(s.words) == len(s.heads) == len(s.upos) == len(s.deprels) for s in sents)
+    if split == "dev":
+        assert sents[0].words == ("From", "the", "AP", "comes", "this", "story", ":")
+        assert sents[0].heads == (3, 3, 4, 0, 6, 4, 4)
+    else:
+        assert sents[0].words[:4] == ("Al", "-", "Zaman", ":") and sents[0].heads[:4] == (0, 3, 1, 7)
+
+
+def test_ud_multiword_tokens_split_into_syntactic_words(ud_sample):
+    sents = read_conllu(ud_sample / "en_ewt-ud-dev.conllu")
     mwt = [(s, t) for s in sents for t in s.tokens]
     for s, (a, b, _form) in mwt:
         assert 0 <= a < b < len(s)
@@ -39,9 +54,10 @@ def test_ud_multiword_tokens_split_into_syntactic_words(ud_path):
     assert [w.lower() for w in s.words[a: b + 1]] == ["do", "n't"]
 
 
-def test_ud_files_finds_splits(ud_path):
-    files = ud_files(ud_path)
+def test_ud_files_finds_splits(ud_sample):
+    files = ud_files(ud_sample)
     assert set(files) == {"train", "dev"}
+    assert ud_files(ud_sample / "en_ewt-ud-dev.conllu") == {"dev": ud_sample / "en_ewt-ud-dev.conllu"}
 
 
 def test_multiword_and_empty_nodes_the_ud_way(tmp_path):
@@ -110,8 +126,10 @@ def test_cycle_is_an_error_naming_file_and_line(tmp_path):
 def test_missing_file_and_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         read_conllu(tmp_path / "nope.conllu")
-    with pytest.raises(FileNotFoundError, match="UD_English-EWT"):
+    with pytest.raises(FileNotFoundError, match="probekit data fetch ud_ewt"):
         ud_files(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist.*probekit data fetch ud_ewt"):
+        ud_files(tmp_path / "nope")
 
 
 def test_tree_depths_and_distances_by_hand():
@@ -125,9 +143,10 @@ def test_tree_depths_and_distances_by_hand():
         tree_depths((2, 1))
 
 
-def test_reader_agrees_with_the_conllu_package(ud_path):
-    conllu = pytest.importorskip("conllu")
-    dev = ud_path / "en_ewt-ud-dev.conllu"
+@pytest.mark.parametrize("split", ["train", "dev"])
+def test_reader_agrees_with_the_conllu_package(ud_sample, split):
+    conllu = pytest.importorskip("conllu", reason="the conllu package (probekit[dev]) is the reference reader")
+    dev = ud_sample / f"en_ewt-ud-{split}.conllu"
     ours = read_conllu(dev)
     with open(dev, encoding="utf-8") as fh:
         theirs = list(conllu.parse_incr(fh))

@@ -26,6 +26,18 @@ def test_every_repaired_word_gets_tokens(minilm):
     assert empty == []
 
 
+def test_imdb_private_use_bullet_is_repaired(minilm):
+    """One IMDB review lists songs after a Symbol-font bullet (U+F0B7), which tokenizers drop: extraction
+    would refuse that review, so the loader spells it as a bullet."""
+    raw = load_movie_reviews("imdb", fix_encoding=False)
+    fixed = load_movie_reviews("imdb")
+    hit = raw["text"].str.contains("\uf0b7")
+    assert hit.sum() == 1 and not fixed["text"].str.contains("\uf0b7").any()
+    words = [w for t in fixed.loc[hit, "text"] for w in t.split()]
+    assert "\u2022" in words
+    assert [w for w in words if not minilm.tokenizer(w, add_special_tokens=False)["input_ids"]] == []
+
+
 def test_unknown_source_is_named():
     with pytest.raises(ValueError, match="rotten_tomatoes"):
         load_movie_reviews("sst2")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.data.conftest import UD_SAMPLE_DEV as UD_DEV
+from tests.data.conftest import UD_SAMPLE_TRAIN as UD_TRAIN
+
 ROOT = Path(__file__).resolve().parents[2]
-UD_DEV = ROOT.parent / "shared" / "data" / "ud_en_ewt" / "en_ewt-ud-dev.conllu"
-UD_TRAIN = UD_DEV.with_name("en_ewt-ud-train.conllu")
 
 
 def _head(src: Path, dst: Path, n: int) -> None:
@@ -20,8 +21,6 @@ def _head(src: Path, dst: Path, n: int) -> None:
 
 @pytest.fixture(scope="module")
 def ud():
-    if not UD_DEV.exists() or not UD_TRAIN.exists():
-        pytest.skip(f"shared UD English EWT data not found next to {ROOT}")
     sys.path.insert(0, str(ROOT / "papers"))
     import _ud
 
@@ -74,3 +73,20 @@ def test_fit_subset_keeps_the_store_examples(ud, small_ud):
     assert ud.words_by_split(task)["train"] < ud.words_by_split(store_task)["train"]
     with pytest.raises(ValueError, match="fit_sentences must be a positive"):
         ud.ud_task("upos", small_ud, train_sentences=20, fit_sentences=-1)
+
+
+def test_a_test_file_beside_train_and_dev_changes_nothing(ud, small_ud):
+    """The checks read train and dev only: a test file beside them (the fetched copy has one) is left out."""
+    before = ud.ud_task("deprel", small_ud, train_sentences=15, seed=3)
+    row = "1\tHi\thi\tINTJ\tUH\t_\t0\tvocative_only_in_test\t_\t_\n\n"
+    (small_ud / "en_ewt-ud-test.conllu").write_text(row * 5, encoding="utf-8")
+    after = ud.ud_task("deprel", small_ud, train_sentences=15, seed=3)
+    assert "vocative_only_in_test" not in after.label_names
+    assert after.label_names == before.label_names and after.dataset == before.dataset
+    assert after.meta["source_index"] == before.meta["source_index"]
+
+
+def test_default_folder_is_the_library_default(ud, small_ud, monkeypatch):
+    monkeypatch.setenv("PROBEKIT_UD_PATH", str(small_ud))
+    assert ud.ud_task("upos", train_sentences=15, seed=3).dataset == ud.ud_task(
+        "upos", small_ud, train_sentences=15, seed=3).dataset

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from probekit.pipeline import DEMO_CONFIG, FULL_OVERRIDES, QUICK_OVERRIDES, ConfigError, load_config, merge, resolve
+from tests.data.conftest import UD_SAMPLE
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -97,11 +98,19 @@ def test_demo_file_equals_builtin_config():
 
 
 @pytest.mark.parametrize("name", ["ud_ewt_probes", "compression"])
-def test_example_configs_validate(name):
-    if name == "ud_ewt_probes" and not Path("/work/shared/data/ud_en_ewt").exists():
-        pytest.skip("UD EWT not available here")
+def test_example_configs_validate(name, monkeypatch):
+    monkeypatch.setenv("PROBEKIT_UD_PATH", str(UD_SAMPLE))  # stands in for the fetched treebank
     cfg = load_config(EXAMPLES / f"{name}.yaml")
     assert cfg["name"] == name
+    if name == "ud_ewt_probes":  # no path in the file: the folder in use is recorded (and enters the stage keys)
+        assert cfg["data"]["source"] == "ud" and cfg["data"]["path"] == str(UD_SAMPLE)
+
+
+def test_ud_config_without_path_and_without_data_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROBEKIT_UD_PATH", raising=False)
+    monkeypatch.setenv("PROBEKIT_CACHE", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"'data.path'.*probekit data fetch ud_ewt"):
+        resolve({"data": {"source": "ud"}, "probes": {"tasks": ["upos"]}})
 
 
 def test_quick_and_full_overrides_validate():

@@ -15,7 +15,7 @@ from probekit.data import build_task
 from probekit.plots import probe_curves, probe_heatmap, selectivity_curves
 from probekit.probes import ProbeSuite, StoreTaskMismatchError, extract_task, random_init_copy
 from tests.conftest import tiny_config
-from tests.data.conftest import UD_DEV
+from tests.data.conftest import UD_SAMPLE_DEV
 
 matplotlib.use("Agg")
 
@@ -25,9 +25,7 @@ N_BOOT = 200
 
 @pytest.fixture(scope="module")
 def ud_dev():
-    if not UD_DEV.exists():
-        pytest.skip(f"shared UD English EWT data not found at {UD_DEV}")
-    return UD_DEV
+    return UD_SAMPLE_DEV
 
 
 @pytest.fixture(scope="module")

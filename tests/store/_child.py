@@ -1,6 +1,9 @@
 """Run one extraction in its own process (for the kill, memory and distributed tests).
 
 Usage: python _child.py OUT N [--kill MODE AT] [--sleep S] [--rss] [--sites ...]
+
+Kill modes: ``mid-write`` (shard AT half written), ``before-sidecar`` (shard AT in place, no sidecar),
+``before-manifest`` (the first manifest write half done; AT is ignored).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from _common import make_texts, tiny_model  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit._memory import peak_rss_kb  # noqa: E402
-from probekit.store import _shards  # noqa: E402
+from probekit.store import _manifest, _shards  # noqa: E402
 
 
 def _die() -> None:
@@ -58,6 +61,14 @@ def main() -> None:
                     _die()
                 orig_json(path, obj)
             _shards.write_json_atomic = write_json
+        elif mode == "before-manifest":  # the manifest's temporary file written, not yet renamed into place
+            def write_manifest_json(path, obj):
+                if str(path).endswith("manifest.json"):
+                    tmp = str(path) + ".tmp"
+                    with open(tmp, "w") as f:
+                        f.write(json.dumps(obj)[: 50])
+                    _die()
+            _manifest.write_json_atomic = write_manifest_json
     if a.sleep:
         orig_fwd = model.forward_rows
 

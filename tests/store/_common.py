@@ -28,7 +28,8 @@ def make_texts(n: int, seed: int = 0, min_words: int = 3, max_words: int = 40) -
 
 
 def store_files(path: str | Path) -> dict[str, bytes]:
-    """Every file of a store as bytes, with the run statistics dropped from the manifest."""
+    """Every file of a store as bytes, with the run statistics (and the manifest checksum over them) dropped
+    from the manifest."""
     path = Path(path)
     out = {}
     for p in sorted(path.rglob("*")):
@@ -38,6 +39,7 @@ def store_files(path: str | Path) -> dict[str, bytes]:
             if rel == "manifest.json":
                 m = json.loads(data)
                 m.pop("stats", None)
+                m.pop("manifest_sha256", None)
                 data = json.dumps(m, sort_keys=True).encode()
             out[rel] = data
     return out

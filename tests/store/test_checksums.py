@@ -7,10 +7,11 @@ import zlib
 import numpy as np
 import pytest
 
+from probekit import fingerprint
 from probekit.store import _shards
 from probekit.store._manifest import CorruptShardError
 
-ALGORITHMS = ["crc32"] + (["xxh3_128"] if _shards._xxh3_128() is not None else [])
+ALGORITHMS = ["crc32"] + (["xxh3_128"] if fingerprint._xxh3_128() is not None else [])
 
 
 def _shard(root, monkeypatch, algorithm, rows=6000, dim=200):
@@ -28,7 +29,7 @@ def _shard(root, monkeypatch, algorithm, rows=6000, dim=200):
 def test_checksum_is_over_the_whole_file_and_detects_damage(tmp_path, monkeypatch, algorithm):
     side, path, x = _shard(tmp_path, monkeypatch, algorithm)
     data = path.read_bytes()
-    assert len(data) > 2 * _shards._CHUNK  # the chunked read is exercised
+    assert len(data) > 2 * fingerprint._CHUNK  # the chunked read is exercised
     assert data == x.tobytes()
     assert side["streams"]["x"]["checksum"].startswith(algorithm + ":")
     if algorithm == "crc32":
@@ -38,7 +39,7 @@ def test_checksum_is_over_the_whole_file_and_detects_damage(tmp_path, monkeypatc
     assert loaded == side
 
     flipped = bytearray(data)
-    flipped[_shards._CHUNK + 17] ^= 0x01  # one bit, in the second chunk
+    flipped[fingerprint._CHUNK + 17] ^= 0x01  # one bit, in the second chunk
     path.write_bytes(bytes(flipped))
     with pytest.raises(CorruptShardError, match=f"{algorithm} checksum"):
         _shards.verify_file(tmp_path, side, "x")
@@ -59,8 +60,8 @@ def test_unknown_checksum_algorithm_is_named(tmp_path, monkeypatch):
 def test_file_checksum_known_value(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(b"abc")
-    assert _shards.file_checksum(p, "crc32") == "crc32:352441c2"
+    assert fingerprint.file_checksum(p, "crc32") == "crc32:352441c2"
     if "xxh3_128" in ALGORITHMS:
         import xxhash
 
-        assert _shards.file_checksum(p, "xxh3_128") == "xxh3_128:" + xxhash.xxh3_128(b"abc").hexdigest()
+        assert fingerprint.file_checksum(p, "xxh3_128") == "xxh3_128:" + xxhash.xxh3_128(b"abc").hexdigest()

@@ -1,0 +1,104 @@
+"""Saving and loading erasers: safetensors for the tensors, JSON for the description. No pickle.
+
+A saved eraser is a directory with ``eraser.safetensors`` (``left``, ``right``,
+``bias``, float64) and ``eraser.json`` (:meth:`Eraser.to_dict`). The JSON is
+written last and atomically, and names the SHA-256 of the tensors, so a save
+that was interrupted or a tensor file from another eraser is detected on load.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from probekit.interventions._eraser import ERASER_FORMAT, Eraser
+
+__all__ = ["save_eraser", "load_eraser", "TENSORS_FILE", "META_FILE"]
+
+logger = logging.getLogger(__name__)
+
+TENSORS_FILE = "eraser.safetensors"
+META_FILE = "eraser.json"
+
+
+def save_eraser(eraser: Eraser, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Write ``eraser`` to directory ``path`` (see the module docstring)."""
+    from probekit.store._manifest import write_json_atomic
+
+    eraser._check_fitted()
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise FileExistsError(f"{path} exists and is not a directory; an eraser is saved as a directory")
+        entries = set(os.listdir(path))
+        if entries and META_FILE not in entries:
+            raise FileExistsError(f"{path} is not empty and holds no probekit eraser ({len(entries)} entries); "
+                                  "choose a new or empty directory")
+        if META_FILE in entries and not overwrite:
+            raise FileExistsError(f"{path} already holds an eraser; pass overwrite=True to replace it")
+        if META_FILE in entries:
+            os.remove(path / META_FILE)  # ours; removed first so a crash below leaves no valid eraser behind
+    path.mkdir(parents=True, exist_ok=True)
+    desc = eraser.to_dict()
+    tmp = path / (TENSORS_FILE + ".tmp")
+    save_file({"left": eraser.left_, "right": eraser.right_, "bias": eraser.bias_}, str(tmp),
+              metadata={"format": "probekit-eraser", "version": str(ERASER_FORMAT)})
+    os.replace(tmp, path / TENSORS_FILE)
+    write_json_atomic(path / META_FILE, desc)
+    logger.info("saved %r to %s", eraser, path)
+
+
+def load_eraser(path: str | os.PathLike) -> Eraser:
+    """Read an eraser written by :func:`save_eraser`; raise ``ValueError`` naming what is wrong."""
+    from probekit._sites import Site
+    from probekit.store._manifest import StoreError, read_json
+
+    path = Path(path)
+    meta_path, tensor_path = path / META_FILE, path / TENSORS_FILE
+    if not meta_path.exists():
+        what = "does not exist" if not path.exists() else f"has no {META_FILE}"
+        raise FileNotFoundError(f"{path} {what}: it is not a saved probekit eraser")
+    try:
+        meta = read_json(meta_path)
+    except StoreError as exc:
+        raise ValueError(str(exc)) from exc
+    if not isinstance(meta, dict) or meta.get("kind") != "eraser":
+        raise ValueError(f"{meta_path} does not describe a probekit eraser")
+    if meta.get("format") != ERASER_FORMAT:
+        raise ValueError(f"{path} is eraser format {meta.get('format')}; this probekit reads format {ERASER_FORMAT}")
+    method = meta.get("method")
+    if method not in Eraser._registry:
+        raise ValueError(f"{path}: unknown eraser method {method!r} (known: {', '.join(sorted(Eraser._registry))})")
+    if not tensor_path.exists():
+        raise ValueError(f"{path} has {META_FILE} but no {TENSORS_FILE}: the save was incomplete")
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{tensor_path} is unreadable ({exc})") from exc
+    if set(tensors) != {"left", "right", "bias"}:
+        raise ValueError(f"{tensor_path} holds tensors {sorted(tensors)}, expected left, right and bias")
+    if any(t.dtype != torch.float64 for t in tensors.values()):
+        raise ValueError(f"{tensor_path}: eraser tensors must be float64")
+    d, rank = meta.get("d"), meta.get("rank")
+    shapes = {k: tuple(t.shape) for k, t in tensors.items()}
+    if shapes != {"left": (d, rank), "right": (rank, d), "bias": (d,)}:
+        raise ValueError(f"{tensor_path}: tensor shapes {shapes} do not match d={d}, rank={rank} of {META_FILE}")
+    cls = Eraser._registry[method]
+    params = dict(meta.get("params") or {})
+    unknown = set(params) - set(cls._json_params)
+    if unknown:
+        raise ValueError(f"{meta_path}: unknown {method} parameters {sorted(unknown)}")
+    site = meta.get("site")
+    eraser = cls(site=site, **params)
+    eraser._set_fitted(tensors["left"], tensors["right"], tensors["bias"], meta.get("classes") or (),
+                       meta.get("fit") or {}, Site.parse(site) if site is not None else None)
+    sha = meta.get("tensors", {}).get("sha256")
+    if eraser.tensors_sha256() != sha:
+        raise ValueError(f"{tensor_path} does not match {META_FILE} (tensor hash {eraser.tensors_sha256()[:12]}... vs "
+                         f"{str(sha)[:12]}...): the files come from different saves; save the eraser again")
+    return eraser

@@ -1,0 +1,199 @@
+"""What probekit writes into a store directory, and nothing else: the only files it will ever delete.
+
+A store directory holds exactly::
+
+    manifest.json            (manifest.json.tmp while it is being replaced)
+    examples.parquet         (examples.parquet.tmp while it is being written)
+    shards/00007.json        a shard's sidecar (00007.json.tmp while it is being written)
+    shards/00007/NAME.bin    a shard's data files (in shards/00007.tmp/ until the shard is committed)
+
+A run killed at any moment leaves a subset of these. :func:`foreign_entries`
+lists everything else, so :func:`probekit.extract` can refuse to touch a
+directory that holds anything probekit did not write, and
+:func:`remove_store_files` deletes only the entries above.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+from probekit.fingerprint import file_checksum
+from probekit.store._manifest import (
+    EXAMPLES,
+    FORMAT_VERSION,
+    MANIFEST,
+    FingerprintMismatchError,
+    StoreError,
+    check_manifest,
+    describe_mismatch,
+    read_json,
+)
+
+__all__ = ["foreign_entries", "remove_store_files", "probekit_entries", "prepare_dir", "write_examples"]
+
+logger = logging.getLogger(__name__)
+
+_TOP_FILES = {MANIFEST, MANIFEST + ".tmp", EXAMPLES, EXAMPLES + ".tmp"}
+_SHARD_DIR = re.compile(r"\d{5,}(\.tmp)?")
+_SIDECAR = re.compile(r"\d{5,}\.json(\.tmp)?")
+_DATA_FILE = re.compile(r"[A-Za-z0-9_.\-]+\.bin")
+
+
+def _is_file(p: Path) -> bool:
+    return p.is_file() and not p.is_symlink()
+
+
+def _is_dir(p: Path) -> bool:
+    return p.is_dir() and not p.is_symlink()
+
+
+def foreign_entries(out: str | os.PathLike, limit: int = 5) -> list[str]:
+    """Up to ``limit`` paths under ``out`` (relative to it) that are not part of a probekit store.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "shards").mkdir(); (d / "notes.txt").write_text("mine")
+    4
+    >>> foreign_entries(d)
+    ['notes.txt']
+    """
+    out = Path(out)
+    found: list[str] = []
+    for p in sorted(out.iterdir()):
+        if p.name in _TOP_FILES and _is_file(p):
+            continue
+        if p.name == "shards" and _is_dir(p):
+            found.extend(f"shards/{x}" for x in _foreign_in_shards(p))
+        else:
+            found.append(p.name + ("/" if p.is_dir() else ""))
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def _foreign_in_shards(root: Path) -> list[str]:
+    found = []
+    for p in sorted(root.iterdir()):
+        if _SIDECAR.fullmatch(p.name) and _is_file(p):
+            continue
+        if _SHARD_DIR.fullmatch(p.name) and _is_dir(p):
+            found.extend(f"{p.name}/{f.name}" for f in sorted(p.iterdir())
+                         if not (_DATA_FILE.fullmatch(f.name) and _is_file(f)))
+            continue
+        found.append(p.name + ("/" if p.is_dir() else ""))
+    return found
+
+
+def probekit_entries(out: str | os.PathLike) -> list[Path]:
+    """The top-level entries of ``out`` that probekit writes (call :func:`foreign_entries` first)."""
+    out = Path(out)
+    return [p for p in sorted(out.iterdir()) if p.name in _TOP_FILES or p.name == "shards"]
+
+
+def remove_store_files(out: str | os.PathLike) -> None:
+    """Delete a store's files, keeping the directory itself; refuses if anything foreign is there.
+
+    The manifest goes first, so a store is never left looking complete with
+    parts of it missing.
+    """
+    out = Path(out)
+    foreign = foreign_entries(out)
+    if foreign:  # checked by the caller too: never delete around someone else's files
+        raise StoreError(f"{out} holds files probekit did not write ({', '.join(foreign)}); not removing it")
+    entries = probekit_entries(out)
+    for p in sorted(entries, key=lambda p: p.name != MANIFEST):
+        if _is_dir(p):
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def prepare_dir(out: Path, fp: str, components: dict, overwrite: bool) -> None:
+    """Make ``out`` ready for the store ``fp``: new, resumed, repaired, or replaced (only when ours).
+
+    Raises
+    ------
+    StoreError
+        ``out`` is a file, or holds anything probekit did not write, or a
+        manifest that is not probekit's (never deleted, whatever
+        ``overwrite`` says); or holds a damaged store and not ``overwrite``.
+    FingerprintMismatchError
+        ``out`` holds a store made from other inputs and not ``overwrite``.
+    """
+    if out.exists() and not _is_dir(out):
+        raise StoreError(f"{out} exists and is not a directory; write the store to a new or empty directory")
+    if not out.exists():
+        out.mkdir(parents=True)
+        return
+    names = {p.name for p in out.iterdir()}
+    if not names:
+        return
+    foreign = foreign_entries(out)
+    if foreign:
+        raise StoreError(f"{out} is not a probekit store: it holds {', '.join(foreign)}, which probekit did not "
+                         "write. Nothing was changed; write the store to a new or empty directory.")
+    mpath = out / MANIFEST
+    if not _is_file(mpath):
+        _without_manifest(out, names, overwrite)
+        return
+    try:
+        found = read_json(mpath)
+    except StoreError as exc:
+        raise StoreError(f"{exc}. probekit cannot tell whether it wrote {out}, so nothing was changed: delete the "
+                         "directory yourself if it is a damaged store, or write the store elsewhere") from None
+    if not (isinstance(found, dict) and "fingerprint" in found and "format_version" in found):
+        raise StoreError(f"{mpath} is not a probekit manifest. Nothing was changed; write the store to a new or "
+                         "empty directory.")
+    try:
+        check_manifest(found, str(mpath))
+        damage = None
+    except StoreError as exc:
+        damage = exc
+    current = found.get("format_version") == FORMAT_VERSION
+    if found.get("fingerprint") == fp and current:
+        if damage is None:
+            logger.info("%s: store with matching fingerprint found; reusing its complete shards", out)
+        else:
+            logger.warning("%s: %s; rewriting it and verifying every shard before reuse", out, damage)
+        return
+    if not overwrite:
+        if damage is not None:
+            raise StoreError(f"{damage} (to replace this store pass overwrite=True / --overwrite, or write the new "
+                             "one to another directory)")
+        comps = found.get("components") if isinstance(found.get("components"), dict) else {}
+        raise FingerprintMismatchError(
+            f"{out} holds a store made with other inputs: {describe_mismatch(comps, components)}. "
+            "Use another output directory, or pass overwrite=True (--overwrite) to replace it.")
+    logger.warning("%s: replacing a store with another fingerprint", out)
+    remove_store_files(out)
+
+
+def _without_manifest(out: Path, names: set[str], overwrite: bool) -> None:
+    """A directory of probekit names but no manifest: remains of a run killed before the manifest, or a store
+    whose manifest was lost."""
+    if names <= {MANIFEST + ".tmp"}:
+        logger.info("%s: remains of an extraction stopped before its manifest existed; starting it afresh", out)
+        remove_store_files(out)
+        return
+    if "shards" not in names:  # e.g. a lone examples.parquet: nothing shows it is probekit's
+        raise StoreError(f"{out} holds {', '.join(sorted(names))} but no probekit manifest; probekit cannot tell "
+                         "whether it wrote them, so nothing was changed: write the store to a new or empty directory")
+    if not overwrite:
+        raise StoreError(f"{out} holds no probekit manifest, only parts of a store (its manifest was deleted or "
+                         "lost); pass overwrite=True (--overwrite) to replace them, or write the store elsewhere")
+    logger.warning("%s: replacing the parts of a store without a manifest", out)
+    remove_store_files(out)
+
+
+def write_examples(out: Path, data) -> str:
+    """Write the example table (``examples.parquet``) atomically; returns its checksum."""
+    tmp = out / (EXAMPLES + ".tmp")
+    data.frame.to_parquet(tmp, index=False)
+    checksum = file_checksum(tmp)
+    os.replace(tmp, out / EXAMPLES)
+    return checksum

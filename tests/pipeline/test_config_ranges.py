@@ -1,0 +1,110 @@
+"""Every numeric and enumerated config setting is range-checked before any work starts."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from probekit.cli import main
+from probekit.pipeline import DEMO_CONFIG, ConfigError, load_config, resolve
+from probekit.pipeline._config import SCHEMA, F
+
+#: string settings that are free text or checked against the world (paths, task names, sites), not a fixed set
+FREE_TEXT = {"name", "model", "data.path", "extract.sites", "compare.probe_task"}
+#: list settings whose items are checked by name (tasks against the registry)
+BY_NAME = {"probes.tasks"}
+
+
+def _fields(schema=SCHEMA, prefix=""):
+    for key, spec in schema.items():
+        if isinstance(spec, dict):
+            yield from _fields(spec, prefix + key + ".")
+        else:
+            yield prefix + key, spec
+
+
+def _set(cfg: dict, path: str, value) -> dict:
+    cfg = copy.deepcopy(cfg)
+    node = cfg
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+    return cfg
+
+
+def test_every_number_has_a_range_and_every_string_a_set():
+    for path, spec in _fields():
+        numeric = any(t in (int, float) for t in spec.types + (spec.item or ()))
+        if numeric:
+            assert spec.low is not None or spec.high is not None, f"{path} has no range"
+        strings = str in spec.types or str in (spec.item or ())
+        if strings and path not in FREE_TEXT | BY_NAME:
+            assert spec.choices or spec.item_choices, f"{path} accepts any string"
+
+
+def _out_of_range(spec: F) -> list:
+    bad = []
+    if spec.low is not None:
+        bad.append(spec.low if spec.low_open else spec.low - 1)
+    if spec.high is not None:
+        bad.append(spec.high if spec.high_open else spec.high + 1)
+    return [int(v) if int in (spec.item or spec.types) and float not in spec.types else v for v in bad]
+
+
+CASES = [(path, v) for path, spec in _fields() for v in _out_of_range(spec)]
+
+
+@pytest.mark.parametrize("path, value", CASES)
+def test_out_of_range_values_are_refused(path, value):
+    spec = dict(_fields())[path]
+    bad = [value] if spec.item is not None else value
+    with pytest.raises(ConfigError, match=f"'{path}(\\[0\\])?' must be"):
+        resolve(_set(DEMO_CONFIG, path, bad))
+
+
+def test_in_range_edges_pass():
+    resolve(_set(DEMO_CONFIG, "variants.magnitude_prune.sparsity", 0.0))
+    resolve(_set(DEMO_CONFIG, "variants.distill.alpha", 1.0))
+    resolve(_set(DEMO_CONFIG, "probes.n_boot", 1))
+    with pytest.raises(ConfigError, match=r"must be in \[0, 1\), not 1"):
+        resolve(_set(DEMO_CONFIG, "variants.magnitude_prune.sparsity", 1))
+    with pytest.raises(ConfigError, match="must be a number, not NaN"):
+        resolve(_set(DEMO_CONFIG, "finetune.lr", float("nan")))
+
+
+def test_names_are_checked_too():
+    with pytest.raises(ConfigError, match=r"'extract.sites\[1\]'.*L3\.rsid"):
+        resolve(_set(DEMO_CONFIG, "extract.sites", ["emb", "L3.rsid"]))
+    with pytest.raises(ConfigError, match=r"unknown task 'sentimnt' at 'compare.probe_task'; did you mean"):
+        resolve(_set(DEMO_CONFIG, "compare.probe_task", "sentimnt"))
+    with pytest.raises(ConfigError, match=r"'attention.example' is 2000, but data.sentences keeps only"):
+        resolve(_set(DEMO_CONFIG, "attention.example", 2000))
+
+
+def test_n_boot_minus_five_stops_the_run_before_any_work(tmp_path):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("name: x\nmodel: minilm-l6\ndata:\n  source: rt\n  sentences: 40\nextract:\n  sites: resid\n"
+                   "probes:\n  tasks: [sentiment]\n  n_boot: -5\n")
+    with pytest.raises(ConfigError, match=r"'probes.n_boot' \(line 10\) must be >= 1, not -5"):
+        load_config(cfg)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["run", str(cfg), "--out", str(out)])
+    assert r.exit_code == 1 and "Error: " in r.output and "n_boot" in r.output
+    assert not out.exists()  # nothing extracted, nothing written
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "examples").glob("*.yaml")))
+def test_shipped_configs_stay_valid(name, monkeypatch):
+    root = ROOT
+    monkeypatch.chdir(root)
+    try:
+        load_config(root / "examples" / name)
+    except ConfigError as exc:  # only a missing data folder may stop an example here
+        assert "no such file or folder" in str(exc) and "data.path" in str(exc), exc
