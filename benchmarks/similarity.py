@@ -92,6 +92,7 @@ import torch  # noqa: E402
 from _machine import AnonPeak, machine  # noqa: E402
 
 import probekit  # noqa: E402
+from probekit import site_layer  # noqa: E402
 from probekit._memory import peak_rss_kb  # noqa: E402
 from probekit.compare import cka_matrix, compare, unbiased_hsic  # noqa: E402
 from probekit.compare._compare import _rows  # noqa: E402  (the row views compare() streams over)
@@ -284,7 +285,7 @@ def child_cka(spec: dict) -> dict:
     wd = Path(spec["workdir"])
     sa, sb = _open(wd)
     level, how = spec["level"], "mean" if spec["level"] == "sentence" else None
-    sites = sorted((s for s in sa.sites if s.component in ("emb", "resid")), key=lambda s: s.depth)
+    sites = sorted((s for s in sa.sites if s.component in ("emb", "resid")), key=site_layer)
     t0 = time.perf_counter()
     with AnonPeak() as mem:
         va = [_rows(sa[s], level, how) for s in sites]
@@ -355,7 +356,7 @@ def child_reference(spec: dict) -> dict:
     sa, sb = _open(wd)
     level = spec["level"]
     sites_a = [s for s in sa.sites if s.component in ("emb", "resid")]
-    sites_a.sort(key=lambda s: s.depth)
+    sites_a.sort(key=site_layer)
     n = len(sa[sites_a[0]].numpy(level, "mean" if level == "sentence" else None))
     k = min(spec["ref_rows"], n)
     rows = np.sort(np.random.default_rng(SEED).choice(n, size=k, replace=False))
@@ -413,7 +414,7 @@ def hsic_matrices(kx: np.ndarray, ly: np.ndarray) -> np.ndarray:
 def minibatch_from_stores(wd: Path, level: str, batch: int, b: str = "store_b") -> tuple[np.ndarray, int]:
     """torch-cka's estimator in float64 from probekit's stores, over the same batches of ``batch`` sentences."""
     sa, sb = _open(wd, b)
-    sites = sorted((s for s in sa.sites if s.component in ("emb", "resid")), key=lambda s: s.depth)
+    sites = sorted((s for s in sa.sites if s.component in ("emb", "resid")), key=site_layer)
     how = "mean" if level == "sentence" else None
     it_a = [sa[s].iter_batches(batch, level, how) for s in sites]
     it_b = [sb[s].iter_batches(batch, level, how) for s in sites]
@@ -456,7 +457,7 @@ def torch_cka_formula_on_stores(wd: Path, level: str, batch: int) -> np.ndarray:
 
     stub = SimpleNamespace(device="cpu")
     sa, sb = _open(wd)
-    sites = sorted((s for s in sa.sites if s.component in ("emb", "resid")), key=lambda s: s.depth)
+    sites = sorted((s for s in sa.sites if s.component in ("emb", "resid")), key=site_layer)
     how = "mean" if level == "sentence" else None
     it_a = [sa[s].iter_batches(batch, level, how, as_torch=True) for s in sites]
     it_b = [sb[s].iter_batches(batch, level, how, as_torch=True) for s in sites]

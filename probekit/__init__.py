@@ -2,13 +2,17 @@
 
 Load a model, run it with hooks that capture activations at named sites,
 cache them on disk, and run probe, attention and attribution suites over the
-cache.
+cache. Every suite returns :class:`Results`: tidy rows whose ``layer``
+column means the same everywhere (:func:`site_layer`: ``emb`` 0, block ``i``
+``i + 1``, ``final`` after the last block).
 
 Examples
 --------
 >>> import probekit
 >>> probekit.Site.parse("L3.attn.pattern")
 Site('L3.attn.pattern')
+>>> probekit.site_layer("L3.attn.pattern"), probekit.site_block("L3.attn.pattern")
+(4, 3)
 """
 
 from probekit._adapters import ADAPTERS, Adapter, Hook
@@ -16,7 +20,8 @@ from probekit._assets import ALIASES, DEFAULT_MODEL, AliasUnavailableError
 from probekit._cache import ActivationCache
 from probekit._hooked import HookedModel
 from probekit._loading import HubUnreachableError, load_model, load_tokenizer
-from probekit._sites import Site
+from probekit._results import RESULT_COLUMNS, Results
+from probekit._sites import Site, site_block, site_layer
 from probekit._tokenize import TokenizedBatch
 from probekit.store import ActivationStore, extract
 
@@ -33,10 +38,14 @@ __all__ = [
     "Hook",
     "HookedModel",
     "HubUnreachableError",
+    "RESULT_COLUMNS",
+    "Results",
     "Site",
     "TokenizedBatch",
     "extract",
     "load_model",
     "load_tokenizer",
+    "site_block",
+    "site_layer",
     "__version__",
 ]

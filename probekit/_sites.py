@@ -17,17 +17,32 @@ text                      meaning                                     shape per 
 ``final``                 output of the final norm (decoders only)    ``[tokens, d]``
 ========================  ==========================================  ==================
 
-Layers count from 0. Parsing is strict: a typo raises a :class:`ValueError`
-that suggests the closest valid spelling.
+Blocks count from 0 (``Site.layer`` is the block index). Parsing is strict: a
+typo raises a :class:`ValueError` that suggests the closest valid spelling.
+
+The layer axis
+--------------
+Every results table has one ``layer`` column with one meaning, defined here
+by :func:`site_layer`: ``emb`` is layer 0, every site of block ``i``
+(``Li.resid``, the output of block ``i``, and the block's internals such as
+``Li.attn.pattern`` or ``Li.mlp.out``) is layer ``i + 1``, and ``final`` is
+layer ``n_blocks + 1``, after the last block (never 0, where it would meet
+``emb``). For an encoder this is the index of Hugging Face's
+``output_hidden_states`` (a decoder's last entry there is the final norm's
+output, here ``final``), and the 1-based layer numbering of papers (BERT's
+"layer 8" is block 7). Rows about a block's internals (attention
+heads, sublayers) also carry ``block = i`` (:func:`site_block`), so the
+heads of ``L3.attn.pattern`` are layer 4, block 3.
 """
 
 from __future__ import annotations
 
 import difflib
+import numbers
 import re
 from dataclasses import dataclass
 
-__all__ = ["Site", "LAYER_COMPONENTS", "GLOBAL_COMPONENTS", "TOKEN_COMPONENTS"]
+__all__ = ["Site", "LAYER_COMPONENTS", "GLOBAL_COMPONENTS", "TOKEN_COMPONENTS", "site_layer", "site_block"]
 
 #: Components that exist once per block.
 LAYER_COMPONENTS: tuple[str, ...] = ("resid", "attn.pattern", "attn.out", "mlp.hidden", "mlp.out")
@@ -64,6 +79,9 @@ class Site:
     'L0.mlp.out'
     >>> Site.parse("emb").layer is None
     True
+
+    ``layer`` is the block index; the ``layer`` column of results tables is
+    :func:`site_layer` (block ``i`` is layer ``i + 1``).
     """
 
     layer: int | None
@@ -143,23 +161,67 @@ class Site:
         """True for attention-pattern sites (``[heads, q, k]`` per example)."""
         return self.component == "attn.pattern"
 
-    @property
-    def depth(self) -> int:
-        """Position in the residual stack: ``emb`` is 0, block ``i`` is ``i + 1``.
-
-        ``final`` sorts after every block (``10**6``). This is the layer axis of
-        layer-wise tables, matching the index of Hugging Face's
-        ``output_hidden_states``.
-        """
-        if self.component == "emb":
-            return 0
-        if self.component == "final":
-            return 10**6
-        return self.layer + 1
-
     def without_head(self) -> Site:
         """The same site with the head selection dropped."""
         return Site(self.layer, self.component)
+
+
+def site_layer(site: Site | str, n_blocks: int | None = None) -> int:
+    """The layer of ``site`` on the one layer axis of every results table.
+
+    Parameters
+    ----------
+    site : Site or str
+    n_blocks : int, optional
+        The model's number of blocks; needed only for ``final``.
+
+    Returns
+    -------
+    int
+        ``emb``: 0; any site of block ``i`` (``Li.resid``, ``Li.attn.pattern``,
+        ``Li.mlp.out``, ...): ``i + 1``; ``final``: ``n_blocks + 1``.
+
+    Raises
+    ------
+    ValueError
+        For ``final`` without ``n_blocks`` (its layer depends on the model).
+
+    Examples
+    --------
+    >>> site_layer("emb"), site_layer("L0.resid"), site_layer("L3.attn.pattern.h2")
+    (0, 1, 4)
+    >>> site_layer("final", n_blocks=2)
+    3
+    """
+    s = Site.parse(site)
+    if s.component == "emb":
+        return 0
+    if s.component == "final":
+        if n_blocks is None:
+            raise ValueError("the layer of 'final' comes after the model's last block: pass n_blocks "
+                             "(the model's number of blocks)")
+        if isinstance(n_blocks, bool) or not isinstance(n_blocks, numbers.Integral) or n_blocks < 1:
+            raise ValueError(f"n_blocks must be an int >= 1, got {n_blocks!r}")
+        return int(n_blocks) + 1
+    return s.layer + 1
+
+
+def site_block(site: Site | str) -> int | None:
+    """The block whose internals ``site`` shows, or None.
+
+    Rows about a block's internals (attention patterns and heads, the
+    attention and MLP sublayers) carry it in their ``block`` column beside
+    ``layer``; ``emb``, ``final`` and the block outputs ``Li.resid`` have none.
+
+    Examples
+    --------
+    >>> site_block("L3.attn.pattern.h2"), site_block("L3.mlp.out"), site_block("L3.resid"), site_block("emb")
+    (3, 3, None, None)
+    """
+    s = Site.parse(site)
+    if s.layer is None or s.component == "resid":
+        return None
+    return s.layer
 
 
 _ALL_COMPONENTS = GLOBAL_COMPONENTS + LAYER_COMPONENTS

@@ -18,7 +18,7 @@ def test_fields_and_order():
     s = Site.parse("L3.attn.pattern.h2")
     assert (s.layer, s.component, s.head) == (3, "attn.pattern", 2)
     assert s.is_attention and not s.is_token_level
-    assert Site.parse("emb").depth == 0 and Site.parse("L0.resid").depth == 1
+    assert not hasattr(Site, "depth")  # one layer axis: site_layer, not a second definition with a sentinel
     import dataclasses
 
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -74,3 +74,17 @@ def test_golden_site_list(family):
         expected.append("final")
     assert [str(s) for s in m.sites()] == expected
     assert [str(s) for s in m.residual_sites()] == ["emb", "L0.resid", "L1.resid"]
+
+
+def test_layer_axis():
+    from probekit import site_block, site_layer
+
+    assert [site_layer(s) for s in ("emb", "L0.resid", "L0.attn.pattern", "L0.mlp.out", "L5.resid")] == [0, 1, 1, 1, 6]
+    assert site_layer("L3.attn.pattern.h2") == 4 and site_block("L3.attn.pattern.h2") == 3
+    assert site_layer("final", n_blocks=2) == 3  # after the last block (L1.resid is 2), never emb's 0
+    assert site_block("L3.resid") is None and site_block("emb") is None and site_block("final") is None
+    assert site_block("L3.mlp.hidden") == 3 and site_block("L0.attn.out") == 0
+    with pytest.raises(ValueError, match="pass n_blocks"):
+        site_layer("final")
+    with pytest.raises(ValueError, match="n_blocks must be an int"):
+        site_layer("final", n_blocks=0)

@@ -86,7 +86,7 @@ def main() -> None:
     # -------- plot (a)
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for col, label in (("cls", "[CLS]"), ("sep", "[SEP]"), ("punct", "punctuation")):
-        ax.plot(mass["layer"] + 1, mass[col], marker="o", label=label)
+        ax.plot(mass["layer"], mass[col], marker="o", label=label)
     ax.set_xlabel("layer")
     ax.set_ylabel("mean attention")
     ax.set_title(f"{args.model}: attention to special tokens (UD EWT dev, n={store.n_examples})", fontsize=8)
@@ -104,12 +104,12 @@ def main() -> None:
             rows.append(f"| {sd} | {ud} | {paper:.1f} | - | - | - | - | 0 |")
             continue
         r = r.iloc[0]
-        where = f"L{int(r.layer) + 1}-H{int(r['head']) + 1} {r.direction}"
+        where = f"L{int(r.layer)}-H{int(r['head']) + 1} {r.direction}"
         rows.append(f"| {sd} | {ud} | {paper:.1f} | {100 * r.best_head_accuracy:.1f} | {where}"
                     f" | {100 * r.baseline_accuracy:.1f} | {int(r.baseline_offset):+d} | {int(r.n)} |")
-    mass_rows = [f"| {int(m.layer) + 1} | {m.cls:.3f} | {m.sep:.3f} | {m.punct:.3f} |" for m in mass.itertuples()]
+    mass_rows = [f"| {int(m.layer)} | {m.cls:.3f} | {m.sep:.3f} | {m.punct:.3f} |" for m in mass.itertuples()]
     top = best.sort_values("n", ascending=False).head(15)
-    other_rows = [f"| {r.relation} | {100 * r.best_head_accuracy:.1f} | L{int(r.layer) + 1}-H{int(r.head) + 1} "
+    other_rows = [f"| {r.relation} | {100 * r.best_head_accuracy:.1f} | L{int(r.layer)}-H{int(r.head) + 1} "
                   f"{r.direction} | {100 * r.baseline_accuracy:.1f} | {int(r.n)} |" for r in top.itertuples()]
     md = RESULTS_TEMPLATE.format(
         shards=_shards(store), n=store.n_examples, tokens=store.manifest["n_tokens"], model=args.model, t=t_total,
@@ -138,17 +138,17 @@ def _verdict(best: pd.DataFrame, mass: pd.DataFrame) -> str:
         lines.append(f"- {sd} ({ud}): best head {ours:.1f} vs paper {paper:.1f} ({ours - paper:+.1f} points); "
                      f"it {beats} our fixed-offset baseline ({base:.1f}) by {ours - base:+.1f} points.")
     peak = mass.loc[mass["sep"].idxmax()]
-    lines.append(f"- [SEP] mass peaks at layer {int(peak.layer) + 1} of 6 ({peak.sep:.2f}); the paper reports "
+    lines.append(f"- [SEP] mass peaks at layer {int(peak.layer)} of 6 ({peak.sep:.2f}); the paper reports "
                  "[SEP] taking roughly half of BERT-base's attention in its middle layers (6-10 of 12), read off "
                  "figure 2 (no exact numbers are given there), so this row is a qualitative comparison only.")
     sink = "cls" if mass["cls"].max() > mass["sep"].max() else "sep"
     top = mass.loc[mass[sink].idxmax()]
     if sink == "cls":
         lines.append(f"- The paper's [SEP] attention sink is not reproduced: here the largest sink is [CLS] "
-                     f"({top.cls:.2f} of all attention at layer {int(top.layer) + 1}), while [SEP] stays at "
+                     f"({top.cls:.2f} of all attention at layer {int(top.layer)}), while [SEP] stays at "
                      f"{mass['sep'].min():.2f}-{mass['sep'].max():.2f} in every layer.")
     else:
-        lines.append(f"- As in the paper, [SEP] is the largest sink ({top.sep:.2f} at layer {int(top.layer) + 1}).")
+        lines.append(f"- As in the paper, [SEP] is the largest sink ({top.sep:.2f} at layer {int(top.layer)}).")
     first = mass.iloc[0]
     lines.append(f"- [CLS] mass is {first.cls:.2f} in layer 1 and {mass['cls'].iloc[-1]:.2f} in layer 6; "
                  f"punctuation mass ranges {mass['punct'].min():.2f}-{mass['punct'].max():.2f}.")

@@ -74,8 +74,10 @@ def head_importance(model: HookedModel, texts: Sequence, labels: Sequence[int] |
     Returns
     -------
     DataFrame
-        ``layer, head, importance`` (one row per head), ready to pivot into a
-        layer x head table or to hand to structured head pruning.
+        ``layer, block, head, importance`` (one row per head; ``block`` ``i``
+        is the pattern ``L{i}.attn.pattern``, ``layer = i + 1`` the layer
+        axis of every results table), ready to pivot into a block x head
+        table or to hand to structured head pruning.
     """
     model = as_hooked_model(model)
     if not type(model.model).__name__.endswith("ForSequenceClassification"):
@@ -99,6 +101,6 @@ def head_importance(model: HookedModel, texts: Sequence, labels: Sequence[int] |
     scores = total / len(batch.examples)
     if normalise:
         scores = scores / scores.norm(dim=-1, keepdim=True).clamp_min(1e-20)
-    rows = [(layer, head, float(scores[layer, head])) for layer in range(model.n_layers)
+    rows = [(block + 1, block, head, float(scores[block, head])) for block in range(model.n_layers)
             for head in range(model.n_heads)]
-    return pd.DataFrame(rows, columns=["layer", "head", "importance"])
+    return pd.DataFrame(rows, columns=["layer", "block", "head", "importance"])

@@ -34,7 +34,7 @@ def punctuation_mask(tokens: Sequence[str]) -> torch.Tensor:
 
 @dataclass
 class HeadStatistics:
-    """Accumulates :data:`HEAD_METRICS` per (layer, head) over examples.
+    """Accumulates :data:`HEAD_METRICS` per (block, head) over examples.
 
     Each query token counts once: the dataset mean is over all real query
     tokens of all examples.
@@ -51,9 +51,9 @@ class HeadStatistics:
     _sums: dict[int, np.ndarray] = field(default_factory=dict)
     _counts: dict[int, int] = field(default_factory=dict)
 
-    def update(self, layer: int, pattern: torch.Tensor, *, cls: torch.Tensor, sep: torch.Tensor,
+    def update(self, block: int, pattern: torch.Tensor, *, cls: torch.Tensor, sep: torch.Tensor,
                punct: torch.Tensor | None = None) -> None:
-        """Add one example's ``[heads, T, T]`` pattern of ``layer`` (no padding)."""
+        """Add one example's ``[heads, T, T]`` pattern of ``block`` (``L{block}.attn.pattern``; no padding)."""
         p = pattern.detach().to(torch.float64)
         if p.dim() != 3 or p.shape[1] != p.shape[2]:
             raise ValueError(f"pattern must be [heads, T, T], got {tuple(p.shape)}")
@@ -76,18 +76,18 @@ class HeadStatistics:
             (p * (idx[:, None] - idx[None, :]).abs()).sum(-1),
         ]
         sums = torch.stack([v.sum(-1) for v in values], dim=-1).numpy()  # [heads, metrics]
-        self._sums[layer] = self._sums.get(layer, 0) + sums
-        self._counts[layer] = self._counts.get(layer, 0) + T
+        self._sums[block] = self._sums.get(block, 0) + sums
+        self._counts[block] = self._counts.get(block, 0) + T
 
     def to_frame(self) -> pd.DataFrame:
-        """Tidy rows ``layer, head, metric, value``."""
+        """Tidy rows ``layer, block, head, metric, value`` (``layer = block + 1``, the layer axis)."""
         rows = []
-        for layer in sorted(self._sums):
-            means = self._sums[layer] / self._counts[layer]
+        for block in sorted(self._sums):
+            means = self._sums[block] / self._counts[block]
             for head in range(means.shape[0]):
                 for k, metric in enumerate(HEAD_METRICS):
-                    rows.append((layer, head, metric, float(means[head, k])))
-        return pd.DataFrame(rows, columns=["layer", "head", "metric", "value"])
+                    rows.append((block + 1, block, head, metric, float(means[head, k])))
+        return pd.DataFrame(rows, columns=["layer", "block", "head", "metric", "value"])
 
 
 def word_attention(pattern: torch.Tensor, spans: Sequence[tuple[int, int]]) -> torch.Tensor:

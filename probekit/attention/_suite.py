@@ -2,7 +2,9 @@
 
 The suite never needs the model: it reads ``L{i}.attn.pattern`` sites of a
 store one example at a time (memory-mapped), plus the stored token ids and
-word alignment.
+word alignment. Its rows carry ``site = "L{i}.attn.pattern"``, ``block = i``,
+``head`` and ``layer = i + 1`` (the one layer axis of every results table:
+the pattern of block ``i`` produces layer ``i + 1``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from probekit._results import Results
+from probekit._results import Results, site_columns
 from probekit._sites import Site
 from probekit.attention._flow import attention_flow, attention_rollout
 from probekit.attention._stats import HeadStatistics, punctuation_mask, word_attention
@@ -33,8 +35,9 @@ class AttentionSuite:
     tokenizer : tokenizer
         The model's tokenizer (for [CLS]/[SEP] ids and punctuation); e.g.
         ``probekit.load_tokenizer("minilm-l6")``.
-    layers : sequence of int, optional
-        Layers to analyse (default: every stored pattern layer).
+    blocks : sequence of int, optional
+        Blocks whose patterns to analyse (``i`` for ``L{i}.attn.pattern``;
+        default: every stored pattern).
 
     Examples
     --------
@@ -45,17 +48,18 @@ class AttentionSuite:
         suite.head_statistics().to_frame().query("metric == 'sep'")
     """
 
-    def __init__(self, store, tokenizer, *, layers: Sequence[int] | None = None):
+    def __init__(self, store, tokenizer, *, blocks: Sequence[int] | None = None):
         stored = sorted(s.layer for s in store.sites if s.is_attention)
         if not stored:
             raise ValueError("this store holds no attention patterns; extract with sites like 'L0.attn.pattern'")
-        if layers is not None:
-            missing = sorted(set(layers) - set(stored))
+        if blocks is not None:
+            missing = sorted(set(blocks) - set(stored))
             if missing:
-                raise ValueError(f"layers {missing} have no stored attention pattern; stored layers: {stored}")
+                raise ValueError(f"blocks {missing} have no stored attention pattern (L{{i}}.attn.pattern); "
+                                 f"stored blocks: {stored}")
         self.store = store
         self.tokenizer = tokenizer
-        self.layers = list(layers) if layers is not None else stored
+        self.blocks = list(blocks) if blocks is not None else stored
         self.model_name = store.manifest.get("model", {}).get("name")
 
     def _row(self, **kw) -> dict:
@@ -71,18 +75,23 @@ class AttentionSuite:
         for i in tqdm(range(self.store.n_examples), desc="head statistics", unit="ex", disable=not progress):
             ids = torch.as_tensor(self.store.input_ids(i).astype(np.int64))
             punct = punctuation_mask(self._tokens(i))
-            for layer in self.layers:
-                p = torch.from_numpy(np.asarray(self.store[Site(layer, "attn.pattern")].example(i), np.float32))
-                acc.update(layer, p, cls=ids == cls_id, sep=ids == sep_id, punct=punct)
+            for block in self.blocks:
+                p = torch.from_numpy(np.asarray(self.store[Site(block, "attn.pattern")].example(i), np.float32))
+                acc.update(block, p, cls=ids == cls_id, sep=ids == sep_id, punct=punct)
         df = acc.to_frame()
-        return Results(self._row(site=f"L{r.layer}.attn.pattern", layer=r.layer, head=r.head,
+        return Results(self._row(**site_columns(Site(int(r.block), "attn.pattern", int(r.head))),
                                  metric=r.metric, value=r.value) for r in df.itertuples())
 
     def special_mass_by_layer(self, stats: Results | None = None) -> pd.DataFrame:
-        """Mean attention on [CLS], [SEP] and punctuation per layer (Clark et al. 2019, figure 2)."""
+        """Mean attention on [CLS], [SEP] and punctuation per layer (Clark et al. 2019, figure 2).
+
+        One row per analysed pattern: ``layer`` on the layer axis (block ``i`` is layer ``i + 1``), ``block``.
+        """
         df = (stats or self.head_statistics()).to_frame()
         df = df[df["metric"].isin(["cls", "sep", "punct"])]
-        return df.pivot_table(index="layer", columns="metric", values="value", aggfunc="mean").reset_index()
+        out = df.pivot_table(index=["layer", "block"], columns="metric", values="value", aggfunc="mean").reset_index()
+        out.columns.name = None
+        return out
 
     def dependency_heads(self, heads: Sequence[Sequence[int]], relations: Sequence[Sequence[str]], *,
                          progress: bool = True) -> tuple[Results, pd.DataFrame, pd.DataFrame]:
@@ -96,7 +105,7 @@ class AttentionSuite:
         Returns
         -------
         results : Results
-            ``metric="head_accuracy"``, ``task="dep:<relation>:<direction>"`` per (layer, head).
+            ``metric="head_accuracy"``, ``task="dep:<relation>:<direction>"`` per (block, head).
         best : DataFrame
             Best head per relation with the fixed-offset baseline beside it.
         baseline : DataFrame
@@ -110,12 +119,13 @@ class AttentionSuite:
             spans = self.store.word_spans(i)
             if len(spans) != len(heads[i]):
                 raise ValueError(f"example {i}: {len(spans)} stored words but {len(heads[i])} heads")
-            for layer in self.layers:
-                p = torch.from_numpy(np.asarray(self.store[Site(layer, "attn.pattern")].example(i), np.float32))
-                acc.update(layer, word_attention(p, spans), heads=heads[i], relations=relations[i])
+            for block in self.blocks:
+                p = torch.from_numpy(np.asarray(self.store[Site(block, "attn.pattern")].example(i), np.float32))
+                acc.update(block, word_attention(p, spans), heads=heads[i], relations=relations[i])
         table = acc.to_frame()
-        results = Results(self._row(task=f"dep:{r.relation}:{r.direction}", site=f"L{r.layer}.attn.pattern",
-                                    layer=r.layer, head=r.head, metric="head_accuracy", value=r.accuracy)
+        results = Results(self._row(task=f"dep:{r.relation}:{r.direction}",
+                                    **site_columns(Site(int(r.block), "attn.pattern", int(r.head))),
+                                    metric="head_accuracy", value=r.accuracy)
                           for r in table.itertuples())
         baseline = fixed_offset_baseline(list(zip(heads, relations)))
         best = acc.best_heads().merge(baseline.rename(columns={"accuracy": "baseline_accuracy",
@@ -124,15 +134,16 @@ class AttentionSuite:
         return results, best, baseline
 
     def rollout(self, i: int) -> np.ndarray:
-        """Attention rollout of example ``i`` after each analysed layer: ``[layers, T, T]``."""
+        """Attention rollout of example ``i`` after each block: ``[blocks, T, T]`` (entry k: through layer k + 1)."""
         return attention_rollout(self._patterns(i))
 
     def flow(self, i: int, *, output: int = 0, max_tokens: int = 64) -> np.ndarray:
-        """Attention flow into token ``output`` of example ``i`` after each layer: ``[layers, T]``."""
+        """Attention flow into token ``output`` of example ``i`` after each block: ``[blocks, T]``."""
         return attention_flow(self._patterns(i), output=output, max_tokens=max_tokens)
 
     def _patterns(self, i: int) -> list[torch.Tensor]:
-        if self.layers != list(range(len(self.layers))):
-            raise ValueError(f"rollout and flow need every layer from 0; analysed layers are {self.layers}")
-        return [torch.from_numpy(np.asarray(self.store[Site(layer, "attn.pattern")].example(i), np.float32))
-                for layer in self.layers]
+        if self.blocks != list(range(len(self.blocks))):
+            raise ValueError(f"rollout and flow need every block's pattern from block 0; analysed blocks are "
+                             f"{self.blocks}")
+        return [torch.from_numpy(np.asarray(self.store[Site(block, "attn.pattern")].example(i), np.float32))
+                for block in self.blocks]

@@ -22,7 +22,7 @@ __all__ = ["DependencyHeadAccuracy", "fixed_offset_baseline"]
 
 @dataclass
 class DependencyHeadAccuracy:
-    """Accumulates per (layer, head, relation, direction) accuracy over sentences.
+    """Accumulates per (block, head, relation, direction) accuracy over sentences.
 
     ``heads`` follow UD: 1-based head index per word, 0 for the root (roots
     are not scored).
@@ -39,8 +39,8 @@ class DependencyHeadAccuracy:
     _hits: dict = field(default_factory=lambda: defaultdict(float))
     _totals: dict = field(default_factory=lambda: defaultdict(int))
 
-    def update(self, layer: int, word_attn: torch.Tensor, *, heads: Sequence[int], relations: Sequence[str]) -> None:
-        """Add one sentence: ``word_attn`` is ``[n_heads, W, W]``."""
+    def update(self, block: int, word_attn: torch.Tensor, *, heads: Sequence[int], relations: Sequence[str]) -> None:
+        """Add one sentence: ``word_attn`` is ``[n_heads, W, W]``, the pattern ``L{block}.attn.pattern``."""
         a = word_attn.detach().double().clone()
         W = a.shape[-1]
         if len(heads) != W or len(relations) != W:
@@ -56,17 +56,17 @@ class DependencyHeadAccuracy:
             gold = h - 1
             for d, hits in (("dep->head", pred[:, i] == gold), ("head->dep", pred[:, gold] == i)):
                 for head_idx, hit in enumerate(hits):
-                    key = (layer, head_idx, rel, d)
+                    key = (block, head_idx, rel, d)
                     self._hits[key] += float(hit)
                     self._totals[key] += 1
 
     def to_frame(self) -> pd.DataFrame:
-        """Tidy rows ``layer, head, relation, direction, accuracy, n``."""
-        rows = [(*k, self._hits[k] / n, n) for k, n in sorted(self._totals.items())]
-        return pd.DataFrame(rows, columns=["layer", "head", "relation", "direction", "accuracy", "n"])
+        """Tidy rows ``layer, block, head, relation, direction, accuracy, n`` (``layer = block + 1``)."""
+        rows = [(k[0] + 1, *k, self._hits[k] / n, n) for k, n in sorted(self._totals.items())]
+        return pd.DataFrame(rows, columns=["layer", "block", "head", "relation", "direction", "accuracy", "n"])
 
     def best_heads(self) -> pd.DataFrame:
-        """For each relation, the best (layer, head, direction) and its accuracy."""
+        """For each relation, the best (block, head, direction) and its accuracy (with its ``layer``)."""
         df = self.to_frame()
         if df.empty:
             return df

@@ -10,8 +10,9 @@ by default) to the token positions of the embedding layer's output (or of
 over the hidden dimension; ``normalised`` divides them by their L2 norm.
 
 Baselines: each content token is replaced by the pad token (``"pad"``, the
-default) or by the mask token (``"mask"``); special tokens ([CLS], [SEP])
-stay, so the baseline is a sentence of the same length with no content.
+default), the mask token (``"mask"``) or the unknown-word token (``"unk"``,
+the blank-out of Abnar & Zuidema 2020); special tokens ([CLS], [SEP]) stay,
+so the baseline is a sentence of the same length with no content.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ class Attribution:
     ``scores`` are per token (raw sums over the hidden dimension);
     ``delta`` is captum's convergence delta where the method has one,
     ``f_input - f_baseline`` the quantity completeness compares it to;
-    ``site`` is where the scores land (``"emb"`` for the input-token methods).
+    ``site`` is where the scores land (``"emb"`` for the input-token methods);
+    ``n_blocks`` the model's number of blocks (the layer axis needs it for
+    ``final``).
     """
 
     method: str
@@ -62,13 +65,14 @@ class Attribution:
     delta: float | None = None
     extra: dict = field(default_factory=dict)
     site: str | None = None
+    n_blocks: int | None = None
 
     def to_results(self, *, example: int = 0, task: str = "attribution", model: str | None = None,
                    variant: str | None = None, split: str | None = None) -> Results:
         """Tidy rows: one per token (``metric`` = the method) plus this example's summary.
 
         See :func:`probekit.attribution.attribution_results` for the row layout;
-        ``example`` numbers the example in the ``task`` column.
+        ``example`` is the row's ``example`` number.
         """
         from probekit.attribution._results import attribution_results
 
@@ -174,11 +178,11 @@ class Attributor:
 
     def _baseline_ids(self, ids: torch.Tensor, special: Sequence[bool], baseline: str) -> torch.Tensor:
         tok = self.model.tokenizer
-        fill = {"pad": tok.pad_token_id, "mask": tok.mask_token_id}.get(baseline, "?")
+        fill = {"pad": tok.pad_token_id, "mask": tok.mask_token_id, "unk": tok.unk_token_id}.get(baseline, "?")
         if fill == "?":
-            raise ValueError(f"baseline must be 'pad' or 'mask', not {baseline!r}")
+            raise ValueError(f"baseline must be 'pad', 'mask' or 'unk', not {baseline!r}")
         if fill is None:
-            raise ValueError(f"the tokenizer has no {baseline} token; use the other baseline")
+            raise ValueError(f"the tokenizer has no {baseline} token; use another baseline")
         out = ids.clone()
         out[0, ~torch.tensor(special)] = fill
         return out
@@ -193,7 +197,7 @@ class Attributor:
         inputs : str or list of str / word lists
         target : int, optional
             Class to explain; default the predicted class of each example.
-        baseline : {"pad", "mask"}
+        baseline : {"pad", "mask", "unk"}
         n_steps : int
             Integration steps (integrated gradients, conductance).
         internal_batch_size : int
@@ -224,7 +228,7 @@ class Attributor:
             a = Attribution(self.method, self.model.tokenizer.convert_ids_to_tokens(list(ex.input_ids)),
                             scores, tgt, float(probs[0, tgt]),
                             float(f_base_all[0, tgt]) if has_completeness else None, delta, extra,
-                            site=str(self.site))
+                            site=str(self.site), n_blocks=self.model.n_layers)
             if self.method == "integrated_gradients" and a.completeness_error > max_delta:
                 logger.warning("integrated gradients: completeness error %.3g > %.3g for %r; raise n_steps",
                                a.completeness_error, max_delta, ex.text[:60])

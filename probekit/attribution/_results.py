@@ -1,18 +1,22 @@
-"""Attribution scores and method agreement as tidy :class:`~probekit._results.Results` rows.
+"""Attribution scores and method agreement as tidy :class:`probekit.Results` rows.
 
 Per-token scores (one row per token and method)::
 
-    task   = "<task>:ex<example>:<position>:<token>"   e.g. "attribution:ex3:5:funny"
-    site   = where the scores land ("emb", "L2.resid", "L5.attn.pattern")
-    layer  = that site's layer (empty for "emb")
-    metric = the method name ("integrated_gradients", "blank_out", ...)
-    value  = the token's score
+    task     = the task name (default "attribution")
+    example  = the example number
+    position = the token's position in the example
+    token    = the token
+    site     = where the scores land ("emb", "L2.resid", "L5.attn.pattern")
+    layer    = that site on the layer axis ("emb" 0, block i: i + 1)
+    block    = the block, for a block's internals ("L5.attn.pattern": 5)
+    metric   = the method name ("integrated_gradients", "blank_out", ...)
+    value    = the token's score
 
-Per-example summaries use ``task = "<task>:ex<example>"`` and metrics
-``"<method>:f_input"``, ``"<method>:target"``, and where the method has them
-``"<method>:completeness_error"`` and ``"<method>:delta"``.
-:func:`token_frame` turns the token rows back into columns ``example,
-position, token, method, value``.
+Per-example summaries have ``example`` but no ``position``/``token``, and
+metrics ``"<method>:f_input"``, ``"<method>:target"``, and where the method
+has them ``"<method>:completeness_error"`` and ``"<method>:delta"``.
+:func:`token_frame` selects the token rows as columns ``example, position,
+token, method, site, value``.
 
 Agreement between score sources (see :func:`~probekit.attribution.agreement`)
 becomes ``metric = "spearman:<a>~<b>"``, ``value`` the mean over examples,
@@ -28,7 +32,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from probekit._results import Results
+from probekit._results import Results, site_columns
 
 __all__ = ["attribution_results", "agreement_results", "token_frame", "mean_ci"]
 
@@ -73,14 +77,6 @@ def mean_ci(values, *, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -
     return float(x.mean()), float(low), float(high)
 
 
-def _site_layer(site: str | None) -> int | None:
-    if site and site.startswith("L"):
-        head = site[1:].split(".", 1)[0]
-        if head.isdigit():
-            return int(head)
-    return None
-
-
 def _context(model, variant, split) -> dict:
     return {"model": model, "variant": variant, "split": split}
 
@@ -96,8 +92,7 @@ def attribution_results(attributions, *, task: str = "attribution", model: str |
         A list holds one attribution per example (in order); a mapping holds
         one such list per method, all over the same examples.
     task : str
-        Prefix of the ``task`` column (``"<task>:ex<i>:<position>:<token>"``);
-        must not contain ``":"``.
+        The ``task`` column of every row.
     model, variant, split : str, optional
         Context columns copied to every row.
     examples : list of int, optional
@@ -114,13 +109,11 @@ def attribution_results(attributions, *, task: str = "attribution", model: str |
     >>> from probekit.attribution import Attribution
     >>> a = Attribution("saliency", ["[CLS]", "fine", "[SEP]"], np.array([0.0, 0.5, 0.0]), 1, 0.9, site="emb")
     >>> df = attribution_results([a], model="m").to_frame()
-    >>> df[df.metric == "saliency"][["task", "site", "value"]].values.tolist()[1]
-    ['attribution:ex0:1:fine', 'emb', 0.5]
+    >>> df[df.metric == "saliency"][["example", "position", "token", "site", "layer", "value"]].values.tolist()[1]
+    [0, 1, 'fine', 'emb', 0, 0.5]
     """
     from probekit.attribution._core import Attribution
 
-    if ":" in task:
-        raise ValueError(f"task {task!r} must not contain ':' (it separates the example and token fields)")
     if isinstance(attributions, Attribution):
         attributions = [attributions]
     by_method = dict(attributions) if isinstance(attributions, Mapping) else {None: list(attributions)}
@@ -142,15 +135,14 @@ def attribution_results(attributions, *, task: str = "attribution", model: str |
                 raise ValueError(f"attribution {i} ({a.method}) has {len(a.tokens)} tokens but "
                                  f"{len(a.scores)} scores")
             ex = i if examples is None else int(examples[i])
-            site = a.site or "emb"
-            base = {**ctx, "site": site, "layer": _site_layer(site)}
+            base = {**ctx, "task": task, **site_columns(a.site or "emb", a.n_blocks), "example": ex}
             for pos, (tok, s) in enumerate(zip(a.tokens, np.asarray(a.scores, float))):
-                rows.append({**base, "task": f"{task}:ex{ex}:{pos}:{tok}", "metric": a.method, "value": float(s)})
+                rows.append({**base, "position": pos, "token": str(tok), "metric": a.method, "value": float(s)})
             summary = {"f_input": a.f_input, "target": float(a.target), "completeness_error": a.completeness_error,
                        "delta": a.delta}
             for name, v in summary.items():
                 if v is not None:
-                    rows.append({**base, "task": f"{task}:ex{ex}", "metric": f"{a.method}:{name}", "value": float(v)})
+                    rows.append({**base, "metric": f"{a.method}:{name}", "value": float(v)})
     return Results(rows)
 
 
@@ -164,16 +156,18 @@ def token_frame(results: Results | pd.DataFrame) -> pd.DataFrame:
         ``variant``, ``split``), one row per token and method.
     """
     df = results.to_frame() if isinstance(results, Results) else results
-    parts = df["task"].astype(str).str.split(":", n=3, expand=True)
-    if parts.shape[1] < 4:
-        raise ValueError("no per-token rows (task '<task>:ex<i>:<position>:<token>') in these results")
-    keep = parts[3].notna() & parts[1].str.startswith("ex")
-    out = pd.DataFrame({"example": parts.loc[keep, 1].str[2:].astype(int),
-                        "position": parts.loc[keep, 2].astype(int), "token": parts.loc[keep, 3],
-                        "method": df.loc[keep, "metric"], "site": df.loc[keep, "site"],
-                        "value": df.loc[keep, "value"].astype(float)})
+    missing = {"example", "position", "token", "metric", "site", "value"} - set(df.columns)
+    if missing:
+        raise ValueError(f"these results lack the attribution columns {sorted(missing)}")
+    keep = df["position"].notna()
+    if not keep.any():
+        raise ValueError("no per-token rows (rows with a position) in these results")
+    out = pd.DataFrame({"example": df.loc[keep, "example"].astype(int),
+                        "position": df.loc[keep, "position"].astype(int),
+                        "token": df.loc[keep, "token"].astype(str), "method": df.loc[keep, "metric"],
+                        "site": df.loc[keep, "site"], "value": df.loc[keep, "value"].astype(float)})
     for col in ("model", "variant", "split"):
-        out[col] = df.loc[keep, col]
+        out[col] = df.loc[keep, col] if col in df.columns else None
     return out.reset_index(drop=True)
 
 
@@ -186,14 +180,16 @@ def agreement_results(table: pd.DataFrame, *, n_boot: int = 1000, alpha: float =
     ----------
     table : DataFrame
         The output of :func:`~probekit.attribution.agreement` (``example, a, b,
-        spearman``), optionally with a ``layer`` column (several tables, one
-        per layer, concatenated): then one row per layer and pair.
+        spearman``), optionally with a ``layer`` column on the layer axis
+        (several tables, one per layer, concatenated; e.g. attention of block
+        ``i`` or rollout through it is layer ``i + 1``): then one row per layer
+        and pair.
     n_boot, alpha, seed
         Percentile bootstrap over examples (see :func:`mean_ci`). Examples
         whose correlation is undefined (NaN: constant scores, fewer than 3
         tokens) are left out and logged.
     per_example : bool
-        Also write each example's correlation (``task = "<task>:ex<i>"``).
+        Also write each example's correlation (a row with ``example`` set).
     task, model, variant, split
         Context columns.
 
@@ -221,6 +217,8 @@ def agreement_results(table: pd.DataFrame, *, n_boot: int = 1000, alpha: float =
     for key, grp in table.groupby(keys, sort=True, dropna=False):
         layer, a, b = key if has_layer else (None, *key)
         layer = None if layer is None or pd.isna(layer) else int(layer)
+        if layer is not None and layer < 0:
+            raise ValueError(f"agreement table layer {layer} is not on the layer axis (emb is 0, block i is i + 1)")
         rho = grp["spearman"].to_numpy(float)
         n_nan = int((~np.isfinite(rho)).sum())
         if n_nan:
@@ -231,6 +229,6 @@ def agreement_results(table: pd.DataFrame, *, n_boot: int = 1000, alpha: float =
         rows.append({**ctx, "task": task, "layer": layer, "seed": seed, "metric": metric, "value": mean,
                      "ci_low": low, "ci_high": high})
         if per_example:
-            rows += [{**ctx, "task": f"{task}:ex{int(e)}", "layer": layer, "metric": metric, "value": float(v)}
+            rows += [{**ctx, "task": task, "layer": layer, "example": int(e), "metric": metric, "value": float(v)}
                      for e, v in zip(grp["example"], rho)]
     return Results(rows)

@@ -52,7 +52,8 @@ def _gold_trees(store, path: Path) -> tuple[list, list]:
               help="The store's model (alias, folder or hub name); only its tokenizer is loaded.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--example", "example", default=0, show_default=True, help="Example drawn as heatmap and rollout.")
-@click.option("--layer", type=int, default=None, help="Layer of the heatmap (default: the last stored).")
+@click.option("--layer", type=int, default=None,
+              help="Layer of the heatmap: block i's attention is layer i + 1 (default: the last stored).")
 @click.option("--ud-path", default=None,
               help="UD folder (e.g. the one 'probekit data path ud_ewt' prints): score heads as parsers against its "
                    "dev split.")
@@ -65,7 +66,8 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
 
     Writes head_statistics.csv, special_mass.csv (mean [CLS]/[SEP]/punctuation
     mass per layer), grid_entropy.png and grid_sep.png (layer x head),
-    heatmap_ex{I}_L{L}.png (example I, layer L, mean over heads) and
+    heatmap_ex{I}_L{B}.png (example I, the pattern of block B = layer - 1,
+    mean over heads) and
     rollout_ex{I}.png. With --conllu or --ud-path, also dependency_heads.csv
     (every head as a parser) and dependency_best.csv (best head per relation
     beside the fixed-offset baseline); the store must hold that file's
@@ -75,7 +77,7 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
     Examples:
       probekit extract --data rt --limit 200 --sites 'L0.attn.pattern,L1.attn.pattern,L2.attn.pattern,\\
           L3.attn.pattern,L4.attn.pattern,L5.attn.pattern' --out runs/attn
-      probekit attention --store runs/attn --model minilm-l6 --out runs/attn-report --example 3 --layer 5
+      probekit attention --store runs/attn --model minilm-l6 --out runs/attn-report --example 3 --layer 6
     """
     check_output(out)
     import torch
@@ -92,9 +94,11 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
         suite = AttentionSuite(store, tokenizer)
         if not 0 <= example < store.n_examples:
             raise ValueError(f"--example {example} is outside the store's {store.n_examples} examples")
-        layer = suite.layers[-1] if layer is None else layer
-        if layer not in suite.layers:
-            raise ValueError(f"--layer {layer} has no stored attention pattern; stored layers: {suite.layers}")
+        stored = [b + 1 for b in suite.blocks]  # the layer axis: block i's pattern is layer i + 1
+        layer = stored[-1] if layer is None else layer
+        if layer not in stored:
+            raise ValueError(f"--layer {layer} has no stored attention pattern; stored layers: {stored} "
+                             "(block i's pattern L{i}.attn.pattern is layer i + 1)")
         gold_path = _conllu_file(ud_path, conllu)
         gold = _gold_trees(store, gold_path) if gold_path is not None else None
     except (ValueError, FileNotFoundError, OSError, StoreError) as exc:
@@ -116,20 +120,22 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
     from probekit._sites import Site
 
     tokens = tokenizer.convert_ids_to_tokens(store.input_ids(example).tolist())
-    pattern = torch.from_numpy(store[Site(layer, "attn.pattern")].example(example).astype("float32"))
+    block = layer - 1
+    pattern = torch.from_numpy(store[Site(block, "attn.pattern")].example(example).astype("float32"))
     fig = attention_heatmap(pattern_frame(pattern, tokens),
-                            title=f"example {example}, layer {layer}, mean over heads")
-    name = f"heatmap_ex{example}_L{layer}.png"
+                            title=f"example {example}, layer {layer} (L{block}.attn.pattern), mean over heads")
+    name = f"heatmap_ex{example}_L{block}.png"
     _save(fig, outp / name)
     written.append(name)
-    if suite.layers == list(range(len(suite.layers))):
+    if suite.blocks == list(range(len(suite.blocks))):
         roll = suite.rollout(example)
         fig = attention_heatmap(pattern_frame(torch.as_tensor(roll[-1]), tokens),
-                                title=f"example {example}, attention rollout through layer {suite.layers[-1]}")
+                                title=f"example {example}, attention rollout through layer {len(suite.blocks)}")
         _save(fig, outp / f"rollout_ex{example}.png")
         written.append(f"rollout_ex{example}.png")
     else:
-        click.echo(f"rollout skipped: it needs every layer from 0, the store has {suite.layers}", err=True)
+        click.echo(f"rollout skipped: it needs every block's pattern from block 0, the store has blocks "
+                   f"{suite.blocks}", err=True)
 
     if gold is not None:
         results, best, _ = suite.dependency_heads(*gold, progress=progress)
@@ -137,10 +143,10 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
         best.to_csv(outp / "dependency_best.csv", index=False)
         written += ["dependency_heads.csv", "dependency_best.csv"]
 
-    click.echo(f"{store.n_examples} examples, layers {suite.layers}; wrote {', '.join(written)} to {outp}")
+    click.echo(f"{store.n_examples} examples, attention at layers {stored}; wrote {', '.join(written)} to {outp}")
     click.echo(mass.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if gold is not None:
-        cols = ["relation", "layer", "head", "direction", "accuracy", "baseline_accuracy", "n"]
+        cols = ["relation", "layer", "block", "head", "direction", "accuracy", "baseline_accuracy", "n"]
         click.echo(best[cols].head(10).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
@@ -153,7 +159,7 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
                    "gradient_shap, layer_conductance, attention_x_gradient, blank_out). Repeatable.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--target", type=int, default=None, help="Class to explain (default: each text's predicted class).")
-@click.option("--baseline", type=click.Choice(["pad", "mask"]), default="pad", show_default=True)
+@click.option("--baseline", type=click.Choice(["pad", "mask", "unk"]), default="pad", show_default=True)
 @click.option("--n-steps", default=50, show_default=True, help="Integration steps.")
 @click.option("--num-labels", type=int, default=None, help="Labels of the classification head, if not saved.")
 def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, ...], out: str, target: int | None,

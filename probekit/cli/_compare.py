@@ -81,10 +81,12 @@ def _probe_deltas(store_a, store_b, tasks, lmap, source, ud_path, limit, task_se
     res = probe_deltas(suites[0], suites[1], layer_map=lmap, n_boot=n_boot, seed=seed)
     df = res.to_frame()
     mean = df[df["metric"] == "delta_accuracy_mean"]
+    keys = ["task", "site", "layer", "site_b"]
     acc = df[df["metric"].isin(["accuracy_a", "accuracy_b"])].pivot_table(
-        index=["task", "site"], columns="metric", values="value").reset_index()
-    table = mean[["task", "site", "value", "ci_low", "ci_high"]].rename(columns={"value": "delta_accuracy"})
-    table = acc.merge(table, on=["task", "site"]).round(4)
+        index=keys, columns="metric", values="value").reset_index()
+    acc.columns.name = None
+    table = mean[keys + ["value", "ci_low", "ci_high"]].rename(columns={"value": "delta_accuracy"})
+    table = acc.merge(table, on=keys).round(4)
     return res, table
 
 

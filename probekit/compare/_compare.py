@@ -3,6 +3,12 @@
 Both stores must hold the same data (the data part of their fingerprints
 must match). Representational similarity streams over the stores' memory
 maps; attention deltas read one example at a time.
+
+Rows are indexed by A, the reference (usually the base model): ``site``,
+``layer``, ``block`` and ``head`` are A's (the one layer axis, see
+:func:`probekit.site_layer`), ``site_b`` is the site of B paired with it, so
+every variant compared with one base lines up on the base's layers, and the
+rows join other suites' rows of A on ``(site, layer)``.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from probekit._results import Results
-from probekit._sites import Site
+from probekit._results import Results, site_columns, store_blocks
+from probekit._sites import Site, site_layer
 from probekit.compare._layermap import head_map_for
 from probekit.compare._similarity import _whiten_basis, minibatch_cka, pwcca, rbf_cka, svcca
 from probekit.compare._streaming import CrossMoments
@@ -45,6 +51,7 @@ class Comparison:
     rows_used: dict[str, int] = field(default_factory=dict)
     model: str | None = None
     variant: str | None = None
+    n_blocks: int | None = None
 
     @property
     def measures(self) -> list[str]:
@@ -63,10 +70,10 @@ class Comparison:
         return self.matrices[measure]
 
     def matrix_results(self) -> Results:
-        """Every cell of every matrix as a tidy row (``site = "A~B"``, ``head`` empty).
+        """Every cell of every matrix as a tidy row (``site`` of A, ``site_b`` of B).
 
-        ``metric`` is ``"<measure>:<level>:matrix"``; ``layer`` is B's layer
-        (``emb`` is 0, ``L{i}`` is ``i + 1``).
+        ``metric`` is ``"<measure>:<level>:matrix"``; ``layer`` is A's layer
+        on the layer axis (``emb`` is 0, ``L{i}`` is ``i + 1``).
         """
         rows = [self._cell_row(a, b, measure, float(m.loc[a, b]), "matrix")
                 for measure, m in self.matrices.items() for a in m.index for b in m.columns]
@@ -74,8 +81,8 @@ class Comparison:
 
     def _cell_row(self, a: str, b: str, measure: str, value: float, kind: str | None) -> dict:
         metric = f"{measure}:{self.level}" + (f":{kind}" if kind else "")
-        return {"model": self.model, "variant": self.variant, "site": f"{a}~{b}",
-                "layer": Site.parse(b).depth, "metric": metric, "value": value}
+        return {"model": self.model, "variant": self.variant, **site_columns(a, self.n_blocks), "site_b": b,
+                "metric": metric, "value": value}
 
     def to_results(self, *, matrix: bool = False) -> Results:
         """The tidy rows (the diagonal and attention deltas), plus every matrix cell with ``matrix=True``."""
@@ -129,7 +136,7 @@ def _data_fingerprint(store) -> object:
 
 
 def _residual_sites(store) -> list[Site]:
-    return sorted((s for s in store.sites if s.component in ("emb", "resid")), key=lambda s: s.depth)
+    return sorted((s for s in store.sites if s.component in ("emb", "resid")), key=site_layer)
 
 
 def _rows(view, level: str, how: str | None):
@@ -324,24 +331,28 @@ def compare(
     matrices = {m: matrices[m] for m in measures}
     model_a = store_a.manifest.get("model", {}).get("name")
     model_b = store_b.manifest.get("model", {}).get("name")
+    n_blocks = store_blocks(store_a)
     rows = []
     for a, b in layer_map.items():
-        site = Site.parse(b)
         for measure, m in matrices.items():
-            rows.append({"model": model_a, "variant": model_b, "site": f"{a}~{b}", "layer": site.depth,
+            rows.append({"model": model_a, "variant": model_b, **site_columns(a, n_blocks), "site_b": b,
                          "metric": f"{measure}:{level}", "value": float(m.loc[a, b])})
     results = Results(rows)
     if attention:
         results = results + attention_deltas(store_a, store_b, progress=progress)
     return Comparison(matrices, results, dict(layer_map), level=level, rows_used=rows_used, model=model_a,
-                      variant=model_b)
+                      variant=model_b, n_blocks=n_blocks)
 
 
 def attention_deltas(store_a, store_b, *, head_map: Mapping[tuple[int, int], tuple[int, int]] | None = None,
                      progress: bool = True) -> Results:
     """Per head: mean Jensen-Shannon divergence (bits) and Pearson correlation of the two patterns.
 
-    ``head_map`` maps (layer, head) of A to (layer, head) of B; default:
+    Rows carry A's head (``site = "L{i}.attn.pattern"``, ``block = i``,
+    ``layer = i + 1``, ``head``) and B's head as ``site_b``
+    (``"L{j}.attn.pattern.h{k}"``).
+
+    ``head_map`` maps (block, head) of A to (block, head) of B; default:
     :func:`head_map_for`, which reads the variants' layer maps recorded in
     the stores (the surviving heads of a head-pruned model, a distilled
     student's teacher layers) and otherwise pairs the same head of the same
@@ -377,9 +388,10 @@ def attention_deltas(store_a, store_b, *, head_map: Mapping[tuple[int, int], tup
             corr[(la_, ha)] += float((x * y).sum() / den) * n_q if den > 0 else 0.0
     out = []
     for lay, head in head_map:
+        lb_, hb = head_map[(lay, head)]
         base = {"model": store_a.manifest.get("model", {}).get("name"),
                 "variant": store_b.manifest.get("model", {}).get("name"),
-                "site": f"L{lay}.attn.pattern", "layer": lay, "head": head}
+                **site_columns(Site(lay, "attn.pattern", head)), "site_b": str(Site(lb_, "attn.pattern", hb))}
         out.append({**base, "metric": "attention_jsd_bits", "value": jsd[(lay, head)] / rows_seen})
         out.append({**base, "metric": "attention_corr", "value": corr[(lay, head)] / rows_seen})
     return Results(out)

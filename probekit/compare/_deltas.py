@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from probekit._results import Results
+from probekit._results import Results, site_columns
 from probekit._sites import Site
 from probekit.probes._stats import _cells, _metric_from_weights, _resample, mcnemar
 
@@ -34,8 +34,10 @@ __all__ = ["probe_deltas"]
 _METRICS = ("accuracy", "macro_f1")
 
 
-def _depth(site: str) -> int:
-    return Site.parse(site).depth
+def _order(site: str) -> tuple:
+    """Sort key of sites within one model: emb, then block by block, final last (no model size needed)."""
+    s = Site.parse(site)
+    return (2, 0, str(s)) if s.component == "final" else (0 if s.layer is None else 1, s.layer or 0, str(s))
 
 
 def _suite_key(suite, which: str, key) -> tuple:
@@ -58,7 +60,7 @@ def _align(sites_a, sites_b, layer_map) -> dict[str, str]:
     bad = {a: b for a, b in layer_map.items() if a not in sites_a or b not in sites_b}
     if bad:
         raise ValueError(f"layer map entries {bad} name sites the probes did not cover; "
-                         f"A: {sorted(sites_a, key=_depth)}, B: {sorted(sites_b, key=_depth)}")
+                         f"A: {sorted(sites_a, key=_order)}, B: {sorted(sites_b, key=_order)}")
     return dict(layer_map)
 
 
@@ -85,8 +87,8 @@ def probe_deltas(a, b, *, layer_map: Mapping[str, str] | None = None, metric: st
     Returns
     -------
     Results
-        Per task, aligned site pair (``site = "A~B"``, ``layer`` = B's layer)
-        and probe: ``delta_<metric>`` per probe seed (paired bootstrap) with
+        Per task, aligned site pair (``site``, ``layer`` and ``block`` of A on
+        the layer axis, ``site_b`` of B) and probe: ``delta_<metric>`` per probe seed (paired bootstrap) with
         ``mcnemar_p`` beside it, ``delta_<metric>_mean`` over seeds (one
         bootstrap resampling shared by all seeds), and ``<metric>_a`` /
         ``<metric>_b`` (seed means). From result tables: ``delta_<metric>_mover``
@@ -135,7 +137,8 @@ def _from_suites(sa, sb, layer_map, metric, key_a, key_b, n_boot, alpha, seed) -
         sites_b = {k[1] for k in pb if k[0] == task}
         lmap = _align(sites_a, sites_b, layer_map)
         probes = sorted({k[2] for k in pa if k[0] == task} & {k[2] for k in pb if k[0] == task})
-        for site_a, site_b in sorted(lmap.items(), key=lambda kv: _depth(kv[1])):
+        n_blocks = getattr(sa, "n_blocks_", {}).get(ka)
+        for site_a, site_b in sorted(lmap.items(), key=lambda kv: _order(kv[0])):
             for probe in probes:
                 seeds = sorted({k[3] for k in pa if k[:3] == (task, site_a, probe)}
                                & {k[3] for k in pb if k[:3] == (task, site_b, probe)})
@@ -143,8 +146,8 @@ def _from_suites(sa, sb, layer_map, metric, key_a, key_b, n_boot, alpha, seed) -
                     continue
                 preds_a = [np.asarray(pa[(task, site_a, probe, s)]) for s in seeds]
                 preds_b = [np.asarray(pb[(task, site_b, probe, s)]) for s in seeds]
-                base = {"model": _label(ka), "variant": _label(kb), "task": task, "layer": _depth(site_b),
-                        "site": f"{site_a}~{site_b}", "head": None, "probe": probe, "split": None}
+                base = {"model": _label(ka), "variant": _label(kb), "task": task, **site_columns(site_a, n_blocks),
+                        "site_b": site_b, "probe": probe, "split": None}
                 rows += _paired_rows(base, y_a, preds_a, preds_b, seeds, metric, n_boot, alpha, rng_seed)
     return Results(rows)
 
@@ -191,6 +194,16 @@ def _frame(x) -> pd.DataFrame:
     raise TypeError(f"expected a ProbeSuite, Results or DataFrame, got {type(x).__name__}")
 
 
+def _table_site_columns(rows: pd.DataFrame, site: str) -> dict:
+    """``site_columns`` of ``site``, taking its layer from A's own rows (they know the model's size)."""
+    layers = rows.loc[rows["site"] == site, "layer"].dropna() if "layer" in rows.columns else pd.Series([])
+    if len(layers):
+        cols = site_columns(site, n_blocks=1)  # n_blocks only matters for final, whose layer is read below
+        cols["layer"] = int(layers.iloc[0])
+        return cols
+    return site_columns(site)
+
+
 def _mover(a, la, ua, b, lb, ub) -> tuple[float, float, float]:
     d = b - a
     return d, d - np.sqrt((b - lb) ** 2 + (ua - a) ** 2), d + np.sqrt((ub - b) ** 2 + (a - la) ** 2)
@@ -217,12 +230,13 @@ def _from_tables(ta, tb, layer_map, metric) -> Results:
         ga, gb = fa[fa["task"] == task], fb[fb["task"] == task]
         lmap = _align(set(ga["site"]), set(gb["site"]), layer_map)
         ia, ib = ga.set_index(keys), gb.set_index(keys)
-        for site_a, site_b in sorted(lmap.items(), key=lambda kv: _depth(kv[1])):
+        for site_a, site_b in sorted(lmap.items(), key=lambda kv: _order(kv[0])):
+            cols = _table_site_columns(ga, site_a)
             for probe in sorted(set(ga["probe"]) & set(gb["probe"])):
                 seeds = sorted(set(ga[(ga.site == site_a) & (ga.probe == probe)]["seed"])
                                & set(gb[(gb.site == site_b) & (gb.probe == probe)]["seed"]))
-                base = {"model": label(fa), "variant": label(fb), "task": task, "layer": _depth(site_b),
-                        "site": f"{site_a}~{site_b}", "head": None, "probe": probe, "split": None}
+                base = {"model": label(fa), "variant": label(fb), "task": task, **cols, "site_b": site_b,
+                        "probe": probe, "split": None}
                 per = []
                 for s in seeds:
                     ra, rb = ia.loc[(task, site_a, probe, s)], ib.loc[(task, site_b, probe, s)]

@@ -88,7 +88,7 @@ def stage_task_stores(ctx) -> dict:
 
 def stage_probes(ctx) -> dict:
     """The probe suite over the task stores: tidy results, summary tables and plots."""
-    from probekit._results import Results
+    from probekit import Results
     from probekit.plots import probe_curves, probe_heatmap, selectivity_curves
     from probekit.probes import ProbeSuite
     from probekit.store import ActivationStore
@@ -123,9 +123,12 @@ def stage_probes(ctx) -> dict:
 
 
 def _special_mass(stats: pd.DataFrame) -> pd.DataFrame:
+    """Mean over heads per layer (the layer axis: block ``i``'s pattern is layer ``i + 1``), with its block."""
     df = stats[stats["metric"].isin(["cls", "sep", "punct", "self", "prev", "next", "entropy"])]
-    out = df.pivot_table(index="layer", columns="metric", values="value", aggfunc="mean").reset_index()
-    cols = ["layer"] + [c for c in ("cls", "sep", "punct", "self", "prev", "next", "entropy") if c in out.columns]
+    out = df.pivot_table(index=["layer", "block"], columns="metric", values="value", aggfunc="mean").reset_index()
+    out.columns.name = None
+    cols = ["layer", "block"] + [c for c in ("cls", "sep", "punct", "self", "prev", "next", "entropy")
+                                 if c in out.columns]
     return out[cols]
 
 
@@ -136,7 +139,7 @@ def _mass_plot(mass: pd.DataFrame):
     for col in ("cls", "sep", "punct", "self"):
         if col in mass.columns:
             ax.plot(mass["layer"], mass[col], marker="o", label=f"[{col.upper()}]" if col in ("cls", "sep") else col)
-    ax.set_xlabel("layer")
+    ax.set_xlabel("layer (block i's attention is layer i + 1)")
     ax.set_ylabel("mean attention mass")
     ax.set_xticks(mass["layer"])
     ax.legend(frameon=False)
@@ -173,19 +176,23 @@ def stage_attention(ctx) -> dict:
     if not 0 <= i < store.n_examples:
         raise ValueError(f"attention.example is {i}, but the store has {store.n_examples} examples")
     tokens = tok.convert_ids_to_tokens(store.input_ids(i).tolist())
-    n = len(suite.layers)
-    layers = ac["heatmap_layers"] if ac["heatmap_layers"] is not None else sorted({0, n // 2, n - 1})
+    n = len(suite.blocks)
+    # heatmap_layers are on the layer axis: block i's pattern is layer i + 1
+    stored = [b + 1 for b in suite.blocks]
+    layers = ac["heatmap_layers"] if ac["heatmap_layers"] is not None else sorted({1, n // 2 + 1, n})
     for lay in layers:
-        if lay not in suite.layers:
-            raise ValueError(f"attention.heatmap_layers names layer {lay}; stored layers are {suite.layers}")
-        p = torch.from_numpy(np.asarray(store[Site(lay, "attn.pattern")].example(i), np.float32))
-        try_figure(ctx, lambda p=p, lay=lay: attention_heatmap(pattern_frame(p, tokens, head="mean"),
-                                                                 title=f"layer {lay}, mean over heads"),
-                   "attention", f"heatmap_L{lay}", outputs)
+        if lay not in stored:
+            raise ValueError(f"attention.heatmap_layers names layer {lay}; the stored attention patterns are layers "
+                             f"{stored} (block i's pattern is layer i + 1; layer 0, the embeddings, has none)")
+        block = lay - 1
+        p = torch.from_numpy(np.asarray(store[Site(block, "attn.pattern")].example(i), np.float32))
+        try_figure(ctx, lambda p=p, lay=lay, block=block: attention_heatmap(
+            pattern_frame(p, tokens, head="mean"), title=f"layer {lay} (L{block}.attn.pattern), mean over heads"),
+                   "attention", f"heatmap_L{block}", outputs)
     roll = suite.rollout(i)[-1]
     frame = pd.DataFrame(roll, index=tokens, columns=tokens)
-    try_figure(ctx, lambda: attention_heatmap(frame, title=f"attention rollout after layer {n - 1}"), "attention",
+    try_figure(ctx, lambda: attention_heatmap(frame, title=f"attention rollout through layer {n}"), "attention",
                "rollout", outputs)
-    top = sdf[sdf["metric"] == "sep"].nlargest(3, "value")[["layer", "head", "value"]]
+    top = sdf[sdf["metric"] == "sep"].nlargest(3, "value")[["layer", "block", "head", "value"]]
     return {"outputs": outputs, "info": {"example": " ".join(store.words(i)), "top_sep_heads": top.to_dict("records"),
                                          "special_mass": mass.round(4).to_dict("records")}}

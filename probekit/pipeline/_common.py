@@ -9,9 +9,6 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ("model", "variant", "task", "layer", "site", "head", "probe", "seed", "split", "metric", "value",
-                  "ci_low", "ci_high")
-
 
 def model_spec(cfg: dict):
     """``(spec for load_model, name, seed)`` of the config's ``model``."""
@@ -76,8 +73,14 @@ def try_figure(ctx, make, section: str, name: str, outputs: list[str]) -> None:
 
 
 def write_table(ctx, df: pd.DataFrame, name: str, outputs: list[str]) -> None:
-    """Write ``tables/<name>.csv``."""
+    """Write ``tables/<name>.csv`` (a results frame's ``extra`` mappings as JSON text)."""
+    import json
+
     rel = f"tables/{name}.csv"
+    if "extra" in df.columns:
+        df = df.assign(extra=[v if v is None or isinstance(v, str) or v != v else json.dumps(v, sort_keys=True,
+                                                                                              default=str)
+                              for v in df["extra"]])
     df.to_csv(ctx.path(rel), index=False)
     outputs.append(rel)
 

@@ -94,7 +94,8 @@ SCHEMA: dict[str, Any] = {
     },
     "attention": {
         "example": F((int,), 0, doc="the sentence drawn as a heatmap and rollout map", low=0),
-        "heatmap_layers": F((list, type(None)), None, item=(int,), doc="default: first, middle and last", low=0),
+        "heatmap_layers": F((list, type(None)), None, item=(int,), low=1,
+                            doc="layers to draw (block i's attention is layer i + 1); default: first, middle, last"),
     },
     "finetune": {
         "train_size": F((int, type(None)), None, doc="seeded sample of the RT train split (null: all)", low=1),

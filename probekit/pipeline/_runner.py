@@ -6,6 +6,11 @@ whose key matches and whose outputs all exist reuses the stage; a changed
 config key re-runs that stage and everything downstream of it; an
 interrupted run resumes at the first stage without a record (and
 extraction itself resumes at its last complete shard).
+
+``run.json`` records ``finished`` once every analysis stage is done, before
+the closing stages (the report) run, so that the report they write from
+``run.json`` says when the run finished; a run that stopped early has no
+``finished``.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ class Stage:
     fn : callable
         ``Context -> dict`` with ``outputs`` (paths relative to the run folder),
         optional ``fingerprints`` (store name -> manifest fingerprint) and ``info``.
+    closing : bool
+        Runs after the run is recorded as finished in ``run.json`` (it reads
+        the finished run, as the report does); closing stages come last.
     """
 
     name: str
@@ -56,6 +64,7 @@ class Stage:
     keys: tuple[str, ...]
     enabled: Callable[[dict], bool]
     fn: Callable[[Context], dict]
+    closing: bool = False
 
 
 @dataclass
@@ -192,6 +201,9 @@ def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, pr
     except ImportError:  # pragma: no cover
         pass
     for stage in plan(cfg):
+        if stage.closing and info["finished"] is None:
+            _finish(info)  # every analysis stage is done: the closing stages read a finished run.json
+            _write_json(run_dir / "run.json", info)
         t0, c0 = time.perf_counter(), time.process_time()
         key = stage_key(stage, cfg, ctx.records)
         rec = None if force else _load_record(run_dir, stage.name)
@@ -218,8 +230,14 @@ def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, pr
         info["stages"][stage.name] = {"key": rec["key"], "computed_seconds": round(rec.get("seconds", 0.0), 3),
                                       "info": rec.get("info", {})}
         _write_json(run_dir / "run.json", info)
-    info["finished"] = _now()
-    info["total_seconds"] = round(sum(info["timings"].values()), 3)
-    info["total_cpu_seconds"] = round(sum(info["cpu_seconds"].values()), 3)
+    _finish(info, keep_time=info["finished"] is not None)
     _write_json(run_dir / "run.json", info)
     return info
+
+
+def _finish(info: dict, *, keep_time: bool = False) -> None:
+    """Record the finish time (unless already recorded) and the totals of the stage timings so far."""
+    if not keep_time:
+        info["finished"] = _now()
+    info["total_seconds"] = round(sum(info["timings"].values()), 3)
+    info["total_cpu_seconds"] = round(sum(info["cpu_seconds"].values()), 3)

@@ -36,5 +36,5 @@ STAGES: list[Stage] = [
     Stage("compare", ("finetune", "variants"), _ANALYSIS + ("compare", "variants", "outputs.figures"),
           lambda cfg: cfg.get("compare") is not None and cfg.get("variants") is not None, stage_compare),
     Stage("report", ("extract", "probes", "attention", "finetune", "variants", "attribution", "compare"),
-          ("outputs", "name"), lambda cfg: bool(cfg["outputs"]["report"]), stage_report),
+          ("outputs", "name"), lambda cfg: bool(cfg["outputs"]["report"]), stage_report, closing=True),
 ]

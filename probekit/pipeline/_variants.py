@@ -151,7 +151,7 @@ def _variants_plot(table: pd.DataFrame):
 
 def stage_attribution(ctx) -> dict:
     """Attributions of a few test sentences by two (or more) methods, side by side."""
-    from probekit.attribution import Attributor, agreement
+    from probekit.attribution import Attributor, agreement, attribution_results
     from probekit.plots import attribution_html, attribution_png
 
     cfg, ac = ctx.cfg, ctx.cfg["attribution"]
@@ -162,16 +162,10 @@ def stage_attribution(ctx) -> dict:
     texts = list(pick["text"])
     model = _finetuned(ctx).model
     by_method = {m: Attributor(model, m).attribute(texts, n_steps=ac["n_steps"]) for m in ac["methods"]}
-    rows, outputs = [], []
+    outputs: list[str] = []
     label_names = {0: "negative", 1: "positive"}
     for k in range(len(texts)):
         first = by_method[ac["methods"][0]][k]
-        for m, atts in by_method.items():
-            a = atts[k]
-            for pos, (tok, s) in enumerate(zip(a.tokens, a.scores)):
-                rows.append({"model": str(model.name), "variant": "finetuned", "task": "sentiment", "site": "emb",
-                             "probe": m, "metric": "attribution", "value": float(s), "example": k,
-                             "position": pos, "token": tok, "target": a.target})
         scores = {m: by_method[m][k].scores for m in ac["methods"]}
         gold = label_names.get(int(pick["label"].iloc[k]), str(pick["label"].iloc[k]))
         title = f"example {k}: predicted {label_names.get(first.target, first.target)}, gold {gold}"
@@ -180,7 +174,9 @@ def stage_attribution(ctx) -> dict:
         outputs.append(rel)
         try_figure(ctx, lambda t=first.tokens, s=scores, ti=title: attribution_png(t, s, title=ti), "attributions",
                    f"example_{k}", outputs)
-    tidy = pd.DataFrame(rows)
+    # one row per token and method (example, position, token columns) plus per-example summaries
+    tidy = attribution_results(by_method, task="sentiment", model=str(model.name), variant="finetuned",
+                               split="test").to_frame()
     write_table(ctx, tidy, "attributions", outputs)
     content = [np.array([t not in ("[CLS]", "[SEP]", "<s>", "</s>") for t in a.tokens]) for a in
                by_method[ac["methods"][0]]]
@@ -226,10 +222,14 @@ def _maps(layer_map, n_heads: int) -> tuple[dict, dict]:
 
 
 def stage_compare(ctx) -> dict:
-    """Each variant against the fine-tuned original, layer by layer, on stores of the same sentences."""
-    from probekit.compare import attention_deltas, compare
+    """Each variant against the fine-tuned original, layer by layer, on stores of the same sentences.
+
+    Every table is on the original's layer axis (``layer`` of ``site``; ``site_b``/``layer_b`` are the
+    variant's site paired with it through the variant's layer map).
+    """
+    from probekit._sites import site_layer
+    from probekit.compare import attention_deltas, compare, probe_deltas
     from probekit.probes import ProbeSuite
-    from probekit.probes._task_store import site_layer
     from probekit.variants import load_variant
 
     cfg = ctx.cfg
@@ -246,32 +246,37 @@ def stage_compare(ctx) -> dict:
         outputs.append(f"stores/compare-{n}")
     base_v, base_st = stores["finetuned"]
     n_heads = base_v.model.n_heads
-    mat_rows, diag_rows, att = [], [], []
+    mat_rows, diag_rows, att, site_maps = [], [], [], {}
     for n in names[1:]:
         v, st = stores[n]
         site_map, head_map = _maps(v.layer_map, n_heads)
+        site_maps[n] = site_map
         comp = compare(base_st, st, layer_map=site_map, attention=False, progress=ctx.progress)
         for measure, m in comp.matrices.items():
             for a in m.index:
                 for b in m.columns:
-                    mat_rows.append({"variant": n, "measure": measure, "layer_a": site_layer(a),
-                                     "layer_b": site_layer(b), "value": float(m.loc[a, b])})
+                    mat_rows.append({"variant": n, "measure": measure, "site": a, "layer": site_layer(a),
+                                     "site_b": b, "layer_b": site_layer(b), "value": float(m.loc[a, b])})
             for a, b in site_map.items():
-                diag_rows.append({"variant": n, "measure": measure, "layer": site_layer(a),
-                                  "value": float(m.loc[a, b])})
+                diag_rows.append({"variant": n, "measure": measure, "site": a, "layer": site_layer(a),
+                                  "site_b": b, "value": float(m.loc[a, b])})
         ad = attention_deltas(base_st, st, head_map=head_map, progress=ctx.progress).to_frame()
         ad["variant"] = n
         att.append(ad)
-    mats = pd.DataFrame(mat_rows, columns=["variant", "measure", "layer_a", "layer_b", "value"])
-    diag = pd.DataFrame(diag_rows, columns=["variant", "measure", "layer", "value"])
+    mats = pd.DataFrame(mat_rows, columns=["variant", "measure", "site", "layer", "site_b", "layer_b", "value"])
+    diag = pd.DataFrame(diag_rows, columns=["variant", "measure", "site", "layer", "site_b", "value"])
     write_table(ctx, mats, "compare", outputs)
     write_table(ctx, diag, "compare_diagonal", outputs)
     attdf = pd.concat(att, ignore_index=True) if att else pd.DataFrame()
     write_table(ctx, attdf, "attention_deltas", outputs)
     if hasattr(data, "dataset"):
         suite = ProbeSuite(data, "linear", [cfg["seed"]], controls=False, n_boot=200)
-        res = suite.run({(str(base_v.model.name), k): s for k, (_, s) in stores.items()}).to_frame()
-        write_table(ctx, _probe_deltas(res), "probe_deltas", outputs)
+        model_name = str(base_v.model.name)
+        suite.run({(model_name, k): s for k, (_, s) in stores.items()})
+        deltas = [_probe_delta_table(probe_deltas(suite, suite, layer_map=site_maps[n], key_a=(model_name, "finetuned"),
+                                                  key_b=(model_name, n), n_boot=200, seed=cfg["seed"]).to_frame(), n)
+                  for n in names[1:]]
+        write_table(ctx, pd.concat(deltas, ignore_index=True) if deltas else pd.DataFrame(), "probe_deltas", outputs)
     try_figure(ctx, lambda: _diag_plot(diag), "compare", "diagonal_cka", outputs)
     for n in names[1:]:
         try_figure(ctx, lambda n=n: _matrix_plot(mats, n), "compare", f"cka_{n}", outputs)
@@ -282,13 +287,15 @@ def stage_compare(ctx) -> dict:
             "info": {"sentences": int(base_st.n_examples), "cka": summary.reset_index().to_dict("records")}}
 
 
-def _probe_deltas(res: pd.DataFrame) -> pd.DataFrame:
-    acc = res[res["metric"] == "accuracy_mean"][["variant", "task", "layer", "site", "value"]]
-    base = acc[acc["variant"] == "finetuned"].rename(columns={"value": "accuracy_finetuned"})
-    rows = acc[acc["variant"] != "finetuned"].rename(columns={"value": "accuracy"})
-    out = rows.merge(base[["task", "layer", "accuracy_finetuned"]], on=["task", "layer"], how="left")
-    out["delta"] = out["accuracy"] - out["accuracy_finetuned"]
-    return out.reset_index(drop=True)
+def _probe_delta_table(res: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """One row per task and aligned layer: the original's (base) probe accuracy, the variant's, and the paired delta."""
+    keys = ["task", "site", "layer", "site_b"]
+    wide = res.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
+    ci = res[res["metric"] == "delta_accuracy_mean"].set_index(keys)[["ci_low", "ci_high"]]
+    out = pd.DataFrame({"accuracy_base": wide["accuracy_a"], "accuracy": wide["accuracy_b"],
+                        "delta": wide["delta_accuracy_mean"]}).join(ci).reset_index()
+    out.insert(0, "variant", variant)
+    return out.sort_values(["task", "layer"], ignore_index=True)
 
 
 def _diag_plot(diag: pd.DataFrame):
@@ -313,8 +320,8 @@ def _matrix_plot(mats: pd.DataFrame, variant: str):
     m = mats[(mats["variant"] == variant) & (mats["measure"] == "linear_cka")]
     if m.empty:
         raise ValueError(f"no CKA matrix for {variant}")
-    frame = m.pivot(index="layer_a", columns="layer_b", values="value")
-    order_a = list(dict.fromkeys(m["layer_a"]))
+    frame = m.pivot(index="layer", columns="layer_b", values="value")
+    order_a = list(dict.fromkeys(m["layer"]))
     order_b = list(dict.fromkeys(m["layer_b"]))
     frame = frame.loc[order_a, order_b]
     frame.index = [f"layer {i}" for i in frame.index]

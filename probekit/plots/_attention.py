@@ -70,7 +70,10 @@ def attention_heatmap(frame: pd.DataFrame, *, title: str | None = None, cmap: st
 
 def layer_head_grid(df: pd.DataFrame, *, value: str = "value", title: str | None = None, cmap: str = "rocket_r",
                     fmt: str = ".2f", center: float | None = None):
-    """A layer x head heatmap of one statistic from a tidy frame with ``layer, head`` columns."""
+    """A layer x head heatmap of one statistic from a tidy frame with ``layer, head`` columns.
+
+    ``layer`` is the layer axis of results tables (the pattern of block ``i`` is layer ``i + 1``).
+    """
     missing = {"layer", "head", value} - set(df.columns)
     if missing:
         raise ValueError(f"layer_head_grid needs columns layer, head, {value}; missing {sorted(missing)}")

@@ -30,7 +30,7 @@ def diagonal_curves(frame: pd.DataFrame, *, measure: str = "linear_cka", ax=None
     ----------
     frame : DataFrame
         Rows of ``Comparison.to_frame()`` (metric ``"<measure>:<level>"``,
-        site ``"A~B"``, ``layer`` = B's layer); concatenate several
+        ``site``/``layer`` of A, ``site_b`` of B); concatenate several
         comparisons to draw several variants on one axis. Pairs are told
         apart by ``model``/``variant`` (and the level, when several).
     measure : str
@@ -60,7 +60,7 @@ def diagonal_curves(frame: pd.DataFrame, *, measure: str = "linear_cka", ax=None
         ax.plot(g["layer"], g["value"], marker="o", color=color, label=who)
     ticks = df.drop_duplicates("layer").sort_values("layer")
     ax.set_xticks(ticks["layer"])
-    ax.set_xlabel("layer of B (0 = embeddings), aligned to A through the layer map")
+    ax.set_xlabel("layer of A (0 = embeddings), paired with B's site through the layer map")
     ax.set_ylabel(measure.replace("_", " "))
     if measure != "procrustes":
         ax.set_ylim(min(0.0, float(df["value"].min()) - 0.02), 1.02)
@@ -105,23 +105,24 @@ def probe_delta_heatmap(frame: pd.DataFrame, *, metric: str | None = None, probe
         raise ValueError(f"no {metric!r} rows for probe {probe!r}")
     df["who"] = _who(df)
     pairs = list(dict.fromkeys(df["who"]))
-    n_sites = df["site"].nunique()
+    site_b = df["site_b"].fillna(df["site"]).astype(str) if "site_b" in df.columns else df["site"].astype(str)
+    df["pair"] = df["site"].astype(str) + np.where(site_b != df["site"].astype(str), "\n~" + site_b, "")
+    n_sites = df["pair"].nunique()
     n_tasks = df["task"].nunique()
     fig, axes = plt.subplots(1, len(pairs), figsize=(len(pairs) * (0.9 * n_sites + 2.8), 0.45 * n_tasks + 1.9),
                              squeeze=False)
     lim = float(np.nanmax(np.abs(df["value"]))) or 1.0
     for ax, who in zip(axes[0], pairs):
         g = df[df["who"] == who]
-        order = g.drop_duplicates("site").sort_values("layer")["site"].tolist()
-        val = g.pivot_table(index="task", columns="site", values="value", aggfunc="mean")[order]
+        order = g.drop_duplicates("pair").sort_values("layer")["pair"].tolist()
+        val = g.pivot_table(index="task", columns="pair", values="value", aggfunc="mean")[order]
         sig = g.assign(s=(g["ci_low"] > 0) | (g["ci_high"] < 0)).pivot_table(
-            index="task", columns="site", values="s", aggfunc="max")[order]
+            index="task", columns="pair", values="s", aggfunc="max")[order]
         annot = val.map(lambda v: f"{v:+.3f}") + sig.map(lambda s: "*" if s else "")
         sns.heatmap(val, ax=ax, annot=annot.values, fmt="", cmap="RdBu", vmin=-lim, vmax=lim, center=0,
                     annot_kws={"fontsize": 7}, cbar_kws={"label": metric})
-        ax.set_xticklabels([t.get_text().replace("~", "\n~") for t in ax.get_xticklabels()], fontsize=7,
-                           rotation=0)
-        ax.set_xlabel("site of A ~ site of B")
+        ax.set_xticklabels([t.get_text() for t in ax.get_xticklabels()], fontsize=7, rotation=0)
+        ax.set_xlabel("site of A (~ site of B where they differ), by layer of A")
         ax.set_title(f"{who} ({probe}); * interval excludes 0", fontsize=8)
     if title:
         fig.suptitle(title)

@@ -85,7 +85,7 @@ def probe_curves(frame: pd.DataFrame, *, metric: str = "accuracy", probe: str | 
         if not major.empty:
             ax.axhline(major["value"].mean(), color="grey", lw=1, ls=":", label="majority")
         ax.set_title(name)
-        ax.set_xlabel("layer")
+        ax.set_xlabel("layer (0 = embeddings)")
         ax.set_ylabel(metric)
     legend: dict[str, object] = {}
     for ax in flat[: len(names)]:
@@ -130,7 +130,7 @@ def probe_heatmap(frame: pd.DataFrame, *, metric: str = "accuracy_mean", probe: 
     sns.heatmap(table, ax=ax, annot=table.size <= 300, fmt=".2f", cmap="viridis", annot_kws={"fontsize": 7})
     title = f"{model}" + ("" if pd.isna(variant) else f" / {variant}") + f" · {probe} · {metric}"
     ax.set_title(title, fontsize=9)
-    ax.set_xlabel("layer")
+    ax.set_xlabel("layer (0 = embeddings)")
     fig.tight_layout()
     return fig
 

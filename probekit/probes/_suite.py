@@ -1,8 +1,10 @@
 """ProbeSuite: tasks x sites x probes x seeds over one or more activation stores.
 
-Every number is a tidy row of :class:`probekit._results.Results`
-(``model, variant, task, layer, site, head, probe, seed, split, metric,
-value, ci_low, ci_high``). Metrics, for each store, task and probe:
+Every number is a tidy row of :class:`probekit.Results` (``model, variant,
+task, layer, block, site, probe, seed, split, metric, value, ci_low,
+ci_high``; ``layer`` on the one layer axis: ``emb`` 0, ``L{i}.*`` ``i + 1``,
+``final`` after the last block; ``block`` = ``i`` for a block's sublayers
+such as ``L{i}.mlp.out``). Metrics, for each store, task and probe:
 
 - ``accuracy``, ``macro_f1`` per layer and seed, with a percentile bootstrap
   interval over test examples (``1 - alpha``, default 95%);
@@ -20,7 +22,7 @@ value, ci_low, ci_high``). Metrics, for each store, task and probe:
   the same test examples, first seed) and ``mcnemar_p_vs_prev``; with several
   stores, ``delta_accuracy_vs_reference``/``mcnemar_p_vs_reference`` of each
   store against the first one at the same site.
-- ``expected_layer`` (Tenney et al. 2019, layer 0 as the baseline) from the
+- ``expected_layer`` (Tenney et al. 2019, layer 0 as the baseline; on the layer axis) from the
   running maximum of the seed-mean accuracies over layers -- a stand-in for
   Tenney's cumulative scoring (a probe on layers ``0..l`` does at least as
   well as the best single one), which keeps every delta non-negative and the
@@ -42,13 +44,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.base import clone
 
-from probekit._results import Results
+from probekit._results import Results, store_blocks
+from probekit._sites import site_block, site_layer
 from probekit.probes._batched import fit_batched
 from probekit.probes._linear import LinearProbe
 from probekit.probes._mlp import MLPProbe
 from probekit.probes._stats import bootstrap_ci, center_of_gravity, expected_layer, mcnemar, paired_bootstrap
 from probekit.probes._structural import DepthProbe, DistanceProbe
-from probekit.probes._task_store import TaskInputs, site_layer, task_inputs
+from probekit.probes._task_store import TaskInputs, task_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +132,9 @@ class ProbeSuite:
         the test rows, after :meth:`run`.
     truth_ : dict
         ``(model, variant, task) -> gold test labels``.
+    n_blocks_ : dict
+        ``(model, variant) -> number of blocks`` of each store's model (the
+        layer of ``final`` is ``n_blocks + 1``).
 
     Examples
     --------
@@ -155,6 +161,7 @@ class ProbeSuite:
         self.structural = {"rank": 32, "max_iter": 20, **(structural or {})}
         self.predictions_: dict = {}
         self.truth_: dict = {}
+        self.n_blocks_: dict = {}
 
     # ------------------------------------------------------------------ run
     def run(self, stores) -> Results:
@@ -173,6 +180,8 @@ class ProbeSuite:
         """
         rows: list[dict] = []
         items = _as_stores(stores)
+        for model, variant, store in items:
+            self.n_blocks_[(model, variant)] = store_blocks(store)
         for task in self.tasks:
             control = None
             if self.controls and task.level in ("sentence", "word", "edge"):
@@ -201,6 +210,7 @@ class ProbeSuite:
     def _row(self, ctx, task_name, inp: TaskInputs | None, li, probe, seed, metric, value, lo=np.nan, hi=np.nan,
              split=None):
         return {**ctx, "task": task_name, "layer": None if li is None else inp.layers[li],
+                "block": None if li is None else site_block(inp.sites[li]),
                 "site": None if li is None else str(inp.sites[li]), "head": None, "probe": probe, "seed": seed,
                 "split": split if split is not None else (inp.test_split if inp is not None else None),
                 "metric": metric, "value": float(value), "ci_low": float(lo), "ci_high": float(hi)}
@@ -286,8 +296,9 @@ class ProbeSuite:
                 if ref is None or len(ref) != len(pred):
                     continue
                 pb = paired_bootstrap(y, pred, ref, n_boot=self.n_boot, alpha=self.alpha, random_state=seed)
-                base = {"model": model, "variant": variant, "task": t, "layer": site_layer(site), "site": site,
-                        "head": None, "probe": pname, "seed": seed, "split": None}
+                base = {"model": model, "variant": variant, "task": t,
+                        "layer": site_layer(site, self.n_blocks_.get((model, variant))), "block": site_block(site),
+                        "site": site, "head": None, "probe": pname, "seed": seed, "split": None}
                 out.append({**base, "metric": "delta_accuracy_vs_reference", "value": pb.difference,
                             "ci_low": pb.low, "ci_high": pb.high})
                 out.append({**base, "metric": "mcnemar_p_vs_reference", "value": mcnemar(y, pred, ref).pvalue,

@@ -7,8 +7,9 @@ label as metadata, word- and sentence-mean pooled), and
 :func:`check_alignment` refuses a store whose examples or words differ from
 the task's -- it never lets labels and rows drift apart silently.
 
-Layer numbering follows ``output_hidden_states``: ``emb`` is layer 0 and
-``L{i}.*`` is layer ``i + 1``.
+Layers are numbered on the one layer axis (:func:`probekit.site_layer`):
+``emb`` is layer 0, ``L{i}.*`` is layer ``i + 1`` and ``final`` comes after
+the last block.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from probekit._sites import Site
+from probekit._results import store_blocks
+from probekit._sites import Site, site_layer
 
 logger = logging.getLogger(__name__)
 
@@ -32,18 +34,6 @@ __all__ = ["StoreTaskMismatchError", "check_alignment", "extract_task", "extract
 
 class StoreTaskMismatchError(ValueError):
     """The store's examples are not the task's examples (count, order or words differ)."""
-
-
-def site_layer(site: Site | str) -> int:
-    """Layer index of a site: ``emb`` is 0, ``L{i}.*`` is ``i + 1``.
-
-    Examples
-    --------
-    >>> site_layer("emb"), site_layer("L2.resid")
-    (0, 3)
-    """
-    s = Site.parse(site)
-    return 0 if s.layer is None else int(s.layer) + 1
 
 
 def task_frame(task) -> pd.DataFrame:
@@ -223,7 +213,7 @@ class TaskInputs:
     """
 
     sites: list[Site]
-    layers: list[int]
+    layers: list[int]  # on the layer axis (emb 0, block i: i + 1, final: n_blocks + 1)
     X: list
     y: object
     train: np.ndarray
@@ -283,7 +273,8 @@ def task_inputs(store, task, sites=None) -> TaskInputs:
         sites = [s for s in sites if not s.is_attention]
     else:
         sites = [Site.parse(s) for s in sites]
-    sites = sorted(sites, key=lambda s: (site_layer(s), str(s)))
+    n_blocks = store_blocks(store)
+    sites = sorted(sites, key=lambda s: (site_layer(s, n_blocks), str(s)))
     if not sites:
         raise ValueError(f"store {store.path} has no token-level sites to probe")
     train_split, test_split = _splits(task.dataset.splits)
@@ -311,4 +302,4 @@ def task_inputs(store, task, sites=None) -> TaskInputs:
             X.append([W[offsets[k]:offsets[k + 1]] for k in range(len(offsets) - 1)])
     else:
         raise ValueError(f"unknown task level {task.level!r}")
-    return TaskInputs(sites, [site_layer(s) for s in sites], X, y, train, test, train_split, test_split)
+    return TaskInputs(sites, [site_layer(s, n_blocks) for s in sites], X, y, train, test, train_split, test_split)

@@ -4,9 +4,11 @@
 ``tables/*.csv``, ``figures/<section>__<name>.png``, ``attributions/*.html``)
 and writes ``report.html`` (figures embedded as data URIs, inline CSS, no
 script, nothing fetched from the network), ``report.md`` (relative image
-links) and a Parquet copy of every table. Sections: Overview, Probes,
-Attention, Attributions, Variants, Comparison; a section whose inputs are
-absent says so in one line.
+links) and a Parquet copy of every table. Sections: Findings (what the run
+found: best layers, selectivity, variant deltas), Probes, Attention,
+Attributions, Variants, Comparison, and last Provenance (run facts, when it
+finished, timings, versions, store fingerprints, config; collapsed, one
+click away); a section whose inputs are absent says so in one line.
 
 Examples
 --------
@@ -102,9 +104,10 @@ def write_report(run_dir: str | Path, *, max_rows: int = 25, title: str | None =
     title = title or f"probekit report: {name}"
     present = [s.title for s in sections if not s.empty]
     model = (run.run.get("config") or {}).get("model") if isinstance(run.run.get("config"), dict) else None
-    subtitle = " · ".join(str(x) for x in (model if isinstance(model, str) else None,
-                                            run.run.get("finished"), f"{len(present)} of {len(sections)} sections")
-                          if x)
+    finished = run.run.get("finished")
+    when = f"finished {finished}" if finished else ("not finished" if run.run.get("started") else None)
+    subtitle = " · ".join(str(x) for x in (model if isinstance(model, str) else None, when,
+                                            f"{len(present)} of {len(sections)} sections") if x)
     from probekit import __version__
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

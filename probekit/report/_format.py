@@ -14,8 +14,8 @@ import pandas as pd
 __all__ = ["Table", "fmt_number", "format_frame", "merge_intervals", "drop_empty", "pretty_seconds"]
 
 #: Columns whose numbers are counts (shown with thousands separators, no decimals).
-_COUNT_COLUMNS = {"params", "n", "n_examples", "count", "layer", "head", "seed", "layer_a", "layer_b",
-                  "expected_layer_int", "throughput_b32"}
+_COUNT_COLUMNS = {"params", "n", "n_examples", "count", "layer", "block", "head", "seed", "layer_a", "layer_b",
+                  "example", "position", "expected_layer_int", "throughput_b32"}
 
 
 def fmt_number(v, *, digits: int = 3, count: bool = False) -> str:
@@ -72,8 +72,8 @@ def drop_empty(df: pd.DataFrame) -> pd.DataFrame:
 def merge_intervals(df: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
     """Replace each ``X, ci_low, ci_high`` triple by one text column ``X [low, high]``.
 
-    ``X`` is ``value`` when present, else ``accuracy``; rows without an
-    interval show the value alone.
+    ``X`` is ``value`` when present, else ``delta`` (a difference and its
+    interval), else ``accuracy``; rows without an interval show the value alone.
 
     Examples
     --------
@@ -83,7 +83,7 @@ def merge_intervals(df: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
     """
     if not {"ci_low", "ci_high"} <= set(df.columns):
         return df
-    target = "value" if "value" in df.columns else "accuracy" if "accuracy" in df.columns else None
+    target = next((c for c in ("value", "delta", "accuracy") if c in df.columns), None)
     if target is None:
         return df
     out = df.copy()

@@ -65,6 +65,7 @@ figure figcaption { font-size:12px; color:var(--muted); margin-top:3px; }
 .bar .secs { text-align:right; font-variant-numeric: tabular-nums; color:var(--muted); }
 details { margin:8px 0; }
 details summary { cursor:pointer; color:var(--muted); font-size:13px; }
+details.section > summary { font-size:14px; margin-bottom:6px; }
 pre { background:#f3f4f7; border:1px solid var(--line); border-radius:6px; padding:10px 12px; font-size:12px;
   overflow-x:auto; }
 .frag { border:1px solid var(--line); border-radius:6px; padding:6px 10px; margin:8px 0; overflow-x:auto; }
@@ -90,7 +91,9 @@ _PAGE = """<!doctype html>
 <section class="card" id="{{ s.id }}">
 <h2>{{ s.title }}</h2>
 {% if s.empty %}<p class="note">{{ s.note }}</p>{% endif %}
+{% if s.collapsed and not s.empty %}<details class="section"><summary>{{ s.summary or "show" }}</summary>{% endif %}
 {% for b in s.blocks %}{{ block(b) }}{% endfor %}
+{% if s.collapsed and not s.empty %}</details>{% endif %}
 </section>
 {% endfor %}
 </main>
@@ -125,7 +128,8 @@ def _data_uri(path: Path) -> str:
 def _block_html(b) -> Markup:
     e = html.escape
     if b.kind == "text":
-        return Markup('<ul class="lead">' + "".join(f"<li>{e(t)}</li>" for t in b.data) + "</ul>")
+        head = f"<h3>{e(b.caption)}</h3>" if b.caption else ""
+        return Markup(head + '<ul class="lead">' + "".join(f"<li>{e(t)}</li>" for t in b.data) + "</ul>")
     if b.kind == "facts":
         items = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in b.data)
         return Markup(f'<dl class="facts">{items}</dl>')
@@ -180,6 +184,7 @@ def render_html(sections: list, *, title: str, subtitle: str = "", footer: str =
     class _View:
         def __init__(self, s):
             self.id, self.title, self.note, self.empty = s.id, s.title, s.note, s.empty
+            self.collapsed, self.summary = s.collapsed, s.summary
             self.blocks = _group_figures(s.blocks)
 
     return env.from_string(_PAGE).render(title=title, subtitle=subtitle, footer=footer, css=Markup(CSS),
@@ -217,9 +222,11 @@ def render_markdown(sections: list, *, title: str, subtitle: str = "") -> str:
         out += [f'<a id="{s.id}"></a>', "", f"## {s.title}", ""]
         if s.empty:
             out += [f"*{s.note}*", ""]
+        elif s.collapsed and s.summary:
+            out += [f"*{s.summary}.*", ""]
         for b in s.blocks:
             if b.kind == "text":
-                out += [f"- {t}" for t in b.data] + [""]
+                out += ([f"**{b.caption}**", ""] if b.caption else []) + [f"- {t}" for t in b.data] + [""]
             elif b.kind == "facts":
                 out += [f"- **{k}**: {v}" for k, v in b.data] + [""]
             elif b.kind == "table":

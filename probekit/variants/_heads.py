@@ -141,7 +141,10 @@ def _family(model: nn.Module) -> str:
 
 
 def head_magnitudes(model: nn.Module) -> pd.DataFrame:
-    """L2 norm of each head's Q, K, V rows and output-projection columns (the magnitude fallback)."""
+    """L2 norm of each head's Q, K, V rows and output-projection columns (the magnitude fallback).
+
+    Columns ``layer, block, head, importance`` as :func:`probekit.attention.head_importance`.
+    """
     family = _family(model)
     t = _table(family)
     hs = _head_size(model)
@@ -152,22 +155,26 @@ def head_magnitudes(model: nn.Module) -> pd.DataFrame:
         for h in range(_n_heads_now(block, t)):
             sl = slice(h * hs, (h + 1) * hs)
             sq = sum(float(x[sl].pow(2).sum()) for x in w) + float(o[:, sl].pow(2).sum())
-            rows.append((layer, h, sq ** 0.5))
-    return pd.DataFrame(rows, columns=["layer", "head", "importance"])
+            rows.append((layer + 1, layer, h, sq ** 0.5))
+    return pd.DataFrame(rows, columns=["layer", "block", "head", "importance"])
 
 
 def _choose_heads(scores: pd.DataFrame, n_heads: dict[int, int], fraction: float) -> list[tuple[int, int]]:
     """Lowest-importance heads, ``fraction`` of all, never emptying a layer."""
+    missing = {"block", "head", "importance"} - set(scores.columns)
+    if missing:
+        raise ValueError(f"head scores need columns block, head, importance (block i is L{{i}}.attn.pattern); "
+                         f"missing {sorted(missing)}")
     total = sum(n_heads.values())
     n_prune = int(round(fraction * total))
     left = dict(n_heads)
     chosen = []
-    for r in scores.sort_values(["importance", "layer", "head"]).itertuples():
+    for r in scores.sort_values(["importance", "block", "head"]).itertuples():
         if len(chosen) == n_prune:
             break
-        if left[r.layer] > 1:
-            chosen.append((int(r.layer), int(r.head)))
-            left[r.layer] -= 1
+        if left[int(r.block)] > 1:
+            chosen.append((int(r.block), int(r.head)))
+            left[int(r.block)] -= 1
     return chosen
 
 
@@ -185,7 +192,7 @@ def prune_heads(src: HookedModel | ModelVariant, recipe: HeadPruneRecipe | None 
         Needed for Michel importance (if missing, magnitude is used, with a
         warning) and for the recovery fine-tune.
     scores : DataFrame, optional
-        Precomputed ``layer, head, importance`` (e.g. from
+        Precomputed ``block, head, importance`` (e.g. from
         :func:`probekit.attention.head_importance`).
     eval_data, out
         Validation data and output folder of the recovery fine-tune.

@@ -40,7 +40,7 @@ def test_head_statistics_by_hand():
     assert df[(1, "next")] == pytest.approx(3 / 16)
     # distance of uniform attention over 4 tokens: mean |q-k| = (6+4+4+6)/16
     assert df[(1, "distance")] == pytest.approx(20 / 16)
-    assert set(acc.to_frame()["layer"]) == {2}
+    assert set(acc.to_frame()["block"]) == {2} and set(acc.to_frame()["layer"]) == {3}
 
 
 def test_head_statistics_weights_queries_equally_across_examples():

@@ -46,8 +46,9 @@ def test_zero_mask_equals_zeroing_the_heads_value_slice():
 def test_head_importance_table():
     m = probekit.load_model(tiny_config("bert"), head="sequence-classification", num_labels=2, seed=2)
     df = head_importance(m, TEXTS, labels=[1, 0, 0, 1], batch_size=3)
-    assert list(df.columns) == ["layer", "head", "importance"] and len(df) == 8
-    norms = df.groupby("layer")["importance"].apply(lambda s: (s**2).sum() ** 0.5)
+    assert list(df.columns) == ["layer", "block", "head", "importance"] and len(df) == 8
+    assert (df["layer"] == df["block"] + 1).all() and set(df["block"]) == {0, 1}
+    norms = df.groupby("block")["importance"].apply(lambda s: (s**2).sum() ** 0.5)
     assert norms.round(6).tolist() == [1.0, 1.0]
     raw = head_importance(m, TEXTS, labels=[1, 0, 0, 1], normalise=False, batch_size=4)
     assert (raw["importance"] > 0).all()

@@ -57,6 +57,20 @@ def test_blank_out_by_hand(clf):
     assert a.scores[0] == 0 and a.scores[-1] == 0  # special tokens are never blanked
 
 
+def test_blank_out_with_unk_by_hand(clf):
+    """Blank-out as Abnar & Zuidema 2020 define it: each token replaced by the unknown-word token."""
+    (a,) = Attributor(clf, "blank_out").attribute(TEXTS[:1], target=1, baseline="unk")
+    ids = torch.tensor([clf.tokenize(TEXTS[:1]).examples[0].input_ids])
+    with torch.no_grad():
+        f = clf.model(input_ids=ids).logits.softmax(-1)[0, 1]
+        blank = ids.clone()
+        blank[0, 2] = clf.tokenizer.unk_token_id
+        g = clf.model(input_ids=blank).logits.softmax(-1)[0, 1]
+    assert a.scores[2] == pytest.approx((f - g).item(), abs=1e-6)
+    (pad,) = Attributor(clf, "blank_out").attribute(TEXTS[:1], target=1)
+    assert not np.allclose(a.scores, pad.scores)  # another baseline token, other scores
+
+
 def test_blank_out_batched_equals_one_at_a_time(clf):
     one = Attributor(clf, "blank_out").attribute(TEXTS, internal_batch_size=1)
     many = Attributor(clf, "blank_out").attribute(TEXTS, internal_batch_size=7)

@@ -39,7 +39,10 @@ def test_attribution_rows_round_trip(clf, tmp_path):
             assert got["token"].tolist() == a.tokens
             np.testing.assert_allclose(got["value"].to_numpy(), a.scores)
     assert set(tok["site"]) == {"emb"} and set(df["model"]) == {"tiny"} and set(df["split"]) == {"test"}
-    summary = df[df["task"] == "attribution:ex10"].set_index("metric")["value"]
+    assert set(df["task"]) == {"attribution"}
+    tokens = df[df["position"].notna()]
+    assert len(tokens) == 2 * n_tokens and set(tokens["layer"]) == {0} and tokens["block"].isna().all()
+    summary = df[(df["example"] == 10) & df["position"].isna()].set_index("metric")["value"]
     ig = by_method["integrated_gradients"][0]
     assert summary["integrated_gradients:completeness_error"] == pytest.approx(ig.completeness_error)
     assert summary["blank_out:target"] == 1.0 and summary["blank_out:f_input"] == pytest.approx(ig.f_input)
@@ -47,8 +50,9 @@ def test_attribution_rows_round_trip(clf, tmp_path):
     # one Attribution alone, and the same rows written through CSV
     one = by_method["blank_out"][1].to_results(example=4)
     assert token_frame(one)["example"].unique().tolist() == [4]
-    back = token_frame(pd.read_csv(one.to_csv(tmp_path / "r.csv")))
+    back = token_frame(Results.read_csv(one.to_csv(tmp_path / "r.csv")))
     assert back["token"].tolist() == by_method["blank_out"][1].tokens
+    assert token_frame(pd.read_csv(tmp_path / "r.csv"))["token"].tolist() == by_method["blank_out"][1].tokens
     np.testing.assert_allclose(back["value"], by_method["blank_out"][1].scores)
 
 
@@ -56,7 +60,8 @@ def test_attention_site_and_layer(clf):
     (a,) = Attributor(clf, "attention_x_gradient").attribute(TEXTS[:1])
     assert a.site == "L1.attn.pattern"
     df = a.to_results().to_frame()
-    assert set(df["site"]) == {"L1.attn.pattern"} and set(df["layer"]) == {1}
+    # block 1's pattern: layer 2 on the one layer axis, block 1 (today's main put the block index in layer)
+    assert set(df["site"]) == {"L1.attn.pattern"} and set(df["layer"]) == {2} and set(df["block"]) == {1}
 
 
 def test_attribution_results_bad_input():
@@ -66,8 +71,8 @@ def test_attribution_results_bad_input():
         attribution_results({"saliency": [a, a], "blank_out": [b]})
     with pytest.raises(ValueError, match="made by method 'blank_out'"):
         attribution_results({"saliency": [b]})
-    with pytest.raises(ValueError, match="must not contain ':'"):
-        attribution_results([a], task="a:b")
+    # a task name with ':' is just a name now: the example and token have their own columns
+    assert set(attribution_results([a], task="a:b").to_frame()["task"]) == {"a:b"}
     with pytest.raises(ValueError, match="2 tokens but 3 scores"):
         attribution_results([Attribution("saliency", ["[CLS]", "x"], np.zeros(3), 0, 0.5)])
     with pytest.raises(TypeError, match="expected Attribution"):
@@ -98,12 +103,13 @@ def test_agreement_results_per_layer():
         tables.append(t)
     res = agreement_results(pd.concat(tables), per_example=True, task="rt", model="m", n_boot=200)
     df = res.to_frame()
-    top = df[df["task"] == "rt"].set_index("layer")
+    top = df[df["example"].isna()].set_index("layer")
     assert set(top["metric"]) == {"spearman:blank_out~raw"}
     assert top.loc[0, "value"] == pytest.approx(1.0) and top.loc[1, "value"] == pytest.approx(-1.0)
     assert (top["ci_low"] <= top["value"]).all() and (top["value"] <= top["ci_high"]).all()
-    per = df[df["task"].str.startswith("rt:ex")]
-    assert len(per) == 6 and per["ci_low"].isna().all()
+    per = df[df["example"].notna()]
+    assert len(per) == 6 and per["ci_low"].isna().all() and set(per["task"]) == {"rt"}
+    assert sorted(per["example"].unique()) == [0, 1, 2]
     with pytest.raises(ValueError, match="lacks columns"):
         agreement_results(pd.DataFrame({"a": ["x"], "b": ["y"]}))
 

@@ -60,17 +60,18 @@ def test_attention_report(tiny_dir, conllu_store, tmp_path):
     store, conllu = conllu_store
     out = tmp_path / "report"
     r = CliRunner().invoke(main, ["attention", "--store", str(store), "--model", str(tiny_dir), "--out", str(out),
-                                  "--example", "1", "--layer", "0", "--conllu", str(conllu)])
+                                  "--example", "1", "--layer", "1", "--conllu", str(conllu)])
     assert r.exit_code == 0, r.output
     for name in ("head_statistics.csv", "special_mass.csv", "grid_entropy.png", "grid_sep.png",
                  "heatmap_ex1_L0.png", "rollout_ex1.png", "dependency_heads.csv", "dependency_best.csv"):
         assert (out / name).stat().st_size > 0, name
     stats = pd.read_csv(out / "head_statistics.csv")
-    assert set(stats["layer"]) == {0, 1} and set(stats["head"]) == {0, 1, 2, 3}
+    # block i's attention is layer i + 1 (the layer axis of every table); the block beside it
+    assert set(stats["layer"]) == {1, 2} and set(stats["block"]) == {0, 1} and set(stats["head"]) == {0, 1, 2, 3}
     ent = stats[stats["metric"] == "entropy"]["value"]
     assert (ent > 0).all() and (ent <= 2.4).all()  # at most log(10 tokens)
     mass = pd.read_csv(out / "special_mass.csv")
-    assert list(mass["layer"]) == [0, 1]
+    assert list(mass["layer"]) == [1, 2] and list(mass["block"]) == [0, 1]
     assert ((mass[["cls", "sep", "punct"]] >= 0).all().all() and (mass[["cls", "sep", "punct"]].sum(axis=1) < 1).all())
     best = pd.read_csv(out / "dependency_best.csv")
     assert {"det", "nsubj", "obj", "punct", "advmod"} <= set(best["relation"])
@@ -78,7 +79,8 @@ def test_attention_report(tiny_dir, conllu_store, tmp_path):
     assert best.set_index("relation").loc["det", "n"] == 3
     # fixed offset: every det here heads the next word
     assert best.set_index("relation").loc["det", "baseline_accuracy"] == 1.0
-    assert "2 examples, layers [0, 1]" in r.output and "det" in r.output
+    assert "2 examples, attention at layers [1, 2]" in r.output and "det" in r.output
+    assert set(best["layer"] - best["block"]) == {1}
 
 
 def test_attention_errors(tiny_dir, conllu_store, tmp_path):
@@ -86,6 +88,8 @@ def test_attention_errors(tiny_dir, conllu_store, tmp_path):
     base = ["attention", "--store", str(store), "--model", str(tiny_dir), "--out", str(tmp_path / "o")]
     r = CliRunner().invoke(main, base + ["--layer", "5"])
     assert r.exit_code != 0 and "no stored attention pattern" in r.output
+    r = CliRunner().invoke(main, base + ["--layer", "0"])  # layer 0 is the embeddings: no attention there
+    assert r.exit_code != 0 and "stored layers: [1, 2]" in r.output
     r = CliRunner().invoke(main, base + ["--example", "9"])
     assert r.exit_code != 0 and "outside the store's 2 examples" in r.output
     other = tmp_path / "other.conllu"
@@ -124,9 +128,9 @@ def test_attribute_report(tiny_dir, tmp_path):
     assert tok["token"].tolist() == wide["token"].tolist()
     assert tok["value"].to_numpy() == pytest.approx(wide["score"].to_numpy())
     agree = tidy[tidy["metric"] == "spearman:integrated_gradients~saliency"]
-    mean = agree[agree["task"] == "attribution"].iloc[0]
+    mean = agree[agree["example"].isna()].iloc[0]
     assert len(agree) == 3 and -1 <= mean["value"] <= 1 and mean["ci_low"] <= mean["value"] <= mean["ci_high"]
-    assert mean["value"] == pytest.approx(agree[agree["task"] != "attribution"]["value"].mean())
+    assert mean["value"] == pytest.approx(agree[agree["example"].notna()]["value"].mean())
 
 
 def test_attribute_errors(tiny_dir, tmp_path):

@@ -49,8 +49,8 @@ def test_compare_cli_default_outputs(stores, tmp_path):
                  "heatmap_svcca.png", "diagonal.png"):
         assert (out / name).stat().st_size > 0, name
     diag = pd.read_csv(out / "compare_diagonal.csv").set_index(["site", "metric"])["value"]
-    assert diag[("L0.resid~L0.resid", "linear_cka:sentence")] == pytest.approx(1.0, abs=1e-6)
-    assert diag[("L1.resid~L1.resid", "linear_cka:sentence")] < 0.99
+    assert diag[("L0.resid", "linear_cka:sentence")] == pytest.approx(1.0, abs=1e-6)
+    assert diag[("L1.resid", "linear_cka:sentence")] < 0.99
     full = pd.read_csv(out / "compare.csv")
     assert (full.metric == "svcca:sentence:matrix").sum() == 9
     att = pd.read_csv(out / "attention_deltas.csv")
@@ -66,7 +66,8 @@ def test_compare_cli_token_level_explicit_map_and_errors(stores, tmp_path):
                                   "--layer-map", "L0.resid=L1.resid", "--measure", "procrustes"])
     assert r.exit_code == 0, r.output
     diag = pd.read_csv(out / "compare_diagonal.csv")
-    assert list(diag.site) == ["L0.resid~L1.resid"] and list(diag.metric) == ["procrustes:token"]
+    assert list(diag.site) == ["L0.resid"] and list(diag.site_b) == ["L1.resid"] and list(diag.layer) == [1]
+    assert list(diag.metric) == ["procrustes:token"]
     assert not (out / "attention_deltas.csv").exists()
     bad = CliRunner().invoke(main, ["compare", str(a), str(b), "--out", str(out), "--layer-map", "L0.resid"])
     assert bad.exit_code != 0 and "SITE_A=SITE_B" in bad.output
@@ -87,7 +88,8 @@ def test_compare_cli_layer_map_from_student_recipe(tmp_path):
     assert r.exit_code == 0, r.output
     assert "layer map (from the stores' variant records): emb -> emb, L1.resid -> L0.resid" in r.output
     diag = pd.read_csv(out / "compare_diagonal.csv")
-    assert list(diag.site) == ["emb~emb", "L1.resid~L0.resid"]
+    assert list(diag.site) == ["emb", "L1.resid"] and list(diag.site_b) == ["emb", "L0.resid"]
+    assert list(diag.layer) == [0, 2]  # the teacher's (A's) layer axis
 
 
 def test_compare_cli_probe_deltas(tmp_path):
@@ -102,6 +104,6 @@ def test_compare_cli_probe_deltas(tmp_path):
     assert (out / "probe_deltas.png").stat().st_size > 0
     df = pd.read_csv(out / "probe_deltas.csv")
     assert set(df.task) == {"upos"} and set(df.seed.dropna()) == {0, 1}
-    emb = df[(df.metric == "delta_accuracy_mean") & (df.site == "emb~emb")].iloc[0]
+    emb = df[(df.metric == "delta_accuracy_mean") & (df.site == "emb") & (df.site_b == "emb")].iloc[0]
     assert emb.value == 0  # the embeddings are the same in both models
     assert "## Probe deltas" in (out / "summary.md").read_text()

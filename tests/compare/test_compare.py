@@ -48,8 +48,12 @@ def test_variant_changes_only_the_perturbed_layer(stores):
     y = b["L1.resid"].sentences("mean")
     assert cmp.matrices["linear_cka"].loc["L1.resid", "L1.resid"] == pytest.approx(linear_cka(x, y), abs=1e-6)
     df = cmp.results.to_frame()
-    jsd = df[df.metric == "attention_jsd_bits"].set_index(["layer", "head"])["value"]
+    jsd = df[df.metric == "attention_jsd_bits"].set_index(["block", "head"])["value"]
     assert np.allclose(jsd.loc[0], 0, atol=1e-12) and (jsd.loc[1] > 1e-4).all()
+    # head rows: block i's pattern is layer i + 1, B's head named in site_b
+    heads = df[df.metric == "attention_jsd_bits"]
+    assert (heads["layer"] == heads["block"] + 1).all()
+    assert set(heads["site_b"]) == {f"L{b}.attn.pattern.h{h}" for b in (0, 1) for h in range(4)}
 
 
 def test_token_level_and_layer_map(stores):

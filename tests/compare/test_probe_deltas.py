@@ -44,21 +44,21 @@ def test_paired_deltas_from_suites(suites):
     acc_a = ra.to_frame().query("metric == 'accuracy'").set_index(["site", "seed"])["value"]
     acc_b = rb.to_frame().query("metric == 'accuracy'").set_index(["site", "seed"])["value"]
     for (site, seed), row in d.iterrows():
-        a_site = site.split("~")[0]
-        assert row["value"] == pytest.approx(acc_b[(a_site, seed)] - acc_a[(a_site, seed)], abs=1e-12)
+        assert row["value"] == pytest.approx(acc_b[(site, seed)] - acc_a[(site, seed)], abs=1e-12)
         assert row["ci_low"] <= row["value"] <= row["ci_high"]
+    assert (df["site"] == df["site_b"]).all()  # same-named sites by default
     # the untouched layers are identical in both models: zero delta, zero-width interval
-    emb = d.loc[("emb~emb", 0)]
+    emb = d.loc[("emb", 0)]
     assert emb["value"] == 0 and emb["ci_low"] == 0 and emb["ci_high"] == 0
     # the perturbed layer's seed-mean delta is the mean of the per-seed deltas
-    mean = df[(df.metric == "delta_accuracy_mean") & (df.site == "L1.resid~L1.resid")].iloc[0]
-    per_seed = d.loc["L1.resid~L1.resid"]["value"]
+    mean = df[(df.metric == "delta_accuracy_mean") & (df.site == "L1.resid")].iloc[0]
+    per_seed = d.loc["L1.resid"]["value"]
     assert mean["value"] == pytest.approx(per_seed.mean())
     assert {"mcnemar_p", "accuracy_a", "accuracy_b"} <= set(df.metric)
     # the same point estimates as the joint suite's delta vs reference
     joint = suites[1].to_frame().query("metric == 'delta_accuracy_vs_reference' and seed == 0").set_index("site")
     for site, row in d.xs(0, level="seed").iterrows():
-        assert row["value"] == pytest.approx(joint.loc[site.split("~")[0], "value"], abs=1e-12)
+        assert row["value"] == pytest.approx(joint.loc[site, "value"], abs=1e-12)
 
 
 def test_self_delta_is_zero_and_layer_map_is_used(suites):
@@ -66,7 +66,8 @@ def test_self_delta_is_zero_and_layer_map_is_used(suites):
     df = probe_deltas(sa, sa, n_boot=50).to_frame()
     assert np.allclose(df[df.metric.str.startswith("delta")][["value", "ci_low", "ci_high"]], 0)
     mapped = probe_deltas(sa, sb, layer_map={"L0.resid": "L1.resid"}, n_boot=50).to_frame()
-    assert set(mapped.site) == {"L0.resid~L1.resid"} and set(mapped.layer) == {2}
+    # rows are on A's layer axis (A's L0.resid is layer 1; today's main gave B's layer, 2), B's site beside it
+    assert set(mapped.site) == {"L0.resid"} and set(mapped.site_b) == {"L1.resid"} and set(mapped.layer) == {1}
     with pytest.raises(ValueError, match="did not cover"):
         probe_deltas(sa, sb, layer_map={"L7.resid": "L1.resid"})
 
@@ -78,7 +79,8 @@ def test_deltas_from_tables_combine_intervals(suites):
     fa = ra.to_frame().query("metric == 'accuracy'").set_index(["site", "seed"])
     fb = rb.to_frame().query("metric == 'accuracy'").set_index(["site", "seed"])
     for _, row in df[df.metric == "delta_accuracy_mover"].iterrows():
-        a, b = fa.loc[(row.site.split("~")[0], row.seed)], fb.loc[(row.site.split("~")[1], row.seed)]
+        a, b = fa.loc[(row.site, row.seed)], fb.loc[(row.site_b, row.seed)]
+        assert row.layer == a.layer
         assert row.value == pytest.approx(b.value - a.value)
         # never narrower than either model's own interval
         assert row.value - row.ci_low >= max(b.value - b.ci_low, a.ci_high - a.value) - 1e-12

@@ -80,9 +80,9 @@ def test_best_matches_and_tidy_frames(pair):
     assert set(df.metric) == {"linear_cka:sentence", "procrustes:sentence"} and len(df) == 2 * 3
     full = cmp.to_frame(matrix=True)
     assert len(full) == 2 * 3 + 2 * 3 * 3
-    cell = full[(full.metric == "linear_cka:sentence:matrix") & (full.site == "emb~L1.resid")]
+    cell = full[(full.metric == "linear_cka:sentence:matrix") & (full.site == "emb") & (full.site_b == "L1.resid")]
     assert cell["value"].iloc[0] == pytest.approx(cmp.matrices["linear_cka"].loc["emb", "L1.resid"])
-    assert cell["layer"].iloc[0] == 2
+    assert cell["layer"].iloc[0] == 0  # rows are on A's layer axis; B's site is site_b
 
 
 def test_layer_map_from_a_distilled_student(tmp_path):
@@ -103,12 +103,17 @@ def test_layer_map_from_a_distilled_student(tmp_path):
     tpat = extract(teacher, TEXTS, ["L0.attn.pattern", "L1.attn.pattern"], tmp_path / "tpat", progress=False)
     spat = extract(loaded, TEXTS, ["L0.attn.pattern"], tmp_path / "spat", progress=False)
     assert head_map_for(tpat, spat) == {(1, k): (0, k) for k in range(4)}
-    assert set(attention_deltas(tpat, spat, progress=False).to_frame()["layer"]) == {1}
+    heads = attention_deltas(tpat, spat, progress=False).to_frame()
+    assert set(heads["block"]) == {1} and set(heads["layer"]) == {2}  # the teacher's (A's) block 1 = layer 2
+    assert set(heads["site_b"]) == {f"L0.attn.pattern.h{k}" for k in range(4)}
     # without the folder, the recipe recorded in the manifest still gives the map
     (tmp_path / "student" / "layer_map.json").unlink()
     assert layer_map_for(ta, sb) == {"emb": "emb", "L1.resid": "L0.resid"}
     cmp = compare(ta, sb, layer_map=layer_map_for(ta, sb), attention=False, progress=False)
     assert list(cmp.diagonal()["site_a"]) == ["emb", "L1.resid"]
+    rows = cmp.to_frame()
+    assert rows[["site", "layer", "site_b"]].drop_duplicates().values.tolist() == [["emb", 0, "emb"],
+                                                                                   ["L1.resid", 2, "L0.resid"]]
 
     # the classifiers' agreement equals what their own predictions say
     ag = prediction_agreement(teacher, student, TEXTS, data[1], n_boot=200)

@@ -8,11 +8,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from probekit import RESULT_COLUMNS
 from probekit.cli import main
 from probekit.pipeline import run_experiment
-
-RESULT_COLUMNS = ["model", "variant", "task", "layer", "site", "head", "probe", "seed", "split", "metric", "value",
-                  "ci_low", "ci_high"]
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +54,16 @@ def test_run_folder_contract(tiny_run):
     assert sections == {"probes", "attention", "attributions", "variants", "compare"}
     assert {"probes__curves.png", "attention__rollout.png", "attention__heatmap_L0.png"} <= figures
     assert len(list((out / "attributions").glob("*.html"))) == 2
+    md = (out / "report.md").read_text()
+    findings = md.split("## Findings\n", 1)[1].split("\n## ", 1)[0]
+    assert "best layer" in findings and "distill vs finetuned" in findings and "along the layer map" in findings
+    assert f"- **finished**: {run['finished']}" in md
 
 
 def test_tables_hold_the_run(tiny_run):
     out, _ = tiny_run
     probes = pd.read_csv(out / "tables" / "probes.csv")
-    assert list(probes.columns) == RESULT_COLUMNS
+    assert list(probes.columns) == list(RESULT_COLUMNS)
     assert set(probes["variant"].dropna()) == {"random-init"}
     summary = pd.read_csv(out / "tables" / "probe_summary.csv")
     assert summary["layer"].tolist() == [0, 1, 2]  # emb and two blocks
@@ -73,16 +75,30 @@ def test_tables_hold_the_run(tiny_run):
     assert variants.set_index("variant").loc["prune_heads", "params"] < variants.set_index("variant").loc[
         "finetuned", "params"]
     diag = pd.read_csv(out / "tables" / "compare_diagonal.csv")
-    assert list(diag.columns) == ["variant", "measure", "layer", "value"]
+    assert list(diag.columns) == ["variant", "measure", "site", "layer", "site_b", "value"]
     cka = diag[(diag["measure"] == "linear_cka") & (diag["variant"] == "magnitude_prune")]
     assert cka["layer"].tolist() == [0, 1, 2] and cka["value"].iloc[0] == pytest.approx(1.0, abs=1e-4)
     comp = pd.read_csv(out / "tables" / "compare.csv")
-    assert list(comp.columns) == ["variant", "measure", "layer_a", "layer_b", "value"]
-    assert set(diag[diag["variant"] == "distill"]["layer"]) == {0, 2}  # the 1-layer student maps to layer 2
+    assert list(comp.columns) == ["variant", "measure", "site", "layer", "site_b", "layer_b", "value"]
+    student = diag[diag["variant"] == "distill"]
+    assert set(student["layer"]) == {0, 2}  # the 1-layer student's L0.resid stands for the original's layer 2
+    assert set(zip(student["site"], student["site_b"])) == {("emb", "emb"), ("L1.resid", "L0.resid")}
     heads = pd.read_csv(out / "tables" / "attention_deltas.csv")
-    assert len(heads[(heads["variant"] == "prune_heads") & (heads["metric"] == "attention_jsd_bits")]) == 6
-    mass = pd.read_csv(out / "tables" / "special_mass.csv")
-    assert mass["layer"].tolist() == [0, 1] and {"cls", "sep"} <= set(mass)
+    pruned = heads[(heads["variant"] == "prune_heads") & (heads["metric"] == "attention_jsd_bits")]
+    assert len(pruned) == 6 and (pruned["layer"] == pruned["block"] + 1).all()
+    mass = pd.read_csv(out / "tables" / "special_mass.csv")  # block i's attention is layer i + 1
+    assert mass["layer"].tolist() == [1, 2] and mass["block"].tolist() == [0, 1] and {"cls", "sep"} <= set(mass)
+    # probe deltas pair layers through the variant's layer map (today's main joined the student's layer 1 with
+    # the original's layer 1)
+    pdel = pd.read_csv(out / "tables" / "probe_deltas.csv")
+    sd = pdel[pdel["variant"] == "distill"]
+    assert set(zip(sd["site"], sd["layer"], sd["site_b"])) == {("emb", 0, "emb"), ("L1.resid", 2, "L0.resid")}
+    assert (pdel["delta"] - (pdel["accuracy"] - pdel["accuracy_base"])).abs().max() < 1e-9
+    assert (pdel["ci_low"] <= pdel["delta"] + 1e-12).all() and (pdel["delta"] <= pdel["ci_high"] + 1e-12).all()
+    att = pd.read_csv(out / "tables" / "attributions.csv")
+    assert list(att.columns) == list(RESULT_COLUMNS)
+    tokens = att[att["position"].notna()]
+    assert len(tokens) and tokens["token"].notna().all() and set(tokens["layer"]) == {0}
 
 
 def test_second_run_is_cached(tiny_run):
@@ -130,3 +146,19 @@ def test_demo_help():
         assert flag in r.output
     r = CliRunner().invoke(main, ["demo", "--quick", "--full"])
     assert r.exit_code != 0 and "exclude each other" in r.output
+
+
+def test_report_records_when_the_run_finished(analysis_config, tmp_path):
+    analysis_config["outputs"]["report"] = True
+    out = tmp_path / "run"
+    info = run_experiment(analysis_config, out, progress=False)
+    run = json.loads((out / "run.json").read_text())
+    assert run["finished"] and run["finished"] == info["finished"]
+    md = (out / "report.md").read_text()
+    # the report stage reads run.json after the analysis stages are recorded as finished
+    assert f"- **finished**: {run['finished']}" in md and "not recorded" not in md
+    assert f"finished {run['finished']}" in md.split("\n## ", 1)[0]
+    titles = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert titles[0] == "Findings" and titles[-1] == "Provenance"
+    assert "Largest mean attention mass" in md.split("## Findings\n", 1)[1].split("\n## ", 1)[0]
+    assert run["total_seconds"] == pytest.approx(sum(run["timings"].values()), abs=0.01)

@@ -223,7 +223,9 @@ def test_minilm_upos_beats_baselines(minilm, ud_dev, tmp_path):
 def test_docstring_examples():
     import doctest
 
-    import probekit.probes._task_store as mod
+    import probekit._results as results
+    import probekit._sites as sites
 
-    res = doctest.testmod(mod)
-    assert res.failed == 0 and res.attempted > 0
+    for mod in (sites, results):
+        res = doctest.testmod(mod)
+        assert res.failed == 0 and res.attempted > 0

@@ -44,6 +44,7 @@ def build_real_run(model, out: Path) -> Path:
     import yaml
 
     import probekit
+    from probekit import site_layer
     from probekit.attention import AttentionSuite
     from probekit.attribution import Attributor, agreement
     from probekit.compare import attention_deltas, compare
@@ -113,11 +114,12 @@ def build_real_run(model, out: Path) -> Path:
     tokens = model.tokenizer.convert_ids_to_tokens(abase.input_ids(0).tolist())
     last = model.n_layers - 1
     pattern = torch.from_numpy(np.asarray(abase[f"L{last}.attn.pattern"].example(0), np.float32))
-    _save(attention_heatmap(pattern_frame(pattern, tokens), title=f"example 0, layer {last}, mean over heads"),
+    _save(attention_heatmap(pattern_frame(pattern, tokens),
+                            title=f"example 0, layer {last + 1} (L{last}.attn.pattern), mean over heads"),
           figures / f"attention__heatmap_L{last}.png")
     roll = asuite.rollout(0)
     _save(attention_heatmap(pattern_frame(torch.as_tensor(roll[-1]), tokens),
-                            title=f"example 0, attention rollout through layer {last}"),
+                            title=f"example 0, attention rollout through layer {last + 1}"),
           figures / "attention__rollout.png")
     timings["attention"] = time.perf_counter() - t0
 
@@ -177,17 +179,16 @@ def build_real_run(model, out: Path) -> Path:
     t0 = time.perf_counter()
     cmp = compare(base, qstore, attention=False, progress=False)
     crow, drow = [], []
-    for measure, mat in cmp.matrices.items():
+    for measure, mat in cmp.matrices.items():  # the pipeline's layout: A's site and layer, B's site beside
         for a in mat.index:
             for b_ in mat.columns:
-                crow.append({"variant": "dynamic-int8", "measure": measure, "layer_a": a, "layer_b": b_,
-                             "value": float(mat.loc[a, b_])})
+                crow.append({"variant": "dynamic-int8", "measure": measure, "site": a, "layer": site_layer(a),
+                             "site_b": b_, "layer_b": site_layer(b_), "value": float(mat.loc[a, b_])})
         for a, b_ in cmp.layer_map.items():
-            drow.append({"variant": "dynamic-int8", "measure": measure, "layer": a, "value": float(mat.loc[a, b_])})
+            drow.append({"variant": "dynamic-int8", "measure": measure, "site": a, "layer": site_layer(a),
+                         "site_b": b_, "value": float(mat.loc[a, b_])})
     pd.DataFrame(crow).to_csv(tables / "compare.csv", index=False)
-    diag = pd.DataFrame(drow)
-    diag["layer"] = diag["layer"].map(lambda s: 0 if s == "emb" else int(str(s)[1:].split(".")[0]) + 1)
-    diag.to_csv(tables / "compare_diagonal.csv", index=False)
+    pd.DataFrame(drow).to_csv(tables / "compare_diagonal.csv", index=False)
     first_measure = next(iter(cmp.matrices))
     mat = cmp.matrices[first_measure]
     _save(similarity_heatmap(mat, title=f"{first_measure}: base (rows) vs dynamic-int8 (columns)"),
@@ -196,8 +197,10 @@ def build_real_run(model, out: Path) -> Path:
     am = probes[(probes["metric"] == "accuracy_mean") & (probes["probe"] == "linear")]
     merged = am[am["variant"].isna()][key + ["layer", "value"]].merge(
         am[am["variant"] == "dynamic-int8"][key + ["value"]], on=key, suffixes=("_base", "_variant"))
+    merged = merged.rename(columns={"value_base": "accuracy_base", "value_variant": "accuracy"})
     merged.insert(0, "variant", "dynamic-int8")
-    merged["delta"] = merged["value_variant"] - merged["value_base"]
+    merged.insert(4, "site_b", merged["site"])
+    merged["delta"] = merged["accuracy"] - merged["accuracy_base"]
     merged.to_csv(tables / "probe_deltas.csv", index=False)
     ad = attention_deltas(abase, aq, progress=False).to_frame()
     ad["variant"] = "dynamic-int8"

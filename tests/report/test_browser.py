@@ -23,7 +23,7 @@ from tests.report._chromium import ensure_chromium
 
 pytestmark = pytest.mark.slow  # real weights and data, and a browser
 
-SECTIONS = ["overview", "probes", "attention", "attributions", "variants", "comparison"]
+SECTIONS = ["findings", "probes", "attention", "attributions", "variants", "comparison", "provenance"]
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,8 @@ def test_report_renders_in_chromium(real_run, chromium):
     shot = real_run / "report.png"
     check = render_in_browser(html, shot)
     assert check.sections == SECTIONS
-    assert check.headings == ["Overview", "Probes", "Attention", "Attributions", "Variants", "Comparison"]
+    assert check.headings == ["Findings", "Probes", "Attention", "Attributions", "Variants", "Comparison",
+                              "Provenance"]
     n_figs = len(list((real_run / "figures").glob("*.png")))
     assert len(check.images) == n_figs >= 6
     assert all(i["data"] for i in check.images), "an image is not an embedded data URI"

@@ -13,14 +13,14 @@ import pytest
 from click.testing import CliRunner
 
 from probekit.cli import main
-from probekit.report import RunFolderError, _format, _sections, write_report
+from probekit.report import RunFolderError, _derived, _findings, _format, _provenance, write_report
 
-SECTION_TITLES = ("Overview", "Probes", "Attention", "Attributions", "Variants", "Comparison")
+SECTION_TITLES = ("Findings", "Probes", "Attention", "Attributions", "Variants", "Comparison", "Provenance")
 INTERVAL = re.compile(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]")
 
 
 def test_docstring_examples():
-    for mod in (_format, _sections):
+    for mod in (_format, _derived, _findings, _provenance):
         res = doctest.testmod(mod)
         assert res.failed == 0 and res.attempted > 0, mod.__name__
 
@@ -32,6 +32,13 @@ def test_markdown_of_real_run(run_copy):
     for title in SECTION_TITLES:
         assert f"\n## {title}\n" in md
     assert "Not in this run" not in md and "could not be built" not in md
+    # the report opens with what was found; how the run was made comes last
+    positions = [md.index(f"\n## {title}\n") for title in SECTION_TITLES]
+    assert positions == sorted(positions)
+    findings = md.split("## Findings\n", 1)[1].split("\n## ", 1)[0]
+    assert "best layer" in findings and "selectivity" in findings and "dynamic-int8 vs base" in findings
+    assert "largest probe accuracy change" in findings and "along the layer map" in findings
+    assert md.index("Activation store fingerprints") > md.index("\n## Comparison\n")
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(links) == len(list((run_copy / "figures").glob("*.png"))) > 0
     for link in links:
@@ -66,6 +73,10 @@ def test_html_is_self_contained(run_copy):
     for title in SECTION_TITLES:
         assert f"<h2>{title}</h2>" in html
     assert html.count('<div class="frag"') == len(list((run_copy / "attributions").glob("*.html")))
+    # provenance is one click away: a collapsed section at the end, linked from the contents bar
+    prov = html.split('<section class="card" id="provenance">', 1)[1]
+    assert prov.lstrip().startswith("<h2>Provenance</h2>") and '<details class="section"><summary>' in prov
+    assert "Activation store fingerprints" in prov and 'href="#provenance"' in html
     assert INTERVAL.search(html)
 
 
@@ -91,6 +102,7 @@ def test_partial_run_omits_sections_with_a_note(run_copy):
     write_report(run_copy)
     md = (run_copy / "report.md").read_text()
     assert "Not in this run: run.json and config.yaml" in md and "| dynamic-int8 |" in md
+    assert "dynamic-int8 vs base: accuracy" in md.split("## Findings\n", 1)[1].split("\n## ", 1)[0]
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ def test_pruned_attention_round_trip(tmp_path):
     # removing heads leaves the surviving heads' patterns in that layer unchanged (their queries and keys are
     # untouched), so each layer-0 survivor paired with the base head it descends from agrees exactly; layer 1
     # sees a changed input (layer 0 lost heads), so its survivors agree only closely
-    first = rows[rows["layer"] == 0]
+    first = rows[rows["block"] == 0]
     assert first[first["metric"] == "attention_jsd_bits"]["value"].max() < 1e-12
     assert first[first["metric"] == "attention_corr"]["value"].min() > 1 - 1e-9
     assert rows[rows["metric"] == "attention_jsd_bits"]["value"].max() < 1e-6
@@ -67,5 +67,8 @@ def test_compare_pairs_surviving_heads_of_a_saved_variant(tmp_path):
     cmp = compare(sa, sb, progress=False)
     att = cmp.results.to_frame()
     att = att[att["metric"] == "attention_jsd_bits"]
-    assert sorted(zip(att["layer"], att["head"])) == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2)]
+    assert sorted(zip(att["block"], att["head"])) == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2)]
+    assert (att["layer"] == att["block"] + 1).all()
+    # B's surviving heads are renumbered; site_b names them (block 1 kept base heads 1 and 2 as its heads 0 and 1)
+    assert sorted(att[att["block"] == 1]["site_b"]) == ["L1.attn.pattern.h0", "L1.attn.pattern.h1"]
     assert att["value"].max() < 1e-6
