@@ -15,14 +15,24 @@ Site('L3.attn.pattern')
 (4, 3)
 """
 
-from probekit._adapters import ADAPTERS, Adapter, Hook
-from probekit._assets import ALIASES, DEFAULT_MODEL, AliasUnavailableError
-from probekit._cache import ActivationCache
-from probekit._hooked import HookedModel
-from probekit._loading import HubUnreachableError, load_model, load_tokenizer
 from probekit._results import RESULT_COLUMNS, Results
-from probekit._sites import Site, site_block, site_layer
-from probekit._tokenize import TokenizedBatch
+from probekit.model import (
+    ADAPTERS,
+    ALIASES,
+    DEFAULT_MODEL,
+    ActivationCache,
+    Adapter,
+    AliasUnavailableError,
+    Hook,
+    HookedModel,
+    HubUnreachableError,
+    Site,
+    TokenizedBatch,
+    load_model,
+    load_tokenizer,
+    site_block,
+    site_layer,
+)
 from probekit.store import ActivationStore, extract
 
 __version__ = "0.1.0"

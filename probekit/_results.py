@@ -3,7 +3,7 @@
 Each row is one measured number with its context. Columns a suite does not
 use are left empty (NaN/None), so results of different suites concatenate,
 filter, plot and join the same way: any two suites' tables join on
-``(site, layer)`` (see the layer axis in :mod:`probekit._sites`).
+``(site, layer)`` (see the layer axis in :mod:`probekit.model._sites`).
 
 Schema
 ------
@@ -50,7 +50,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from probekit._sites import Site, site_block, site_layer
+from probekit.model import Site, site_block, site_layer
 
 __all__ = ["Results", "RESULT_COLUMNS", "site_columns", "store_blocks"]
 

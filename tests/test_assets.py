@@ -19,8 +19,8 @@ import pytest
 import torch
 import transformers as T
 
-from probekit import _assets
-from probekit._assets import ALIASES, MPNET_PARTS, AliasUnavailableError, resolve_alias
+from probekit.model import _assets
+from probekit.model._assets import ALIASES, MPNET_PARTS, AliasUnavailableError, resolve_alias
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",

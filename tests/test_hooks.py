@@ -47,7 +47,7 @@ def test_hooks_context_manager_removes_on_error():
 
 
 def test_unknown_module_path_is_lookup_error():
-    from probekit._hooks import resolve_module
+    from probekit.model._hooks import resolve_module
 
     m = probekit.load_model(tiny_config("bert"))
     with pytest.raises(LookupError, match="encoder.nope"):

@@ -5,7 +5,7 @@ import torch
 import transformers as T
 
 import probekit
-from probekit._assets import AliasUnavailableError, _import
+from probekit.model._assets import AliasUnavailableError, _import
 from tests.conftest import tiny_config
 
 

@@ -6,8 +6,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 import probekit
-from probekit._pooling import pool_sentence, pool_words
-from probekit._tokenize import tokenize
+from probekit.model._pooling import pool_sentence, pool_words
+from probekit.model._tokenize import tokenize
 from tests.conftest import tiny_config
 
 

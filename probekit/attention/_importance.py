@@ -16,8 +16,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from probekit._hooked import HookedModel, as_hooked_model
-from probekit._hooks import resolve_module
+from probekit.model import HookedModel, as_hooked_model, resolve_module
 
 __all__ = ["head_importance", "head_mask"]
 

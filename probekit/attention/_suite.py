@@ -17,10 +17,10 @@ import torch
 from tqdm.auto import tqdm
 
 from probekit._results import Results, site_columns
-from probekit._sites import Site
 from probekit.attention._flow import attention_flow, attention_rollout
 from probekit.attention._stats import HeadStatistics, punctuation_mask, word_attention
 from probekit.attention._syntax import DependencyHeadAccuracy, fixed_offset_baseline
+from probekit.model import Site
 
 __all__ = ["AttentionSuite"]
 

@@ -27,10 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from probekit._hooked import HookedModel, as_hooked_model
-from probekit._hooks import capture
 from probekit._results import Results
-from probekit._sites import Site
+from probekit.model import HookedModel, Site, as_hooked_model, capture
 
 __all__ = ["Attributor", "Attribution", "METHODS"]
 

@@ -82,8 +82,8 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
     check_output(out)
     import torch
 
-    from probekit._loading import load_tokenizer
     from probekit.attention import AttentionSuite
+    from probekit.model import load_tokenizer
     from probekit.plots import attention_heatmap, layer_head_grid, pattern_frame
     from probekit.store import ActivationStore, StoreError
 
@@ -117,7 +117,7 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
         _save(fig, outp / f"grid_{metric}.png")
         written.append(f"grid_{metric}.png")
 
-    from probekit._sites import Site
+    from probekit.model import Site
 
     tokens = tokenizer.convert_ids_to_tokens(store.input_ids(example).tolist())
     block = layer - 1
@@ -185,8 +185,8 @@ def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, .
     import numpy as np
     import pandas as pd
 
-    from probekit._loading import load_model
     from probekit.attribution import METHODS, Attributor, agreement, agreement_results, attribution_results
+    from probekit.model import load_model
     from probekit.plots import attribution_html, attribution_png
 
     bad = [m for m in methods if m not in METHODS]

@@ -48,7 +48,7 @@ def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[st
       probekit extract --data reviews.csv --sites 'L2.resid,L5.resid' --word-pooling mean --out runs/rev
     """
     check_output(out)
-    from probekit._loading import load_model
+    from probekit.model import load_model
     from probekit.store import extract
     from probekit.store._data import load_source
 

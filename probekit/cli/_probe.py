@@ -68,7 +68,7 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_init: bool) -> list[tuple[list, dict]]:
     """Extract (or reuse) the task stores of each model; one ``(tasks, {key: store})`` per group of tasks."""
-    from probekit._loading import load_model
+    from probekit.model import load_model
     from probekit.probes import extract_tasks, random_init_copy
 
     by_group: dict[tuple[str, ...], tuple[list, dict]] = {}

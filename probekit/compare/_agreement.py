@@ -177,7 +177,7 @@ def prediction_agreement(model_a, model_b, texts, labels=None, *, batch_size: in
     >>> ag = prediction_agreement(teacher, student, test["text"], test["label"])  # doctest: +SKIP
     >>> ag.agreement, ag.kappa, ag.disagreements.head()                          # doctest: +SKIP
     """
-    from probekit._hooked import as_hooked_model
+    from probekit.model import as_hooked_model
     from probekit.variants import predict_logits
 
     models = [as_hooked_model(m) for m in (model_a, model_b)]

@@ -23,10 +23,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from probekit._results import Results, site_columns, store_blocks
-from probekit._sites import Site, site_layer
 from probekit.compare._layermap import head_map_for
 from probekit.compare._similarity import _whiten_basis, minibatch_cka, pwcca, rbf_cka, svcca
 from probekit.compare._streaming import CrossMoments
+from probekit.model import Site, site_layer
 
 __all__ = ["compare", "Comparison", "attention_deltas", "MEASURES"]
 

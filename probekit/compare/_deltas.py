@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from probekit._results import Results, site_columns
-from probekit._sites import Site
+from probekit.model import Site
 from probekit.probes._stats import _cells, _metric_from_weights, _resample, mcnemar
 
 __all__ = ["probe_deltas"]

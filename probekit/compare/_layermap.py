@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from probekit._sites import Site
+from probekit.model import Site
 
 __all__ = ["layer_map_for", "head_map_for", "store_layer_map", "store_head_map", "variant_record"]
 

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from probekit._labels import MissingLabelError, check_labels, is_missing
-from probekit._tokenize import validate_inputs
+from probekit.model import validate_inputs
 
 __all__ = ["ProbingDataset", "Level", "LEVELS"]
 
@@ -109,7 +109,7 @@ class ProbingDataset:
 
     @property
     def inputs(self) -> list:
-        """What :func:`probekit._tokenize.tokenize` takes: word lists if pre-split, else texts."""
+        """What :func:`probekit.model._tokenize.tokenize` takes: word lists if pre-split, else texts."""
         return [list(w) for w in self.words] if self.words is not None else list(self.texts)
 
     def word_lists(self) -> list[tuple[str, ...]]:

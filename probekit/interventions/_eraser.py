@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from probekit._sites import Site
 from probekit.fingerprint import hash_arrays, hash_json, jsonable
+from probekit.model import Site
 
 __all__ = ["Eraser", "ERASER_FORMAT"]
 

@@ -55,7 +55,7 @@ def save_eraser(eraser: Eraser, path: str | os.PathLike, *, overwrite: bool = Fa
 
 def load_eraser(path: str | os.PathLike) -> Eraser:
     """Read an eraser written by :func:`save_eraser`; raise ``ValueError`` naming what is wrong."""
-    from probekit._sites import Site
+    from probekit.model import Site
     from probekit.store._manifest import StoreError, read_json
 
     path = Path(path)

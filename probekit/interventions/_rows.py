@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from probekit._sites import Site
 from probekit.fingerprint import canonical_json, hash_bytes
+from probekit.model import Site
 
 __all__ = ["Rows", "resolve_rows", "encode_labels", "as_tensor", "labels_digest", "LEVELS"]
 

@@ -152,8 +152,8 @@ def stage_attention(ctx) -> dict:
     """Head statistics, [CLS]/[SEP] mass by layer, one sentence's heatmaps and its rollout map."""
     import torch
 
-    from probekit._sites import Site
     from probekit.attention import AttentionSuite
+    from probekit.model import Site
     from probekit.plots import attention_heatmap, layer_head_grid, pattern_frame
     from probekit.store import ActivationStore
 

@@ -318,7 +318,7 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
         if "path" in model and not (base_dir / os.path.expanduser(str(model["path"]))).exists():
             errors.append(f"'model.path'{_where(lines, 'model.path')}: no such folder: {model['path']}")
     elif isinstance(model, str) and (model.startswith((".", "/", "~")) or os.sep in model):
-        from probekit._assets import ALIASES
+        from probekit.model import ALIASES
 
         if model not in ALIASES and not (base_dir / os.path.expanduser(model)).exists():
             errors.append(f"'model'{_where(lines, 'model')}: no such model folder: {model}")
@@ -334,7 +334,7 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
 
 def _check_sites(cfg: dict, lines: dict, errors: list[str]) -> None:
     """``extract.sites``: 'resid', 'all', or site names (checked against the model when it is loaded)."""
-    from probekit._sites import Site
+    from probekit.model import Site
 
     ext = cfg.get("extract")
     sites = ext.get("sites") if isinstance(ext, dict) else None

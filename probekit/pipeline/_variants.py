@@ -227,8 +227,8 @@ def stage_compare(ctx) -> dict:
     Every table is on the original's layer axis (``layer`` of ``site``; ``site_b``/``layer_b`` are the
     variant's site paired with it through the variant's layer map).
     """
-    from probekit._sites import site_layer
     from probekit.compare import attention_deltas, compare, probe_deltas
+    from probekit.model import site_layer
     from probekit.probes import ProbeSuite
     from probekit.variants import load_variant
 

@@ -45,7 +45,7 @@ import numpy as np
 from sklearn.base import clone
 
 from probekit._results import Results, store_blocks
-from probekit._sites import site_block, site_layer
+from probekit.model import site_block, site_layer
 from probekit.probes._batched import fit_batched
 from probekit.probes._linear import LinearProbe
 from probekit.probes._mlp import MLPProbe

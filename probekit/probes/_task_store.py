@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from probekit._results import store_blocks
-from probekit._sites import Site, site_layer
+from probekit.model import Site, site_layer
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def random_init_copy(model, seed: int = 0, name: str | None = None):
         Use it with :func:`extract_task` for the random-weights baseline.
     """
     from probekit import load_model
-    from probekit._hooked import as_hooked_model
+    from probekit.model import as_hooked_model
 
     model = as_hooked_model(model)
     cfg = copy.deepcopy(model.config)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from probekit._tokenize import Example, Window
+from probekit.model import Example, Window
 
 __all__ = ["token_budget_batches", "stitch_example"]
 

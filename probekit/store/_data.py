@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from probekit._labels import MissingLabelError, check_labels
-from probekit._tokenize import validate_inputs
 from probekit.fingerprint import hash_json_lines
+from probekit.model import validate_inputs
 
 __all__ = ["ExtractData", "as_data", "load_source", "LABEL_COLUMNS"]
 

@@ -32,11 +32,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from probekit._hooked import HookedModel, as_hooked_model
-from probekit._pooling import SENTENCE_POOLING, WORD_POOLING
-from probekit._sites import Site
-from probekit._tokenize import LongInputPolicy, tokenize
 from probekit.fingerprint import hash_json, jsonable, tokenizer_hash
+from probekit.model import SENTENCE_POOLING, WORD_POOLING, HookedModel, LongInputPolicy, Site, as_hooked_model, tokenize
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data
 from probekit.store._distributed import dist_env, distributed
@@ -170,7 +167,7 @@ def extract(
     (5, 32)
     """
     if isinstance(model, (str, os.PathLike)):
-        from probekit._loading import load_model
+        from probekit.model import load_model
 
         model = load_model(model)
     recipe = _recipe_of(model)

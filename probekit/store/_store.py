@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probekit._pooling import pool_sentence, pool_words
-from probekit._sites import Site
 from probekit.fingerprint import file_checksum
+from probekit.model import Site, pool_sentence, pool_words
 from probekit.store._manifest import (
     EXAMPLES,
     MANIFEST,
@@ -142,7 +141,7 @@ class ActivationStore:
                              "the store")
         comps = manifest["components"]
         if model is not None:
-            from probekit._hooked import as_hooked_model
+            from probekit.model import as_hooked_model
 
             model = as_hooked_model(model)
         if model is not None and model.weights_hash() != comps["weights"]:

@@ -8,8 +8,7 @@ import threading
 import numpy as np
 import torch
 
-from probekit._pooling import pool_sentence, pool_words
-from probekit._sites import Site
+from probekit.model import Site, pool_sentence, pool_words
 from probekit.store._batching import stitch_example
 from probekit.store._shards import ShardWriter
 

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from probekit._hooked import HookedModel, as_hooked_model
+from probekit.model import HookedModel, as_hooked_model
 from probekit.variants._variant import ModelVariant
 
 __all__ = ["export", "ExportedModel", "measure_latency", "compare_latency", "LatencyComparison", "fixed_threads",

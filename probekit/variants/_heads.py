@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from probekit._hooked import HookedModel
+from probekit.model import HookedModel
 from probekit.variants._recipes import HeadPruneRecipe
 from probekit.variants._variant import LayerMap, ModelVariant, parent_info, wrap
 
@@ -87,7 +87,7 @@ def _set(root: nn.Module, path: str, module: nn.Module) -> None:
 
 
 def _blocks(model: nn.Module, family: str) -> nn.ModuleList:
-    from probekit._adapters import adapter_for
+    from probekit.model import adapter_for
 
     return adapter_for(model.config.model_type).blocks(model.base_model)
 
@@ -135,7 +135,7 @@ def apply_structure(model: nn.Module, structure: dict) -> None:
 
 
 def _family(model: nn.Module) -> str:
-    from probekit._adapters import adapter_for
+    from probekit.model import adapter_for
 
     return adapter_for(model.config.model_type).family
 

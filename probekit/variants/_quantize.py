@@ -24,7 +24,7 @@ import logging
 import torch
 from torch import nn
 
-from probekit._hooked import HookedModel
+from probekit.model import HookedModel
 from probekit.variants._prune import prunable_linears
 from probekit.variants._recipes import QuantizeRecipe
 from probekit.variants._variant import ModelVariant, parent_info, wrap

@@ -27,8 +27,8 @@ from pathlib import Path
 import transformers
 from torch import nn
 
-from probekit._hooked import HookedModel
 from probekit.fingerprint import hash_json, jsonable
+from probekit.model import HookedModel
 from probekit.variants._recipes import Recipe, recipe_from_dict
 
 __all__ = ["LayerMap", "ModelVariant", "load_variant", "FORMAT_VERSION"]
@@ -199,7 +199,7 @@ def load_variant(folder: str | os.PathLike, *, tokenizer=None, device=None, dtyp
     Pruned shapes are rebuilt from ``structure`` before the safetensors weights
     are loaded; quantization is re-applied from the recipe. No pickle is read.
     """
-    from probekit._loading import load_tokenizer
+    from probekit.model import load_tokenizer
     from probekit.variants._heads import apply_structure
     from probekit.variants._prune import prunable_linears
     from probekit.variants._quantize import quantize_module

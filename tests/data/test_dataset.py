@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probekit._tokenize import validate_inputs
 from probekit.data import ProbingDataset
+from probekit.model._tokenize import validate_inputs
 
 TEXTS = ["a fine film", "a dull film", "not bad at all"]
 LABELS = ["pos", "neg", "pos"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from probekit._tokenize import validate_inputs
 from probekit.data import Task, build_task, list_tasks
+from probekit.model._tokenize import validate_inputs
 from tests.data.conftest import RT_LIMIT
 
 WORD_EDGE = ["upos", "xpos", "deprel", "headdist", "depth", "arc", "arclabel"]

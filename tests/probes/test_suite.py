@@ -224,7 +224,7 @@ def test_docstring_examples():
     import doctest
 
     import probekit._results as results
-    import probekit._sites as sites
+    import probekit.model._sites as sites
 
     for mod in (sites, results):
         res = doctest.testmod(mod)

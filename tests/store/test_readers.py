@@ -9,8 +9,8 @@ import torch
 from click.testing import CliRunner
 
 import probekit
-from probekit._pooling import pool_sentence, pool_words
 from probekit.cli import main
+from probekit.model._pooling import pool_sentence, pool_words
 from probekit.store import ActivationStore
 
 SITES = ["emb", "L0.resid", "L1.resid", "L1.mlp.hidden", "L0.attn.pattern"]

@@ -9,12 +9,12 @@ from collections.abc import Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from probekit._adapters import Adapter, Hook, adapter_for
-from probekit._cache import ActivationCache
-from probekit._hooks import capture, resolve_module
-from probekit._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site
-from probekit._tokenize import LongInputPolicy, TokenizedBatch, Window, tokenize
 from probekit.fingerprint import weights_hash
+from probekit.model._adapters import Adapter, Hook, adapter_for
+from probekit.model._cache import ActivationCache
+from probekit.model._hooks import capture, resolve_module
+from probekit.model._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site
+from probekit.model._tokenize import LongInputPolicy, TokenizedBatch, Window, tokenize
 
 __all__ = ["HookedModel", "as_hooked_model"]
 
@@ -165,7 +165,7 @@ class HookedModel:
 
     # ------------------------------------------------------------- running
     def tokenize(self, inputs, *, long_inputs: LongInputPolicy = "error", stride: int | None = None) -> TokenizedBatch:
-        """Tokenize with word alignment (see :func:`probekit._tokenize.tokenize`)."""
+        """Tokenize with word alignment (see :func:`probekit.model._tokenize.tokenize`)."""
         return tokenize(self.tokenizer, inputs, max_length=self.max_length, long_inputs=long_inputs, stride=stride)
 
     @contextlib.contextmanager

@@ -20,9 +20,9 @@ from transformers import (
     PreTrainedModel,
 )
 
-from probekit._adapters import adapter_for
-from probekit._assets import ALIASES, DEFAULT_MODEL, resolve_alias
-from probekit._hooked import HookedModel
+from probekit.model._adapters import adapter_for
+from probekit.model._assets import ALIASES, DEFAULT_MODEL, resolve_alias
+from probekit.model._hooked import HookedModel
 
 __all__ = ["load_model", "load_tokenizer", "HEADS"]
 

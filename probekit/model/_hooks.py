@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 import torch
 from torch import nn
 
-from probekit._adapters import Hook
+from probekit.model._adapters import Hook
 
 __all__ = ["capture", "resolve_module"]
 

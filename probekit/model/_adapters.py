@@ -132,5 +132,5 @@ def adapter_for(model_type: str) -> Adapter:
     known = sorted(t for a in ADAPTERS for t in a.model_types)
     raise NotImplementedError(
         f"no probekit adapter for model_type {model_type!r}; supported: {', '.join(known)}. "
-        "Adding one is a small table in probekit/_adapters.py (see the README)."
+        "Adding one is a small table in probekit/model/_adapters.py (see the README)."
     )

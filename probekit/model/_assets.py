@@ -190,7 +190,7 @@ def _minilm_l3() -> tuple[Path, dict]:
             raise AliasUnavailableError("model alias 'minilm-l3' is converted from ONNX, which needs the 'onnx' "
                                         "package (once); install it with: pip install onnx")
         vocab = _minilm_l6()[0]  # same uncased WordPiece vocabulary
-        from probekit._onnx_convert import write_bert_folder
+        from probekit.model._onnx_convert import write_bert_folder
 
         return write_bert_folder(onnx_file, tmp, tokenizer_dir=vocab)
 

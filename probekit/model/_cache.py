@@ -6,9 +6,9 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
-from probekit._pooling import SentencePooling, WordPooling, pool_sentence, pool_words
-from probekit._sites import Site
-from probekit._tokenize import TokenizedBatch
+from probekit.model._pooling import SentencePooling, WordPooling, pool_sentence, pool_words
+from probekit.model._sites import Site
+from probekit.model._tokenize import TokenizedBatch
 
 __all__ = ["ActivationCache"]
 

@@ -1,0 +1,84 @@
+"""The model core: sites, hooks, the hooked model, tokenization, pooling and loading.
+
+Everything else in probekit builds on these names; nothing here imports another probekit
+subpackage except :mod:`probekit.fingerprint`.
+
+One line per file:
+
+- ``_sites``: :class:`Site` (``L3.resid``, ``emb``...) and the one layer axis (:func:`site_layer`, :func:`site_block`).
+- ``_adapters``: per-family tables mapping each site to a module path and hook kind (:data:`ADAPTERS`).
+- ``_hooks``: the forward hooks themselves; :func:`capture` removes them in ``finally``.
+- ``_tokenize``: tokenization with word alignment and long-input windows (:class:`TokenizedBatch`).
+- ``_pooling``: word and sentence pooling of token activations.
+- ``_cache``: :class:`ActivationCache`, the in-memory result of one hooked forward pass.
+- ``_hooked``: :class:`HookedModel`, a Hugging Face model run with hooks at named sites.
+- ``_assets``: the offline model aliases (:data:`ALIASES`, :data:`DEFAULT_MODEL`).
+- ``_loading``: :func:`load_model` / :func:`load_tokenizer` from an alias, a path, a hub id or a config.
+- ``_onnx_convert``: ONNX initializers to a BERT folder (the ``minilm-l3`` alias ships as ONNX only).
+
+Examples
+--------
+>>> from probekit.model import Site, site_layer
+>>> Site.parse("L2.mlp.out"), site_layer("L2.mlp.out")
+(Site('L2.mlp.out'), 3)
+"""
+
+from probekit.model._adapters import ADAPTERS, Adapter, Hook, adapter_for
+from probekit.model._assets import ALIASES, DEFAULT_MODEL, AliasUnavailableError, resolve_alias
+from probekit.model._cache import ActivationCache
+from probekit.model._hooked import HookedModel, as_hooked_model
+from probekit.model._hooks import capture, resolve_module
+from probekit.model._loading import HubUnreachableError, load_model, load_tokenizer
+from probekit.model._pooling import (
+    SENTENCE_POOLING,
+    WORD_POOLING,
+    SentencePooling,
+    WordPooling,
+    pool_sentence,
+    pool_words,
+)
+from probekit.model._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site, site_block, site_layer
+from probekit.model._tokenize import (
+    Example,
+    LongInputPolicy,
+    TokenizedBatch,
+    Window,
+    tokenize,
+    validate_inputs,
+)
+
+__all__ = [
+    "ADAPTERS",
+    "ALIASES",
+    "ActivationCache",
+    "Adapter",
+    "AliasUnavailableError",
+    "DEFAULT_MODEL",
+    "Example",
+    "GLOBAL_COMPONENTS",
+    "Hook",
+    "HookedModel",
+    "HubUnreachableError",
+    "LAYER_COMPONENTS",
+    "LongInputPolicy",
+    "SENTENCE_POOLING",
+    "SentencePooling",
+    "Site",
+    "TokenizedBatch",
+    "WORD_POOLING",
+    "Window",
+    "WordPooling",
+    "adapter_for",
+    "as_hooked_model",
+    "capture",
+    "load_model",
+    "load_tokenizer",
+    "pool_sentence",
+    "pool_words",
+    "resolve_alias",
+    "resolve_module",
+    "site_block",
+    "site_layer",
+    "tokenize",
+    "validate_inputs",
+]
