@@ -20,6 +20,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probekit.data._fetch import fetched_path
+from probekit.data._pins import UD_EWT
+
 __all__ = ["ConlluError", "Sentence", "default_ud_path", "read_conllu", "ud_files", "tree_depths", "tree_distances"]
 
 logger = logging.getLogger(__name__)
@@ -288,9 +291,6 @@ def default_ud_path() -> Path:
     env = os.environ.get("PROBEKIT_UD_PATH")
     if env:
         return Path(env).expanduser()
-    from probekit.data._fetch import fetched_path
-    from probekit.data._pins import UD_EWT
-
     try:
         return fetched_path(UD_EWT, required=True)
     except FileNotFoundError as exc:

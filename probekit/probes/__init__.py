@@ -27,16 +27,19 @@ from probekit.probes._stats import (
     mcnemar,
     mcnemar_from_counts,
     paired_bootstrap,
+    paired_bootstrap_seeds,
 )
 from probekit.probes._structural import DepthProbe, DistanceProbe
 from probekit.probes._suite import ProbeSuite
 from probekit.probes._task_store import (
     StoreTaskMismatchError,
+    TaskInputs,
     check_alignment,
     extract_task,
     extract_tasks,
     group_tasks,
     random_init_copy,
+    task_inputs,
 )
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, mst_edges, root_accuracy, uuas
 
@@ -53,6 +56,7 @@ __all__ = [
     "ProbeSuite",
     "RankProbe",
     "StoreTaskMismatchError",
+    "TaskInputs",
     "bootstrap_ci",
     "center_of_gravity",
     "check_alignment",
@@ -69,7 +73,9 @@ __all__ = [
     "mst_edges",
     "online_codelength",
     "paired_bootstrap",
+    "paired_bootstrap_seeds",
     "random_init_copy",
+    "task_inputs",
     "root_accuracy",
     "uniform_codelength",
     "uuas",

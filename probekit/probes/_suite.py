@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.base import clone
 
-from probekit._results import Results, store_blocks
+from probekit.data import control_task
 from probekit.model import site_block, site_layer
 from probekit.probes._batched import fit_batched
 from probekit.probes._linear import LinearProbe
@@ -52,6 +52,8 @@ from probekit.probes._mlp import MLPProbe
 from probekit.probes._stats import bootstrap_ci, center_of_gravity, expected_layer, mcnemar, paired_bootstrap
 from probekit.probes._structural import DepthProbe, DistanceProbe
 from probekit.probes._task_store import TaskInputs, task_inputs
+from probekit.results import Results, store_blocks
+from probekit.store import ActivationStore
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +81,6 @@ def _as_probes(probes) -> dict:
 
 
 def _as_stores(stores) -> list[tuple[str, str | None, object]]:
-    from probekit.store import ActivationStore
-
     if isinstance(stores, ActivationStore):
         stores = [stores]
     items = stores.items() if isinstance(stores, Mapping) else [(None, s) for s in stores]
@@ -185,8 +185,6 @@ class ProbeSuite:
         for task in self.tasks:
             control = None
             if self.controls and task.level in ("sentence", "word", "edge"):
-                from probekit.data import control_task
-
                 control = control_task(task, self.control_seed)
             for model, variant, store in items:
                 ctx = {"model": model, "variant": variant}
