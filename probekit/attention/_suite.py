@@ -158,7 +158,7 @@ def special_mass(stats: Results | pd.DataFrame) -> pd.DataFrame:
     --------
     >>> rows = pd.DataFrame({"layer": [1, 1, 2], "block": [0, 0, 1], "head": [0, 1, 0],
     ...                      "metric": ["sep", "sep", "sep"], "value": [0.2, 0.4, 0.9]})
-    >>> special_mass(rows).values.tolist()
+    >>> special_mass(rows).round(3).values.tolist()
     [[1.0, 0.0, 0.3], [2.0, 1.0, 0.9]]
     """
     df = stats.to_frame() if isinstance(stats, Results) else stats
