@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probekit.data._fetch import fetched_path
-from probekit.data._pins import UD_EWT
+from probekit.data import _pins
 
 __all__ = ["ConlluError", "Sentence", "default_ud_path", "read_conllu", "ud_files", "tree_depths", "tree_distances"]
 
@@ -292,7 +292,7 @@ def default_ud_path() -> Path:
     if env:
         return Path(env).expanduser()
     try:
-        return fetched_path(UD_EWT, required=True)
+        return fetched_path(_pins.UD_EWT, required=True)  # looked up now: the pin may be replaced
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"no UD treebank folder given and PROBEKIT_UD_PATH is not set: {exc}; or pass a "
                                 "folder holding *-ud-{train,dev,test}.conllu files (path=... / --ud-path), or set "
