@@ -20,8 +20,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probekit.data._fetch import fetched_path
 from probekit.data import _pins
+from probekit.data._fetch import fetched_path
 
 __all__ = ["ConlluError", "Sentence", "default_ud_path", "read_conllu", "ud_files", "tree_depths", "tree_distances"]
 

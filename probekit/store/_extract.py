@@ -103,7 +103,8 @@ def extract(
     Parameters
     ----------
     model : HookedModel, ModelVariant or str
-        A loaded model or variant, or anything :func:`probekit.load_model` takes.
+        A loaded model or variant (a variant's recipe enters the store's fingerprint; its bare
+        ``.model`` records none), or anything :func:`probekit.load_model` takes.
     data : list of str, list of list of str, or DataFrame
         Texts, pre-split words, or a DataFrame with a ``text`` (or
         ``words``) column; other columns (labels, ``id``) are kept as
