@@ -239,7 +239,7 @@ def stage_compare(ctx) -> dict:
     for n in names:
         v = ft if n == "finetuned" else load_variant(ctx.run_dir / "models" / n)
         st = fresh_store(ctx, lambda ow, v=v, n=n: _extract_for_compare(
-            v.model, data, ctx.path("stores", f"compare-{n}"), ctx.progress, ow))
+            v, data, ctx.path("stores", f"compare-{n}"), ctx.progress, ow))
         stores[n] = (v, st)
         fps[f"compare-{n}"] = st.fingerprint
         outputs.append(f"stores/compare-{n}")
