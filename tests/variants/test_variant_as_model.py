@@ -99,3 +99,13 @@ def test_a_variant_is_a_model(variant, tmp_path, use):
 def test_the_model_holds_no_pointer_back_to_its_variant(variant):
     assert not hasattr(variant.model, "recipe") and not hasattr(variant.model, "variant")
     assert variant.n_layers == variant.model.n_layers and variant.name == variant.model.name
+
+
+def test_a_saved_variant_loads_as_itself_and_the_core_loader_points_there(variant, tmp_path):
+    from probekit.model import load_model as core_load_model
+
+    variant.save(tmp_path / "v")
+    back = probekit.load_model(tmp_path / "v")
+    assert back.recipe == variant.recipe and back.fingerprint() == variant.fingerprint()
+    with pytest.raises(ValueError, match="saved model variant.*probekit.load_model"):
+        core_load_model(tmp_path / "v")
