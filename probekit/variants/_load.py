@@ -24,7 +24,9 @@ def is_variant_folder(spec) -> bool:
     return isinstance(spec, (str, os.PathLike)) and (Path(spec).expanduser() / "recipe.json").is_file()
 
 
-def load_model(spec="minilm-l6", **kwargs) -> HookedModel | ModelVariant:
+def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | None = None, tokenizer=None,
+               seed: int = 0, device=None, dtype=None, trust_remote_code: bool = False, revision: str | None = None,
+               name: str | None = None) -> HookedModel | ModelVariant:
     """:func:`probekit.model.load_model`, and a saved variant folder loads as its :class:`ModelVariant`.
 
     This is ``probekit.load_model``. A folder holding ``recipe.json`` (written
@@ -46,8 +48,9 @@ def load_model(spec="minilm-l6", **kwargs) -> HookedModel | ModelVariant:
     """
     if is_variant_folder(spec):
         # the folder fixes the head, labels and weights; only placement, tokenizer and name can change
-        return load_variant(spec, **{k: kwargs[k] for k in ("tokenizer", "device", "dtype", "name") if k in kwargs})
-    return load_hooked_model(spec, **kwargs)
+        return load_variant(spec, tokenizer=tokenizer, device=device, dtype=dtype, name=name)
+    return load_hooked_model(spec, head=head, num_labels=num_labels, tokenizer=tokenizer, seed=seed, device=device,
+                             dtype=dtype, trust_remote_code=trust_remote_code, revision=revision, name=name)
 
 
 def load_variant(folder: str | os.PathLike, *, tokenizer=None, device=None, dtype=None,
