@@ -286,8 +286,8 @@ def child_cka(spec: dict) -> dict:
     sites = sorted((s for s in sa.sites if s.component in ("emb", "resid")), key=site_layer)
     t0 = time.perf_counter()
     with AnonPeak() as mem:
-        va = [sa[s].rows(level, how) for s in sites]
-        vb = [sb[s].rows(level, how) for s in sites]
+        va = [sa[s].row_view(level, how) for s in sites]
+        vb = [sb[s].row_view(level, how) for s in sites]
         m = cka_matrix(va, vb, measures=("linear_cka",))["linear_cka"]
     dt = time.perf_counter() - t0
     np.save(wd / "probekit_cka.npy", m)

@@ -265,8 +265,8 @@ def compare(
     bad = [k for k, v in layer_map.items() if k not in names_a or v not in names_b]
     if bad:
         raise ValueError(f"layer map entries {bad} name sites not compared; A: {names_a}, B: {names_b}")
-    views_a = [store_a[s].rows(level, how if level != "token" else None) for s in sa]
-    views_b = [store_b[s].rows(level, how if level != "token" else None) for s in sb]
+    views_a = [store_a[s].row_view(level, how if level != "token" else None) for s in sa]
+    views_b = [store_b[s].row_view(level, how if level != "token" else None) for s in sb]
     n = {len(v) for v in views_a + views_b}
     if len(n) != 1:
         raise ValueError(f"the stores do not align row by row at level {level!r}: row counts {sorted(n)}")

@@ -4,7 +4,7 @@ Besides the store itself, the helpers other packages and research scripts
 build on: :func:`resolve_sites` (what ``sites="resid"`` means for a model),
 :func:`load_source` (data named on the command line), :func:`token_budget_batches`
 (the batch plan of an extraction), :class:`RowView` (rows sliced shard by
-shard, from :meth:`SiteView.rows`) and the atomic JSON files every probekit
+shard, from :meth:`SiteView.row_view`) and the atomic JSON files every probekit
 folder uses (:func:`write_json_atomic`, :func:`read_json`).
 
 Examples
@@ -25,7 +25,7 @@ from probekit.store._manifest import (
     read_json,
     write_json_atomic,
 )
-from probekit.store._rows import RowView
+from probekit.store._row_view import RowView
 from probekit.store._store import ActivationStore, Batch, SiteView
 
 __all__ = [

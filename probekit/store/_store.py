@@ -30,7 +30,7 @@ from probekit.store._manifest import (
     StoreError,
     read_manifest,
 )
-from probekit.store._rows import RowView
+from probekit.store._row_view import RowView
 from probekit.store._shards import load_sidecar, open_stream, verify_file
 
 __all__ = ["ActivationStore", "SiteView", "Batch", "stream_names"]
@@ -399,9 +399,9 @@ class SiteView:
         parts = self._level_parts(level, how, mode="r")
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def rows(self, level: Level = "token", how: str | None = None) -> RowView:
+    def row_view(self, level: Level = "token", how: str | None = None) -> RowView:
         """Every row of ``level`` as a :class:`~probekit.store.RowView`: sliced shard by shard, never concatenated."""
-        self._no_attention("rows")
+        self._no_attention("row_view")
         return RowView(self._level_parts(level, how, mode="r"))
 
     def torch(self, level: Level = "token", how: str | None = None) -> torch.Tensor:

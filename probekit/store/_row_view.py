@@ -15,7 +15,7 @@ class RowView:
     ``view[a:b]`` copies only rows ``a`` to ``b`` out of the memory-mapped
     shards that hold them, so streaming computations (e.g. CKA over a store
     larger than memory) slice it chunk by chunk. Made by
-    :meth:`probekit.store.SiteView.rows`.
+    :meth:`probekit.store.SiteView.row_view`.
 
     Examples
     --------
