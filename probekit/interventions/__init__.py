@@ -51,6 +51,7 @@ Intervening during a forward pass:
 0.0
 """
 
+from probekit.interventions._amnesic import AMNESIC_METHODS, amnesic_probe, amnesic_table
 from probekit.interventions._base import (
     INTERVENTION_FORMAT,
     Ablate,
@@ -60,6 +61,7 @@ from probekit.interventions._base import (
     Steer,
     site_mean,
 )
+from probekit.interventions._behaviour import Behaviour, ClassifierBehaviour, NextTokenBehaviour
 from probekit.interventions._eraser import ERASER_FORMAT, Eraser
 from probekit.interventions._inlp import InlpEraser
 from probekit.interventions._leace import LeaceEraser, LeaceStatistics, linear_shrinkage
@@ -67,8 +69,11 @@ from probekit.interventions._patch import Patch
 from probekit.interventions._random import RandomEraser, random_eraser_like
 
 __all__ = [
+    "AMNESIC_METHODS",
     "Ablate",
     "AblateHeads",
+    "Behaviour",
+    "ClassifierBehaviour",
     "ERASER_FORMAT",
     "Eraser",
     "INTERVENTION_FORMAT",
@@ -76,10 +81,13 @@ __all__ = [
     "Intervention",
     "LeaceEraser",
     "LeaceStatistics",
+    "NextTokenBehaviour",
     "Patch",
     "ProjectOut",
     "RandomEraser",
     "Steer",
+    "amnesic_probe",
+    "amnesic_table",
     "linear_shrinkage",
     "random_eraser_like",
     "site_mean",
