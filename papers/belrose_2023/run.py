@@ -55,11 +55,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-boot", type=int, default=1000)
     add_output_args(ap, HERE, threads=True)
+    ap.add_argument("--render", type=float, default=None, metavar="SECONDS",
+                    help="Only re-write results.md and leace.png from OUT/results.csv (SECONDS: the recorded run time)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.time()
     task = ud_task("upos", args.ud_path, train_sentences=args.train_sentences, seed=args.seed)
+    if args.render is not None:
+        df = pd.read_csv(out / "results.csv")
+        _plot(df, out / "leace.png")
+        (out / "results.md").write_text(_markdown(df, task, args, args.render, float(df["majority"].iloc[0])) + "\n")
+        print((out / "results.md").read_text())
+        return
     model = probekit.load_model(args.model)
     store = store_for(model, task, args.store_root, progress=False)
     inp = task_inputs(store, task)
@@ -139,13 +147,14 @@ def _markdown(df: pd.DataFrame, task, args, seconds: float, majority: float) -> 
                      f"| {acc('random')} | {edits} |")
     lv = df[df["eraser"] == "leace"].set_index("layer")
     ov = df[df["eraser"] == "orthogonal"].set_index("layer")
-    gap = float((lv["accuracy"] - lv["majority"]).abs().max())
+    gap = max(float((lv["accuracy"] - lv["majority"]).max()), 0.0)  # above majority; below it is no signal either
     least = bool((lv["relative_edit"] <= ov["relative_edit"] + 1e-12).all())
     ratio = (lv["relative_edit"] / ov["relative_edit"]).agg(["min", "max"])
     lines += ["", "## Paper vs here", "",
               "| claim (paper) | here |", "|---|---|",
-              f"| after LEACE a linear classifier is no better than a constant predictor | largest gap to the "
-              f"majority baseline over {len(lv)} layers: {100 * gap:.2f} points |",
+              f"| after LEACE a linear classifier is no better than a constant predictor | largest excess over the "
+              f"majority baseline on held-out words over {len(lv)} layers: {100 * gap:.2f} points (the eraser is "
+              f"fitted on the train sample; the guarantee holds exactly on the rows it was fitted on) |",
               f"| LEACE changes the representation least among erasers that guard linearly | LEACE's edit is "
               f"{'at most' if least else 'NOT always at most'} the orthogonal eraser's at every layer "
               f"({100 * ratio['min']:.0f}-{100 * ratio['max']:.0f}% of it) |",
@@ -156,8 +165,8 @@ def _markdown(df: pd.DataFrame, task, args, seconds: float, majority: float) -> 
 
 def _verdict(gap: float, least: bool) -> str:
     held = []
-    held.append("Guardedness holds" if gap <= 0.01 else f"Guardedness is NOT reached ({100 * gap:.1f} points above "
-                "majority)")
+    held.append("Guardedness holds on held-out words (within 1 point of majority)" if gap <= 0.01 else
+                f"Guardedness is NOT reached on held-out words ({100 * gap:.1f} points above majority at worst)")
     held.append("and LEACE edits least" if least else "but LEACE does not always edit least")
     return " ".join(held) + " on MiniLM-L6's UPOS features; the random same-rank projection leaves the probe " \
         "near its original accuracy, so the drop is due to the concept directions, not to the rank removed."
