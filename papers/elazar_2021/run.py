@@ -104,21 +104,26 @@ def classifier_part(args, out_rows: list) -> dict:
     task = Task("sentiment", "sentence", ds, ("0", "1"), args.seed, "Rotten Tomatoes polarity", "rt")
     store = extract_task(model, task, Path(args.store_root) / f"elazar_sentiment_minilm_rt_seed{args.seed}",
                          progress=False)
-    beh = ClassifierBehaviour(list(test["text"]), list(test["label"]))
-    res = amnesic_probe(model, store, task, beh, method=args.method, seed=args.seed, n_boot=args.n_boot,
-                        n_random=3)
+    held = test.iloc[: args.clf_texts]
+    beh = ClassifierBehaviour(list(held["text"]), list(held["label"]))
+    res = amnesic_probe(model, store, task, beh, [s if s == "emb" else f"L{s}.resid" for s in args.clf_layers],
+                        method=args.method, seed=args.seed, n_boot=args.n_boot, n_random=args.n_random)
     out_rows.append(res.to_frame().assign(setting="classifier"))
-    return {"test_accuracy": evaluate(model, test)["accuracy"], "n_train": len(train), "n_test": len(test)}
+    return {"test_accuracy": evaluate(model, test)["accuracy"], "n_train": len(train), "n_test": len(test),
+            "n_held_out_texts": len(held)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ud-path", default=None, help=UD_PATH_HELP)
-    ap.add_argument("--train-sentences", type=int, default=400, help="seeded sample of UD train sentences")
-    ap.add_argument("--test-sentences", type=int, default=300, help="dev sentences for the probe's test rows")
-    ap.add_argument("--lm-texts", type=int, default=100, help="held-out dev sentences for next-token behaviour")
-    ap.add_argument("--lm-layers", type=int, nargs="+", default=[0, 6, 12, 18, 24, 29])
+    ap.add_argument("--train-sentences", type=int, default=200, help="seeded sample of UD train sentences")
+    ap.add_argument("--test-sentences", type=int, default=150, help="dev sentences for the probe's test rows")
+    ap.add_argument("--lm-texts", type=int, default=40, help="held-out dev sentences for next-token behaviour")
+    ap.add_argument("--lm-layers", type=int, nargs="+", default=[0, 10, 20, 29])
     ap.add_argument("--lm-tasks", nargs="+", default=["upos", "deprel"])
+    ap.add_argument("--clf-texts", type=int, default=200, help="RT test sentences for the classifier's behaviour")
+    ap.add_argument("--clf-layers", nargs="+", default=["emb", "1", "3", "5"], help="blocks (or emb) to erase at")
+    ap.add_argument("--n-random", type=int, default=1, help="random erasures per site (classifier)")
     ap.add_argument("--ft-size", type=int, default=1000, help="RT sentences the classifier is fine-tuned on")
     ap.add_argument("--method", default="leace", choices=["leace", "inlp"])
     ap.add_argument("--skip", nargs="*", default=[], choices=["lm", "classifier"])
@@ -200,7 +205,8 @@ def render(out: Path) -> None:
         lines += [f"## Sentiment classifier: MiniLM-L6 fine-tuned on {info['args']['ft_size']} Rotten Tomatoes "
                   f"sentences (test accuracy {100 * c['test_accuracy']:.1f}%)", "",
                   f"Eraser and probe fitted on the {c['n_train']} validation sentences (not used in fine-tuning); "
-                  f"probe and behaviour on the {c['n_test']} test sentences; 3 random erasures averaged.", "",
+                  f"probe on the {c['n_test']} test sentences, behaviour on the first {c['n_held_out_texts']} of them; "
+                  f"{info['args']['n_random']} random erasure(s) per layer.", "",
                   "| layer | rank | probe before | after | random | accuracy before | change (erased) | "
                   "change (random) |", "|---|---|---|---|---|---|---|---|"]
         for r in t.itertuples():
