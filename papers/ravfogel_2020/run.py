@@ -63,11 +63,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-boot", type=int, default=500)
     add_output_args(ap, HERE, threads=True)
+    ap.add_argument("--render", type=float, default=None, metavar="SECONDS",
+                    help="Only re-write results.md and inlp.png from OUT (SECONDS: the recorded run time)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.time()
     task = ud_task("upos", args.ud_path, train_sentences=args.train_sentences, seed=args.seed)
+    if args.render is not None:
+        df = pd.read_csv(out / "results.csv")
+        curves = json.loads((out / "inlp_curves.json").read_text())
+        _plot(curves, df, out / "inlp.png")
+        md = _markdown(df, curves, task, args, args.render, float(df["majority"].iloc[0]))
+        (out / "results.md").write_text(md + "\n")
+        print(md)
+        return
     model = probekit.load_model(args.model)
     store = store_for(model, task, args.store_root, progress=False)
     inp = task_inputs(store, task, [f"L{i}.resid" for i in args.layers])
@@ -132,7 +142,7 @@ def _markdown(df, curves, task, args, seconds, majority) -> str:
              f"hidden layer of {args.hidden}. Run time {seconds:.0f} s on a shared 2-core CPU.", "",
              "| site | rank removed | linear before | linear after INLP | linear after random | MLP before | "
              "MLP after INLP | MLP after random |", "|---|---|---|---|---|---|---|---|"]
-    verdict = []
+    verdict, recover = [], []
     for site in dict.fromkeys(df["site"]):
         cells = [acc(site, e, p)[0] for p in ("linear", "mlp") for e in ("none", "inlp", "random")]
         rank = int(df[(df["site"] == site) & (df["eraser"] == "inlp")]["rank"].iloc[0])
@@ -144,19 +154,21 @@ def _markdown(df, curves, task, args, seconds, majority) -> str:
         curve = _curve(curves[site])
         verdict.append(f"{site}: held-out linear accuracy {100 * curve[0]:.1f}% -> {100 * curve[-1]:.1f}% over "
                        f"{len(curve) - 1} iterations (test probe {100 * before:.1f}% -> {100 * lin:.1f}%, majority "
-                       f"{100 * majority:.1f}%: {'within' if lin - majority <= 0.05 else 'NOT within'} 5 points"
-                       f"); the MLP recovers {100 * mlp:.1f}%; a random projection of rank {rank} leaves the linear "
-                       f"probe at {100 * rnd:.1f}%.")
+                       f"{100 * majority:.1f}%: {'within' if lin - majority <= 0.05 else 'NOT within'} 5 points).")
+        recover.append(f"{site}: an MLP recovers {100 * mlp:.1f}% after INLP (a random projection of the same rank "
+                       f"{rank} leaves the linear probe at {100 * rnd:.1f}%).")
     lines += ["", "## Paper vs here", "",
               "The paper's own figures (gender in GloVe and in BERT biography representations) are not re-quoted: no "
               "copy of the paper was at hand. Its claims, checked on UPOS:", "",
               "| claim (paper) | here |", "|---|---|",
               "| linear accuracy for the attribute falls to about the majority baseline as iterations accumulate | "
-              + " ".join(v.split(";")[0] for v in verdict) + " |",
+              + " ".join(verdict) + " |",
               "| the guarding is linear only: non-linear classifiers recover part of the attribute | "
-              + " ".join(v.split(";")[1].strip() for v in verdict if ";" in v) + " |", "",
-              "UPOS has 17 classes, so each iteration removes up to 16 directions (the paper's binary gender, one); "
-              "whether 20 iterations reach the majority baseline is what the table shows, misses included."]
+              + " ".join(recover) + " |", "",
+              "UPOS has 17 classes, so each iteration removes up to 16 directions (the paper's binary gender, one): "
+              "20 iterations remove most of the 384 dimensions, and even a random projection of that rank costs the "
+              "probe 19-39 points. INLP's linear guarding holds; how little else it keeps is the price of so many "
+              "iterations (LEACE needs rank 16, see ../belrose_2023)."]
     return "\n".join(lines)
 
 
