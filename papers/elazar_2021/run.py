@@ -149,6 +149,7 @@ def main() -> None:
     if "lm" not in args.skip:
         info["lm"] = lm_part(args, rows)
     df = pd.concat(rows, ignore_index=True)
+    df["extra"] = [json.dumps(e, sort_keys=True) if isinstance(e, dict) else e for e in df["extra"]]
     df.to_csv(out / "results.csv", index=False)
     info["seconds"] = round(time.time() - t0, 1)
     info["args"] = {k: v for k, v in vars(args).items() if k not in ("ud_path", "store_root", "out")}
@@ -160,7 +161,8 @@ def render(out: Path) -> None:
     """results.md and amnesic.png from results.csv and run_info.json."""
     df = pd.read_csv(out / "results.csv")
     info = json.loads((out / "run_info.json").read_text())
-    tables = {s: amnesic_table(probekit.Results(g.drop(columns=["setting"]))) for s, g in df.groupby("setting")}
+    tables = {s: amnesic_table(probekit.Results(g.drop(columns=["setting", "extra"])))
+              for s, g in df.groupby("setting")}
     both = pd.concat(tables.values(), ignore_index=True)
     amnesic_plot(both[both["task"] != "sentiment"], metric="lm_accuracy").savefig(out / "amnesic.png", dpi=120) \
         if "lm" in tables else None
@@ -221,7 +223,7 @@ def render(out: Path) -> None:
     lines += ["## Paper vs here", "",
               "The paper (BERT-base, masked-LM accuracy, INLP) reports that removing POS or dependency information "
               "hurts the language model's predictions far more than removing random directions of the same "
-              "dimension, increasingly so in the upper layers. Its exact figures are not re-quoted (no copy of the "
+              "dimension. Its exact figures are not re-quoted (no copy of the "
               "paper was at hand). Here, on a causal LM and a fine-tuned classifier: " + "; ".join(verdicts) + "."]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print((out / "results.md").read_text())
