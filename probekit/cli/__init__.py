@@ -40,6 +40,7 @@ def _register() -> None:
         _data,
         _demo,
         _extract,
+        _interventions,
         _models,
         _probe,
         _report,

@@ -32,11 +32,13 @@ from probekit.probes._structural import DepthProbe, DistanceProbe
 from probekit.probes._suite import ProbeSuite
 from probekit.probes._task_store import (
     StoreTaskMismatchError,
+    TaskInputs,
     check_alignment,
     extract_task,
     extract_tasks,
     group_tasks,
     random_init_copy,
+    task_inputs,
 )
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, mst_edges, root_accuracy, uuas
 
@@ -53,6 +55,7 @@ __all__ = [
     "ProbeSuite",
     "RankProbe",
     "StoreTaskMismatchError",
+    "TaskInputs",
     "bootstrap_ci",
     "center_of_gravity",
     "check_alignment",
@@ -71,6 +74,7 @@ __all__ = [
     "paired_bootstrap",
     "random_init_copy",
     "root_accuracy",
+    "task_inputs",
     "uniform_codelength",
     "uuas",
 ]

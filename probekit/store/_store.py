@@ -102,7 +102,7 @@ class ActivationStore:
 
     # ---------------------------------------------------------------- open
     @classmethod
-    def open(cls, path: str | os.PathLike, *, model=None, data=None,
+    def open(cls, path: str | os.PathLike, *, model=None, data=None, interventions=None,
              verify: Literal["lazy", "full"] = "lazy") -> ActivationStore:
         """Open a complete store.
 
@@ -111,7 +111,12 @@ class ActivationStore:
         path : path
             The store directory.
         model : HookedModel or ModelVariant, optional
-            When given, the store must have been made from its weights.
+            When given, the store must have been made from its weights, and
+            with ``interventions`` (by default none: a store extracted with
+            interventions is not the plain model's store).
+        interventions : sequence, optional
+            The interventions the store must have been extracted with
+            (checked whenever ``model`` or ``interventions`` is given).
         data : optional
             When given (anything :func:`probekit.extract` takes), the store
             must have been made from exactly this data.
@@ -148,6 +153,18 @@ class ActivationStore:
             raise FingerprintMismatchError(
                 f"{path} was extracted from other model weights (store weights sha256 {comps['weights'][:12]}..., "
                 f"this model {model.weights_hash()[:12]}...; store model: {manifest['model']['name']})")
+        if model is not None or interventions is not None:
+            from probekit.fingerprint import hash_json, jsonable
+            from probekit.model import as_interventions
+
+            want = [jsonable(iv.to_dict()) for iv in as_interventions(interventions)]
+            have = comps.get("interventions") or []
+            if hash_json(want) != hash_json(have):
+                def names(ds):
+                    return ", ".join(f"{d.get('type', d.get('method'))} at {d.get('site')}" for d in ds) or "none"
+                raise FingerprintMismatchError(
+                    f"{path} was extracted with interventions [{names(have)}], not [{names(want)}]: its activations "
+                    "are not this model's as asked; open it with the same interventions= or extract again")
         if data is not None:
             from probekit.store._data import as_data
 
@@ -172,6 +189,11 @@ class ActivationStore:
         if verify == "full":
             store.verify()
         return store
+
+    @property
+    def interventions(self) -> list[dict]:
+        """Descriptions of the interventions the store was extracted with (empty for the plain model)."""
+        return list(self.manifest["components"].get("interventions") or [])
 
     def verify(self) -> None:
         """Check every file of the store against its checksum now (the example table, every stream file)."""
