@@ -178,6 +178,137 @@ def _predict(Z: torch.Tensor, offsets: Sequence[int]) -> list[torch.Tensor]:
     return [Z[:, :, offsets[t]:offsets[t + 1]].argmax(2) for t in range(len(offsets) - 1)]
 
 
+def _fit_layer(read: Reader, d: int, Y_all: torch.Tensor, offsets: list[int], seg_of_col: torch.Tensor,
+               fit_rows: np.ndarray, val_rows: np.ndarray, test_rows: np.ndarray, seeds: Sequence[int], reg: float,
+               bs: int, cfg: StreamConfig, budget: _Budget, profile: dict, device) -> tuple[list, np.ndarray]:
+    """Train the probes of one layer (all label sets and seeds); predicted codes ``[T][S]`` and epochs ``[S, T]``."""
+    S, T, K = len(seeds), len(offsets) - 1, int(offsets[-1])
+    fit_b = _Blocks(read, fit_rows, budget, profile)
+    val_b = _Blocks(read, val_rows, budget, profile)
+    # ---- standardization statistics (float64), streamed over the fitting rows
+    t0 = _now()
+    s1 = torch.zeros(d, dtype=torch.float64, device=device)
+    s2 = torch.zeros(d, dtype=torch.float64, device=device)
+    for i in range(len(fit_b)):
+        x = _tensor(fit_b.raw(i), device).double()
+        s1 += x.sum(0)
+        s2 += (x * x).sum(0)
+    m = max(len(fit_rows), 1)
+    mu64 = s1 / m
+    sd64 = ((s2 / m - mu64 * mu64).clamp_min(0.0)).sqrt()
+    sd64 = torch.where(sd64 > 1e-6 * max(float(sd64.max()), 1e-30), sd64, torch.ones_like(sd64))
+    mu, inv_sd = mu64.float(), (1.0 / sd64).float()
+    profile["stats"] += _now() - t0
+
+    def block(blocks: _Blocks, i: int) -> torch.Tensor:
+        return (_tensor(blocks.raw(i), device) - mu) * inv_sd
+
+    # ---- parameters of all seeds and label sets; Adam with a learning rate per probe column
+    W = torch.zeros(S, d, K, device=device, requires_grad=True)
+    b = torch.zeros(S, 1, K, device=device, requires_grad=True)
+    mW, vW = torch.zeros_like(W), torch.zeros_like(W)
+    mb, vb = torch.zeros_like(b), torch.zeros_like(b)
+    best_W, best_b = W.detach().clone(), b.detach().clone()
+    lr = torch.full((S, T), float(cfg.lr), device=device)
+    best_loss = torch.full((S, T), float("inf"), device=device)
+    stall = torch.zeros(S, T, dtype=torch.long, device=device)
+    decays = torch.zeros(S, T, dtype=torch.long, device=device)
+    done = torch.zeros(S, T, dtype=torch.bool, device=device)
+    n_iter = np.full((S, T), cfg.max_iter)
+    order_gen = np.random.default_rng(cfg.shuffle_seed)
+    row_gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    beta1, beta2, eps, step_t = 0.9, 0.999, 1e-8, 0
+
+    def val_loss() -> torch.Tensor:
+        t1 = _now()
+        total = torch.zeros(S, T, device=device)
+        blocks, rows = (val_b, val_rows) if len(val_rows) else (fit_b, fit_rows)
+        with torch.no_grad():
+            for i in range(len(blocks)):
+                x = block(blocks, i)
+                Y = Y_all[torch.from_numpy(blocks.blocks[i]).to(device)]
+                Z = torch.baddbmm(b, x.unsqueeze(0).expand(S, -1, -1), W)
+                total += _losses(Z, Y, offsets) * x.shape[0]
+        profile["validate"] += _now() - t1
+        out = total / max(len(rows), 1)
+        if reg > 0:
+            sq = (W.detach() ** 2).sum(1)  # [S, K]
+            out = out + 0.5 * reg * torch.zeros(S, T, device=device).index_add_(1, seg_of_col, sq)
+        return out
+
+    for epoch in range(cfg.max_iter):
+        t1 = _now()
+        for i in order_gen.permutation(len(fit_b)):
+            x = block(fit_b, int(i))
+            Y = Y_all[torch.from_numpy(fit_b.blocks[int(i)]).to(device)]
+            n_b = x.shape[0]
+            perms = torch.stack([torch.randperm(n_b, generator=g) for g in row_gens]).to(device)  # [S, n_b]
+            for a in range(0, n_b, bs):
+                idx = perms[:, a:a + bs]  # [S, bsz]
+                xb = x[idx]  # [S, bsz, d]
+                Yb = Y[idx]  # [S, bsz, T]
+                Z = torch.baddbmm(b, xb, W)
+                per = []
+                for t in range(T):
+                    seg = Z[:, :, offsets[t]:offsets[t + 1]]
+                    lse = torch.logsumexp(seg, dim=2)
+                    gold = seg.gather(2, Yb[:, :, t:t + 1]).squeeze(2)
+                    per.append((lse - gold).mean(1))
+                loss = torch.stack(per, 1).sum()
+                if reg > 0:
+                    loss = loss + 0.5 * reg * (W * W).sum()
+                gW, gb = torch.autograd.grad(loss, (W, b))
+                step_t += 1
+                col_lr = lr[:, seg_of_col].unsqueeze(1)  # [S, 1, K]
+                scale = math.sqrt(1 - beta2 ** step_t) / (1 - beta1 ** step_t)
+                with torch.no_grad():
+                    for p_, g_, m_, v_ in ((W, gW, mW, vW), (b, gb, mb, vb)):
+                        m_.mul_(beta1).add_(g_, alpha=1 - beta1)
+                        v_.mul_(beta2).addcmul_(g_, g_, value=1 - beta2)
+                        p_.sub_(col_lr * scale * m_ / (v_.sqrt() + eps))
+        profile["train"] += _now() - t1
+        current = val_loss()
+        improved = (current < best_loss - cfg.tol) & ~done
+        better = (current < best_loss) & ~done
+        cols = better[:, seg_of_col].unsqueeze(1)  # [S, 1, K]
+        best_W = torch.where(cols, W.detach(), best_W)
+        best_b = torch.where(cols, b.detach(), best_b)
+        best_loss = torch.where(better, current, best_loss)
+        stall[improved] = 0
+        stall[~improved & ~done] += 1
+        plateau = (stall >= cfg.n_iter_no_change) & ~done
+        decay = plateau & (decays < LR_DECAYS)
+        if bool(decay.any()):  # restart from the best parameters at a tenth of the learning rate
+            cols_d = decay[:, seg_of_col].unsqueeze(1)
+            with torch.no_grad():
+                W.copy_(torch.where(cols_d, best_W, W))
+                b.copy_(torch.where(cols_d, best_b, b))
+            lr[decay] /= 10
+            decays[decay] += 1
+            stall[decay] = 0
+        newly = plateau & ~decay
+        n_iter[newly.cpu().numpy()] = epoch + 1
+        done |= newly
+        lr[done] = 0.0
+        if bool(done.all()):
+            break
+    fit_b.release()
+    val_b.release()
+    # ---- predictions on the test rows, streamed
+    t1 = _now()
+    test_b = _Blocks(read, test_rows, _Budget(0), profile)
+    preds = [[[] for _ in range(S)] for _ in range(T)]
+    with torch.no_grad():
+        for i in range(len(test_b)):
+            x = block(test_b, i)
+            Z = torch.baddbmm(best_b, x.unsqueeze(0).expand(S, -1, -1), best_W)
+            for t, p in enumerate(_predict(Z, offsets)):
+                for s in range(S):
+                    preds[t][s].append(p[s].cpu().numpy())
+    profile["predict"] += _now() - t1
+    return [[np.concatenate(p) if p else np.zeros(0, np.int64) for p in per_t] for per_t in preds], n_iter
+
+
 def fit_streamed(readers: Sequence[Reader], d: int, labels: Sequence[np.ndarray], n_classes: Sequence[int],
                  train_rows: np.ndarray, test_rows: np.ndarray, seeds: Sequence[int],
                  cfg: StreamConfig = StreamConfig(), progress: bool = False) -> StreamedFit:
@@ -225,7 +356,6 @@ def fit_streamed(readers: Sequence[Reader], d: int, labels: Sequence[np.ndarray]
         raise ValueError("fit_streamed needs at least one label set and one seed")
     codes = np.stack([np.asarray(y, dtype=np.int64) for y in labels], 1)  # [n_rows, T]
     offsets = np.concatenate([[0], np.cumsum(n_classes)]).tolist()
-    K = int(offsets[-1])
     seg_of_col = torch.repeat_interleave(torch.arange(T), torch.as_tensor(list(n_classes))).to(device)
     fit_pos, val_pos = _split_validation(len(train_rows), cfg.validation_fraction, cfg.shuffle_seed)
     fit_rows, val_rows = train_rows[fit_pos], train_rows[val_pos]
@@ -241,132 +371,10 @@ def fit_streamed(readers: Sequence[Reader], d: int, labels: Sequence[np.ndarray]
 
         layers = tqdm(layers, desc="probe layers", unit="layer")
     for li in layers:
-        read = readers[li]
-        fit_b = _Blocks(read, fit_rows, budget, profile)
-        val_b = _Blocks(read, val_rows, budget, profile)
-        # ---- standardization statistics (float64), streamed over the fitting rows
-        t0 = _now()
-        s1 = torch.zeros(d, dtype=torch.float64, device=device)
-        s2 = torch.zeros(d, dtype=torch.float64, device=device)
-        for i in range(len(fit_b)):
-            x = _tensor(fit_b.raw(i), device).double()
-            s1 += x.sum(0)
-            s2 += (x * x).sum(0)
-        m = max(len(fit_rows), 1)
-        mu64 = s1 / m
-        sd64 = ((s2 / m - mu64 * mu64).clamp_min(0.0)).sqrt()
-        sd64 = torch.where(sd64 > 1e-6 * max(float(sd64.max()), 1e-30), sd64, torch.ones_like(sd64))
-        mu, inv_sd = mu64.float(), (1.0 / sd64).float()
-        profile["stats"] += _now() - t0
-
-        def block(blocks: _Blocks, i: int) -> torch.Tensor:
-            return (_tensor(blocks.raw(i), device) - mu) * inv_sd
-
-        # ---- parameters of all seeds and label sets; Adam with a learning rate per probe column
-        W = torch.zeros(S, d, K, device=device, requires_grad=True)
-        b = torch.zeros(S, 1, K, device=device, requires_grad=True)
-        mW, vW = torch.zeros_like(W), torch.zeros_like(W)
-        mb, vb = torch.zeros_like(b), torch.zeros_like(b)
-        best_W, best_b = W.detach().clone(), b.detach().clone()
-        lr = torch.full((S, T), float(cfg.lr), device=device)
-        best_loss = torch.full((S, T), float("inf"), device=device)
-        stall = torch.zeros(S, T, dtype=torch.long, device=device)
-        decays = torch.zeros(S, T, dtype=torch.long, device=device)
-        done = torch.zeros(S, T, dtype=torch.bool, device=device)
-        n_iter = np.full((S, T), cfg.max_iter)
-        order_gen = np.random.default_rng(cfg.shuffle_seed)
-        row_gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        beta1, beta2, eps, step_t = 0.9, 0.999, 1e-8, 0
-
-        def val_loss() -> torch.Tensor:
-            t1 = _now()
-            total = torch.zeros(S, T, device=device)
-            blocks, rows = (val_b, val_rows) if len(val_rows) else (fit_b, fit_rows)
-            with torch.no_grad():
-                for i in range(len(blocks)):
-                    x = block(blocks, i)
-                    Y = Y_all[torch.from_numpy(blocks.blocks[i]).to(device)]
-                    Z = torch.baddbmm(b, x.unsqueeze(0).expand(S, -1, -1), W)
-                    total += _losses(Z, Y, offsets) * x.shape[0]
-            profile["validate"] += _now() - t1
-            out = total / max(len(rows), 1)
-            if reg > 0:
-                sq = (W.detach() ** 2).sum(1)  # [S, K]
-                out = out + 0.5 * reg * torch.zeros(S, T, device=device).index_add_(1, seg_of_col, sq)
-            return out
-
-        for epoch in range(cfg.max_iter):
-            t1 = _now()
-            for i in order_gen.permutation(len(fit_b)):
-                x = block(fit_b, int(i))
-                Y = Y_all[torch.from_numpy(fit_b.blocks[int(i)]).to(device)]
-                n_b = x.shape[0]
-                perms = torch.stack([torch.randperm(n_b, generator=g) for g in row_gens]).to(device)  # [S, n_b]
-                for a in range(0, n_b, bs):
-                    idx = perms[:, a:a + bs]  # [S, bsz]
-                    xb = x[idx]  # [S, bsz, d]
-                    Yb = Y[idx]  # [S, bsz, T]
-                    Z = torch.baddbmm(b, xb, W)
-                    per = []
-                    for t in range(T):
-                        seg = Z[:, :, offsets[t]:offsets[t + 1]]
-                        lse = torch.logsumexp(seg, dim=2)
-                        gold = seg.gather(2, Yb[:, :, t:t + 1]).squeeze(2)
-                        per.append((lse - gold).mean(1))
-                    loss = torch.stack(per, 1).sum()
-                    if reg > 0:
-                        loss = loss + 0.5 * reg * (W * W).sum()
-                    gW, gb = torch.autograd.grad(loss, (W, b))
-                    step_t += 1
-                    col_lr = lr[:, seg_of_col].unsqueeze(1)  # [S, 1, K]
-                    scale = math.sqrt(1 - beta2 ** step_t) / (1 - beta1 ** step_t)
-                    with torch.no_grad():
-                        for p_, g_, m_, v_ in ((W, gW, mW, vW), (b, gb, mb, vb)):
-                            m_.mul_(beta1).add_(g_, alpha=1 - beta1)
-                            v_.mul_(beta2).addcmul_(g_, g_, value=1 - beta2)
-                            p_.sub_(col_lr * scale * m_ / (v_.sqrt() + eps))
-            profile["train"] += _now() - t1
-            current = val_loss()
-            improved = (current < best_loss - cfg.tol) & ~done
-            better = (current < best_loss) & ~done
-            cols = better[:, seg_of_col].unsqueeze(1)  # [S, 1, K]
-            best_W = torch.where(cols, W.detach(), best_W)
-            best_b = torch.where(cols, b.detach(), best_b)
-            best_loss = torch.where(better, current, best_loss)
-            stall[improved] = 0
-            stall[~improved & ~done] += 1
-            plateau = (stall >= cfg.n_iter_no_change) & ~done
-            decay = plateau & (decays < LR_DECAYS)
-            if bool(decay.any()):  # restart from the best parameters at a tenth of the learning rate
-                cols_d = decay[:, seg_of_col].unsqueeze(1)
-                with torch.no_grad():
-                    W.copy_(torch.where(cols_d, best_W, W))
-                    b.copy_(torch.where(cols_d, best_b, b))
-                lr[decay] /= 10
-                decays[decay] += 1
-                stall[decay] = 0
-            newly = plateau & ~decay
-            n_iter[newly.cpu().numpy()] = epoch + 1
-            done |= newly
-            lr[done] = 0.0
-            if bool(done.all()):
-                break
-        fit_b.release()
-        val_b.release()
-        # ---- predictions on the test rows, streamed
-        t1 = _now()
-        test_b = _Blocks(read, test_rows, _Budget(0), profile)
-        preds = [[[] for _ in range(S)] for _ in range(T)]
-        with torch.no_grad():
-            for i in range(len(test_b)):
-                x = block(test_b, i)
-                Z = torch.baddbmm(best_b, x.unsqueeze(0).expand(S, -1, -1), best_W)
-                for t, p in enumerate(_predict(Z, offsets)):
-                    for s in range(S):
-                        preds[t][s].append(p[s].cpu().numpy())
-        predictions.append([[np.concatenate(p) if p else np.zeros(0, np.int64) for p in per_t] for per_t in preds])
+        preds, n_iter = _fit_layer(readers[li], d, Y_all, offsets, seg_of_col, fit_rows, val_rows, test_rows, seeds,
+                                   reg, bs, cfg, budget, profile, device)
+        predictions.append(preds)
         n_iters.append(n_iter)
-        profile["predict"] += _now() - t1
         logger.info("layer %d: %d probes (%d label sets x %d seeds) in %s epochs", li, S * T, T, S,
                     int(n_iter.max()))
     profile["peak_cache_bytes"] = budget.peak

@@ -219,7 +219,7 @@ class ProbeSuite:
                 controls[task.name] = control_task(task, self.control_seed)
         streamed: dict = {}
         inputs: dict = {}
-        for si, (model, variant, store) in enumerate(items):
+        for si, (_, _, store) in enumerate(items):
             streamed.update(self._stream_store(si, store, controls, inputs))
         for task in self.tasks:
             control = controls.get(task.name)
