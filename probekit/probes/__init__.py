@@ -28,6 +28,7 @@ from probekit.probes._stats import (
     mcnemar_from_counts,
     paired_bootstrap,
 )
+from probekit.probes._stream import StreamConfig, StreamedFit, fit_streamed
 from probekit.probes._structural import DepthProbe, DistanceProbe
 from probekit.probes._suite import ProbeSuite
 from probekit.probes._task_store import (
@@ -37,6 +38,7 @@ from probekit.probes._task_store import (
     extract_tasks,
     group_tasks,
     random_init_copy,
+    stream_inputs,
 )
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, mst_edges, root_accuracy, uuas
 
@@ -52,6 +54,8 @@ __all__ = [
     "PairedBootstrap",
     "ProbeSuite",
     "RankProbe",
+    "StreamConfig",
+    "StreamedFit",
     "StoreTaskMismatchError",
     "bootstrap_ci",
     "center_of_gravity",
@@ -64,6 +68,7 @@ __all__ = [
     "extract_tasks",
     "group_tasks",
     "fit_batched",
+    "fit_streamed",
     "mcnemar",
     "mcnemar_from_counts",
     "mst_edges",
@@ -71,6 +76,7 @@ __all__ = [
     "paired_bootstrap",
     "random_init_copy",
     "root_accuracy",
+    "stream_inputs",
     "uniform_codelength",
     "uuas",
 ]
