@@ -226,6 +226,7 @@ def table(a) -> None:
             "max_accuracy_gap_points": float(max(gaps)), "load_average_after": os.getloadavg()}
         print(f"  threads {th}: sklearn defaults {sk_total:.1f} s (3 seeds) vs probekit {ours_s:.1f} s: "
               f"{sk_total / ours_s:.1f}x, max gap {max(gaps):.2f} points", flush=True)
+        _merge("table", {"partial": True, "runs": runs, "note": a.note})  # kept if a later part is stopped
     conv = None
     if a.converged_layers:
         th = max(int(x) for x in a.threads.split(","))
@@ -254,7 +255,7 @@ def table(a) -> None:
                                      "streamed pass, LinearProbe defaults",
                          "sklearn": "LogisticRegression() defaults (lbfgs, max_iter=100, C=1) per layer and label set; "
                                     "lbfgs ignores random_state, so each fit runs once and counts for 3 seeds"},
-               "runs": runs, "converged": conv, "machine": machine(), "shared_machine": SHARED}
+               "runs": runs, "converged": conv, "machine": machine(), "shared_machine": SHARED, "note": a.note}
     top = {"speedup_vs_sklearn_default": one["speedup_vs_sklearn_default"],
            "speedup_vs_sklearn_default_all_cores": best["speedup_vs_sklearn_default"],
            "max_accuracy_gap_points": max(r["max_accuracy_gap_points"] for r in runs.values())}
@@ -279,6 +280,7 @@ def main() -> None:
     t.add_argument("--threads", default=f"1,{os.cpu_count()}")
     t.add_argument("--converged-layers", default="L1.resid", help="sites of the converged scikit-learn run ('' skips)")
     t.add_argument("--converged-sets", default="upos,upos.control")
+    t.add_argument("--note", default=None, help="a remark recorded with the figures (e.g. on the machine's load)")
     for q in (s, t):
         q.add_argument("--ud", type=Path, default=None, help="UD EWT folder (default $PROBEKIT_UD_PATH)")
     a = p.parse_args()
