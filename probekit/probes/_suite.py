@@ -122,8 +122,9 @@ class ProbeSuite:
     probes : str, estimator, sequence or mapping, optional
         ``"linear"`` (default), ``"mlp"``, estimators, or ``{name: estimator}``.
     seeds : sequence of int
-        Initialisation seeds of every probe (all layers x seeds of a task are
-        fitted at once with :func:`fit_batched`).
+        Seeds of every probe: a streamed linear probe's seed fixes its order of
+        rows; other probes' seeds vary the initialisation (all layers x seeds of
+        a task are fitted at once with :func:`fit_streamed` or :func:`fit_batched`).
     controls : bool
         Also run each task's control task and report selectivity.
     control_seed : int
