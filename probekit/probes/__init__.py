@@ -28,6 +28,7 @@ from probekit.probes._stats import (
     mcnemar_from_counts,
     paired_bootstrap,
 )
+from probekit.probes._stream import StreamConfig, StreamedFit, fit_streamed
 from probekit.probes._structural import DepthProbe, DistanceProbe
 from probekit.probes._suite import ProbeSuite
 from probekit.probes._task_store import (
@@ -38,6 +39,7 @@ from probekit.probes._task_store import (
     extract_tasks,
     group_tasks,
     random_init_copy,
+    stream_inputs,
     task_inputs,
 )
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, mst_edges, root_accuracy, uuas
@@ -54,6 +56,8 @@ __all__ = [
     "PairedBootstrap",
     "ProbeSuite",
     "RankProbe",
+    "StreamConfig",
+    "StreamedFit",
     "StoreTaskMismatchError",
     "TaskInputs",
     "bootstrap_ci",
@@ -67,6 +71,7 @@ __all__ = [
     "extract_tasks",
     "group_tasks",
     "fit_batched",
+    "fit_streamed",
     "mcnemar",
     "mcnemar_from_counts",
     "mst_edges",
@@ -74,6 +79,7 @@ __all__ = [
     "paired_bootstrap",
     "random_init_copy",
     "root_accuracy",
+    "stream_inputs",
     "task_inputs",
     "uniform_codelength",
     "uuas",

@@ -2,6 +2,7 @@
 
 from probekit.store._extract import extract
 from probekit.store._manifest import FORMAT_VERSION, CorruptShardError, FingerprintMismatchError, StoreError
+from probekit.store._rows import RowReader
 from probekit.store._store import ActivationStore, Batch, SiteView
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "CorruptShardError",
     "FORMAT_VERSION",
     "FingerprintMismatchError",
+    "RowReader",
     "SiteView",
     "StoreError",
     "extract",

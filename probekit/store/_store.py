@@ -430,6 +430,30 @@ class SiteView:
         arr = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return torch.from_numpy(arr)
 
+    def rows(self, level: Level = "word", how: str | None = None):
+        """A :class:`~probekit.store.RowReader` over the stored rows of ``level`` (read chunk by chunk).
+
+        Unlike :meth:`numpy`, the reader keeps nothing mapped between reads, so a
+        computation that reads a store larger than memory in chunks stays within
+        the memory of a chunk.
+
+        Raises
+        ------
+        KeyError
+            ``level`` (with ``how``) was not stored for this site (it would have to be
+            pooled from token rows).
+        """
+        from probekit.store._rows import RowReader
+
+        self._no_attention("rows")
+        if level not in ("token", "word", "sentence"):
+            raise ValueError(f"level must be 'token', 'word' or 'sentence', not {level!r}")
+        name = self._token_stream() if level == "token" else self.store._stream(self._base, level, how)
+        if name is None:
+            raise KeyError(f"{self.site}: no stored {level} rows{'' if how is None else f' pooled by {how!r}'}; "
+                           f"stored: {', '.join(self.store._streams[self._base])}")
+        return RowReader(self.store, name)
+
     def example_of_row(self, level: Level = "token") -> np.ndarray:
         """Example index of every row of :meth:`numpy` at ``level``."""
         counts = {"token": self.store.n_tokens, "word": self.store.n_words,
