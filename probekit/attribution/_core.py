@@ -44,9 +44,11 @@ ProbeHead = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class _Forward(nn.Module):
     """``ids, mask -> f`` as an nn.Module (DeepLift wants a module)."""
 
-    def __init__(self, hooked: HookedModel, probe: ProbeHead | None, site: Site | None, output: str):
+    def __init__(self, hooked: HookedModel, probe: ProbeHead | None, site: Site | None, output: str,
+                 interventions=()):
         super().__init__()
         self.hooked = hooked
+        self.interventions = list(interventions)
         self.probe = probe
         self.site = site
         self.output = output
@@ -57,11 +59,13 @@ class _Forward(nn.Module):
         key = "inputs_embeds" if inputs.is_floating_point() else "input_ids"
         kwargs = {key: inputs, "attention_mask": attention_mask.expand(inputs.shape[0], -1)}
         if self.probe is None:
-            logits = self.inner(**kwargs).logits
+            with self.hooked.intervening(self.interventions):
+                logits = self.inner(**kwargs).logits
         else:
             got: dict = {}
             module, hook = self.hooked._module_hook(self.site)
-            with capture({self.site: (module, hook)}, got.__setitem__, detach=False):
+            with self.hooked.intervening(self.interventions), \
+                    capture({self.site: (module, hook)}, got.__setitem__, detach=False):
                 self.inner(**kwargs)
             logits = self.probe(got[self.site], kwargs["attention_mask"])
         return logits.softmax(-1) if self.output == "prob" else logits
@@ -88,11 +92,14 @@ class Attributor:
         ``attention_x_gradient`` (default: the last block).
     output : {"prob", "logit"}
         Explain the target class probability (default) or its logit.
+    interventions : sequence, optional
+        Interventions (:mod:`probekit.interventions`) applied during every
+        forward pass: attributes the intervened model's prediction.
     """
 
     def __init__(self, model: HookedModel, method: Method = "integrated_gradients", *,
                  probe: ProbeHead | None = None, probe_site: Site | str | None = None,
-                 site: Site | str | None = None, output: Literal["prob", "logit"] = "prob"):
+                 site: Site | str | None = None, output: Literal["prob", "logit"] = "prob", interventions=()):
         model = as_hooked_model(model)
         if method not in METHODS:
             raise ValueError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
@@ -107,7 +114,10 @@ class Attributor:
         self.method = method
         self.output = output
         self.probe_site = model.site(probe_site) if probe_site is not None else None
-        self.forward = _Forward(model, probe, self.probe_site, output)
+        from probekit.model import as_interventions
+
+        self.interventions = as_interventions(interventions)
+        self.forward = _Forward(model, probe, self.probe_site, output, self.interventions)
         default = Site(model.n_layers - 1, "attn.pattern") if method == "attention_x_gradient" else Site(None, "emb")
         self.site = model.site(site) if site is not None else default
         if method == "attention_x_gradient" and not self.site.is_attention:

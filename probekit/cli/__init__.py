@@ -11,6 +11,7 @@ from probekit.cli import (  # noqa: F401  (each adds its commands to main)
     _data,
     _demo,
     _extract,
+    _interventions,
     _models,
     _probe,
     _report,

@@ -194,10 +194,22 @@ def _download(where: str, local: Path | None, pin: FilePin, folder: Path, progre
             out.flush()
             os.fsync(out.fileno())
         check_file(tmp, pin, where)
-        os.replace(tmp, folder / pin.name)
+        _publish(tmp, folder / pin.name)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    """Rename a verified temporary file into place, readable as any file the user creates.
+
+    ``mkstemp`` makes files private (0600); a data cache is shared like any
+    download, so the final file gets the mode the user's umask gives new files.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, dest)
 
 
 def _remove_stale_parts(folder: Path, spec: DatasetSpec) -> None:
@@ -228,7 +240,7 @@ def _write_manifest(folder: Path, spec: DatasetSpec, files: dict[str, FilePin], 
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(man, fh, indent=2)
-        os.replace(tmp, folder / MANIFEST)
+        _publish(Path(tmp), folder / MANIFEST)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

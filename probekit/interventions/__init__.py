@@ -1,13 +1,26 @@
-"""Interventions on activations. So far: concept erasure fitted from stores or arrays.
+"""Interventions on activations: ablate, patch, steer, project out, ablate heads, erase concepts.
 
-:class:`LeaceEraser` (closed-form least-squares concept erasure, Belrose et
-al. 2023) is fitted streaming from a store's memory maps in float64 with
-bounded memory; :class:`InlpEraser` (iterative nullspace projection, Ravfogel
-et al. 2020) records the held-out accuracy after each projection;
-:func:`random_eraser_like` gives the random-subspace control of the same rank
-(Elazar et al. 2021). Every eraser applies itself to ``[..., d]`` features of
-its site, describes itself as canonical JSON (``to_dict``, ``fingerprint``) and
-saves/loads as safetensors + JSON.
+Site interventions (:class:`Ablate`, :class:`Patch`, :class:`Steer`,
+:class:`ProjectOut`, :class:`AblateHeads`) and every fitted eraser are passed
+as ``interventions=[...]`` to :meth:`probekit.model.HookedModel.run_with_cache`,
+:func:`probekit.extract` (the intervened activations are stored, and the
+interventions' descriptions are part of the store fingerprint),
+:func:`probekit.variants.evaluate` and :class:`probekit.attribution.Attributor`.
+They enter through the same hooks as caching, are applied in list order, and
+their hooks are removed when the forward pass ends or raises.
+
+Concept erasure: :class:`LeaceEraser` (closed-form least-squares concept
+erasure, Belrose et al. 2023) is fitted streaming from a store's memory maps
+in float64 with bounded memory; :class:`InlpEraser` (iterative nullspace
+projection, Ravfogel et al. 2020) records the held-out accuracy after each
+projection; :func:`random_eraser_like` gives the random-subspace control of
+the same rank (Elazar et al. 2021). Every eraser applies itself to
+``[..., d]`` features of its site, describes itself as canonical JSON
+(``to_dict``, ``fingerprint``) and saves/loads as safetensors + JSON.
+
+:func:`amnesic_probe` (Elazar et al. 2021) erases a property at each layer
+and measures the change in the model's behaviour against a same-rank random
+erasure, with the probe accuracy before and after.
 
 Examples
 --------
@@ -25,20 +38,57 @@ True
 >>> eraser.save(path)
 >>> Eraser.load(path).fingerprint() == eraser.fingerprint()
 True
+
+Intervening during a forward pass:
+
+>>> import probekit, transformers
+>>> from probekit.interventions import Ablate, Steer
+>>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+...                         num_attention_heads=4, intermediate_size=37))
+>>> cache = m.run_with_cache(["a cat sat"], ["L0.resid", "L1.resid"],
+...                          interventions=[Ablate("L0.resid", "zero")])
+>>> float(cache["L0.resid"].abs().max())
+0.0
 """
 
+from probekit.interventions._amnesic import AMNESIC_METHODS, amnesic_probe, amnesic_table
+from probekit.interventions._base import (
+    INTERVENTION_FORMAT,
+    Ablate,
+    AblateHeads,
+    Intervention,
+    ProjectOut,
+    Steer,
+    site_mean,
+)
+from probekit.interventions._behaviour import Behaviour, ClassifierBehaviour, NextTokenBehaviour
 from probekit.interventions._eraser import ERASER_FORMAT, Eraser
 from probekit.interventions._inlp import InlpEraser
 from probekit.interventions._leace import LeaceEraser, LeaceStatistics, linear_shrinkage
+from probekit.interventions._patch import Patch
 from probekit.interventions._random import RandomEraser, random_eraser_like
 
 __all__ = [
+    "AMNESIC_METHODS",
+    "Ablate",
+    "AblateHeads",
+    "Behaviour",
+    "ClassifierBehaviour",
     "ERASER_FORMAT",
     "Eraser",
+    "INTERVENTION_FORMAT",
     "InlpEraser",
+    "Intervention",
     "LeaceEraser",
     "LeaceStatistics",
+    "NextTokenBehaviour",
+    "Patch",
+    "ProjectOut",
     "RandomEraser",
+    "Steer",
+    "amnesic_probe",
+    "amnesic_table",
     "linear_shrinkage",
     "random_eraser_like",
+    "site_mean",
 ]

@@ -140,6 +140,37 @@ class Eraser(TransformerMixin, BaseEstimator):
         out = out.to(t.dtype)
         return out.numpy() if is_np else out
 
+    # ---------------------------------------------------------------- as an intervention
+    def target(self) -> tuple[Site, None]:
+        """Where the eraser acts as an intervention: the site it was fitted on.
+
+        A fitted eraser is an intervention: pass it in ``interventions=[...]``
+        of ``run_with_cache``, ``extract``, ``evaluate`` or ``Attributor`` and
+        it erases its concept from the site's activations at every token
+        during the forward pass. Its :meth:`to_dict` enters the fingerprint.
+        """
+        self._check_fitted()
+        if self.site_ is None:
+            raise ValueError(f"this {type(self).__name__} was fitted on unnamed features; fit it with site=... (or "
+                             "on a store) to use it as an intervention")
+        return self.site_, None
+
+    def apply(self, x: torch.Tensor, examples=None) -> torch.Tensor:
+        """Erase from one forward batch's activations (autograd-safe: no tensors are cached)."""
+        self._check_fitted()
+        if x.shape[-1] != self.d_:
+            raise ValueError(f"this eraser was fitted on {self.d_}-dimensional features at {self.site_}; the site "
+                             f"has {x.shape[-1]} dimensions")
+        cdtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        left, right, bias = (t.to(device=x.device, dtype=cdtype) for t in (self.left_, self.right_, self.bias_))
+        xt = x.to(cdtype)
+        return (xt - ((xt - bias) @ right.T) @ left.T).to(x.dtype) if self.rank_ else x
+
+    def as_intervention(self) -> Eraser:
+        """The eraser itself (every fitted eraser is an intervention); checks it names its site."""
+        self.target()
+        return self
+
     def transform(self, X):
         """Erase from ``X`` (scikit-learn transformer form of ``eraser(X)``)."""
         return self(X)

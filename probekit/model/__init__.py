@@ -7,7 +7,7 @@ One line per file:
 
 - ``_sites``: :class:`Site` (``L3.resid``, ``emb``...) and the one layer axis (:func:`site_layer`, :func:`site_block`).
 - ``_adapters``: per-family tables mapping each site to a module path and hook kind (:data:`ADAPTERS`).
-- ``_hooks``: the forward hooks themselves; :func:`capture` removes them in ``finally``.
+- ``_hooks``: the forward hooks themselves; :func:`capture` and :func:`intervene` remove them in ``finally``.
 - ``_tokenize``: tokenization with word alignment and long-input windows (:class:`TokenizedBatch`).
 - ``_pooling``: word and sentence pooling of token activations.
 - ``_cache``: :class:`ActivationCache`, the in-memory result of one hooked forward pass.
@@ -27,7 +27,7 @@ from probekit.model._adapters import ADAPTERS, Adapter, Hook, adapter_for
 from probekit.model._assets import ALIASES, DEFAULT_MODEL, AliasUnavailableError, resolve_alias
 from probekit.model._cache import ActivationCache
 from probekit.model._hooked import HookedModel, as_hooked_model
-from probekit.model._hooks import capture, resolve_module
+from probekit.model._hooks import InterventionLike, as_interventions, capture, intervene, resolve_module
 from probekit.model._loading import HubUnreachableError, load_model, load_tokenizer
 from probekit.model._pooling import (
     SENTENCE_POOLING,
@@ -59,6 +59,7 @@ __all__ = [
     "Hook",
     "HookedModel",
     "HubUnreachableError",
+    "InterventionLike",
     "LAYER_COMPONENTS",
     "LongInputPolicy",
     "SENTENCE_POOLING",
@@ -70,7 +71,9 @@ __all__ = [
     "WordPooling",
     "adapter_for",
     "as_hooked_model",
+    "as_interventions",
     "capture",
+    "intervene",
     "load_model",
     "load_tokenizer",
     "pool_sentence",

@@ -12,7 +12,7 @@ from torch import nn
 from probekit.fingerprint import weights_hash
 from probekit.model._adapters import Adapter, Hook, adapter_for
 from probekit.model._cache import ActivationCache
-from probekit.model._hooks import capture, resolve_module
+from probekit.model._hooks import as_interventions, capture, intervene, resolve_module
 from probekit.model._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site
 from probekit.model._tokenize import LongInputPolicy, TokenizedBatch, Window, tokenize
 
@@ -164,17 +164,82 @@ class HookedModel:
         return tokenize(self.tokenizer, inputs, max_length=self.max_length, long_inputs=long_inputs, stride=stride)
 
     @contextlib.contextmanager
-    def hooks(self, sites: Sequence[Site | str], sink, *, detach: bool = True) -> Iterator[None]:
+    def hooks(self, sites: Sequence[Site | str], sink, *, detach: bool = True, interventions=(),
+              examples: Sequence[int] | None = None) -> Iterator[None]:
         """Low-level: call ``sink(site, tensor)`` for each site during forwards in the block.
 
         Hooks are removed when the block exits, also on error. Attention
         patterns switch the model to eager attention for the block.
+        ``interventions`` are applied first (see :meth:`intervening`), so what
+        ``sink`` receives is the intervened activation.
         """
         parsed = [self.site(s).without_head() for s in sites]
         targets = {s: self._module_hook(s) for s in dict.fromkeys(parsed)}
         needs_eager = any(s.is_attention for s in parsed)
-        with self.eager_attention(needs_eager), capture(targets, sink, detach=detach):
+        with self.eager_attention(needs_eager), self.intervening(interventions, examples=examples), \
+                capture(targets, sink, detach=detach):
             yield
+
+    @contextlib.contextmanager
+    def intervening(self, interventions, *, examples: Sequence[int] | None = None) -> Iterator[None]:
+        """Apply ``interventions`` (in order) to every forward pass run inside the block.
+
+        Parameters
+        ----------
+        interventions : intervention or sequence of interventions
+            Objects of :mod:`probekit.interventions` (or anything
+            :class:`probekit.model.InterventionLike`); an empty sequence
+            changes nothing.
+        examples : sequence of int, optional
+            The example index of each batch row, for interventions that
+            differ per example (patching stored activations back in).
+
+        Each intervention replaces the output of its site's module (or the
+        input, for sites read at a module's input, and for head
+        interventions the per-head input of the attention output
+        projection). The hooks are removed when the block exits, also when
+        the forward pass raises.
+
+        Examples
+        --------
+        >>> import probekit, transformers, torch
+        >>> from probekit.interventions import Ablate
+        >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+        ...                         num_attention_heads=4, intermediate_size=37))
+        >>> rows = m.tokenize(["a cat sat"]).windows[0].row_ids
+        >>> with torch.no_grad(), m.intervening([Ablate("L1.resid", "zero")]):
+        ...     out = m.forward_rows([rows]).last_hidden_state
+        >>> float(out.abs().max())
+        0.0
+        """
+        ivs = as_interventions(interventions)
+        with intervene([self._intervention_target(iv, examples) for iv in ivs]):
+            yield
+
+    def _intervention_target(self, iv, examples):
+        site, heads = iv.target()
+        site = self.site(site)
+        if heads is None:
+            if site.is_attention:
+                raise ValueError(f"{site}: attention patterns are read, not replaced; to remove heads use "
+                                 "probekit.interventions.AblateHeads")
+            module, hook = self._module_hook(site)
+            return module, hook, lambda x: iv.apply(x, examples)
+        path = self.adapter.attn_output_proj
+        if not path:
+            raise ValueError(f"the {self.adapter.family} adapter names no attention output projection, so heads "
+                             "cannot be intervened on")
+        n = self.heads_per_layer()[site.layer]
+        bad = [h for h in heads if not 0 <= int(h) < n]
+        if bad:
+            raise ValueError(f"heads {bad} out of range: layer {site.layer} of {self.name} has heads 0-{n - 1}")
+
+        def per_head(x: torch.Tensor) -> torch.Tensor:
+            *lead, width = x.shape
+            y = iv.apply(x.reshape(*lead, n, width // n), examples)
+            return y.reshape(*lead, width)
+
+        return resolve_module(self._blocks[site.layer], path), Hook(path, port="in", index=0), per_head
 
     @contextlib.contextmanager
     def eager_attention(self, enabled: bool = True) -> Iterator[None]:
@@ -210,6 +275,7 @@ class HookedModel:
         long_inputs: LongInputPolicy = "error",
         stride: int | None = None,
         to_cpu: bool = True,
+        interventions=(),
     ) -> ActivationCache:
         """Run the model on ``inputs`` and keep the activations at ``sites``.
 
@@ -227,6 +293,10 @@ class HookedModel:
             Overlap between windows, in tokens.
         to_cpu : bool
             Move captured tensors to the CPU.
+        interventions : sequence, optional
+            Interventions applied (in order) during every forward pass (see
+            :meth:`intervening` and :mod:`probekit.interventions`); the cache
+            holds the intervened activations. Empty: the plain model.
 
         Returns
         -------
@@ -246,10 +316,12 @@ class HookedModel:
         rows_out: dict[Site, list[torch.Tensor]] = {s: [] for s in plain}
         wants_weights = self.adapter.weights_on_request and any(s.is_attention for s in plain)
         ask = {"output_attentions": True} if wants_weights else {}
+        ivs = as_interventions(interventions)
         self.model.eval()
         for chunk in _chunks(batch.windows, batch_size):
             captured: dict[Site, torch.Tensor] = {}
-            with torch.inference_mode(), self.hooks(plain, captured.__setitem__):
+            examples = None if batch.is_windowed else [w.example for w in chunk]
+            with torch.inference_mode(), self.hooks(plain, captured.__setitem__, interventions=ivs, examples=examples):
                 self.forward_rows([w.row_ids for w in chunk], **ask)
             for s in plain:
                 t = captured[s].to("cpu") if to_cpu else captured[s]

@@ -1,20 +1,68 @@
 """Forward hooks that exist only inside a ``with`` block.
 
-Every hook added by :func:`capture` is removed in ``finally``, also when the
-forward pass raises, so a model never keeps a stray hook.
+:func:`capture` reads tensors; :func:`intervene` replaces them (an
+intervention's hook returns the module's output, or input, with the tensor
+at the hook's index replaced). Every hook either adds is removed in
+``finally``, also when the forward pass raises, so a model never keeps a
+stray hook.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from probekit.model._adapters import Hook
 
-__all__ = ["capture", "resolve_module"]
+__all__ = ["InterventionLike", "as_interventions", "capture", "intervene", "resolve_module"]
+
+
+@runtime_checkable
+class InterventionLike(Protocol):
+    """What ``run_with_cache``, ``extract``, ``evaluate`` and ``Attributor`` accept as an intervention.
+
+    The objects of :mod:`probekit.interventions` (``Ablate``, ``Patch``,
+    ``Steer``, ``ProjectOut``, ``AblateHeads``, every fitted ``Eraser``)
+    implement it; the model core needs nothing else of them.
+
+    ``target()`` returns the site and, for a per-head intervention, the heads
+    (then ``apply`` receives the per-head input of the block's attention
+    output projection as ``[batch, tokens, heads, head_dim]``; otherwise the
+    site's tensor, e.g. ``[batch, tokens, d]``). ``apply(x, examples)``
+    returns the replacement; ``examples`` holds the example index of every
+    batch row when known (``None`` otherwise). ``to_dict()`` describes it as
+    JSON for fingerprints.
+    """
+
+    def target(self) -> tuple: ...
+
+    def apply(self, x: torch.Tensor, examples: Sequence[int] | None) -> torch.Tensor: ...
+
+    def to_dict(self) -> dict: ...
+
+
+def as_interventions(items) -> list:
+    """``None``, one intervention or a sequence of them -> a list, each checked against :class:`InterventionLike`.
+
+    Raises
+    ------
+    TypeError
+        An item is not an intervention.
+    """
+    if items is None:
+        return []
+    if isinstance(items, InterventionLike):
+        items = [items]
+    out = list(items)
+    for i, iv in enumerate(out):
+        if not isinstance(iv, InterventionLike):
+            raise TypeError(f"interventions[{i}] is a {type(iv).__name__}, not an intervention (see "
+                            "probekit.interventions: Ablate, Patch, Steer, ProjectOut, AblateHeads or a fitted eraser)")
+    return out
 
 
 def resolve_module(root: nn.Module, path: str) -> nn.Module:
@@ -29,6 +77,56 @@ def _select(value, index: int | None) -> torch.Tensor:
     if isinstance(value, torch.Tensor) or index is None:
         return value
     return value[index]
+
+
+def _replace(value, index: int | None, new: torch.Tensor):
+    """``value`` with the tensor :func:`_select` reads replaced by ``new``."""
+    if isinstance(value, torch.Tensor) or index is None:
+        return new
+    if isinstance(value, tuple):
+        return value[:index] + (new,) + value[index + 1:]
+    if isinstance(value, list):
+        return value[:index] + [new] + value[index + 1:]
+    raise TypeError(f"cannot replace element {index} of a {type(value).__name__} module value")
+
+
+@contextlib.contextmanager
+def intervene(
+    targets: Sequence[tuple[nn.Module, Hook, Callable[[torch.Tensor], torch.Tensor]]],
+) -> Iterator[None]:
+    """Replace what target modules produce (or receive) with ``fn(tensor)`` while the block runs.
+
+    Parameters
+    ----------
+    targets : sequence of (module, hook, fn)
+        Applied in order; several at one module chain (each sees the
+        previous one's result). The hook's ``port`` says whether the module's
+        output (forward hook) or its input (forward pre-hook) is changed, its
+        ``index`` which tuple element.
+
+    Notes
+    -----
+    Hooks registered here before a :func:`capture` on the same module run
+    first, so the captured tensor is the intervened one.
+    """
+    handles = []
+    try:
+        for module, hook, fn in targets:
+            if hook.port == "out":
+                def post(_m, _inp, out, hook=hook, fn=fn):
+                    return _replace(out, hook.index, fn(_select(out, hook.index)))
+                handles.append(module.register_forward_hook(post))
+            else:
+                def pre(m, inp, hook=hook, fn=fn):
+                    if not inp:
+                        raise RuntimeError(f"{type(m).__name__} got its input as a keyword argument; "
+                                           "an input intervention needs it positional")
+                    return _replace(inp, hook.index, fn(_select(inp, hook.index)))
+                handles.append(module.register_forward_pre_hook(pre))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """Plots (seaborn/matplotlib). Every function takes a DataFrame and returns a matplotlib Figure."""
 
+from probekit.plots._amnesic import amnesic_plot
 from probekit.plots._attention import attention_heatmap, layer_head_grid, pattern_frame
 from probekit.plots._attribution import attribution_html, attribution_png
 from probekit.plots._compare import diagonal_curves, probe_delta_heatmap
@@ -7,6 +8,7 @@ from probekit.plots._probes import probe_curves, probe_heatmap, selectivity_curv
 from probekit.plots._similarity import similarity_heatmap
 
 __all__ = [
+    "amnesic_plot",
     "attention_heatmap",
     "attribution_html",
     "attribution_png",

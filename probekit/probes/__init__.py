@@ -29,6 +29,7 @@ from probekit.probes._stats import (
     paired_bootstrap,
     paired_bootstrap_seeds,
 )
+from probekit.probes._stream import StreamConfig, StreamedFit, fit_streamed
 from probekit.probes._structural import DepthProbe, DistanceProbe
 from probekit.probes._suite import ProbeSuite
 from probekit.probes._task_store import (
@@ -39,6 +40,7 @@ from probekit.probes._task_store import (
     extract_tasks,
     group_tasks,
     random_init_copy,
+    stream_inputs,
     task_inputs,
 )
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, mst_edges, root_accuracy, uuas
@@ -55,6 +57,8 @@ __all__ = [
     "PairedBootstrap",
     "ProbeSuite",
     "RankProbe",
+    "StreamConfig",
+    "StreamedFit",
     "StoreTaskMismatchError",
     "TaskInputs",
     "bootstrap_ci",
@@ -68,6 +72,7 @@ __all__ = [
     "extract_tasks",
     "group_tasks",
     "fit_batched",
+    "fit_streamed",
     "mcnemar",
     "mcnemar_from_counts",
     "mst_edges",
@@ -75,8 +80,9 @@ __all__ = [
     "paired_bootstrap",
     "paired_bootstrap_seeds",
     "random_init_copy",
-    "task_inputs",
     "root_accuracy",
+    "stream_inputs",
+    "task_inputs",
     "uniform_codelength",
     "uuas",
 ]

@@ -29,6 +29,16 @@ such as ``L{i}.mlp.out``). Metrics, for each store, task and probe:
   value within the probed layers (NaN when no layer gains) -- and ``center_of_gravity`` of the per-layer gain
   over the majority baseline (clipped at 0).
 
+Linear probes (an L2 :class:`LinearProbe`, the default) of classification
+tasks are trained from the store in bounded memory (``memory_budget``): the
+suite reads one layer at a time, block by block, and every task of the same
+rows (e.g. ``upos`` and ``deprel`` of one treebank), its control task and
+every seed share each pass over the features (see
+:mod:`probekit.probes._stream`: minibatch Adam on streamed, standardized
+features). The intervals and paired tests need only the test predictions and
+are exact as before. Other probes (MLP, rank-limited, L1) hold a task's
+features in memory (``stream=False`` does so for every probe).
+
 Structural tasks train a :class:`DistanceProbe` (``uuas``,
 ``distance_spearman``) and a :class:`DepthProbe` (``root_accuracy``,
 ``depth_spearman``) per layer and seed, without intervals or controls.
@@ -50,8 +60,9 @@ from probekit.probes._batched import fit_batched
 from probekit.probes._linear import LinearProbe
 from probekit.probes._mlp import MLPProbe
 from probekit.probes._stats import bootstrap_ci, center_of_gravity, expected_layer, mcnemar, paired_bootstrap
+from probekit.probes._stream import DEFAULT_BUDGET, StreamConfig, fit_streamed, parse_bytes
 from probekit.probes._structural import DepthProbe, DistanceProbe
-from probekit.probes._task_store import TaskInputs, task_inputs
+from probekit.probes._task_store import TaskInputs, stream_inputs, task_inputs
 from probekit.results import Results, store_blocks
 from probekit.store import ActivationStore
 
@@ -111,8 +122,9 @@ class ProbeSuite:
     probes : str, estimator, sequence or mapping, optional
         ``"linear"`` (default), ``"mlp"``, estimators, or ``{name: estimator}``.
     seeds : sequence of int
-        Initialisation seeds of every probe (all layers x seeds of a task are
-        fitted at once with :func:`fit_batched`).
+        Seeds of every probe: a streamed linear probe's seed fixes its order of
+        rows; other probes' seeds vary the initialisation (all layers x seeds of
+        a task are fitted at once with :func:`fit_streamed` or :func:`fit_batched`).
     controls : bool
         Also run each task's control task and report selectivity.
     control_seed : int
@@ -124,6 +136,16 @@ class ProbeSuite:
         Sites to probe (default: every token-level site of the store).
     structural : dict, optional
         Parameters of the structural probes (default ``rank=32, max_iter=20``).
+    memory_budget : int or str
+        Bytes of features (``"512MB"``, ``"2GB"``) the streamed linear probes
+        keep in memory between passes (default 1 GiB); beyond it blocks are
+        read again from the store. It changes speed, never results.
+    stream : bool
+        Train L2 :class:`LinearProbe` probes from the store in bounded memory
+        (default). False: every probe holds a task's features in memory.
+    device : str, optional
+        Torch device of the streamed probes (``"cuda"``, ``"cpu"``; default:
+        each probe's own ``device``).
 
     Attributes
     ----------
@@ -135,6 +157,9 @@ class ProbeSuite:
     n_blocks_ : dict
         ``(model, variant) -> number of blocks`` of each store's model (the
         layer of ``final`` is ``n_blocks + 1``).
+    profile_ : dict
+        Seconds spent per stage of the streamed probes (``read`` is part of the
+        others), summed over stores, and ``peak_cache_bytes``.
 
     Examples
     --------
@@ -144,7 +169,8 @@ class ProbeSuite:
 
     def __init__(self, tasks, probes=None, seeds: Sequence[int] = (0,), *, controls: bool = True,
                  control_seed: int = 0, n_boot: int = 1000, alpha: float = 0.05,
-                 sites: Sequence[str] | None = None, structural: dict | None = None):
+                 sites: Sequence[str] | None = None, structural: dict | None = None,
+                 memory_budget: int | str = DEFAULT_BUDGET, stream: bool = True, device: str | None = None):
         self.tasks = [tasks] if hasattr(tasks, "dataset") else list(tasks)
         for t in self.tasks:
             if t.control_of is not None:
@@ -159,6 +185,10 @@ class ProbeSuite:
         self.alpha = alpha
         self.sites = sites
         self.structural = {"rank": 32, "max_iter": 20, **(structural or {})}
+        self.memory_budget = parse_bytes(memory_budget)
+        self.stream = stream
+        self.device = device
+        self.profile_: dict = {}
         self.predictions_: dict = {}
         self.truth_: dict = {}
         self.n_blocks_: dict = {}
@@ -182,23 +212,36 @@ class ProbeSuite:
         items = _as_stores(stores)
         for model, variant, store in items:
             self.n_blocks_[(model, variant)] = store_blocks(store)
+        controls = {}
         for task in self.tasks:
-            control = None
             if self.controls and task.level in ("sentence", "word", "edge"):
-                control = control_task(task, self.control_seed)
-            for model, variant, store in items:
+                controls[task.name] = control_task(task, self.control_seed)
+        streamed: dict = {}
+        inputs: dict = {}
+        for si, (_, _, store) in enumerate(items):
+            streamed.update(self._stream_store(si, store, controls, inputs))
+        for task in self.tasks:
+            control = controls.get(task.name)
+            for si, (model, variant, store) in enumerate(items):
                 ctx = {"model": model, "variant": variant}
                 logger.info("probing %s on %s/%s", task.name, model, variant)
-                inp = task_inputs(store, task, self.sites)
+                inp = inputs.get((si, task.name)) or task_inputs(store, task, self.sites)
                 if task.level == "structural":
                     rows += self._structural(ctx, task, inp)
                     continue
                 rows += self._majority(ctx, task, inp)
+                full = None  # features in memory, for the probes that are not streamed
                 for pname, est in self.probes.items():
-                    acc = self._classify(ctx, task, task.name, inp, inp.y, pname, est, rows)
+                    got = streamed.get((si, task.name, pname))
+                    use = inp
+                    if got is None and inp.d is not None:
+                        full = full or task_inputs(store, task, self.sites)
+                        use = full
+                    acc = self._classify(ctx, task, task.name, use, use.y, pname, est, rows, got)
                     if control is not None:
                         y_c = np.asarray(control.dataset.flat_labels(), dtype=object).astype(str)
-                        acc_c = self._classify(ctx, task, control.name, inp, y_c, pname, est, rows)
+                        acc_c = self._classify(ctx, task, control.name, use, y_c, pname, est, rows,
+                                               streamed.get((si, control.name, pname)))
                         rows += self._selectivity(ctx, task, inp, pname, acc, acc_c)
                     rows += self._depth_of(ctx, task, inp, pname, acc, rows)
             rows += self._vs_reference(items, task)
@@ -227,18 +270,84 @@ class ProbeSuite:
         pred = np.full(int(inp.test.sum()), major, dtype=y.dtype)
         return self._ci_rows(ctx, task.name, inp, None, "majority", None, y[inp.test], pred, self.control_seed)
 
-    def _classify(self, ctx, task, task_name, inp, y, pname, est, rows) -> np.ndarray:
-        """Fit all layers x seeds; append rows; return test accuracy ``[layers, seeds]``."""
+    # ------------------------------------------------------------ streamed
+    def _streams(self, est) -> bool:
+        return self.stream and isinstance(est, LinearProbe) and est.penalty == "l2"
+
+    def _stream_config(self, est) -> StreamConfig:
+        from probekit.probes._base import seed_from
+
+        return StreamConfig(lr=float(est.lr), batch_size=int(est.batch_size), max_iter=int(est.max_iter),
+                            tol=float(est.tol), n_iter_no_change=int(est.n_iter_no_change),
+                            validation_fraction=float(est.validation_fraction) if est.early_stopping else 0.0,
+                            C=float(est.C), shuffle_seed=seed_from(est.random_state),
+                            memory_budget=self.memory_budget, device=str(self.device or est.device))
+
+    def _stream_store(self, si: int, store, controls: dict, inputs: dict) -> dict:
+        """Streamed predictions ``(si, task or control name, probe) -> [layers][seeds]`` labels of one store.
+
+        Tasks that read the same rows (same level, splits and, for edges, pairs) share every pass.
+        """
+        probes = {p: e for p, e in self.probes.items() if self._streams(e)}
+        tasks = [t for t in self.tasks if t.level in ("sentence", "word", "edge")]
+        if not probes or not tasks:
+            return {}
+        groups: list[list] = []
+        for task in tasks:
+            inp = stream_inputs(store, task, self.sites)
+            inputs[(si, task.name)] = inp
+            for g in groups:
+                first = inputs[(si, g[0].name)]
+                if (g[0].level == task.level and task.level != "edge" and np.array_equal(first.train, inp.train)
+                        and np.array_equal(first.test, inp.test)):
+                    g.append(task)
+                    break
+            else:
+                groups.append([task])
+        out: dict = {}
+        for group in groups:
+            inp = inputs[(si, group[0].name)]
+            train, test = np.flatnonzero(inp.train), np.flatnonzero(inp.test)
+            names, label_sets = [], []
+            for task in group:
+                names.append(task.name)
+                label_sets.append(inputs[(si, task.name)].y)
+                if task.name in controls:
+                    names.append(controls[task.name].name)
+                    label_sets.append(np.asarray(controls[task.name].dataset.flat_labels(), dtype=object).astype(str))
+            classes, codes = [], []
+            for name, y in zip(names, label_sets):
+                cl = np.unique(y[train])
+                if len(cl) < 2:
+                    raise ValueError(f"{name}: a probe needs at least 2 classes in the training rows; got {cl}")
+                classes.append(cl)
+                codes.append(np.clip(np.searchsorted(cl, y), 0, len(cl) - 1))
+            for pname, est in probes.items():
+                logger.info("streaming %d label sets x %d seeds x %d layers of %s (%s)", len(names), len(self.seeds),
+                            len(inp.X), store.path.name, pname)
+                fit = fit_streamed(inp.X, inp.d, codes, [len(c) for c in classes], train, test, self.seeds,
+                                   self._stream_config(est))
+                for key, v in fit.profile.items():
+                    self.profile_[key] = (max if key == "peak_cache_bytes" else sum)((self.profile_.get(key, 0), v))
+                for t, name in enumerate(names):
+                    out[(si, name, pname)] = [[classes[t][fit.predictions[li][t][s]] for s in range(len(self.seeds))]
+                                              for li in range(len(inp.X))]
+        return out
+
+    def _classify(self, ctx, task, task_name, inp, y, pname, est, rows, streamed=None) -> np.ndarray:
+        """Fit all layers x seeds (or take the streamed predictions); append rows; return test accuracy."""
         y = np.asarray(y)
         y_tr, y_te = y[inp.train], y[inp.test]
-        probes = fit_batched(clone(est), [X[inp.train] for X in inp.X], y_tr, seeds=self.seeds)
+        probes = None
+        if streamed is None:
+            probes = fit_batched(clone(est), [X[inp.train] for X in inp.X], y_tr, seeds=self.seeds)
         acc = np.zeros((len(inp.X), len(self.seeds)))
         f1 = np.zeros_like(acc)
         self.truth_[(ctx["model"], ctx["variant"], task_name)] = y_te
         for li, X in enumerate(inp.X):
-            X_te = X[inp.test]
+            X_te = X[inp.test] if probes is not None else None
             for si, seed in enumerate(self.seeds):
-                pred = np.asarray(probes[li][si].predict(X_te))
+                pred = np.asarray(probes[li][si].predict(X_te)) if probes is not None else streamed[li][si]
                 self.predictions_[(ctx["model"], ctx["variant"], task_name, str(inp.sites[li]), pname, seed)] = pred
                 r = self._ci_rows(ctx, task_name, inp, li, pname, seed, y_te, pred, seed)
                 acc[li, si], f1[li, si] = r[0]["value"], r[1]["value"]

@@ -32,7 +32,7 @@ from probekit.variants import load_model
 logger = logging.getLogger(__name__)
 
 __all__ = ["StoreTaskMismatchError", "check_alignment", "extract_task", "extract_tasks", "group_tasks",
-           "random_init_copy", "site_layer", "task_frame", "TaskInputs", "task_inputs"]
+           "random_init_copy", "site_layer", "task_frame", "TaskInputs", "task_inputs", "stream_inputs"]
 
 
 class StoreTaskMismatchError(ValueError):
@@ -212,6 +212,7 @@ class TaskInputs:
     test: np.ndarray
     train_split: str
     test_split: str
+    d: int | None = None  # feature width (set by stream_inputs)
 
 
 def _splits(splits: Sequence[str]) -> tuple[str, str]:
@@ -248,6 +249,76 @@ def _edge_index(task, word_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
 
 
+def _task_sites(store, sites) -> tuple[list[Site], int]:
+    if sites is None:
+        sites = [Site.parse(s) for s in store.manifest["sites"]]
+        sites = [s for s in sites if not s.is_attention]
+    else:
+        sites = [Site.parse(s) for s in sites]
+    n_blocks = store_blocks(store)
+    sites = sorted(sites, key=lambda s: (site_layer(s, n_blocks), str(s)))
+    if not sites:
+        raise ValueError(f"store {store.path} has no token-level sites to probe")
+    return sites, n_blocks
+
+
+class _PairReader:
+    """Rows of an edge task: the concatenation ``[h_i; h_j]`` of two word rows, read on demand."""
+
+    def __init__(self, read, ia: np.ndarray, ib: np.ndarray):
+        self._read, self.ia, self.ib = read, ia, ib
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return np.concatenate([self._read(self.ia[rows]), self._read(self.ib[rows])], axis=1)
+
+
+def _level_reader(store, site, level: str):
+    """``read(rows)`` over the stored pooled rows of ``site`` (``mean``), and the row width.
+
+    A store without the pooled level stored falls back to pooling the token rows into memory.
+    """
+    view = store[site]
+    try:
+        reader = view.rows(level, "mean")
+    except KeyError:
+        logger.warning("%s: %s rows are not stored; pooling them from the token rows in memory", site, level)
+        X = np.asarray(view.numpy(level, "mean"))
+        return (lambda rows, X=X: X[rows]), int(X.shape[1])
+    return reader.read, reader.d
+
+
+def stream_inputs(store, task, sites=None) -> TaskInputs:
+    """:func:`task_inputs` of a classification task with readers instead of features.
+
+    ``X[l]`` is a callable ``read(rows) -> [len(rows), d]`` over the task's rows
+    (sentences, words or word pairs), reading the store only when called;
+    ``TaskInputs.d`` gives the width. Nothing is held in memory but the labels.
+    """
+    if task.level not in ("sentence", "word", "edge"):
+        raise ValueError(f"stream_inputs is for classification tasks, not {task.level!r} tasks")
+    check_alignment(store, task)
+    sites, n_blocks = _task_sites(store, sites)
+    train_split, test_split = _splits(task.dataset.splits)
+    rs = _row_splits(task)
+    y = task_labels(task)
+    X, widths = [], []
+    for s in sites:
+        read, d = _level_reader(store, s, "sentence" if task.level == "sentence" else "word")
+        if task.level == "edge":
+            offsets = np.concatenate([[0], np.cumsum(store.n_words)])
+            ia, ib = _edge_index(task, offsets)
+            read, d = _PairReader(read, ia, ib), 2 * d
+        X.append(read)
+        widths.append(d)
+    if len(set(widths)) != 1:
+        raise ValueError(f"the sites of {store.path} differ in width ({dict(zip(map(str, sites), widths))}); "
+                         "probe them in separate runs")
+    inp = TaskInputs(sites, [site_layer(s, n_blocks) for s in sites], X, y, rs == train_split, rs == test_split,
+                     train_split, test_split)
+    inp.d = widths[0]
+    return inp
+
+
 def task_inputs(store, task, sites=None) -> TaskInputs:
     """Check alignment and build the probe inputs of ``task`` at every (token-level) site of ``store``.
 
@@ -260,15 +331,7 @@ def task_inputs(store, task, sites=None) -> TaskInputs:
         Default: every non-attention site of the store, ordered by layer.
     """
     check_alignment(store, task)
-    if sites is None:
-        sites = [Site.parse(s) for s in store.manifest["sites"]]
-        sites = [s for s in sites if not s.is_attention]
-    else:
-        sites = [Site.parse(s) for s in sites]
-    n_blocks = store_blocks(store)
-    sites = sorted(sites, key=lambda s: (site_layer(s, n_blocks), str(s)))
-    if not sites:
-        raise ValueError(f"store {store.path} has no token-level sites to probe")
+    sites, n_blocks = _task_sites(store, sites)
     train_split, test_split = _splits(task.dataset.splits)
     rs = _row_splits(task)
     train, test = rs == train_split, rs == test_split

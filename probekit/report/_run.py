@@ -18,11 +18,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["RunFolder", "SECTIONS", "TABLES", "RunFolderError"]
 
 #: Figure sections, in report order (``figures/<section>__<name>.png``).
-SECTIONS = ("probes", "attention", "attributions", "variants", "compare")
+SECTIONS = ("probes", "attention", "attributions", "variants", "compare", "amnesic")
 
 #: Tables the report reads from ``tables/`` when present.
 TABLES = ("probes", "probe_summary", "expected_layer", "attention_heads", "special_mass", "attributions",
-          "attribution_agreement", "variants", "compare", "compare_diagonal", "probe_deltas", "attention_deltas")
+          "attribution_agreement", "variants", "compare", "compare_diagonal", "probe_deltas", "attention_deltas",
+          "amnesic")
 
 
 class RunFolderError(ValueError):

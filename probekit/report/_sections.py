@@ -158,8 +158,30 @@ def _comparison(run: RunFolder, max_rows: int) -> Section:
     return s
 
 
+def _amnesic(run: RunFolder, max_rows: int) -> Section:
+    s = Section("amnesic", "Amnesic probing")
+    tidy = run.table("amnesic")
+    if tidy is not None:
+        from probekit.interventions import amnesic_table
+
+        wide = amnesic_table(tidy)
+        s.derived["amnesic_table"] = wide
+        s.blocks.append(Block("table", Table.build(
+            wide, "Amnesic probing (Elazar et al. 2021): the property erased at each layer; linear-probe accuracy "
+                  "before, after and after a random erasure of the same rank (test rows); behaviour before, and "
+                  "its change after erasure and after the random erasure (95% paired bootstrap over held-out "
+                  "examples)", source=src("report_amnesic_table"), max_rows=max_rows)))
+    figures(run, "amnesic", s.blocks)
+    if tidy is not None:
+        s.blocks.append(Block("link", src("amnesic"), caption=f"All amnesic probing rows, tidy ({len(tidy):,} rows)"))
+    if not s.blocks:
+        return absent(s, "amnesic probing results (tables/amnesic.csv) or figures")
+    return s
+
+
 def build_sections(run: RunFolder, *, max_rows: int = 25) -> list[Section]:
-    """Findings first, then Probes, Attention, Attributions, Variants, Comparison (and other figures), then
+    """Findings first, then Probes, Attention, Attributions, Variants, Comparison, Amnesic probing (when the run
+    has it; and other figures), then
     Provenance (collapsed): what was found before how the run was made."""
     builders = ((_probes, "probes", "Probes"), (_attention, "attention", "Attention"),
                 (_attributions, "attributions", "Attributions"), (_variants, "variants", "Variants"),
@@ -175,6 +197,8 @@ def build_sections(run: RunFolder, *, max_rows: int = 25) -> list[Section]:
 
     sections = [guarded(lambda: findings_section(run), "findings", "Findings")]
     sections += [guarded(lambda fn=fn: fn(run, max_rows), sid, title) for fn, sid, title in builders]
+    if run.table("amnesic") is not None or run.figures.get("amnesic"):  # only in runs that did amnesic probing
+        sections.append(guarded(lambda: _amnesic(run, max_rows), "amnesic", "Amnesic probing"))
     if run.unsorted_figures:
         other = Section("other", "Other figures")
         for f in run.unsorted_figures:

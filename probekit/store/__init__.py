@@ -26,6 +26,7 @@ from probekit.store._manifest import (
     write_json_atomic,
 )
 from probekit.store._row_view import RowView
+from probekit.store._rows import RowReader
 from probekit.store._store import ActivationStore, Batch, SiteView
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "ExtractData",
     "FORMAT_VERSION",
     "FingerprintMismatchError",
+    "RowReader",
     "RowView",
     "SiteView",
     "StoreError",

@@ -33,7 +33,16 @@ import numpy as np
 import torch
 
 from probekit.fingerprint import hash_json, jsonable, tokenizer_hash
-from probekit.model import SENTENCE_POOLING, WORD_POOLING, HookedModel, LongInputPolicy, Site, as_hooked_model, tokenize
+from probekit.model import (
+    SENTENCE_POOLING,
+    WORD_POOLING,
+    HookedModel,
+    LongInputPolicy,
+    Site,
+    as_hooked_model,
+    as_interventions,
+    tokenize,
+)
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data
 from probekit.store._distributed import dist_env, distributed
@@ -97,6 +106,7 @@ def extract(
     overlap: bool | None = None,
     progress: bool | None = None,
     overwrite: bool = False,
+    interventions=(),
 ) -> ActivationStore:
     """Run ``model`` over ``data`` and store the activations at ``sites`` on disk.
 
@@ -184,6 +194,9 @@ def extract(
     word_pooling = _check_pooling(word_pooling, WORD_POOLING, "word_pooling")
     sentence_pooling = _check_pooling(sentence_pooling, SENTENCE_POOLING, "sentence_pooling")
     site_list = resolve_sites(model, sites)
+    ivs = as_interventions(interventions)
+    for iv in ivs:
+        model._intervention_target(iv, None)  # a bad site or head fails before any work
     if not tokens and not word_pooling and not sentence_pooling and not any(s.is_attention for s in site_list):
         raise ValueError("tokens=False with no word_pooling or sentence_pooling would store nothing")
     if long_inputs == "window" and any(s.is_attention for s in site_list):
@@ -201,6 +214,8 @@ def extract(
     settings = dict(dtype=dtype, tokens=tokens, word_pooling=word_pooling, sentence_pooling=sentence_pooling,
                     shard_size=shard_size, long_inputs=long_inputs, stride=stride, autocast=autocast)
     components = _components(model, data, site_list, settings, batch_tokens, recipe)
+    if ivs:  # absent for the plain model, so its stores keep their fingerprints
+        components["interventions"] = [jsonable(iv.to_dict()) for iv in ivs]
     fp = hash_json(components)
     n_shards = -(-len(data) // shard_size)
 
@@ -208,7 +223,7 @@ def extract(
         with dist.step("preparing the store"):
             if rank == 0:
                 _start_store(out, fp, components, overwrite, model, site_list, settings, data, n_shards)
-        job = _Job(model, data, site_list, settings, fp, out / "shards", batch_tokens, overlap)
+        job = _Job(model, data, site_list, settings, fp, out / "shards", batch_tokens, overlap, ivs)
         mine = [k for k in range(n_shards) if k % world == rank]
         stats = None
         with dist.step("extracting its shards"):
@@ -348,8 +363,9 @@ class _Job:
     """Compute and write a set of shards."""
 
     def __init__(self, model: HookedModel, data: ExtractData, sites: list[Site], settings: dict, fp: str,
-                 root: Path, batch_tokens: int, overlap: bool):
+                 root: Path, batch_tokens: int, overlap: bool, interventions: Sequence = ()):
         self.model, self.data, self.sites, self.s, self.fp = model, data, sites, settings, fp
+        self.interventions = list(interventions)
         self.root, self.batch_tokens, self.overlap = root, batch_tokens, overlap
         self.np_dtype, self.torch_dtype = DTYPES[settings["dtype"]]
         self.weights_on_request = model.adapter.weights_on_request and any(s.is_attention for s in sites)
@@ -442,7 +458,9 @@ class _Job:
         for rows in plan:
             wins = [batch.windows[i] for i in rows]
             captured: dict[Site, torch.Tensor] = {}
-            with torch.inference_mode(), amp, self.model.hooks(self.sites, captured.__setitem__):
+            examples = None if batch.is_windowed else [w.example for w in wins]
+            with torch.inference_mode(), amp, self.model.hooks(self.sites, captured.__setitem__,
+                                                               interventions=self.interventions, examples=examples):
                 self.model.forward_rows([w.row_ids for w in wins], **ask)
             writer.submit(ctx.write_batch, rows, wins, captured)
             real = sum(len(w.row_ids) for w in wins)

@@ -104,7 +104,7 @@ class ActivationStore:
 
     # ---------------------------------------------------------------- open
     @classmethod
-    def open(cls, path: str | os.PathLike, *, model=None, data=None,
+    def open(cls, path: str | os.PathLike, *, model=None, data=None, interventions=None,
              verify: Literal["lazy", "full"] = "lazy") -> ActivationStore:
         """Open a complete store.
 
@@ -113,7 +113,12 @@ class ActivationStore:
         path : path
             The store directory.
         model : HookedModel or ModelVariant, optional
-            When given, the store must have been made from its weights.
+            When given, the store must have been made from its weights, and
+            with ``interventions`` (by default none: a store extracted with
+            interventions is not the plain model's store).
+        interventions : sequence, optional
+            The interventions the store must have been extracted with
+            (checked whenever ``model`` or ``interventions`` is given).
         data : optional
             When given (anything :func:`probekit.extract` takes), the store
             must have been made from exactly this data.
@@ -148,6 +153,18 @@ class ActivationStore:
             raise FingerprintMismatchError(
                 f"{path} was extracted from other model weights (store weights sha256 {comps['weights'][:12]}..., "
                 f"this model {model.weights_hash()[:12]}...; store model: {manifest['model']['name']})")
+        if model is not None or interventions is not None:
+            from probekit.fingerprint import hash_json, jsonable
+            from probekit.model import as_interventions
+
+            want = [jsonable(iv.to_dict()) for iv in as_interventions(interventions)]
+            have = comps.get("interventions") or []
+            if hash_json(want) != hash_json(have):
+                def names(ds):
+                    return ", ".join(f"{d.get('type', d.get('method'))} at {d.get('site')}" for d in ds) or "none"
+                raise FingerprintMismatchError(
+                    f"{path} was extracted with interventions [{names(have)}], not [{names(want)}]: its activations "
+                    "are not this model's as asked; open it with the same interventions= or extract again")
         if data is not None:
             digest = as_data(data).digest()
             if digest != comps["data"]["sha256"]:
@@ -170,6 +187,11 @@ class ActivationStore:
         if verify == "full":
             store.verify()
         return store
+
+    @property
+    def interventions(self) -> list[dict]:
+        """Descriptions of the interventions the store was extracted with (empty for the plain model)."""
+        return list(self.manifest["components"].get("interventions") or [])
 
     def verify(self) -> None:
         """Check every file of the store against its checksum now (the example table, every stream file)."""
@@ -410,6 +432,30 @@ class SiteView:
         parts = self._level_parts(level, how, mode="c")
         arr = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return torch.from_numpy(arr)
+
+    def rows(self, level: Level = "word", how: str | None = None):
+        """A :class:`~probekit.store.RowReader` over the stored rows of ``level`` (read chunk by chunk).
+
+        Unlike :meth:`numpy`, the reader keeps nothing mapped between reads, so a
+        computation that reads a store larger than memory in chunks stays within
+        the memory of a chunk.
+
+        Raises
+        ------
+        KeyError
+            ``level`` (with ``how``) was not stored for this site (it would have to be
+            pooled from token rows).
+        """
+        from probekit.store._rows import RowReader
+
+        self._no_attention("rows")
+        if level not in ("token", "word", "sentence"):
+            raise ValueError(f"level must be 'token', 'word' or 'sentence', not {level!r}")
+        name = self._token_stream() if level == "token" else self.store._stream(self._base, level, how)
+        if name is None:
+            raise KeyError(f"{self.site}: no stored {level} rows{'' if how is None else f' pooled by {how!r}'}; "
+                           f"stored: {', '.join(self.store._streams[self._base])}")
+        return RowReader(self.store, name)
 
     def example_of_row(self, level: Level = "token") -> np.ndarray:
         """Example index of every row of :meth:`numpy` at ``level``."""

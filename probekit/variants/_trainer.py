@@ -75,15 +75,18 @@ def _metrics(preds: np.ndarray, labels: np.ndarray) -> dict:
             "confusion": confusion_matrix(y, p).tolist(), "n": int(keep.sum())}
 
 def predict_logits(model: HookedModel | ModelVariant, texts, *, batch_size: int = 64,
-                   max_length: int = 128) -> torch.Tensor:
-    """Classifier logits for ``texts`` (float32, on CPU), in input order; batches sorted by length."""
+                   max_length: int = 128, interventions=()) -> torch.Tensor:
+    """Classifier logits for ``texts`` (float32, on CPU), in input order; batches sorted by length.
+
+    ``interventions`` (:mod:`probekit.interventions`) are applied during every forward pass.
+    """
     model = as_hooked_model(model)
     tok = model.tokenizer
     enc = tok(list(map(str, texts)), truncation=True, max_length=max_length)
     order = np.argsort([len(x) for x in enc["input_ids"]], kind="stable")
     out: list[torch.Tensor | None] = [None] * len(order)
     model.model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), model.intervening(interventions):
         for s in range(0, len(order), batch_size):
             idx = order[s: s + batch_size]
             batch = tok.pad({"input_ids": [enc["input_ids"][i] for i in idx],
@@ -93,10 +96,15 @@ def predict_logits(model: HookedModel | ModelVariant, texts, *, batch_size: int 
                 out[i] = logits[j]
     return torch.stack(out)
 
-def evaluate(model: HookedModel | ModelVariant, data, *, batch_size: int = 64, max_length: int = 128) -> dict:
-    """Accuracy, macro-F1, scikit-learn classification report and confusion matrix of a sequence classifier."""
+def evaluate(model: HookedModel | ModelVariant, data, *, batch_size: int = 64, max_length: int = 128,
+             interventions=()) -> dict:
+    """Accuracy, macro-F1, scikit-learn classification report and confusion matrix of a sequence classifier.
+
+    ``interventions`` (:mod:`probekit.interventions`) are applied during every forward pass.
+    """
     df = as_frame(data)
-    logits = predict_logits(model, df["text"], batch_size=batch_size, max_length=max_length)
+    logits = predict_logits(model, df["text"], batch_size=batch_size, max_length=max_length,
+                            interventions=interventions)
     return _metrics(logits.argmax(-1).numpy(), df["label"].to_numpy().astype(int))
 
 def _args(recipe, out: Path, n_train: int, has_eval: bool, progress: bool, **extra) -> TrainingArguments:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ from tests.pipeline.conftest import ANALYSIS
 from tests.store._common import make_texts
 
 SITES = ["emb", "L1.resid", "L0.attn.pattern", "L1.attn.pattern"]
+UD = str(Path(__file__).resolve().parents[1] / "data" / "ud_en_ewt_sample")
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +119,17 @@ def _cases():
         "quantize/unwritable": ["quantize", "--model", model, "--out", un],
         "run/unwritable": ["run", "{config}", "--out", un],
         "data/unwritable": ["data", "fetch", "ud_ewt", "--from", ns, "--no-progress"],
+        "erase/non-model": ["erase", "--model", ns, "--task", "upos", "--ud-path", UD, "--limit", "20", "--site",
+                            "L1.resid", "--out", out],
+        "erase/bad-site": ["erase", "--model", model, "--task", "upos", "--ud-path", UD, "--limit", "20", "--site",
+                           "L7.resid", "--out", out],
+        "erase/unwritable": ["erase", "--model", model, "--task", "upos", "--ud-path", UD, "--site", "L1.resid",
+                             "--out", un],
+        "amnesic/non-model": ["amnesic", "--model", ns, "--task", "upos", "--ud-path", UD, "--limit", "20",
+                              "--out", out],
+        "amnesic/not-a-classifier": ["amnesic", "--model", model, "--task", "upos", "--ud-path", UD, "--limit",
+                                     "20", "--behaviour", "classifier", "--out", out],
+        "amnesic/unwritable": ["amnesic", "--model", model, "--task", "upos", "--ud-path", UD, "--out", un],
     }
 
 

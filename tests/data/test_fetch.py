@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -77,6 +79,16 @@ def test_fetch_from_a_file_url_mirror(tmp_path):
     assert fetched_path(spec, data_dir=tmp_path / "data") == out
     assert verify_fetched(spec, data_dir=tmp_path / "data") == out
     assert build_task("upos", "ud", path=out).dataset == build_task("upos", "ud", path=UD_SAMPLE).dataset
+
+
+def test_fetched_files_get_the_mode_of_any_new_file(tmp_path, mirror):
+    old = os.umask(0o022)
+    try:
+        out = fetch(sample_spec(), source=mirror, data_dir=tmp_path / "data", progress=False)
+    finally:
+        os.umask(old)
+    for name in (TRAIN, DEV, "probekit-fetch.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
 
 
 @pytest.mark.parametrize("how", ["folder", "file_url"])

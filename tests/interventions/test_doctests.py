@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["_eraser", "_leace", "_inlp", "_random", "_rows", "_io"]
+MODULES = ["_eraser", "_leace", "_inlp", "_random", "_rows", "_io", "_base", "_patch", "_behaviour"]
 
 
 @pytest.mark.parametrize("name", ["probekit.interventions"] + [f"probekit.interventions.{m}" for m in MODULES])

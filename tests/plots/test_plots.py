@@ -51,3 +51,16 @@ def test_attribution_views():
         attribution_html(tokens, {"x": np.ones(3)})
     fig = attribution_png(tokens, {"ig": np.array([0, 1.0, -0.5, 0])})
     assert len(fig.axes[0].get_xticklabels()) == 4
+
+
+def test_amnesic_plot_runs_its_example_and_rejects_a_table_without_changes():
+    import doctest
+
+    import pandas as pd
+    import pytest
+
+    from probekit.plots import _amnesic, amnesic_plot
+
+    assert doctest.testmod(_amnesic).failed == 0
+    with pytest.raises(ValueError, match="behaviour change"):
+        amnesic_plot(pd.DataFrame({"task": ["upos"], "layer": [1], "probe_accuracy_before": [0.9]}))

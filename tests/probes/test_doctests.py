@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["_linear", "_mlp", "_batched", "_mdl", "_stats", "_structural", "_tree_metrics"]
+MODULES = ["_linear", "_mlp", "_batched", "_mdl", "_stats", "_stream", "_structural", "_tree_metrics"]
 
 
 @pytest.mark.parametrize("name", ["probekit.probes"] + [f"probekit.probes.{m}" for m in MODULES])
