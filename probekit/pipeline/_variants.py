@@ -125,7 +125,7 @@ def stage_variants(ctx) -> dict:
     for name, v in made.items():
         r = _measure(v, sp["test"], fc["max_length"], vc["latency_repeats"])
         rows.append({"variant": name, **r, "recipe": json.dumps(v.recipe.to_dict(), default=str),
-                     "layers": v.model.n_layers})
+                     "layers": v.model.n_layers, "warnings": _warnings(v)})
     table = pd.DataFrame(rows)
     outputs: list[str] = [f"models/{n}" for n in made if n != "finetuned"]
     write_table(ctx, table, "variants", outputs)
@@ -133,6 +133,14 @@ def stage_variants(ctx) -> dict:
     return {"outputs": outputs, "fingerprints": {f"model:{n}": v.fingerprint() for n, v in made.items()},
             "info": {"test_sentences": len(sp["test"]),
                      "table": table.drop(columns=["recipe"]).round(4).to_dict("records")}}
+
+
+def _warnings(variant) -> str:
+    """The training warnings a variant (or its recovery / distillation run) recorded, one per line."""
+    msgs = list(variant.report.get("warnings") or [])
+    for key in ("recovery",):
+        msgs += list((variant.report.get(key) or {}).get("warnings") or [])
+    return "\n".join(msgs)
 
 
 def _variants_plot(table: pd.DataFrame):

@@ -72,6 +72,11 @@ class FinetuneRecipe(Recipe):
         Stop after this many epochs without a better validation metric.
     metric : {"accuracy", "macro_f1"}
         Metric that picks the best checkpoint.
+    group_by_length : bool
+        Draw training batches of similar lengths (Hugging Face's
+        ``LengthGroupedSampler``, still shuffled), so less compute goes to
+        padding; on short sentences of mixed lengths this is the cheapest
+        speed-up on a CPU.
     seed : int
     """
 
@@ -88,6 +93,7 @@ class FinetuneRecipe(Recipe):
     max_length: int = 128
     early_stopping: int | None = 2
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    group_by_length: bool = False
     seed: int = 0
 
     def __post_init__(self):
