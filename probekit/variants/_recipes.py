@@ -124,12 +124,20 @@ class MagnitudePruneRecipe(Recipe):
     modules : {"blocks", "all-linear"}
         Linear layers inside the transformer blocks only (default), or every
         linear layer including pooler and classifier.
+    recover_epochs : float
+        Epochs of recovery fine-tuning afterwards (0: none). The pruned
+        weights stay zero throughout: their gradients are masked and the
+        mask is re-applied after every optimizer step.
+    recover_lr : float
+        Peak learning rate of the recovery fine-tune.
     """
 
     kind: ClassVar[str] = "magnitude-prune"
     sparsity: float = 0.5
     scope: Literal["global", "layer"] = "global"
     modules: Literal["blocks", "all-linear"] = "blocks"
+    recover_epochs: float = 0.0
+    recover_lr: float = 5e-5
 
     def __post_init__(self):
         _check(isinstance(self.sparsity, (int, float)) and 0 <= self.sparsity < 1,
@@ -137,6 +145,8 @@ class MagnitudePruneRecipe(Recipe):
         _check(self.scope in ("global", "layer"), f"scope must be 'global' or 'layer', not {self.scope!r}")
         _check(self.modules in ("blocks", "all-linear"),
                f"modules must be 'blocks' or 'all-linear', not {self.modules!r}")
+        _check(self.recover_epochs >= 0, f"recover_epochs must be >= 0, got {self.recover_epochs}")
+        _check(self.recover_lr > 0, f"recover_lr must be > 0, got {self.recover_lr}")
 
 
 @dataclass(frozen=True)
@@ -157,7 +167,10 @@ class HeadPruneRecipe(Recipe):
         Fraction of feed-forward neurons to remove in each layer (by the L2
         norm of their in and out weights).
     recover_epochs : float
-        Epochs of recovery fine-tuning afterwards (0: none).
+        Epochs of recovery fine-tuning afterwards (0: none). Removed heads
+        and neurons are gone from the weight shapes, so they stay removed.
+    recover_lr : float
+        Peak learning rate of the recovery fine-tune.
     """
 
     kind: ClassVar[str] = "head-prune"
@@ -166,6 +179,7 @@ class HeadPruneRecipe(Recipe):
     importance: Literal["michel", "magnitude"] = "michel"
     ffn_fraction: float = 0.0
     recover_epochs: float = 0.0
+    recover_lr: float = 5e-5
 
     def __post_init__(self):
         if self.heads is not None:
@@ -175,6 +189,7 @@ class HeadPruneRecipe(Recipe):
         _check(self.importance in ("michel", "magnitude"),
                f"importance must be 'michel' or 'magnitude', not {self.importance!r}")
         _check(self.recover_epochs >= 0, "recover_epochs must be >= 0")
+        _check(self.recover_lr > 0, f"recover_lr must be > 0, got {self.recover_lr}")
         _check(self.heads is not None or self.fraction > 0 or self.ffn_fraction > 0,
                "nothing to prune: give fraction > 0, heads=..., or ffn_fraction > 0")
 
