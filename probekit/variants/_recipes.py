@@ -243,7 +243,7 @@ class DistillRecipe(Recipe):
     n_layers : int, optional
         Student depth when ``layers`` is not given (layers spread evenly).
     alpha, temperature, cosine : float
-    epochs, lr, batch_size, max_length, seed
+    epochs, lr, batch_size, max_length, group_by_length, seed
         Training settings, as in :class:`FinetuneRecipe`.
     """
 
@@ -259,6 +259,7 @@ class DistillRecipe(Recipe):
     grad_accum: int = 1
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     max_length: int = 128
+    group_by_length: bool = False
     seed: int = 0
 
     def __post_init__(self):
