@@ -21,7 +21,8 @@ scored on the same test split (853).
 - ``student``: 3 layers copied from teacher layers 0, 2, 4, distilled from the teacher.
 
 Timing: :func:`probekit.variants.compare_latency`, every model run on each input in turn (order rotated per
-round) for ``--rounds`` rounds at ``--threads`` torch threads (ONNX Runtime sessions get the same intra-op count),
+round) for ``--rounds`` rounds at each of ``--threads`` (torch threads; ONNX Runtime sessions get the same intra-op
+count; the first count's figures are the main ones),
 batch-32 throughput over ``--n-batched`` test sentences and batch-1 latency over ``--n-single``;
 ``throughput_ratio`` is the median over rounds of the same-round ratio to the teacher, with the range.
 
@@ -156,7 +157,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--n-single", type=int, default=64, help="test sentences timed one at a time")
     ap.add_argument("--n-batched", type=int, default=384, help="test sentences timed in batches of 32")
-    ap.add_argument("--threads", type=int, default=1, help="threads while timing (torch and ONNX Runtime alike)")
+    ap.add_argument("--threads", default="1,2",
+                    help="thread counts to time at, comma-separated (torch and ONNX Runtime alike); the figures "
+                         "of the first are the main ones, the others go under timing_by_threads")
     ap.add_argument("--train-threads", type=int, default=1,
                     help="torch threads while training (1 avoids OpenMP stalls on a shared CPU)")
     ap.add_argument("--cache", default="runs/benchmarks/variants", help="folder of the cached trained models")
@@ -249,17 +252,23 @@ def main(argv=None) -> int:
         onnx_info = {"fp32_parity_max_abs_diff": exp.max_abs_diff, "fp32_bytes": os.path.getsize(exp.path),
                      "int8_bytes": os.path.getsize(q_path),
                      "quantization": "onnxruntime.quantization.quantize_dynamic, QInt8 weights, per-tensor"}
-        paths["onnxruntime_fp32"] = ort_runner(exp.path, args.threads)
-        paths["onnxruntime_int8"] = ort_runner(q_path, args.threads)
+        onnx_paths = {"onnxruntime_fp32": exp.path, "onnxruntime_int8": q_path}
     except ImportError as e:
+        onnx_paths = {}
         logger.warning("ONNX paths not measured: %s (pip install onnx onnxruntime)", e)
-    torch.set_num_threads(args.threads)
+    threads = [int(t) for t in str(args.threads).split(",")]
+    torch.set_num_threads(threads[0])
+    paths.update({name: ort_runner(path, threads[0]) for name, path in onnx_paths.items()})
     deploy = {name: accuracy(run, tok, test) for name, run in paths.items()}
-    runners.update(paths)
 
     # ---------------------------------------------------------------- timing, all in one interleaved comparison
     t0 = time.time()
-    timed = speed(runners, tok, list(test["text"]), n_single, n_batched, rounds=args.rounds, threads=args.threads)
+    by_threads = {}
+    for n in threads:  # ONNX Runtime sessions are made with the same intra-op thread count as torch
+        runs = {**runners, **paths, **{name: ort_runner(path, n) for name, path in onnx_paths.items()}}
+        by_threads[n] = speed(runs, tok, list(test["text"]), n_single, n_batched, rounds=args.rounds, threads=n)
+        logger.info("timed at %d thread(s)", n)
+    timed = by_threads[threads[0]]
     timing_s = time.time() - t0
     for name, r in rows.items():
         r.update(_drop(r["accuracy"], ref))
@@ -300,7 +309,7 @@ def main(argv=None) -> int:
             "distill": d_recipe.to_dict(), "head_importance": "Michel et al. 2019 on 512 training sentences",
             "timing": {"method": "compare_latency: interleaved call by call, order rotated per round; throughput_ratio"
                                  " = median over rounds of the same-round ratio to the teacher",
-                       "threads": args.threads, "onnxruntime_intra_op_threads": args.threads, "batch_size": 32,
+                       "threads": threads[0], "onnxruntime_intra_op_threads": threads[0], "batch_size": 32,
                        "rounds": args.rounds, "sentences": {"batch32": n_batched, "batch1": n_single},
                        "seconds": timing_s},
             "machine_shared": args.shared == "yes", "load_average_start": load_start,
@@ -309,6 +318,9 @@ def main(argv=None) -> int:
                                            for k, v in made.items()},
         },
         "variants": rows,
+        "timing_by_threads": {str(n): {name: {k: r[k] for k in ("throughput_ratio", "throughput_ratio_range",
+                                                                "throughput_b32", "latency_b1_ms")}
+                                       for name, r in t.items()} for n, t in by_threads.items()},
         "targets": targets,
         "seconds": time.time() - t_start,
     }
@@ -326,6 +338,9 @@ def main(argv=None) -> int:
         b = rows[n]["before_recovery"]
         lines.append(f"- {n} before recovery: {b['accuracy']:.4f} ({b['accuracy_drop_points']:+.2f} pts)")
     lines += [f"- {k}: {t['target']}: {'met' if t['met'] else 'MISSED'}" for k, t in targets.items()]
+    for n, t in by_threads.items():
+        lines.append(f"- {n} thread(s), b32 x teacher: " + ", ".join(f"{k} {r['throughput_ratio']:.2f}"
+                                                                     for k, r in t.items()))
     print("\n".join(lines))  # noqa: T201 - a script, not library code
     return 0
 
