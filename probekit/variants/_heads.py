@@ -263,11 +263,10 @@ def prune_heads(src: HookedModel | ModelVariant, recipe: HeadPruneRecipe | None 
     variant = wrap(model, parent, recipe=recipe, base=base, lineage=lineage, layer_map=pmap.compose(child),
                    structure=structure, report=report)
     if recipe.recover_epochs > 0:
-        from probekit.variants._trainer import FinetuneRecipe, train_in_place
+        from probekit.variants._recover import recover
 
-        ft = FinetuneRecipe(epochs=recipe.recover_epochs, early_stopping=None)
-        report["recovery"] = train_in_place(variant.model, ft, data, eval_data, out=out)
-        variant.model.model.eval()
+        variant.report["recovery"] = recover(variant, epochs=recipe.recover_epochs, lr=recipe.recover_lr, data=data,
+                                             eval_data=eval_data, out=out)
     return variant
 
 
