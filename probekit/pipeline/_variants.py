@@ -22,13 +22,13 @@ from probekit.store import extract
 from probekit.variants import (
     DistillRecipe,
     FinetuneRecipe,
+    compare_latency,
     distill,
     evaluate,
     finetune,
     load_model,
     load_variant,
     magnitude_prune,
-    measure_latency,
     parameter_count,
     prune_heads,
     quantize,
@@ -81,21 +81,52 @@ def stage_finetune(ctx) -> dict:
                      "validation_accuracy": ev.get("accuracy"), "validation_macro_f1": ev.get("macro_f1")}}
 
 
-def _measure(variant, test: pd.DataFrame, max_length: int, repeats: int) -> dict:
+def _measure(made: dict, test: pd.DataFrame, max_length: int, n_single: int, rounds: int = 3) -> pd.DataFrame:
+    """Accuracy, size and speed of every model against the first (the fine-tuned original).
+
+    Speed as in ``benchmarks/variants.py``: :func:`probekit.variants.compare_latency` runs every model on each
+    input in turn (order rotated per round), at one thread count for all; ``throughput_ratio`` is the median
+    over rounds of the same-round batch-32 throughput ratio to the original (``throughput_ratio_min/max``:
+    its range), ``latency_ms_b1`` the median batch-1 latency over ``n_single`` test sentences.
+    """
     import torch
 
-    m = variant.model
-    ev = evaluate(m, test, max_length=max_length)
-    tok, net = m.tokenizer, m.model.eval()
+    first = next(iter(made.values())).model
+    tok = first.tokenizer
     texts = list(test["text"])
-    one = tok(texts[:1], truncation=True, max_length=max_length, return_tensors="pt")
-    b32 = tok(texts[:32], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    def enc(part):
+        e = tok(part, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        return e["input_ids"], e["attention_mask"]
+
+    singles = [enc(texts[i: i + 1]) for i in range(min(n_single, len(texts)))]
+    batches = [enc(texts[i: i + 32]) for i in range(0, min(len(texts), 128), 32)]
+    nets = {name: v.model.model.eval() for name, v in made.items()}
+
+    def runner(net):
+        return lambda ids, mask: net(input_ids=ids, attention_mask=mask)
+
+    runs = {name: runner(net) for name, net in nets.items()}
     with torch.inference_mode():
-        lat = measure_latency(lambda: net(**one), repeats=repeats)
-        t32 = measure_latency(lambda: net(**b32), repeats=max(3, repeats // 4))
-    return {"accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"], "params": parameter_count(net),
-            "size_mb": state_dict_bytes(net) / 2**20, "latency_ms_b1": lat,
-            "throughput_b32": len(texts[:32]) / (t32 / 1000)}
+        b32 = compare_latency(runs, batches, units=[len(b[0]) for b in batches], rounds=rounds, warmup=1)
+        b1 = compare_latency(runs, singles, rounds=rounds, warmup=2)
+    base = next(iter(made))
+    s32, s1 = b32.summary(base), b1.summary(base)
+    rows = []
+    acc0 = None
+    for name, v in made.items():
+        ev = evaluate(v.model, test, max_length=max_length)
+        acc0 = ev["accuracy"] if acc0 is None else acc0
+        rows.append({"variant": name, "accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"],
+                     "accuracy_drop_points": 100 * (acc0 - ev["accuracy"]),
+                     "accuracy_fraction": ev["accuracy"] / acc0 if acc0 else float("nan"),
+                     "params": parameter_count(nets[name]), "size_mb": state_dict_bytes(nets[name]) / 2**20,
+                     "latency_ms_b1": float(s1.loc[name, "median_ms"]),
+                     "throughput_b32": float(s32.loc[name, "per_s_median"]),
+                     "throughput_ratio": float(s32.loc[name, "speedup_paired"]),
+                     "throughput_ratio_min": float(s32.loc[name, "speedup_min"]),
+                     "throughput_ratio_max": float(s32.loc[name, "speedup_max"]),
+                     "threads": b32.threads})
+    return pd.DataFrame(rows)
 
 
 def stage_variants(ctx) -> dict:
@@ -133,18 +164,24 @@ def stage_variants(ctx) -> dict:
             v = distill(ft, train, recipe, eval_data=sp["validation"], progress=ctx.progress)
         v.save(models / name)
         made[name] = v
-    rows = []
-    for name, v in made.items():
-        r = _measure(v, sp["test"], fc["max_length"], vc["latency_repeats"])
-        rows.append({"variant": name, **r, "recipe": json.dumps(v.recipe.to_dict(), default=str),
-                     "layers": v.model.n_layers})
-    table = pd.DataFrame(rows)
+    table = _measure(made, sp["test"], fc["max_length"], vc["latency_repeats"])
+    table["recipe"] = [json.dumps(v.recipe.to_dict(), default=str) for v in made.values()]
+    table["layers"] = [v.model.n_layers for v in made.values()]
+    table["warnings"] = [_warnings(v) for v in made.values()]
     outputs: list[str] = [f"models/{n}" for n in made if n != "finetuned"]
     write_table(ctx, table, "variants", outputs)
     try_figure(ctx, lambda: _variants_plot(table), "variants", "accuracy_latency", outputs)
     return {"outputs": outputs, "fingerprints": {f"model:{n}": v.fingerprint() for n, v in made.items()},
             "info": {"test_sentences": len(sp["test"]),
                      "table": table.drop(columns=["recipe"]).round(4).to_dict("records")}}
+
+
+def _warnings(variant) -> str:
+    """The training warnings a variant (or its recovery / distillation run) recorded, one per line."""
+    msgs = list(variant.report.get("warnings") or [])
+    for key in ("recovery",):
+        msgs += list((variant.report.get(key) or {}).get("warnings") or [])
+    return "\n".join(msgs)
 
 
 def _variants_plot(table: pd.DataFrame):

@@ -16,7 +16,7 @@ from probekit.report._derived import expected_layers, probe_summary
 from probekit.report._format import fmt_number
 from probekit.report._run import RunFolder
 
-__all__ = ["findings_section", "probe_findings"]
+__all__ = ["findings_section", "probe_findings", "variant_warnings"]
 
 
 def _ci(row, lo: str = "ci_low", hi: str = "ci_high") -> str:
@@ -111,11 +111,24 @@ def _attribution_findings(agree: pd.DataFrame | None) -> list[str]:
     return [f"Attribution methods, mean Spearman agreement: {'; '.join(parts)}."] if parts else []
 
 
-def _variant_findings(v: pd.DataFrame | None) -> list[str]:
-    if v is None or "variant" not in v.columns or len(v) < 2:
+def variant_warnings(v: pd.DataFrame | None) -> list[str]:
+    """``"variant: message"`` for each training warning in a variants table's ``warnings`` column."""
+    if v is None or "warnings" not in v.columns or "variant" not in v.columns:
         return []
-    base = v.iloc[0]
     out = []
+    for _, row in v.iterrows():
+        text = row["warnings"]
+        if isinstance(text, str) and text.strip():
+            out += [f"{row['variant']}: {m}" for m in text.splitlines() if m.strip()]
+    return out
+
+
+def _variant_findings(v: pd.DataFrame | None) -> list[str]:
+    warned = [f"Warning: {m}" for m in variant_warnings(v)]
+    if v is None or "variant" not in v.columns or len(v) < 2:
+        return warned
+    base = v.iloc[0]
+    out = warned
     for _, row in v.iloc[1:].iterrows():
         parts = []
         if "accuracy" in v.columns and pd.notna(row["accuracy"]) and pd.notna(base["accuracy"]):

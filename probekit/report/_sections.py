@@ -17,7 +17,7 @@ import numpy as np
 
 from probekit.report._blocks import Block, Section, absent, figures, src
 from probekit.report._derived import expected_layers, head_summary, layer_means, probe_summary
-from probekit.report._findings import findings_section
+from probekit.report._findings import findings_section, variant_warnings
 from probekit.report._format import Table, fmt_number
 from probekit.report._provenance import provenance_section
 from probekit.report._run import RunFolder
@@ -117,9 +117,13 @@ def _variants(run: RunFolder, max_rows: int) -> Section:
     s = Section("variants", "Variants")
     v = run.table("variants")
     if v is not None:
+        warned = variant_warnings(v)
+        if warned:
+            s.blocks.append(Block("text", warned, caption="Training warnings"))
         s.blocks.append(Block("table", Table.build(
-            v, "Variants: held-out accuracy, size and CPU latency (batch 1, ms) / throughput (batch 32, "
-               "examples/s)", source=src("variants"), max_rows=max_rows)))
+            v.drop(columns=["warnings"], errors="ignore"),
+            "Variants: held-out accuracy, size and CPU latency (batch 1, ms) / throughput (batch 32, "
+            "examples/s)", source=src("variants"), max_rows=max_rows)))
     figures(run, "variants", s.blocks)
     if not s.blocks:
         return absent(s, "a variants table (tables/variants.csv) or variant figures")

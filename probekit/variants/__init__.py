@@ -14,6 +14,7 @@ Examples
 >>> q.save("runs/int8"); probekit.load_model("runs/int8").recipe   # a ModelVariant           # doctest: +SKIP
 """
 
+from probekit.variants._checks import TrainingWarning
 from probekit.variants._data import as_frame, rotten_tomatoes_splits
 from probekit.variants._distill import distill, distill_loss, hidden_cosine_loss, init_student
 from probekit.variants._export import (
@@ -46,7 +47,7 @@ __all__ = [
     "ModelVariant", "LayerMap", "load_variant", "load_model", "is_variant_folder",
     "Recipe", "FinetuneRecipe", "MagnitudePruneRecipe", "HeadPruneRecipe", "QuantizeRecipe", "DistillRecipe",
     "recipe_from_dict",
-    "finetune", "evaluate", "predict_logits",
+    "finetune", "evaluate", "predict_logits", "TrainingWarning",
     "magnitude_prune", "sparsity_report",
     "prune_heads", "head_magnitudes", "ATTENTION_TABLES",
     "quantize", "WeightOnlyLinear",

@@ -23,7 +23,7 @@ from probekit.attention import head_importance
 from probekit.model import HookedModel, adapter_for
 from probekit.variants._data import as_frame
 from probekit.variants._recipes import HeadPruneRecipe
-from probekit.variants._trainer import FinetuneRecipe, train_in_place
+from probekit.variants._recover import recover
 from probekit.variants._variant import LayerMap, ModelVariant, parent_info, wrap
 
 __all__ = ["prune_heads", "apply_structure", "ATTENTION_TABLES", "head_magnitudes"]
@@ -262,9 +262,8 @@ def prune_heads(src: HookedModel | ModelVariant, recipe: HeadPruneRecipe | None 
     variant = wrap(model, parent, recipe=recipe, base=base, lineage=lineage, layer_map=pmap.compose(child),
                    structure=structure, report=report)
     if recipe.recover_epochs > 0:
-        ft = FinetuneRecipe(epochs=recipe.recover_epochs, early_stopping=None)
-        report["recovery"] = train_in_place(variant.model, ft, data, eval_data, out=out)
-        variant.model.model.eval()
+        variant.report["recovery"] = recover(variant, epochs=recipe.recover_epochs, lr=recipe.recover_lr, data=data,
+                                             eval_data=eval_data, out=out)
     return variant
 
 

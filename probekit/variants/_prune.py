@@ -47,8 +47,8 @@ def sparsity_report(model: nn.Module, names: list[str] | None = None) -> pd.Data
     return df
 
 
-def magnitude_prune(src: HookedModel | ModelVariant, recipe: MagnitudePruneRecipe | None = None,
-                    **recipe_kwargs) -> ModelVariant:
+def magnitude_prune(src: HookedModel | ModelVariant, recipe: MagnitudePruneRecipe | None = None, *, data=None,
+                    eval_data=None, out=None, **recipe_kwargs) -> ModelVariant:
     """Zero the smallest-magnitude linear weights, globally or per module, permanently.
 
     Parameters
@@ -57,11 +57,18 @@ def magnitude_prune(src: HookedModel | ModelVariant, recipe: MagnitudePruneRecip
         Not modified; the variant holds a pruned copy.
     recipe : MagnitudePruneRecipe, optional
         Or its fields as keyword arguments (``sparsity=0.5, scope="layer"``).
+    data, eval_data : texts + labels, DataFrame or datasets.Dataset, optional
+        Training data of the recovery fine-tune (needed when
+        ``recover_epochs > 0``) and its validation data (the report then
+        holds the validation accuracy before and after recovery).
+    out : path, optional
+        Checkpoint folder of the recovery fine-tune.
 
     Returns
     -------
     ModelVariant
-        ``report["sparsity"]`` is the per-module sparsity table. The pruning
+        ``report["sparsity"]`` is the per-module sparsity table (after any
+        recovery), ``report["recovery"]`` the recovery's training report. The pruning
         masks are folded into the weights (``torch.nn.utils.prune.remove``),
         so the model has plain ``weight`` parameters and saves as usual.
 
@@ -72,6 +79,8 @@ def magnitude_prune(src: HookedModel | ModelVariant, recipe: MagnitudePruneRecip
     0.5
     """
     recipe = recipe or MagnitudePruneRecipe(**recipe_kwargs)
+    if recipe.recover_epochs > 0 and data is None:
+        raise ValueError("recover_epochs > 0 needs data=... for the recovery fine-tune")
     parent, base, lineage, pmap, structure = parent_info(src)
     if not prunable_linears(parent, recipe.modules):
         raise ValueError(f"{parent.name} has no linear layers to prune (modules={recipe.modules!r})")
@@ -88,5 +97,16 @@ def magnitude_prune(src: HookedModel | ModelVariant, recipe: MagnitudePruneRecip
             tprune.remove(m, p)
     table = sparsity_report(model, [n for n, _ in targets])
     logger.info("magnitude pruning: %.4f sparsity over %d modules", table.iloc[-1]["sparsity"], len(targets))
-    return wrap(model, parent, recipe=recipe, base=base, lineage=lineage, layer_map=pmap, structure=structure,
-                report={"sparsity": table})
+    variant = wrap(model, parent, recipe=recipe, base=base, lineage=lineage, layer_map=pmap, structure=structure,
+                   report={"sparsity": table})
+    if recipe.recover_epochs > 0:
+        from probekit.variants._recover import recover
+
+        masks = [(m.weight, (m.weight.detach() != 0).to(m.weight.dtype)) for _, m in targets]
+        variant.report["recovery"] = recover(variant, epochs=recipe.recover_epochs, lr=recipe.recover_lr, data=data,
+                                             eval_data=eval_data, out=out, masks=masks)
+        after = sparsity_report(model, [n for n, _ in targets])
+        if not (after["zeros"] >= table["zeros"]).all():  # pragma: no cover - KeepMasks guarantees it
+            raise RuntimeError("recovery fine-tuning revived pruned weights")
+        variant.report["sparsity"] = after
+    return variant

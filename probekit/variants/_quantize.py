@@ -1,7 +1,7 @@
 """Post-training quantization of the linear layers.
 
 Backends are chosen per method and device by what measured fastest (see
-``benchmarks/results/variants.md``, and a 768x3072x768 MLP block timed on
+``benchmarks/results/variants.json``, and a 768x3072x768 MLP block timed on
 the 2-core x86 development CPU with AVX-512 VNNI): on CPU, ``torch.ao``
 dynamic int8 (fbgemm/x86 kernels, about 4x the fp32 block, while
 ``torchao``'s int8 ran 1.8x and its weight-only int8 not faster); on CUDA,

@@ -72,6 +72,11 @@ class FinetuneRecipe(Recipe):
         Stop after this many epochs without a better validation metric.
     metric : {"accuracy", "macro_f1"}
         Metric that picks the best checkpoint.
+    group_by_length : bool
+        Draw training batches of similar lengths (Hugging Face's
+        ``LengthGroupedSampler``, still shuffled), so less compute goes to
+        padding; on short sentences of mixed lengths this is the cheapest
+        speed-up on a CPU.
     seed : int
     """
 
@@ -88,6 +93,7 @@ class FinetuneRecipe(Recipe):
     max_length: int = 128
     early_stopping: int | None = 2
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    group_by_length: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -118,12 +124,20 @@ class MagnitudePruneRecipe(Recipe):
     modules : {"blocks", "all-linear"}
         Linear layers inside the transformer blocks only (default), or every
         linear layer including pooler and classifier.
+    recover_epochs : float
+        Epochs of recovery fine-tuning afterwards (0: none). The pruned
+        weights stay zero throughout: their gradients are masked and the
+        mask is re-applied after every optimizer step.
+    recover_lr : float
+        Peak learning rate of the recovery fine-tune.
     """
 
     kind: ClassVar[str] = "magnitude-prune"
     sparsity: float = 0.5
     scope: Literal["global", "layer"] = "global"
     modules: Literal["blocks", "all-linear"] = "blocks"
+    recover_epochs: float = 0.0
+    recover_lr: float = 5e-5
 
     def __post_init__(self):
         _check(isinstance(self.sparsity, (int, float)) and 0 <= self.sparsity < 1,
@@ -131,6 +145,8 @@ class MagnitudePruneRecipe(Recipe):
         _check(self.scope in ("global", "layer"), f"scope must be 'global' or 'layer', not {self.scope!r}")
         _check(self.modules in ("blocks", "all-linear"),
                f"modules must be 'blocks' or 'all-linear', not {self.modules!r}")
+        _check(self.recover_epochs >= 0, f"recover_epochs must be >= 0, got {self.recover_epochs}")
+        _check(self.recover_lr > 0, f"recover_lr must be > 0, got {self.recover_lr}")
 
 
 @dataclass(frozen=True)
@@ -151,7 +167,10 @@ class HeadPruneRecipe(Recipe):
         Fraction of feed-forward neurons to remove in each layer (by the L2
         norm of their in and out weights).
     recover_epochs : float
-        Epochs of recovery fine-tuning afterwards (0: none).
+        Epochs of recovery fine-tuning afterwards (0: none). Removed heads
+        and neurons are gone from the weight shapes, so they stay removed.
+    recover_lr : float
+        Peak learning rate of the recovery fine-tune.
     """
 
     kind: ClassVar[str] = "head-prune"
@@ -160,6 +179,7 @@ class HeadPruneRecipe(Recipe):
     importance: Literal["michel", "magnitude"] = "michel"
     ffn_fraction: float = 0.0
     recover_epochs: float = 0.0
+    recover_lr: float = 5e-5
 
     def __post_init__(self):
         if self.heads is not None:
@@ -169,6 +189,7 @@ class HeadPruneRecipe(Recipe):
         _check(self.importance in ("michel", "magnitude"),
                f"importance must be 'michel' or 'magnitude', not {self.importance!r}")
         _check(self.recover_epochs >= 0, "recover_epochs must be >= 0")
+        _check(self.recover_lr > 0, f"recover_lr must be > 0, got {self.recover_lr}")
         _check(self.heads is not None or self.fraction > 0 or self.ffn_fraction > 0,
                "nothing to prune: give fraction > 0, heads=..., or ffn_fraction > 0")
 
@@ -222,7 +243,7 @@ class DistillRecipe(Recipe):
     n_layers : int, optional
         Student depth when ``layers`` is not given (layers spread evenly).
     alpha, temperature, cosine : float
-    epochs, lr, batch_size, max_length, seed
+    epochs, lr, batch_size, max_length, group_by_length, seed
         Training settings, as in :class:`FinetuneRecipe`.
     """
 
@@ -238,6 +259,7 @@ class DistillRecipe(Recipe):
     grad_accum: int = 1
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     max_length: int = 128
+    group_by_length: bool = False
     seed: int = 0
 
     def __post_init__(self):

@@ -28,11 +28,13 @@ from transformers import (
 )
 
 from probekit.model import HookedModel, as_hooked_model, load_model
+from probekit.variants._checks import TrainingWarning, loss_did_not_fall, one_class_predictions, warn_all
 from probekit.variants._data import as_frame, encode
 from probekit.variants._recipes import FinetuneRecipe
 from probekit.variants._variant import ModelVariant, parent_info, wrap
 
-__all__ = ["finetune", "evaluate", "predict_logits", "FinetuneRecipe", "train_in_place", "precision_flags"]
+__all__ = ["finetune", "evaluate", "predict_logits", "FinetuneRecipe", "train_in_place", "precision_flags",
+           "TrainingWarning"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,7 @@ def _args(recipe, out: Path, n_train: int, has_eval: bool, progress: bool, **ext
         report_to="none",
         disable_tqdm=not progress,
         dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length" if getattr(recipe, "group_by_length", False) else "random",
         **precision_flags(recipe.precision),
         **extra,
     )
@@ -222,6 +225,24 @@ def train_in_place(model: HookedModel, recipe: FinetuneRecipe, train, eval_data=
         tmp.cleanup()
     return report
 
+def _check_run(variant: ModelVariant, recipe: FinetuneRecipe, df, report: dict) -> list[str]:
+    """Warn (:class:`TrainingWarning`) when the run ended predicting one class or its loss did not fall."""
+    msgs = [loss_did_not_fall(report.get("losses", []))]
+    if "eval" in report:
+        msgs.append(one_class_predictions(report["eval"]["confusion"], where="evaluation"))
+    elif recipe.task == "sequence-classification":
+        sample = df.sample(min(512, len(df)), random_state=recipe.seed) if len(df) > 512 else df
+        cm = evaluate(variant.model, sample, max_length=recipe.max_length)["confusion"]
+        msgs.append(one_class_predictions(cm, where="training"))
+    elif report.get("history"):
+        msgs.append(one_class_predictions(report["history"][-1]["confusion"], where="evaluation"))
+    steps = report.get("global_step")
+    hint = (f"the run made {steps} optimizer steps ({len(df)} examples, batch {recipe.batch_size} x grad_accum "
+            f"{recipe.grad_accum}, {recipe.epochs:g} epochs, lr {recipe.lr:g}); train for more steps (more epochs "
+            "or data, a smaller grad_accum) or raise the learning rate")
+    return warn_all(msgs, what=f"finetune of {variant.model.name}", hint=hint)
+
+
 def finetune(model, data, recipe: FinetuneRecipe | None = None, *, eval_data=None, out: str | os.PathLike | None = None,
              num_labels: int | None = None, resume: bool = False, progress: bool = True, callbacks=(),
              **recipe_kwargs) -> ModelVariant:
@@ -250,8 +271,17 @@ def finetune(model, data, recipe: FinetuneRecipe | None = None, *, eval_data=Non
     Returns
     -------
     ModelVariant
-        ``variant.report`` holds losses, per-epoch metrics and the final
-        validation metrics.
+        ``variant.report`` holds losses, per-epoch metrics, the final
+        validation metrics and ``warnings``.
+
+    Warns
+    -----
+    TrainingWarning
+        When the model ends predicting one class for >= 95% of the
+        evaluation examples (of up to 512 training examples without
+        ``eval_data``) while the labels are more varied, or when the logged
+        training loss did not fall; the message names the numbers and is kept
+        in ``report["warnings"]``.
 
     Examples
     --------
@@ -274,6 +304,7 @@ def finetune(model, data, recipe: FinetuneRecipe | None = None, *, eval_data=Non
                             callbacks=callbacks)
     if eval_data is not None and recipe.task == "sequence-classification":
         report["eval"] = evaluate(variant.model, eval_data, max_length=recipe.max_length)
+    report["warnings"] = _check_run(variant, recipe, df, report)
     variant.report.update(report)
     if out is not None:
         variant.save(out)

@@ -74,6 +74,12 @@ def test_tables_hold_the_run(tiny_run):
     assert (variants.set_index("variant").loc["distill", "layers"] == 1)
     assert variants.set_index("variant").loc["prune_heads", "params"] < variants.set_index("variant").loc[
         "finetuned", "params"]
+    # the same figures as benchmarks/variants.py: drop in points, fraction kept, paired interleaved speed-up
+    first = variants.iloc[0]
+    assert first["throughput_ratio"] == 1.0 and first["accuracy_drop_points"] == 0.0
+    v = variants.set_index("variant")
+    assert v["accuracy_drop_points"].round(6).tolist() == (100 * (first["accuracy"] - v["accuracy"])).round(6).tolist()
+    assert (v["throughput_ratio_min"] <= v["throughput_ratio"] + 1e-9).all() and (v["threads"] >= 1).all()
     diag = pd.read_csv(out / "tables" / "compare_diagonal.csv")
     assert list(diag.columns) == ["variant", "measure", "site", "layer", "site_b", "value"]
     cka = diag[(diag["measure"] == "linear_cka") & (diag["variant"] == "magnitude_prune")]
