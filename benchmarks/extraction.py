@@ -35,12 +35,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
-from _machine import machine  # noqa: E402
+from _machine import machine, peak_rss_kb  # noqa: E402
 
 import probekit  # noqa: E402
-from probekit._memory import peak_rss_kb  # noqa: E402
 from probekit.data import load_movie_reviews  # noqa: E402
-from probekit.store._batching import token_budget_batches  # noqa: E402
+from probekit.store import token_budget_batches  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "extraction.json"
 BATCH = 32

@@ -38,9 +38,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _machine import AnonPeak, machine  # noqa: E402
+from _machine import AnonPeak, machine, peak_rss_kb  # noqa: E402
 
-from probekit._memory import peak_rss_kb  # noqa: E402
 from probekit.data import build_task, control_task, ud_files  # noqa: E402
 from probekit.probes import ProbeSuite, extract_tasks, random_init_copy  # noqa: E402
 

@@ -40,8 +40,12 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 from probekit.data import build_task, ud_files  # noqa: E402
-from probekit.probes import LinearProbe, extract_task, fit_batched  # noqa: E402
-from probekit.probes._task_store import task_inputs  # noqa: E402
+from probekit.probes import (  # noqa: E402
+    LinearProbe,
+    extract_task,
+    fit_batched,
+    task_inputs,  # noqa: E402
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "probes.json"

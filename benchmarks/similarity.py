@@ -89,13 +89,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _machine import AnonPeak, machine  # noqa: E402
+from _machine import AnonPeak, machine, peak_rss_kb  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit import site_layer  # noqa: E402
-from probekit._memory import peak_rss_kb  # noqa: E402
 from probekit.compare import cka_matrix, compare, unbiased_hsic  # noqa: E402
-from probekit.compare._compare import _rows  # noqa: E402  (the row views compare() streams over)
 from probekit.data import load_movie_reviews, read_conllu, ud_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,8 +286,8 @@ def child_cka(spec: dict) -> dict:
     sites = sorted((s for s in sa.sites if s.component in ("emb", "resid")), key=site_layer)
     t0 = time.perf_counter()
     with AnonPeak() as mem:
-        va = [_rows(sa[s], level, how) for s in sites]
-        vb = [_rows(sb[s], level, how) for s in sites]
+        va = [sa[s].row_view(level, how) for s in sites]
+        vb = [sb[s].row_view(level, how) for s in sites]
         m = cka_matrix(va, vb, measures=("linear_cka",))["linear_cka"]
     dt = time.perf_counter() - t0
     np.save(wd / "probekit_cka.npy", m)

@@ -186,7 +186,7 @@ def test_tokenizer_hash_is_remembered_and_follows_changes(minilm):
 
 
 @pytest.mark.parametrize("name", ["probekit.fingerprint", "probekit.fingerprint._json", "probekit.fingerprint._weights",
-                                  "probekit._labels", "probekit.store._layout", "probekit.cli._errors"])
+                                  "probekit.labels", "probekit.store._layout", "probekit.cli._errors"])
 def test_docstring_examples_run(name):
     import doctest
     import importlib

@@ -10,7 +10,7 @@ from probekit import RESULT_COLUMNS, Results
 
 def test_results_is_public_and_documented():
     assert probekit.Results is Results
-    doc = probekit._results.__doc__
+    doc = probekit.results.__doc__
     for col in RESULT_COLUMNS:  # every column is described in the schema table
         assert f"\n{col} " in doc, col
 

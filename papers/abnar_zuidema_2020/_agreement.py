@@ -49,7 +49,7 @@ def agreement_examples(sent, *, max_words: int = 50) -> list[dict]:
 
     Examples
     --------
-    >>> from probekit.data._spacy import load_spacy                        # doctest: +SKIP
+    >>> from probekit.data import load_spacy                        # doctest: +SKIP
     >>> doc = load_spacy()("The keys to the old cabinet are on the table.")  # doctest: +SKIP
     >>> agreement_examples(next(doc.sents))                                # doctest: +SKIP
     [{'words': ['The', 'keys', 'to', 'the', 'old', 'cabinet'], 'label': 'plural', 'subject': 1, 'attractors': 1}]
@@ -88,8 +88,7 @@ def build_agreement_data(cache: Path, *, reviews: int, seed: int = 0) -> pd.Data
         ``text`` (the prefix, words joined by spaces), ``label``, ``subject``,
         ``attractors``, ``n_words``; duplicates dropped, in a seeded random order.
     """
-    from probekit.data import load_movie_reviews
-    from probekit.data._spacy import load_spacy
+    from probekit.data import load_movie_reviews, load_spacy
 
     path = Path(cache) / f"agreement_imdb{reviews}_seed{seed}.parquet"
     if path.is_file():

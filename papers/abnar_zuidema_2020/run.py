@@ -49,8 +49,7 @@ import probekit
 from probekit import Results
 from probekit.attribution import Attributor, agreement, agreement_results
 from probekit.probes import bootstrap_ci
-from probekit.variants import finetune, rotten_tomatoes_splits
-from probekit.variants._trainer import predict_logits
+from probekit.variants import finetune, predict_logits, rotten_tomatoes_splits
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

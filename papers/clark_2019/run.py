@@ -36,7 +36,7 @@ import pandas as pd  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit.attention import AttentionSuite  # noqa: E402
-from probekit.data._conllu import read_conllu, ud_files  # noqa: E402
+from probekit.data import read_conllu, ud_files  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -47,16 +47,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from _ud import UD_PATH_HELP, add_output_args, store_for, ud_task  # noqa: E402
 
-from probekit._results import Results  # noqa: E402
 from probekit.probes import (  # noqa: E402
     DepthProbe,
     DistanceProbe,
     depth_spearman,
     distance_spearman,
     root_accuracy,
+    task_inputs,  # noqa: E402
     uuas,
 )
-from probekit.probes._task_store import task_inputs  # noqa: E402
+from probekit.results import Results  # noqa: E402
 
 #: Hewitt & Manning 2019, Table 1 (PTB WSJ, Stanford Dependencies): model -> (UUAS %, DSpr., root %, NSpr.),
 #: as usually cited (not re-checked against the paper's PDF here); BERT-base's root % only as "about 89-90".

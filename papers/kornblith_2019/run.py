@@ -54,7 +54,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import probekit  # noqa: E402
-from probekit._results import Results  # noqa: E402
+from probekit.results import Results  # noqa: E402
 from probekit.variants import distill, finetune, rotten_tomatoes_splits  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

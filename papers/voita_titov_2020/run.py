@@ -47,7 +47,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from _ud import UD_PATH_HELP, add_output_args, store_for, ud_task  # noqa: E402
 
-from probekit._results import Results  # noqa: E402
 from probekit.data import control_task  # noqa: E402
 from probekit.probes import (  # noqa: E402
     DEFAULT_FRACTIONS,
@@ -55,8 +54,9 @@ from probekit.probes import (  # noqa: E402
     MLPProbe,
     fit_batched,
     online_codelength,
+    task_inputs,  # noqa: E402
 )
-from probekit.probes._task_store import task_inputs  # noqa: E402
+from probekit.results import Results  # noqa: E402
 
 #: Voita & Titov 2020, Table 1 (ELMo, PTB part-of-speech, layer 1, MLP probe; online code), as usually cited.
 #: These values are not re-checked against the paper's PDF here: treat them as the published reference

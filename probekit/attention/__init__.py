@@ -3,12 +3,13 @@
 from probekit.attention._flow import MAX_FLOW_TOKENS, attention_flow, attention_rollout, residual_attention
 from probekit.attention._importance import head_importance, head_mask
 from probekit.attention._stats import HEAD_METRICS, HeadStatistics, punctuation_mask, word_attention
-from probekit.attention._suite import AttentionSuite
+from probekit.attention._suite import MASS_METRICS, AttentionSuite, special_mass
 from probekit.attention._syntax import DependencyHeadAccuracy, fixed_offset_baseline
 
 __all__ = [
     "AttentionSuite",
     "HEAD_METRICS",
+    "MASS_METRICS",
     "MAX_FLOW_TOKENS",
     "DependencyHeadAccuracy",
     "HeadStatistics",
@@ -19,5 +20,6 @@ __all__ = [
     "head_mask",
     "punctuation_mask",
     "residual_attention",
+    "special_mass",
     "word_attention",
 ]

@@ -16,13 +16,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from probekit._results import Results, site_columns
 from probekit.attention._flow import attention_flow, attention_rollout
 from probekit.attention._stats import HeadStatistics, punctuation_mask, word_attention
 from probekit.attention._syntax import DependencyHeadAccuracy, fixed_offset_baseline
 from probekit.model import Site
+from probekit.results import Results, site_columns
 
-__all__ = ["AttentionSuite"]
+__all__ = ["AttentionSuite", "MASS_METRICS", "special_mass"]
 
 
 class AttentionSuite:
@@ -83,15 +83,8 @@ class AttentionSuite:
                                  metric=r.metric, value=r.value) for r in df.itertuples())
 
     def special_mass_by_layer(self, stats: Results | None = None) -> pd.DataFrame:
-        """Mean attention on [CLS], [SEP] and punctuation per layer (Clark et al. 2019, figure 2).
-
-        One row per analysed pattern: ``layer`` on the layer axis (block ``i`` is layer ``i + 1``), ``block``.
-        """
-        df = (stats or self.head_statistics()).to_frame()
-        df = df[df["metric"].isin(["cls", "sep", "punct"])]
-        out = df.pivot_table(index=["layer", "block"], columns="metric", values="value", aggfunc="mean").reset_index()
-        out.columns.name = None
-        return out
+        """:func:`special_mass` of :meth:`head_statistics` (or of ``stats``, when already computed)."""
+        return special_mass(stats if stats is not None else self.head_statistics())
 
     def dependency_heads(self, heads: Sequence[Sequence[int]], relations: Sequence[Sequence[str]], *,
                          progress: bool = True) -> tuple[Results, pd.DataFrame, pd.DataFrame]:
@@ -147,3 +140,29 @@ class AttentionSuite:
                              f"{self.blocks}")
         return [torch.from_numpy(np.asarray(self.store[Site(block, "attn.pattern")].example(i), np.float32))
                 for block in self.blocks]
+
+
+#: The head statistics averaged per layer by :func:`special_mass`, in column order.
+MASS_METRICS = ("cls", "sep", "punct", "self", "prev", "next", "entropy")
+
+
+def special_mass(stats: Results | pd.DataFrame) -> pd.DataFrame:
+    """Mean over heads, per layer, of the attention on [CLS], [SEP], punctuation, self, previous and next token,
+    and of the entropy (Clark et al. 2019, figure 2).
+
+    One row per analysed pattern: ``layer`` on the layer axis (block ``i``'s pattern is layer ``i + 1``),
+    ``block``, then the columns of :data:`MASS_METRICS` that ``stats`` has. The ``probekit attention``
+    command and the pipeline's attention stage both write this table as ``special_mass``.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"layer": [1, 1, 2], "block": [0, 0, 1], "head": [0, 1, 0],
+    ...                      "metric": ["sep", "sep", "sep"], "value": [0.2, 0.4, 0.9]})
+    >>> special_mass(rows).round(3).values.tolist()
+    [[1.0, 0.0, 0.3], [2.0, 1.0, 0.9]]
+    """
+    df = stats.to_frame() if isinstance(stats, Results) else stats
+    df = df[df["metric"].isin(MASS_METRICS)]
+    out = df.pivot_table(index=["layer", "block"], columns="metric", values="value", aggfunc="mean").reset_index()
+    out.columns.name = None
+    return out[["layer", "block"] + [c for c in MASS_METRICS if c in out.columns]]

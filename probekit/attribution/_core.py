@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 
 import captum.attr as ca
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from probekit._results import Results
+from probekit.attribution._results import Attribution
 from probekit.model import HookedModel, Site, as_hooked_model, capture
 
 __all__ = ["Attributor", "Attribution", "METHODS"]
@@ -40,54 +39,6 @@ Method = Literal["integrated_gradients", "layer_conductance", "saliency", "input
                  "gradient_shap", "attention_x_gradient", "blank_out"]
 #: a head over one site's activations: ``[batch, tokens, d], mask [batch, tokens] -> logits [batch, classes]``
 ProbeHead = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class Attribution:
-    """Attribution of one example.
-
-    ``scores`` are per token (raw sums over the hidden dimension);
-    ``delta`` is captum's convergence delta where the method has one,
-    ``f_input - f_baseline`` the quantity completeness compares it to;
-    ``site`` is where the scores land (``"emb"`` for the input-token methods);
-    ``n_blocks`` the model's number of blocks (the layer axis needs it for
-    ``final``).
-    """
-
-    method: str
-    tokens: list[str]
-    scores: np.ndarray
-    target: int
-    f_input: float
-    f_baseline: float | None = None
-    delta: float | None = None
-    extra: dict = field(default_factory=dict)
-    site: str | None = None
-    n_blocks: int | None = None
-
-    def to_results(self, *, example: int = 0, task: str = "attribution", model: str | None = None,
-                   variant: str | None = None, split: str | None = None) -> Results:
-        """Tidy rows: one per token (``metric`` = the method) plus this example's summary.
-
-        See :func:`probekit.attribution.attribution_results` for the row layout;
-        ``example`` is the row's ``example`` number.
-        """
-        from probekit.attribution._results import attribution_results
-
-        return attribution_results([self], task=task, model=model, variant=variant, split=split, examples=[example])
-
-    @property
-    def normalised(self) -> np.ndarray:
-        n = np.linalg.norm(self.scores)
-        return self.scores / n if n > 0 else self.scores
-
-    @property
-    def completeness_error(self) -> float | None:
-        """``|sum(scores) - (f(x) - f(baseline))| / |f(x) - f(baseline)|`` (methods with completeness)."""
-        if self.f_baseline is None:
-            return None
-        gap = self.f_input - self.f_baseline
-        return float(abs(self.scores.sum() - gap) / max(abs(gap), 1e-12))
 
 
 class _Forward(nn.Module):

@@ -28,15 +28,62 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from probekit._results import Results, site_columns
+from probekit.results import Results, site_columns
 
-__all__ = ["attribution_results", "agreement_results", "token_frame", "mean_ci"]
+__all__ = ["Attribution", "attribution_results", "agreement_results", "token_frame", "mean_ci"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Attribution:
+    """Attribution of one example.
+
+    ``scores`` are per token (raw sums over the hidden dimension);
+    ``delta`` is captum's convergence delta where the method has one,
+    ``f_input - f_baseline`` the quantity completeness compares it to;
+    ``site`` is where the scores land (``"emb"`` for the input-token methods);
+    ``n_blocks`` the model's number of blocks (the layer axis needs it for
+    ``final``).
+    """
+
+    method: str
+    tokens: list[str]
+    scores: np.ndarray
+    target: int
+    f_input: float
+    f_baseline: float | None = None
+    delta: float | None = None
+    extra: dict = field(default_factory=dict)
+    site: str | None = None
+    n_blocks: int | None = None
+
+    def to_results(self, *, example: int = 0, task: str = "attribution", model: str | None = None,
+                   variant: str | None = None, split: str | None = None) -> Results:
+        """Tidy rows: one per token (``metric`` = the method) plus this example's summary.
+
+        See :func:`probekit.attribution.attribution_results` for the row layout;
+        ``example`` is the row's ``example`` number.
+        """
+        return attribution_results([self], task=task, model=model, variant=variant, split=split, examples=[example])
+
+    @property
+    def normalised(self) -> np.ndarray:
+        n = np.linalg.norm(self.scores)
+        return self.scores / n if n > 0 else self.scores
+
+    @property
+    def completeness_error(self) -> float | None:
+        """``|sum(scores) - (f(x) - f(baseline))| / |f(x) - f(baseline)|`` (methods with completeness)."""
+        if self.f_baseline is None:
+            return None
+        gap = self.f_input - self.f_baseline
+        return float(abs(self.scores.sum() - gap) / max(abs(gap), 1e-12))
 
 
 def mean_ci(values, *, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
@@ -112,8 +159,6 @@ def attribution_results(attributions, *, task: str = "attribution", model: str |
     >>> df[df.metric == "saliency"][["example", "position", "token", "site", "layer", "value"]].values.tolist()[1]
     [0, 1, 'fine', 'emb', 0, 0.5]
     """
-    from probekit.attribution._core import Attribution
-
     if isinstance(attributions, Attribution):
         attributions = [attributions]
     by_method = dict(attributions) if isinstance(attributions, Mapping) else {None: list(attributions)}

@@ -1,53 +1,24 @@
-"""The ``probekit`` command line."""
+"""The ``probekit`` command line.
 
-from __future__ import annotations
+:func:`main` is the command group (``probekit.cli._main``); the command
+modules below add their commands to it. They import only ``click`` at the
+top and the library inside each command, so ``probekit --help`` stays fast.
+"""
 
-import logging
-
-import click
-
-from probekit import __version__
-from probekit.cli._errors import Group
+from probekit.cli import (  # noqa: F401  (each adds its commands to main)
+    _analysis,
+    _compare,
+    _data,
+    _demo,
+    _extract,
+    _interventions,
+    _models,
+    _probe,
+    _report,
+    _run,
+    _tasks,
+    _variants,
+)
+from probekit.cli._main import main
 
 __all__ = ["main"]
-
-
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="probekit")
-@click.option("-v", "--verbose", count=True,
-              help="More logging (-v info, -vv debug); -v also shows the traceback of an error.")
-def main(verbose: int) -> None:
-    """probekit: probing and interpretability for Hugging Face transformers.
-
-    \b
-    Examples:
-      probekit demo                 # the main job on the bundled model and data -> runs/demo/report.html
-      probekit run examples/ud_ewt_probes.yaml   # an experiment from a YAML config
-      probekit sites minilm-l6      # list a model's sites
-      probekit data fetch ud_ewt    # gold UD English EWT into the cache, checksums verified
-      probekit probe --model minilm-l6 --task upos,deprel --out runs/upos
-
-    A failure prints one line, "Error: ...", and exits with status 1.
-    """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-
-
-def _register() -> None:
-    from probekit.cli import (  # noqa: F401  (commands register on import)
-        _analysis,
-        _compare,
-        _data,
-        _demo,
-        _extract,
-        _interventions,
-        _models,
-        _probe,
-        _report,
-        _run,
-        _tasks,
-        _variants,
-    )
-
-
-_register()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from probekit.cli import main
 from probekit.cli._errors import check_output
+from probekit.cli._main import main
 
 
 def _save(fig, path: Path) -> None:
@@ -21,7 +21,7 @@ def _conllu_file(ud_path: str | None, conllu: str | None) -> Path | None:
     if conllu:
         return Path(conllu)
     if ud_path:
-        from probekit.data._conllu import ud_files
+        from probekit.data import ud_files
 
         files = ud_files(ud_path)
         if "dev" not in files:
@@ -32,7 +32,7 @@ def _conllu_file(ud_path: str | None, conllu: str | None) -> Path | None:
 
 def _gold_trees(store, path: Path) -> tuple[list, list]:
     """Heads and relations of the store's examples, checked word by word against the CoNLL-U sentences."""
-    from probekit.data._conllu import read_conllu
+    from probekit.data import read_conllu
 
     sents = read_conllu(path, limit=store.n_examples)
     if len(sents) < store.n_examples:
@@ -64,14 +64,17 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
                   conllu: str | None, progress: bool) -> None:
     """Attention report of a store: head statistics, special-token mass, grids, heatmap, rollout.
 
-    Writes head_statistics.csv, special_mass.csv (mean [CLS]/[SEP]/punctuation
-    mass per layer), grid_entropy.png and grid_sep.png (layer x head),
-    heatmap_ex{I}_L{B}.png (example I, the pattern of block B = layer - 1,
-    mean over heads) and
-    rollout_ex{I}.png. With --conllu or --ud-path, also dependency_heads.csv
-    (every head as a parser) and dependency_best.csv (best head per relation
-    beside the fixed-offset baseline); the store must hold that file's
-    sentences as word lists, in order.
+    Writes, in the pipeline's layout and with its functions,
+    tables/attention_heads.csv (every head statistic), tables/special_mass.csv
+    (mean [CLS]/[SEP]/punctuation/self/prev/next mass and entropy per layer),
+    figures/attention__special_mass.png, figures/attention__grid_{sep,cls,entropy}.png
+    (layer x head), figures/attention__heatmap_ex{I}_L{B}.png (example I, the
+    pattern of block B = layer - 1, mean over heads) and
+    figures/attention__rollout_ex{I}.png. With --conllu or --ud-path, also
+    tables/dependency_heads.csv (every head as a parser) and
+    tables/dependency_best.csv (best head per relation beside the
+    fixed-offset baseline); the store must hold that file's sentences as word
+    lists, in order.
 
     \b
     Examples:
@@ -83,8 +86,9 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
     import torch
 
     from probekit.attention import AttentionSuite
-    from probekit.model import load_tokenizer
-    from probekit.plots import attention_heatmap, layer_head_grid, pattern_frame
+    from probekit.model import Site, load_tokenizer
+    from probekit.pipeline import Outputs, attention_outputs
+    from probekit.plots import attention_heatmap, pattern_frame
     from probekit.store import ActivationStore, StoreError
 
     outp = Path(out)
@@ -103,45 +107,30 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
         gold = _gold_trees(store, gold_path) if gold_path is not None else None
     except (ValueError, FileNotFoundError, OSError, StoreError) as exc:
         raise click.ClickException(str(exc)) from exc
-    outp.mkdir(parents=True, exist_ok=True)
-    written = []
-
-    stats = suite.head_statistics(progress=progress)
-    sdf = stats.to_frame()
-    sdf.to_csv(outp / "head_statistics.csv", index=False)
-    mass = suite.special_mass_by_layer(stats)
-    mass.to_csv(outp / "special_mass.csv", index=False)
-    written += ["head_statistics.csv", "special_mass.csv"]
-    for metric, title in (("entropy", "attention entropy (nats)"), ("sep", "attention on [SEP]")):
-        fig = layer_head_grid(sdf[sdf["metric"] == metric], title=title)
-        _save(fig, outp / f"grid_{metric}.png")
-        written.append(f"grid_{metric}.png")
-
-    from probekit.model import Site
+    out_ = Outputs(outp)
+    _, mass = attention_outputs(suite, out_, progress=progress)
 
     tokens = tokenizer.convert_ids_to_tokens(store.input_ids(example).tolist())
     block = layer - 1
     pattern = torch.from_numpy(store[Site(block, "attn.pattern")].example(example).astype("float32"))
-    fig = attention_heatmap(pattern_frame(pattern, tokens),
-                            title=f"example {example}, layer {layer} (L{block}.attn.pattern), mean over heads")
-    name = f"heatmap_ex{example}_L{block}.png"
-    _save(fig, outp / name)
-    written.append(name)
+    out_.figure(lambda: attention_heatmap(
+        pattern_frame(pattern, tokens), title=f"example {example}, layer {layer} (L{block}.attn.pattern), "
+                                              "mean over heads"), "attention", f"heatmap_ex{example}_L{block}")
     if suite.blocks == list(range(len(suite.blocks))):
         roll = suite.rollout(example)
-        fig = attention_heatmap(pattern_frame(torch.as_tensor(roll[-1]), tokens),
-                                title=f"example {example}, attention rollout through layer {len(suite.blocks)}")
-        _save(fig, outp / f"rollout_ex{example}.png")
-        written.append(f"rollout_ex{example}.png")
+        out_.figure(lambda: attention_heatmap(
+            pattern_frame(torch.as_tensor(roll[-1]), tokens),
+            title=f"example {example}, attention rollout through layer {len(suite.blocks)}"),
+                    "attention", f"rollout_ex{example}")
     else:
         click.echo(f"rollout skipped: it needs every block's pattern from block 0, the store has blocks "
                    f"{suite.blocks}", err=True)
 
     if gold is not None:
         results, best, _ = suite.dependency_heads(*gold, progress=progress)
-        results.to_frame().to_csv(outp / "dependency_heads.csv", index=False)
-        best.to_csv(outp / "dependency_best.csv", index=False)
-        written += ["dependency_heads.csv", "dependency_best.csv"]
+        out_.table(results.to_frame(), "dependency_heads")
+        out_.table(best, "dependency_best")
+    written = out_.written
 
     click.echo(f"{store.n_examples} examples, attention at layers {stored}; wrote {', '.join(written)} to {outp}")
     click.echo(mass.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -186,8 +175,8 @@ def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, .
     import pandas as pd
 
     from probekit.attribution import METHODS, Attributor, agreement, agreement_results, attribution_results
-    from probekit.model import load_model
     from probekit.plots import attribution_html, attribution_png
+    from probekit.variants import load_model
 
     bad = [m for m in methods if m not in METHODS]
     if bad:

@@ -6,11 +6,10 @@ import logging
 from pathlib import Path
 
 import click
-import pandas as pd
 
-from probekit.cli import main
 from probekit.cli._errors import check_output
-from probekit.cli._probe import _markdown, _split
+from probekit.cli._main import main
+from probekit.cli._probe import _split
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +27,11 @@ def _parse_layer_map(spec: str) -> dict[str, str]:
     return out
 
 
-def _summary(store_a, store_b, cmp, map_source: str, probe_table: pd.DataFrame | None) -> str:
+def _summary(store_a, store_b, cmp, map_source: str, probe_table) -> str:
+    import pandas as pd
+
+    from probekit.pipeline import markdown_table as _markdown
+
     name = lambda s: (s.manifest.get("model") or {}).get("name") or s.path.name
     lines = [f"# Comparison: {name(store_a)} (A) vs {name(store_b)} (B)", "",
              f"- A: `{store_a.path}` ({store_a.n_examples} examples)",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from probekit.cli import main
 from probekit.cli._errors import check_output
+from probekit.cli._main import main
 
 
 @main.command("demo")

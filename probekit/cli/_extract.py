@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from probekit.cli import main
 from probekit.cli._errors import check_output
+from probekit.cli._main import main
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -48,9 +48,8 @@ def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[st
       probekit extract --data reviews.csv --sites 'L2.resid,L5.resid' --word-pooling mean --out runs/rev
     """
     check_output(out)
-    from probekit.model import load_model
-    from probekit.store import extract
-    from probekit.store._data import load_source
+    from probekit.store import extract, load_source
+    from probekit.variants import load_model
 
     try:
         data = load_source(source, limit=limit)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from probekit.cli import main
 from probekit.cli._errors import check_output
+from probekit.cli._main import main
 
 
 def _task(name: str, source: str, ud_path: str | None, limit: int | None, seed: int):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from probekit.cli import main
+from probekit.cli._main import main
 
 
 @main.command("sites")
@@ -17,7 +17,7 @@ def sites(model: str, component: tuple[str, ...]) -> None:
     Example:
       probekit sites minilm-l6 -c resid
     """
-    from probekit import load_model
+    from probekit.variants import load_model
 
     hooked = load_model(model)
     click.echo(repr(hooked))

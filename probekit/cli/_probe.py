@@ -6,10 +6,9 @@ import logging
 from pathlib import Path
 
 import click
-import pandas as pd
 
-from probekit.cli import main
 from probekit.cli._errors import check_output
+from probekit.cli._main import main
 
 logger = logging.getLogger(__name__)
 
@@ -27,49 +26,10 @@ def _store_key(spec: str):
     return None, spec
 
 
-def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per model/variant/task/probe: best layer, its accuracy, majority, selectivity, expected layer."""
-    rows = []
-    df = df.copy()
-    df["variant"] = df["variant"].fillna("")
-    real = df[~df["task"].astype(str).str.endswith(".control")]
-    for (model, variant, task), g in real.groupby(["model", "variant", "task"], sort=False):
-        major = g[(g["probe"] == "majority") & (g["metric"] == "accuracy")]["value"]
-        for probe, gp in g[g["probe"] != "majority"].groupby("probe", sort=False):
-            acc = gp[gp["metric"] == "accuracy_mean"].set_index("site")
-            row = {"model": model, "variant": variant, "task": task, "probe": probe}
-            if not acc.empty:
-                best = acc["value"].idxmax()
-                sel = gp[(gp["metric"] == "selectivity_mean") & (gp["site"] == best)]["value"]
-                el = gp[gp["metric"] == "expected_layer"]["value"]
-                row.update(best_site=best, best_layer=int(acc.loc[best, "layer"]),
-                           accuracy=round(float(acc.loc[best, "value"]), 4),
-                           majority=round(float(major.iloc[0]), 4) if len(major) else None,
-                           selectivity=round(float(sel.iloc[0]), 4) if len(sel) else None,
-                           expected_layer=round(float(el.iloc[0]), 2) if len(el) else None)
-            else:  # structural
-                for metric in ("uuas_mean", "root_accuracy_mean"):
-                    m = gp[gp["metric"] == metric]
-                    if not m.empty:
-                        i = m["value"].idxmax()
-                        row.update(best_site=m.loc[i, "site"], best_layer=int(m.loc[i, "layer"]),
-                                   **{metric: round(float(m.loc[i, "value"]), 4)})
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in table.iterrows():
-        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in r.values) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_init: bool) -> list[tuple[list, dict]]:
     """Extract (or reuse) the task stores of each model; one ``(tasks, {key: store})`` per group of tasks."""
-    from probekit.model import load_model
     from probekit.probes import extract_tasks, random_init_copy
+    from probekit.variants import load_model
 
     by_group: dict[tuple[str, ...], tuple[list, dict]] = {}
     for spec in models:
@@ -110,7 +70,14 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
 def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], random_init: bool, tasks: tuple[str, ...], out: str,
               source: str, ud_path: str | None, limit: int | None, task_seed: int, probes: tuple[str, ...],
               seeds: str, n_boot: int, controls: bool) -> None:
-    """Probe stored activations for tasks; write results.csv, summary.md and PNG plots.
+    """Probe stored activations for tasks; write the probe tables, plots and summary.md.
+
+    The tables and figures are the pipeline's own (the same functions write
+    them): tables/probes.csv (tidy rows), tables/probe_summary.csv (per task,
+    probe and layer), tables/expected_layer.csv, tables/probe_best.csv (the
+    best layer of each task, also as summary.md) and figures/probes__*.png,
+    so 'probekit report OUT' renders them. --task-seed also seeds the control
+    tasks, as the pipeline's seed does.
 
     Either give --model, and the stores are extracted for the tasks (one per
     group of tasks sharing their sentences, under OUT/stores/, reused on
@@ -126,10 +93,8 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], random_init: boo
       probekit probe --store minilm=runs/a --store minilm:random-init=runs/b --task upos --out res --seeds 0,1,2
     """
     check_output(out)
-    import matplotlib.pyplot as plt
-
     from probekit.data import build_task
-    from probekit.plots import probe_curves, probe_heatmap, selectivity_curves
+    from probekit.pipeline import Outputs, best_layers, markdown_table, probe_outputs
     from probekit.probes import ProbeSuite
     from probekit.store import ActivationStore
 
@@ -152,29 +117,16 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], random_init: boo
             groups = [(task_objs, opened)]
         results = None
         for group_tasks, opened in groups:
-            suite = ProbeSuite(group_tasks, list(probes), seed_list, controls=controls, n_boot=n_boot)
+            suite = ProbeSuite(group_tasks, list(probes), seed_list, controls=controls, n_boot=n_boot,
+                               control_seed=task_seed)
             part = suite.run(opened)
             results = part if results is None else results + part
     except (ValueError, LookupError, FileNotFoundError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out_dir / "results.csv")
-    df = results.to_frame()
-    table = summary_table(df)
-    (out_dir / "summary.md").write_text(_markdown(table), encoding="utf-8")
-    written = ["results.csv", "summary.md"]
-    plots = [("curves.png", lambda: probe_curves(df)), ("heatmap.png", lambda: probe_heatmap(df))]
-    if controls:
-        plots.append(("selectivity.png", lambda: selectivity_curves(df)))
-    for name, make in plots:
-        try:
-            fig = make()
-        except ValueError as exc:  # e.g. only structural tasks: nothing of that kind to plot
-            logger.info("skipping %s: %s", name, exc)
-            continue
-        fig.savefig(out_dir / name, dpi=110)
-        plt.close(fig)
-        written.append(name)
-    click.echo(_markdown(table))
-    click.echo(f"wrote {', '.join(written)} to {out_dir}")
+    written = Outputs(out_dir)
+    summary = probe_outputs(results, written, controls=controls)
+    best = markdown_table(best_layers(summary))
+    (out_dir / "summary.md").write_text(best, encoding="utf-8")
+    click.echo(best)
+    click.echo(f"wrote {', '.join(written.written + ['summary.md'])} to {out_dir}")

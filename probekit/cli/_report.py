@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from probekit.cli import main
+from probekit.cli._main import main
 
 
 @main.command("report")

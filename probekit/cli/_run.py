@@ -6,8 +6,8 @@ import time
 
 import click
 
-from probekit.cli import main
 from probekit.cli._errors import check_output
+from probekit.cli._main import main
 
 
 def echo_event(event: str, stage: str, info: dict) -> None:

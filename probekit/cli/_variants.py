@@ -12,8 +12,8 @@ import json
 
 import click
 
-from probekit.cli import main
 from probekit.cli._errors import check_output
+from probekit.cli._main import main
 
 
 def _read(source: str, part: str = "train"):
@@ -33,7 +33,7 @@ def _read(source: str, part: str = "train"):
 
 
 def _load(spec: str, head: str | None):
-    from probekit import load_model
+    from probekit.variants import load_model
 
     return load_model(spec, head=head)
 

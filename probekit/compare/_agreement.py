@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from probekit._results import Results
+from probekit.model import as_hooked_model
+from probekit.results import Results
+from probekit.variants import predict_logits
 
 __all__ = ["PredictionAgreement", "prediction_agreement", "agreement_from_predictions"]
 
@@ -177,9 +179,6 @@ def prediction_agreement(model_a, model_b, texts, labels=None, *, batch_size: in
     >>> ag = prediction_agreement(teacher, student, test["text"], test["label"])  # doctest: +SKIP
     >>> ag.agreement, ag.kappa, ag.disagreements.head()                          # doctest: +SKIP
     """
-    from probekit.model import as_hooked_model
-    from probekit.variants import predict_logits
-
     models = [as_hooked_model(m) for m in (model_a, model_b)]
     for which, m in zip("ab", models):
         if not type(getattr(m, "model", None)).__name__.endswith("ForSequenceClassification"):

@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from probekit._results import Results, site_columns, store_blocks
 from probekit.compare._layermap import head_map_for
 from probekit.compare._similarity import _whiten_basis, minibatch_cka, pwcca, rbf_cka, svcca
 from probekit.compare._streaming import CrossMoments
 from probekit.model import Site, site_layer
+from probekit.results import Results, site_columns, store_blocks
+from probekit.store import RowView
 
 __all__ = ["compare", "Comparison", "attention_deltas", "MEASURES"]
 
@@ -139,30 +140,6 @@ def _residual_sites(store) -> list[Site]:
     return sorted((s for s in store.sites if s.component in ("emb", "resid")), key=site_layer)
 
 
-def _rows(view, level: str, how: str | None):
-    """A row-sliceable view over a site's shards without concatenating them."""
-    parts = view._level_parts(level, how, mode="r")
-    return _Concat(parts)
-
-
-class _Concat:
-    def __init__(self, parts: Sequence[np.ndarray]):
-        self.parts = list(parts)
-        self.starts = np.cumsum([0] + [len(p) for p in self.parts])
-
-    def __len__(self) -> int:
-        return int(self.starts[-1])
-
-    def __getitem__(self, sl: slice) -> np.ndarray:
-        a, b, _ = sl.indices(len(self))
-        out = []
-        for k, p in enumerate(self.parts):
-            lo, hi = max(a, self.starts[k]), min(b, self.starts[k + 1])
-            if lo < hi:
-                out.append(np.asarray(p[lo - self.starts[k]: hi - self.starts[k]]))
-        return np.concatenate(out) if len(out) > 1 else out[0]
-
-
 #: Measures computed exactly by streaming over the stores (memory independent of the rows).
 STREAMED_MEASURES: tuple[str, ...] = ("linear_cka", "procrustes")
 #: Measures computed in memory on at most ``max_rows`` rows (a seeded subsample when there are more).
@@ -187,7 +164,7 @@ def _check_measures(measures: Sequence[str]) -> list[str]:
     return out
 
 
-def _take(view: _Concat, idx: np.ndarray, chunk_rows: int) -> np.ndarray:
+def _take(view: RowView, idx: np.ndarray, chunk_rows: int) -> np.ndarray:
     """Rows ``idx`` (sorted) of a view, read chunk by chunk."""
     parts = []
     for start in range(0, len(view), chunk_rows):
@@ -288,8 +265,8 @@ def compare(
     bad = [k for k, v in layer_map.items() if k not in names_a or v not in names_b]
     if bad:
         raise ValueError(f"layer map entries {bad} name sites not compared; A: {names_a}, B: {names_b}")
-    views_a = [_rows(store_a[s], level, how if level != "token" else None) for s in sa]
-    views_b = [_rows(store_b[s], level, how if level != "token" else None) for s in sb]
+    views_a = [store_a[s].row_view(level, how if level != "token" else None) for s in sa]
+    views_b = [store_b[s].row_view(level, how if level != "token" else None) for s in sb]
     n = {len(v) for v in views_a + views_b}
     if len(n) != 1:
         raise ValueError(f"the stores do not align row by row at level {level!r}: row counts {sorted(n)}")

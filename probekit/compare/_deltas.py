@@ -25,9 +25,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from probekit._results import Results, site_columns
 from probekit.model import Site
-from probekit.probes._stats import _cells, _metric_from_weights, _resample, mcnemar
+from probekit.probes import mcnemar, paired_bootstrap_seeds
+from probekit.results import Results, site_columns
 
 __all__ = ["probe_deltas"]
 
@@ -154,20 +154,8 @@ def _from_suites(sa, sb, layer_map, metric, key_a, key_b, n_boot, alpha, seed) -
 
 def _paired_rows(base, y, preds_a, preds_b, seeds, metric, n_boot, alpha, rng_seed) -> list[dict]:
     """Rows for one (task, site pair, probe): per-seed and seed-mean deltas from one joint resampling."""
-    cells, counts, k = _cells(y, *preds_a, *preds_b)
-    t = cells[:, 0]
-    n_s = len(seeds)
-    w0 = counts[None].astype(np.float64)
-
-    def values(w):  # [B, seeds] for A and for B
-        va = np.stack([_metric_from_weights(w, t, cells[:, 1 + i], k, metric) for i in range(n_s)], 1)
-        vb = np.stack([_metric_from_weights(w, t, cells[:, 1 + n_s + i], k, metric) for i in range(n_s)], 1)
-        return va, vb
-
-    va0, vb0 = values(w0)
-    d0 = (vb0 - va0)[0]
-    boots = [np.subtract(*values(w)[::-1]) for w in _resample(counts, n_boot, np.random.default_rng(rng_seed))]
-    d = np.concatenate(boots)  # [n_boot, seeds]
+    va0, vb0, d = paired_bootstrap_seeds(y, preds_a, preds_b, metric, n_boot=n_boot, random_state=rng_seed)
+    d0 = vb0 - va0
     lo, hi = np.nanquantile(d, [alpha / 2, 1 - alpha / 2], axis=0)
     dm = d.mean(1)
     mlo, mhi = np.nanquantile(dm, [alpha / 2, 1 - alpha / 2])

@@ -31,8 +31,9 @@ from probekit.data._pins import (
     conllu_content_sha256,
     dataset_spec,
 )
-from probekit.data._spacy import annotate
-from probekit.data._tasks import TASKS, Task, build_task, list_tasks, load_sentences, register_task
+from probekit.data._registry import TASKS, build_task, list_tasks, register_task
+from probekit.data._spacy import annotate, load_spacy
+from probekit.data._tasks import Task, load_sentences
 
 __all__ = [
     "DATASETS",
@@ -59,6 +60,7 @@ __all__ = [
     "list_tasks",
     "load_movie_reviews",
     "load_sentences",
+    "load_spacy",
     "read_conllu",
     "register_task",
     "tree_depths",

@@ -20,6 +20,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probekit.data import _pins
+from probekit.data._fetch import fetched_path
+
 __all__ = ["ConlluError", "Sentence", "default_ud_path", "read_conllu", "ud_files", "tree_depths", "tree_distances"]
 
 logger = logging.getLogger(__name__)
@@ -288,11 +291,8 @@ def default_ud_path() -> Path:
     env = os.environ.get("PROBEKIT_UD_PATH")
     if env:
         return Path(env).expanduser()
-    from probekit.data._fetch import fetched_path
-    from probekit.data._pins import UD_EWT
-
     try:
-        return fetched_path(UD_EWT, required=True)
+        return fetched_path(_pins.UD_EWT, required=True)  # looked up now: the pin may be replaced
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"no UD treebank folder given and PROBEKIT_UD_PATH is not set: {exc}; or pass a "
                                 "folder holding *-ud-{train,dev,test}.conllu files (path=... / --ud-path), or set "

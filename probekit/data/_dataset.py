@@ -31,7 +31,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from probekit._labels import MissingLabelError, check_labels, is_missing
+from probekit.data._conllu import read_conllu
+from probekit.labels import MissingLabelError, check_labels, is_missing
 from probekit.model import validate_inputs
 
 __all__ = ["ProbingDataset", "Level", "LEVELS"]
@@ -329,8 +330,6 @@ def from_conllu(path: str | os.PathLike, label: str = "upos", *, split: str = "t
     limit : int, optional
         Read only the first ``limit`` sentences.
     """
-    from probekit.data._conllu import read_conllu
-
     if label not in CONLLU_COLUMNS:
         raise ValueError(f"unknown CoNLL-U label column {label!r}; use one of {CONLLU_COLUMNS}")
     sents = read_conllu(path, limit=limit)

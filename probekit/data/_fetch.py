@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from probekit.data._pins import ChecksumError, DatasetSpec, FilePin, check_file, dataset_spec
+from probekit.version import __version__
 
 __all__ = ["FetchError", "data_home", "fetch", "fetched_path", "verify_fetched"]
 
@@ -232,8 +233,6 @@ def _write_manifest(folder: Path, spec: DatasetSpec, files: dict[str, FilePin], 
         rec.update({k: v for k, v in (("sha256", pin.sha256), ("content_sha256", pin.content_sha256)) if v})
         rec["source"] = sources.get(split) or (old.get(split) or {}).get("source") or "found in the folder"
         recs[split] = rec
-    from probekit import __version__
-
     man = {"dataset": spec.name, "release": spec.release, "files": recs,
            "license": spec.license, "fetched": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "probekit_version": __version__}

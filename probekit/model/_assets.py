@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probekit.model._onnx_convert import write_bert_folder
+
 __all__ = ["ALIASES", "Alias", "AliasUnavailableError", "resolve_alias", "cache_dir", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "minilm-l6"
@@ -190,8 +192,6 @@ def _minilm_l3() -> tuple[Path, dict]:
             raise AliasUnavailableError("model alias 'minilm-l3' is converted from ONNX, which needs the 'onnx' "
                                         "package (once); install it with: pip install onnx")
         vocab = _minilm_l6()[0]  # same uncased WordPiece vocabulary
-        from probekit.model._onnx_convert import write_bert_folder
-
         return write_bert_folder(onnx_file, tmp, tokenizer_dir=vocab)
 
     return _cached_build("minilm-l3", build), {"add_pooling_layer": False}

@@ -47,11 +47,6 @@ class HookedModel:
     torch.Size([1, 6, 384])
     """
 
-    #: the recipe of a model variant (``probekit.variants``); ``None`` for a plain model
-    recipe = None
-    #: the :class:`probekit.variants.ModelVariant` this model belongs to, if any
-    variant = None
-
     def __init__(self, model: nn.Module, tokenizer, *, name: str, source: dict | None = None):
         self.model = model
         self.tokenizer = tokenizer

@@ -61,8 +61,8 @@ def load_model(
     ----------
     spec : str, path, PretrainedConfig or PreTrainedModel
         An alias (``"minilm-l6"``, the default; see ``probekit.ALIASES``), a
-        local folder in Hugging Face format (a saved probekit variant folder,
-        holding ``recipe.json``, loads as that variant), a hub name (needs a network or a
+        local folder in Hugging Face format (not a saved probekit variant, one
+        holding ``recipe.json``: ``probekit.load_model`` loads those), a hub name (needs a network or a
         local hub cache), a ``transformers`` config (random weights drawn with
         ``seed``), or an already built model.
     head : {None, "sequence-classification", "token-classification", "causal-lm", "masked-lm"}
@@ -97,10 +97,9 @@ def load_model(
     if head not in HEADS:
         raise ValueError(f"head must be one of {list(HEADS)}, not {head!r}")
     if isinstance(spec, (str, os.PathLike)) and (Path(spec).expanduser() / "recipe.json").is_file():
-        # a saved probekit ModelVariant: rebuild shapes, re-apply quantization, expose .recipe
-        from probekit.variants._variant import load_variant
-
-        return load_variant(spec, tokenizer=tokenizer, device=device, dtype=dtype, name=name).model
+        # rebuilding pruned shapes and re-applying quantization is the variants' job, not the core's
+        raise ValueError(f"{spec} holds a saved model variant (recipe.json): load it with probekit.load_model "
+                         f"or probekit.variants.load_variant, which return the ModelVariant")
     auto = HEADS[head]
     head_kwargs = {"num_labels": num_labels} if num_labels is not None else {}
     with torch.random.fork_rng(devices=[]):

@@ -16,6 +16,9 @@ The run folder ``RUN/`` holds ``run.json`` (config, versions, seeds,
 fingerprints, timings in stage order, start/finish, which stages were cached,
 machine), ``config.yaml``, ``stores/``, ``models/``, ``tables/*.csv``,
 ``figures/<section>__<name>.png``, ``attributions/*.html`` and the report.
+The ``probekit probe`` and ``probekit attention`` commands write their tables
+and figures with the same functions (:func:`probe_outputs`,
+:func:`attention_outputs`, through :class:`Outputs`), into the same layout.
 
 Examples
 --------
@@ -36,8 +39,9 @@ from probekit.pipeline._config import (
     resolve,
     validate,
 )
-from probekit.pipeline._runner import Context, Stage, plan, run_experiment, stage_key
-from probekit.pipeline._stages import STAGES
+from probekit.pipeline._outputs import Outputs, attention_outputs, best_layers, markdown_table, probe_outputs
+from probekit.pipeline._runner import Context, plan, run_experiment, stage_key
+from probekit.pipeline._stages import STAGES, Stage
 
 __all__ = [
     "DEMO_CONFIG",
@@ -47,10 +51,15 @@ __all__ = [
     "STAGES",
     "ConfigError",
     "Context",
+    "Outputs",
     "Stage",
+    "attention_outputs",
+    "best_layers",
     "load_config",
+    "markdown_table",
     "merge",
     "plan",
+    "probe_outputs",
     "resolve",
     "run_experiment",
     "stage_key",

@@ -7,16 +7,24 @@ import logging
 import numpy as np
 import pandas as pd
 
+from probekit.attention import AttentionSuite
+from probekit.data import build_task
+from probekit.model import Site
 from probekit.pipeline._common import (
     fresh_store,
     load_base,
     model_spec,
     sentences_frame,
     try_figure,
-    write_table,
 )
-from probekit.probes import group_tasks
-from probekit.report import expected_layers, probe_summary
+from probekit.pipeline._outputs import Outputs, attention_outputs, best_layers, probe_outputs
+from probekit.plots import (
+    attention_heatmap,
+    pattern_frame,
+)
+from probekit.probes import ProbeSuite, extract_task, group_tasks, random_init_copy
+from probekit.results import Results
+from probekit.store import ActivationStore, extract, resolve_sites
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +32,6 @@ __all__ = ["stage_extract", "stage_task_stores", "stage_probes", "stage_attentio
 
 
 def _main_sites(cfg: dict, model) -> list:
-    from probekit.store._extract import resolve_sites
-
     sites = list(resolve_sites(model, cfg["extract"]["sites"]))
     if cfg["extract"]["attention"]:
         sites += [model.site(f"L{i}.attn.pattern") for i in range(model.n_layers)]
@@ -34,8 +40,6 @@ def _main_sites(cfg: dict, model) -> list:
 
 def stage_extract(ctx) -> dict:
     """Extract the configured sites (and attention patterns) of the experiment's sentences into ``stores/main``."""
-    from probekit import extract
-
     cfg = ctx.cfg
     model = load_base(ctx)
     df = sentences_frame(cfg, cfg["data"]["sentences"])
@@ -49,8 +53,6 @@ def stage_extract(ctx) -> dict:
 
 def build_tasks(cfg: dict) -> list:
     """The configured probing tasks, built on the experiment's data and seed."""
-    from probekit.data import build_task
-
     d = cfg["data"]
     return [build_task(t, d["source"], path=d["path"], limit=d["sentences"], seed=cfg["seed"])
             for t in cfg["probes"]["tasks"]]
@@ -58,8 +60,6 @@ def build_tasks(cfg: dict) -> list:
 
 def stage_task_stores(ctx) -> dict:
     """One store per distinct example set of the tasks (plus its random-weights copy)."""
-    from probekit.probes import extract_task, random_init_copy
-
     cfg = ctx.cfg
     model = load_base(ctx)
     groups = group_tasks(build_tasks(cfg))
@@ -88,11 +88,6 @@ def stage_task_stores(ctx) -> dict:
 
 def stage_probes(ctx) -> dict:
     """The probe suite over the task stores: tidy results, summary tables and plots."""
-    from probekit import Results
-    from probekit.plots import probe_curves, probe_heatmap, selectivity_curves
-    from probekit.probes import ProbeSuite
-    from probekit.store import ActivationStore
-
     cfg, pc = ctx.cfg, ctx.cfg["probes"]
     name = str(load_base(ctx).name)
     groups = group_tasks(build_tasks(cfg))
@@ -107,71 +102,24 @@ def stage_probes(ctx) -> dict:
         suite = ProbeSuite(group, list(pc["probes"]), pc["seeds"], controls=pc["controls"], n_boot=pc["n_boot"],
                            control_seed=cfg["seed"])
         results = results + suite.run(stores)
-    outputs: list[str] = []
-    df = results.to_frame()
-    write_table(ctx, df, "probes", outputs)
-    summary = probe_summary(df)
-    write_table(ctx, summary, "probe_summary", outputs)
-    write_table(ctx, expected_layers(df), "expected_layer", outputs)
-    real = df[df["variant"].isna()]
-    try_figure(ctx, lambda: probe_curves(df), "probes", "curves", outputs)
-    try_figure(ctx, lambda: probe_heatmap(real), "probes", "heatmap", outputs)
-    if pc["controls"]:
-        try_figure(ctx, lambda: selectivity_curves(real), "probes", "selectivity", outputs)
-    best = summary.loc[summary.groupby(["task", "probe"])["accuracy"].idxmax()] if len(summary) else summary
-    return {"outputs": outputs, "info": {"best": best[["task", "probe", "layer", "accuracy"]].to_dict("records")}}
+    out = Outputs(ctx.run_dir, figures=ctx.cfg["outputs"]["figures"])
+    summary = probe_outputs(results, out, controls=pc["controls"])
+    best = best_layers(summary)
+    return {"outputs": out.written, "info": {"best": best[["task", "probe", "layer", "accuracy"]].to_dict("records")}}
 
-
-def _special_mass(stats: pd.DataFrame) -> pd.DataFrame:
-    """Mean over heads per layer (the layer axis: block ``i``'s pattern is layer ``i + 1``), with its block."""
-    df = stats[stats["metric"].isin(["cls", "sep", "punct", "self", "prev", "next", "entropy"])]
-    out = df.pivot_table(index=["layer", "block"], columns="metric", values="value", aggfunc="mean").reset_index()
-    out.columns.name = None
-    cols = ["layer", "block"] + [c for c in ("cls", "sep", "punct", "self", "prev", "next", "entropy")
-                                 if c in out.columns]
-    return out[cols]
-
-
-def _mass_plot(mass: pd.DataFrame):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for col in ("cls", "sep", "punct", "self"):
-        if col in mass.columns:
-            ax.plot(mass["layer"], mass[col], marker="o", label=f"[{col.upper()}]" if col in ("cls", "sep") else col)
-    ax.set_xlabel("layer (block i's attention is layer i + 1)")
-    ax.set_ylabel("mean attention mass")
-    ax.set_xticks(mass["layer"])
-    ax.legend(frameon=False)
-    ax.set_title("attention mass by layer")
-    fig.tight_layout()
-    return fig
 
 
 def stage_attention(ctx) -> dict:
     """Head statistics, [CLS]/[SEP] mass by layer, one sentence's heatmaps and its rollout map."""
     import torch
 
-    from probekit.attention import AttentionSuite
-    from probekit.model import Site
-    from probekit.plots import attention_heatmap, layer_head_grid, pattern_frame
-    from probekit.store import ActivationStore
-
     ac = ctx.cfg["attention"]
     store = ActivationStore.open(ctx.run_dir / "stores" / "main")
     tok = load_base(ctx).tokenizer
     suite = AttentionSuite(store, tok)
-    stats = suite.head_statistics(progress=ctx.progress)
-    sdf = stats.to_frame()
-    outputs: list[str] = []
-    write_table(ctx, sdf, "attention_heads", outputs)
-    mass = _special_mass(sdf)
-    write_table(ctx, mass, "special_mass", outputs)
-    try_figure(ctx, lambda: _mass_plot(mass), "attention", "special_mass", outputs)
-    for metric in ("sep", "cls", "entropy"):
-        grid = sdf[sdf["metric"] == metric]
-        try_figure(ctx, lambda g=grid, m=metric: layer_head_grid(g, title=f"{m} by layer and head"), "attention",
-                   f"grid_{metric}", outputs)
+    out = Outputs(ctx.run_dir, figures=ctx.cfg["outputs"]["figures"])
+    sdf, mass = attention_outputs(suite, out, progress=ctx.progress)
+    outputs = out.written
     i = int(ac["example"])
     if not 0 <= i < store.n_examples:
         raise ValueError(f"attention.example is {i}, but the store has {store.n_examples} examples")

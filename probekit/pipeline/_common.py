@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from probekit.data import load_sentences
+from probekit.pipeline._outputs import Outputs
+from probekit.store import FingerprintMismatchError
+from probekit.variants import load_model
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,8 +32,6 @@ def model_spec(cfg: dict):
 
 def load_base(ctx):
     """The experiment's model (loaded once per run)."""
-    from probekit import load_model
-
     def make():
         spec, name, seed = model_spec(ctx.cfg)
         return load_model(spec, seed=seed, name=name)
@@ -38,8 +41,6 @@ def load_base(ctx):
 
 def sentences_frame(cfg: dict, limit: int | None) -> pd.DataFrame:
     """The experiment's sentences as pre-split words (``id, words, split`` and ``label`` for RT)."""
-    from probekit.data import load_sentences
-
     d = cfg["data"]
     sents, splits = load_sentences(d["source"], path=d["path"], limit=limit, seed=cfg["seed"])
     df = pd.DataFrame({"id": range(len(sents)), "words": [list(s.words) for s in sents], "split": splits})
@@ -50,39 +51,20 @@ def sentences_frame(cfg: dict, limit: int | None) -> pd.DataFrame:
     return df
 
 
-def save_figure(ctx, fig, section: str, name: str, outputs: list[str]) -> None:
-    """Save ``fig`` as ``figures/<section>__<name>.png`` and close it."""
-    import matplotlib.pyplot as plt
-
-    rel = f"figures/{section}__{name}.png"
-    fig.savefig(ctx.path(rel), dpi=110)
-    plt.close(fig)
-    outputs.append(rel)
+def _outputs(ctx, outputs: list[str]) -> Outputs:
+    out = Outputs(ctx.run_dir, figures=ctx.cfg["outputs"]["figures"])
+    out.written = outputs  # what it writes is recorded in the stage's list
+    return out
 
 
 def try_figure(ctx, make, section: str, name: str, outputs: list[str]) -> None:
-    """Make and save a figure when the config asks for figures; a plot with nothing to draw is skipped."""
-    if not ctx.cfg["outputs"]["figures"]:
-        return
-    try:
-        fig = make()
-    except ValueError as exc:
-        logger.info("skipping figure %s__%s: %s", section, name, exc)
-        return
-    save_figure(ctx, fig, section, name, outputs)
+    """Make and save a figure when the config asks for figures (see :meth:`Outputs.figure`)."""
+    _outputs(ctx, outputs).figure(make, section, name)
 
 
 def write_table(ctx, df: pd.DataFrame, name: str, outputs: list[str]) -> None:
-    """Write ``tables/<name>.csv`` (a results frame's ``extra`` mappings as JSON text)."""
-    import json
-
-    rel = f"tables/{name}.csv"
-    if "extra" in df.columns:
-        df = df.assign(extra=[v if v is None or isinstance(v, str) or v != v else json.dumps(v, sort_keys=True,
-                                                                                              default=str)
-                              for v in df["extra"]])
-    df.to_csv(ctx.path(rel), index=False)
-    outputs.append(rel)
+    """Write ``tables/<name>.csv`` (see :meth:`Outputs.table`)."""
+    _outputs(ctx, outputs).table(df, name)
 
 
 def fresh_store(ctx, make):
@@ -91,8 +73,6 @@ def fresh_store(ctx, make):
     A stage runs only when its inputs changed (or with ``--force``), so a store
     left by an earlier config in the same folder is stale and is replaced.
     """
-    from probekit.store._manifest import FingerprintMismatchError
-
     try:
         return make(ctx.force)
     except FingerprintMismatchError as exc:

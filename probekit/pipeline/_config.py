@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probekit.data import TASKS, default_ud_path
+from probekit.model import ALIASES, Site
+
 __all__ = ["ConfigError", "SCHEMA", "DEMO_CONFIG", "QUICK_OVERRIDES", "FULL_OVERRIDES", "load_config",
            "validate", "resolve", "merge"]
 
@@ -255,17 +258,11 @@ def _check_section(cfg: dict, schema: dict, prefix: str, lines: dict, errors: li
 
 
 def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) -> None:
-    from probekit.data import TASKS
-    from probekit.data._tasks import _ensure_loaded
-
-    _ensure_loaded()
     data = cfg.get("data") or {}
     source = data.get("source", "rt")
     path = data.get("path")
     if source == "ud":
         if path is None:
-            from probekit.data._conllu import default_ud_path
-
             try:
                 default_ud_path()
             except FileNotFoundError as exc:
@@ -318,8 +315,6 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
         if "path" in model and not (base_dir / os.path.expanduser(str(model["path"]))).exists():
             errors.append(f"'model.path'{_where(lines, 'model.path')}: no such folder: {model['path']}")
     elif isinstance(model, str) and (model.startswith((".", "/", "~")) or os.sep in model):
-        from probekit.model import ALIASES
-
         if model not in ALIASES and not (base_dir / os.path.expanduser(model)).exists():
             errors.append(f"'model'{_where(lines, 'model')}: no such model folder: {model}")
     for sec in ("attribution", "compare", "variants"):
@@ -334,8 +329,6 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
 
 def _check_sites(cfg: dict, lines: dict, errors: list[str]) -> None:
     """``extract.sites``: 'resid', 'all', or site names (checked against the model when it is loaded)."""
-    from probekit.model import Site
-
     ext = cfg.get("extract")
     sites = ext.get("sites") if isinstance(ext, dict) else None
     if sites is None:
@@ -386,8 +379,6 @@ def resolve(cfg: dict, *, base_dir: str | os.PathLike = ".", lines: dict | None 
     out = _fill(cfg, SCHEMA)
     data = out.get("data")
     if isinstance(data, dict) and data.get("source") == "ud" and data.get("path") is None:
-        from probekit.data._conllu import default_ud_path
-
         data["path"] = str(default_ud_path())  # the folder in use is part of the record and of every stage key
     return out
 

@@ -29,6 +29,8 @@ from typing import Any
 
 from probekit.fingerprint import hash_json
 from probekit.pipeline._config import resolve
+from probekit.pipeline._stages import STAGES, Stage
+from probekit.version import __version__
 
 __all__ = ["Stage", "Context", "run_experiment", "stage_key", "plan"]
 
@@ -36,35 +38,6 @@ logger = logging.getLogger(__name__)
 
 #: Bumped when a stage's code changes what it writes (part of every stage key).
 STAGE_VERSION = 2  # 2: linear probes stream from stores (new solver), so earlier probe results are not reused
-
-
-@dataclass
-class Stage:
-    """One pipeline stage.
-
-    Parameters
-    ----------
-    name : str
-    needs : tuple of str
-        Upstream stages whose fingerprints enter this stage's key (when they run).
-    keys : tuple of str
-        Config paths this stage reads (sections or dotted keys such as ``probes.tasks``).
-    enabled : callable
-        ``cfg -> bool``: whether the config asks for this stage.
-    fn : callable
-        ``Context -> dict`` with ``outputs`` (paths relative to the run folder),
-        optional ``fingerprints`` (store name -> manifest fingerprint) and ``info``.
-    closing : bool
-        Runs after the run is recorded as finished in ``run.json`` (it reads
-        the finished run, as the report does); closing stages come last.
-    """
-
-    name: str
-    needs: tuple[str, ...]
-    keys: tuple[str, ...]
-    enabled: Callable[[dict], bool]
-    fn: Callable[[Context], dict]
-    closing: bool = False
 
 
 @dataclass
@@ -150,7 +123,6 @@ def _now() -> str:
 
 def plan(cfg: dict) -> list[Stage]:
     """The stages ``cfg`` turns on, in order."""
-    from probekit.pipeline._stages import STAGES
 
     return [s for s in STAGES if s.enabled(cfg)]
 
@@ -180,8 +152,6 @@ def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, pr
         The content of ``run.json``.
     """
     import yaml
-
-    from probekit import __version__
 
     cfg = resolve(cfg, base_dir=base_dir)
     run_dir = Path(out)

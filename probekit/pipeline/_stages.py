@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
-from probekit.pipeline._analysis import stage_attention, stage_extract, stage_probes, stage_task_stores
-from probekit.pipeline._runner import Stage
-from probekit.pipeline._variants import stage_attribution, stage_compare, stage_finetune, stage_variants
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["STAGES", "stage_report"]
+from probekit.pipeline._analysis import stage_attention, stage_extract, stage_probes, stage_task_stores
+from probekit.pipeline._variants import stage_attribution, stage_compare, stage_finetune, stage_variants
+from probekit.report import write_report
+
+if TYPE_CHECKING:
+    from probekit.pipeline._runner import Context
+
+__all__ = ["STAGES", "Stage", "stage_report"]
+
+
+@dataclass
+class Stage:
+    """One pipeline stage.
+
+    Parameters
+    ----------
+    name : str
+    needs : tuple of str
+        Upstream stages whose fingerprints enter this stage's key (when they run).
+    keys : tuple of str
+        Config paths this stage reads (sections or dotted keys such as ``probes.tasks``).
+    enabled : callable
+        ``cfg -> bool``: whether the config asks for this stage.
+    fn : callable
+        ``Context -> dict`` with ``outputs`` (paths relative to the run folder),
+        optional ``fingerprints`` (store name -> manifest fingerprint) and ``info``.
+    closing : bool
+        Runs after the run is recorded as finished in ``run.json`` (it reads
+        the finished run, as the report does); closing stages come last.
+    """
+
+    name: str
+    needs: tuple[str, ...]
+    keys: tuple[str, ...]
+    enabled: Callable[[dict], bool]
+    fn: Callable[[Context], dict]
+    closing: bool = False
 
 
 def stage_report(ctx) -> dict:
     """Write ``report.html`` and ``report.md`` from the run folder."""
-    from probekit.report import write_report
-
     write_report(ctx.run_dir)
     return {"outputs": [p for p in ("report.html", "report.md") if (ctx.run_dir / p).exists()]}
 

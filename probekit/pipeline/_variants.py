@@ -10,7 +10,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from probekit.attention import head_importance
+from probekit.attribution import Attributor, agreement, attribution_results
+from probekit.compare import attention_deltas, compare, probe_deltas
+from probekit.data import build_task
+from probekit.model import site_layer
 from probekit.pipeline._common import fresh_store, model_spec, sentences_frame, try_figure, write_table
+from probekit.plots import attribution_html, attribution_png, layer_head_grid, similarity_heatmap
+from probekit.probes import ProbeSuite, extract_task
+from probekit.store import extract
+from probekit.variants import (
+    DistillRecipe,
+    FinetuneRecipe,
+    compare_latency,
+    distill,
+    evaluate,
+    finetune,
+    load_model,
+    load_variant,
+    magnitude_prune,
+    parameter_count,
+    prune_heads,
+    quantize,
+    rotten_tomatoes_splits,
+    state_dict_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +46,6 @@ VARIANT_ORDER = ("magnitude_prune", "prune_heads", "quantize", "distill")
 
 def rt_splits(cfg: dict) -> dict[str, pd.DataFrame]:
     """Rotten Tomatoes train/validation/test, with the configured seeded samples."""
-    from probekit.variants import rotten_tomatoes_splits
-
     fc, seed = cfg["finetune"], cfg["seed"]
     sp = rotten_tomatoes_splits(seed=seed)
     out = {}
@@ -36,16 +58,11 @@ def rt_splits(cfg: dict) -> dict[str, pd.DataFrame]:
 
 
 def _finetuned(ctx):
-    from probekit.variants import load_variant
-
     return ctx.cached("finetuned", lambda: load_variant(ctx.run_dir / "models" / "finetuned"))
 
 
 def stage_finetune(ctx) -> dict:
     """Fine-tune the model for Rotten Tomatoes sentiment (``models/finetuned``)."""
-    from probekit import load_model
-    from probekit.variants import FinetuneRecipe, finetune
-
     cfg, fc = ctx.cfg, ctx.cfg["finetune"]
     sp = rt_splits(cfg)
     spec, name, seed = model_spec(cfg)
@@ -73,8 +90,6 @@ def _measure(made: dict, test: pd.DataFrame, max_length: int, n_single: int, rou
     its range), ``latency_ms_b1`` the median batch-1 latency over ``n_single`` test sentences.
     """
     import torch
-
-    from probekit.variants import compare_latency, evaluate, parameter_count, state_dict_bytes
 
     first = next(iter(made.values())).model
     tok = first.tokenizer
@@ -116,9 +131,6 @@ def _measure(made: dict, test: pd.DataFrame, max_length: int, n_single: int, rou
 
 def stage_variants(ctx) -> dict:
     """Magnitude-prune, head-prune, quantize and distil the fine-tuned model; the variants table."""
-    from probekit.attention import head_importance
-    from probekit.variants import DistillRecipe, distill, magnitude_prune, prune_heads, quantize
-
     cfg, vc, fc = ctx.cfg, ctx.cfg["variants"], ctx.cfg["finetune"]
     sp = rt_splits(cfg)
     ft = _finetuned(ctx)
@@ -188,9 +200,6 @@ def _variants_plot(table: pd.DataFrame):
 
 def stage_attribution(ctx) -> dict:
     """Attributions of a few test sentences by two (or more) methods, side by side."""
-    from probekit.attribution import Attributor, agreement, attribution_results
-    from probekit.plots import attribution_html, attribution_png
-
     cfg, ac = ctx.cfg, ctx.cfg["attribution"]
     test = rt_splits(cfg)["test"]
     short = test[test["text"].str.split().str.len().between(5, 18)]
@@ -226,8 +235,6 @@ def stage_attribution(ctx) -> dict:
 # ------------------------------------------------------------------ compare
 def _compare_data(cfg: dict):
     """The compare sentences: the probe task (when given) or the experiment's first sentences."""
-    from probekit.data import build_task
-
     cc, d = cfg["compare"], cfg["data"]
     if cc["probe_task"]:
         return build_task(cc["probe_task"], d["source"], path=d["path"], limit=cc["sentences"], seed=cfg["seed"])
@@ -235,9 +242,6 @@ def _compare_data(cfg: dict):
 
 
 def _extract_for_compare(model, data, out: Path, progress: bool, overwrite: bool):
-    from probekit import extract
-    from probekit.probes import extract_task
-
     sites = ["emb"] + [f"L{i}.resid" for i in range(model.n_layers)] + \
         [f"L{i}.attn.pattern" for i in range(model.n_layers)]
     if hasattr(data, "dataset"):
@@ -264,11 +268,6 @@ def stage_compare(ctx) -> dict:
     Every table is on the original's layer axis (``layer`` of ``site``; ``site_b``/``layer_b`` are the
     variant's site paired with it through the variant's layer map).
     """
-    from probekit.compare import attention_deltas, compare, probe_deltas
-    from probekit.model import site_layer
-    from probekit.probes import ProbeSuite
-    from probekit.variants import load_variant
-
     cfg = ctx.cfg
     data = _compare_data(cfg)
     ft = _finetuned(ctx)
@@ -277,7 +276,7 @@ def stage_compare(ctx) -> dict:
     for n in names:
         v = ft if n == "finetuned" else load_variant(ctx.run_dir / "models" / n)
         st = fresh_store(ctx, lambda ow, v=v, n=n: _extract_for_compare(
-            v.model, data, ctx.path("stores", f"compare-{n}"), ctx.progress, ow))
+            v, data, ctx.path("stores", f"compare-{n}"), ctx.progress, ow))
         stores[n] = (v, st)
         fps[f"compare-{n}"] = st.fingerprint
         outputs.append(f"stores/compare-{n}")
@@ -352,8 +351,6 @@ def _diag_plot(diag: pd.DataFrame):
 
 
 def _matrix_plot(mats: pd.DataFrame, variant: str):
-    from probekit.plots import similarity_heatmap
-
     m = mats[(mats["variant"] == variant) & (mats["measure"] == "linear_cka")]
     if m.empty:
         raise ValueError(f"no CKA matrix for {variant}")
@@ -367,8 +364,6 @@ def _matrix_plot(mats: pd.DataFrame, variant: str):
 
 
 def _att_plot(attdf: pd.DataFrame):
-    from probekit.plots import layer_head_grid
-
     d = attdf[attdf["metric"] == "attention_jsd_bits"]
     d = d.groupby(["layer", "head"], as_index=False)["value"].mean()
     return layer_head_grid(d, title="attention JSD (bits) vs original, mean over variants", fmt=".2f")

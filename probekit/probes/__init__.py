@@ -27,6 +27,7 @@ from probekit.probes._stats import (
     mcnemar,
     mcnemar_from_counts,
     paired_bootstrap,
+    paired_bootstrap_seeds,
 )
 from probekit.probes._stream import StreamConfig, StreamedFit, fit_streamed
 from probekit.probes._structural import DepthProbe, DistanceProbe
@@ -77,6 +78,7 @@ __all__ = [
     "mst_edges",
     "online_codelength",
     "paired_bootstrap",
+    "paired_bootstrap_seeds",
     "random_init_copy",
     "root_accuracy",
     "stream_inputs",

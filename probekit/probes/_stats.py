@@ -21,6 +21,7 @@ __all__ = [
     "mcnemar",
     "mcnemar_from_counts",
     "paired_bootstrap",
+    "paired_bootstrap_seeds",
     "expected_layer",
     "center_of_gravity",
 ]
@@ -163,6 +164,44 @@ def paired_bootstrap(
     low, high = np.nanquantile(diffs, [alpha / 2, 1 - alpha / 2])
     p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
     return PairedBootstrap(point, float(low), float(high), float(p), int(n_boot), int(random_state))
+
+
+def paired_bootstrap_seeds(y_true, preds_a, preds_b, metric: str = "accuracy", *, n_boot: int = 1000,
+                           random_state: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``metric`` of several seeds' predictions of A and of B, and ``B - A`` under one joint bootstrap.
+
+    Every seed's predictions are resampled on the same examples in each
+    replicate, so seed means and per-seed deltas share their intervals' noise.
+
+    Returns
+    -------
+    values_a, values_b : ndarray ``[seeds]``
+        The metric of each seed's predictions on all examples.
+    deltas : ndarray ``[n_boot, seeds]``
+        ``metric(B) - metric(A)`` per replicate and seed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.zeros(100, int); a = y.copy(); b = y.copy(); b[:10] = 1
+    >>> va, vb, d = paired_bootstrap_seeds(y, [a], [b], n_boot=200, random_state=0)
+    >>> va.tolist(), vb.tolist(), d.shape, bool(d.max() < 0)
+    ([1.0], [0.9], (200, 1), True)
+    """
+    _check_metric(metric)
+    if len(preds_a) != len(preds_b) or not len(preds_a):
+        raise ValueError(f"need the same number (>= 1) of seeds for A and B, got {len(preds_a)} and {len(preds_b)}")
+    cells, counts, k = _cells(y_true, *preds_a, *preds_b)
+    t, n_s = cells[:, 0], len(preds_a)
+
+    def values(w):  # [B, seeds] for A and for B
+        va = np.stack([_metric_from_weights(w, t, cells[:, 1 + i], k, metric) for i in range(n_s)], 1)
+        vb = np.stack([_metric_from_weights(w, t, cells[:, 1 + n_s + i], k, metric) for i in range(n_s)], 1)
+        return va, vb
+
+    va0, vb0 = values(counts[None].astype(np.float64))
+    boots = [np.subtract(*values(w)[::-1]) for w in _resample(counts, n_boot, np.random.default_rng(random_state))]
+    return va0[0], vb0[0], np.concatenate(boots)
 
 
 def mcnemar_from_counts(b: int, c: int, *, exact: bool | None = None, correction: bool = True) -> McNemarResult:

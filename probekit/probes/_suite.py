@@ -54,7 +54,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.base import clone
 
-from probekit._results import Results, store_blocks
+from probekit.data import control_task
 from probekit.model import site_block, site_layer
 from probekit.probes._batched import fit_batched
 from probekit.probes._linear import LinearProbe
@@ -63,6 +63,8 @@ from probekit.probes._stats import bootstrap_ci, center_of_gravity, expected_lay
 from probekit.probes._stream import DEFAULT_BUDGET, StreamConfig, fit_streamed, parse_bytes
 from probekit.probes._structural import DepthProbe, DistanceProbe
 from probekit.probes._task_store import TaskInputs, stream_inputs, task_inputs
+from probekit.results import Results, store_blocks
+from probekit.store import ActivationStore
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +92,6 @@ def _as_probes(probes) -> dict:
 
 
 def _as_stores(stores) -> list[tuple[str, str | None, object]]:
-    from probekit.store import ActivationStore
-
     if isinstance(stores, ActivationStore):
         stores = [stores]
     items = stores.items() if isinstance(stores, Mapping) else [(None, s) for s in stores]
@@ -215,8 +215,6 @@ class ProbeSuite:
         controls = {}
         for task in self.tasks:
             if self.controls and task.level in ("sentence", "word", "edge"):
-                from probekit.data import control_task
-
                 controls[task.name] = control_task(task, self.control_seed)
         streamed: dict = {}
         inputs: dict = {}

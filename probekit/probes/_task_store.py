@@ -23,8 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from probekit._results import store_blocks
-from probekit.model import Site, site_layer
+from probekit.fingerprint import hash_json_lines
+from probekit.model import Site, as_hooked_model, site_layer
+from probekit.results import store_blocks
+from probekit.store import extract
+from probekit.variants import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +81,6 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
     --------
     >>> store = extract_task(model, task, "acts/upos")      # doctest: +SKIP
     """
-    from probekit.store import extract
-
     kwargs.setdefault("tokens", False)
     return extract(model, task_frame(task), sites, out, dtype=dtype, word_pooling=("mean",),
                    sentence_pooling=("mean",), **kwargs)
@@ -91,8 +92,6 @@ def group_tasks(tasks) -> list[list]:
     One store serves a whole group: labels and splits come from each task,
     only the words must match (what :func:`check_alignment` checks).
     """
-    from probekit.fingerprint import hash_json_lines
-
     groups: dict[str, list] = {}
     for task in tasks:
         key = hash_json_lines(list(w) for w in task.dataset.word_lists())
@@ -132,11 +131,7 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     """
     from pathlib import Path
 
-    from probekit.store import extract
-
     if isinstance(model, str):
-        from probekit import load_model
-
         model = load_model(model)
     out = []
     kwargs.setdefault("tokens", False)
@@ -167,9 +162,6 @@ def random_init_copy(model, seed: int = 0, name: str | None = None):
     HookedModel
         Use it with :func:`extract_task` for the random-weights baseline.
     """
-    from probekit import load_model
-    from probekit.model import as_hooked_model
-
     model = as_hooked_model(model)
     cfg = copy.deepcopy(model.config)
     base = model.name or type(model.model).__name__

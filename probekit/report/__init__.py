@@ -31,6 +31,7 @@ from probekit.report._format import Table, fmt_number, format_frame, merge_inter
 from probekit.report._render import render_html, render_markdown
 from probekit.report._run import SECTIONS, TABLES, RunFolder, RunFolderError
 from probekit.report._sections import Section, build_sections, expected_layers, head_summary, probe_summary
+from probekit.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,6 @@ def write_report(run_dir: str | Path, *, max_rows: int = 25, title: str | None =
     when = f"finished {finished}" if finished else ("not finished" if run.run.get("started") else None)
     subtitle = " · ".join(str(x) for x in (model if isinstance(model, str) else None, when,
                                             f"{len(present)} of {len(sections)} sections") if x)
-    from probekit import __version__
-
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     footer = f"written by probekit {__version__} on {stamp} from {root.resolve()}"
     html_text = render_html(sections, title=title, subtitle=subtitle, footer=footer)

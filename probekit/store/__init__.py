@@ -1,7 +1,31 @@
-"""On-disk activation stores: :func:`extract` writes one, :class:`ActivationStore` reads it."""
+"""On-disk activation stores: :func:`extract` writes one, :class:`ActivationStore` reads it.
 
-from probekit.store._extract import extract
-from probekit.store._manifest import FORMAT_VERSION, CorruptShardError, FingerprintMismatchError, StoreError
+Besides the store itself, the helpers other packages and research scripts
+build on: :func:`resolve_sites` (what ``sites="resid"`` means for a model),
+:func:`load_source` (data named on the command line), :func:`token_budget_batches`
+(the batch plan of an extraction), :class:`RowView` (rows sliced shard by
+shard, from :meth:`SiteView.row_view`) and the atomic JSON files every probekit
+folder uses (:func:`write_json_atomic`, :func:`read_json`).
+
+Examples
+--------
+>>> from probekit.store import token_budget_batches
+>>> token_budget_batches([3, 9, 4, 8], budget=18)
+[[1, 3], [2, 0]]
+"""
+
+from probekit.store._batching import token_budget_batches
+from probekit.store._data import ExtractData, as_data, load_source
+from probekit.store._extract import extract, resolve_sites
+from probekit.store._manifest import (
+    FORMAT_VERSION,
+    CorruptShardError,
+    FingerprintMismatchError,
+    StoreError,
+    read_json,
+    write_json_atomic,
+)
+from probekit.store._row_view import RowView
 from probekit.store._rows import RowReader
 from probekit.store._store import ActivationStore, Batch, SiteView
 
@@ -9,10 +33,18 @@ __all__ = [
     "ActivationStore",
     "Batch",
     "CorruptShardError",
+    "ExtractData",
     "FORMAT_VERSION",
     "FingerprintMismatchError",
     "RowReader",
+    "RowView",
     "SiteView",
     "StoreError",
+    "as_data",
     "extract",
+    "load_source",
+    "read_json",
+    "resolve_sites",
+    "token_budget_batches",
+    "write_json_atomic",
 ]

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probekit._labels import MissingLabelError, check_labels
+from probekit.data import load_movie_reviews
 from probekit.fingerprint import hash_json_lines
+from probekit.labels import MissingLabelError, check_labels
 from probekit.model import validate_inputs
 
 __all__ = ["ExtractData", "as_data", "load_source", "LABEL_COLUMNS"]
@@ -127,8 +128,6 @@ def load_source(source: str, *, limit: int | None = None) -> ExtractData:
         raise ValueError(f"limit must be >= 1, got {limit}")
     key = source.strip().lower()
     if key in ("rt", "rotten_tomatoes", "rotten-tomatoes", "imdb"):
-        from probekit.data import load_movie_reviews
-
         df = load_movie_reviews("imdb" if key == "imdb" else "rotten_tomatoes")
     else:
         path = Path(os.path.expanduser(source))

@@ -27,7 +27,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -60,9 +60,7 @@ from probekit.store._manifest import (
 from probekit.store._shards import ShardWriter, load_sidecar, remove_shard, verify_shard
 from probekit.store._store import ActivationStore, stream_names
 from probekit.store._writer import ShardContext, Writer, write_ids
-
-if TYPE_CHECKING:
-    from probekit.variants import ModelVariant
+from probekit.variants import ModelVariant, load_model
 
 __all__ = ["extract", "resolve_sites", "DTYPES"]
 
@@ -115,7 +113,8 @@ def extract(
     Parameters
     ----------
     model : HookedModel, ModelVariant or str
-        A loaded model or variant, or anything :func:`probekit.load_model` takes.
+        A loaded model or variant (a variant's recipe enters the store's fingerprint; its bare
+        ``.model`` records none), or anything :func:`probekit.load_model` takes.
     data : list of str, list of list of str, or DataFrame
         Texts, pre-split words, or a DataFrame with a ``text`` (or
         ``words``) column; other columns (labels, ``id``) are kept as
@@ -177,8 +176,6 @@ def extract(
     (5, 32)
     """
     if isinstance(model, (str, os.PathLike)):
-        from probekit.model import load_model
-
         model = load_model(model)
     recipe = _recipe_of(model)
     try:
@@ -309,9 +306,11 @@ def batch_dependent(model: HookedModel) -> bool:
 
 
 def _recipe_of(model) -> Any:
-    """The recipe of a variant (given itself, or as the model it carries), ``None`` for a plain model."""
-    recipe = getattr(model, "recipe", None)
-    return recipe if recipe is not None and hasattr(recipe, "to_dict") else None
+    """The recipe of a :class:`~probekit.variants.ModelVariant`, ``None`` for a plain model.
+
+    A model records no variant of its own: pass the variant itself to have its recipe in the fingerprint.
+    """
+    return model.recipe if isinstance(model, ModelVariant) else None
 
 
 def _components(model: HookedModel, data: ExtractData, sites: list[Site], settings: dict,

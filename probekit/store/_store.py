@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 
 from probekit.fingerprint import file_checksum
-from probekit.model import Site, pool_sentence, pool_words
+from probekit.model import Site, as_hooked_model, pool_sentence, pool_words
+from probekit.store._data import as_data
 from probekit.store._manifest import (
     EXAMPLES,
     MANIFEST,
@@ -29,6 +30,7 @@ from probekit.store._manifest import (
     StoreError,
     read_manifest,
 )
+from probekit.store._row_view import RowView
 from probekit.store._shards import load_sidecar, open_stream, verify_file
 
 __all__ = ["ActivationStore", "SiteView", "Batch", "stream_names"]
@@ -146,8 +148,6 @@ class ActivationStore:
                              "the store")
         comps = manifest["components"]
         if model is not None:
-            from probekit.model import as_hooked_model
-
             model = as_hooked_model(model)
         if model is not None and model.weights_hash() != comps["weights"]:
             raise FingerprintMismatchError(
@@ -166,8 +166,6 @@ class ActivationStore:
                     f"{path} was extracted with interventions [{names(have)}], not [{names(want)}]: its activations "
                     "are not this model's as asked; open it with the same interventions= or extract again")
         if data is not None:
-            from probekit.store._data import as_data
-
             digest = as_data(data).digest()
             if digest != comps["data"]["sha256"]:
                 raise FingerprintMismatchError(
@@ -422,6 +420,11 @@ class SiteView:
         self._no_attention("numpy")
         parts = self._level_parts(level, how, mode="r")
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def row_view(self, level: Level = "token", how: str | None = None) -> RowView:
+        """Every row of ``level`` as a :class:`~probekit.store.RowView`: sliced shard by shard, never concatenated."""
+        self._no_attention("row_view")
+        return RowView(self._level_parts(level, how, mode="r"))
 
     def torch(self, level: Level = "token", how: str | None = None) -> torch.Tensor:
         """:meth:`numpy` as a tensor (zero-copy over a copy-on-write map when one shard)."""

@@ -11,7 +11,7 @@ Examples
 >>> from probekit.variants import finetune, magnitude_prune, quantize      # doctest: +SKIP
 >>> ft = finetune("minilm-l6", (texts, labels), epochs=1, out="runs/ft")  # doctest: +SKIP
 >>> q = quantize(ft, method="dynamic-int8")                                # doctest: +SKIP
->>> q.save("runs/int8"); probekit.load_model("runs/int8").recipe           # doctest: +SKIP
+>>> q.save("runs/int8"); probekit.load_model("runs/int8").recipe   # a ModelVariant           # doctest: +SKIP
 """
 
 from probekit.variants._checks import TrainingWarning
@@ -28,6 +28,7 @@ from probekit.variants._export import (
     state_dict_bytes,
 )
 from probekit.variants._heads import ATTENTION_TABLES, head_magnitudes, prune_heads
+from probekit.variants._load import is_variant_folder, load_model, load_variant
 from probekit.variants._prune import magnitude_prune, sparsity_report
 from probekit.variants._quantize import WeightOnlyLinear, quantize
 from probekit.variants._recipes import (
@@ -40,10 +41,10 @@ from probekit.variants._recipes import (
     recipe_from_dict,
 )
 from probekit.variants._trainer import evaluate, finetune, predict_logits
-from probekit.variants._variant import LayerMap, ModelVariant, load_variant
+from probekit.variants._variant import LayerMap, ModelVariant
 
 __all__ = [
-    "ModelVariant", "LayerMap", "load_variant",
+    "ModelVariant", "LayerMap", "load_variant", "load_model", "is_variant_folder",
     "Recipe", "FinetuneRecipe", "MagnitudePruneRecipe", "HeadPruneRecipe", "QuantizeRecipe", "DistillRecipe",
     "recipe_from_dict",
     "finetune", "evaluate", "predict_logits", "TrainingWarning",

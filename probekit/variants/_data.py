@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from probekit._labels import check_labels
+from probekit.data import load_movie_reviews
+from probekit.labels import check_labels
 
 __all__ = ["as_frame", "rotten_tomatoes_splits", "encode"]
 
@@ -70,8 +71,6 @@ def rotten_tomatoes_splits(seed: int = 0, fractions: tuple[float, float, float] 
         ``{"train", "validation", "test"}`` -> DataFrame ``text, label``.
     """
     from sklearn.model_selection import train_test_split
-
-    from probekit.data import load_movie_reviews
 
     if abs(sum(fractions) - 1) > 1e-9 or min(fractions) <= 0:
         raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer
 
-from probekit.model import HookedModel
+from probekit.model import HookedModel, adapter_for
 from probekit.variants._data import as_frame, encode
 from probekit.variants._recipes import DistillRecipe
 from probekit.variants._trainer import evaluate, predict_logits, train_in_place
@@ -57,8 +57,6 @@ def hidden_cosine_loss(student_hidden, teacher_hidden, pairs, mask: torch.Tensor
 
 
 def _layer_prefix(model: nn.Module) -> str:
-    from probekit.model import adapter_for
-
     layers = adapter_for(model.config.model_type).layers
     return f"{model.base_model_prefix}.{layers}." if model.base_model is not model else f"{layers}."
 

@@ -19,8 +19,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from probekit.model import HookedModel
+from probekit.attention import head_importance
+from probekit.model import HookedModel, adapter_for
+from probekit.variants._data import as_frame
 from probekit.variants._recipes import HeadPruneRecipe
+from probekit.variants._recover import recover
 from probekit.variants._variant import LayerMap, ModelVariant, parent_info, wrap
 
 __all__ = ["prune_heads", "apply_structure", "ATTENTION_TABLES", "head_magnitudes"]
@@ -87,8 +90,6 @@ def _set(root: nn.Module, path: str, module: nn.Module) -> None:
 
 
 def _blocks(model: nn.Module, family: str) -> nn.ModuleList:
-    from probekit.model import adapter_for
-
     return adapter_for(model.config.model_type).blocks(model.base_model)
 
 
@@ -135,8 +136,6 @@ def apply_structure(model: nn.Module, structure: dict) -> None:
 
 
 def _family(model: nn.Module) -> str:
-    from probekit.model import adapter_for
-
     return adapter_for(model.config.model_type).family
 
 
@@ -263,8 +262,6 @@ def prune_heads(src: HookedModel | ModelVariant, recipe: HeadPruneRecipe | None 
     variant = wrap(model, parent, recipe=recipe, base=base, lineage=lineage, layer_map=pmap.compose(child),
                    structure=structure, report=report)
     if recipe.recover_epochs > 0:
-        from probekit.variants._recover import recover
-
         variant.report["recovery"] = recover(variant, epochs=recipe.recover_epochs, lr=recipe.recover_lr, data=data,
                                              eval_data=eval_data, out=out)
     return variant
@@ -275,13 +272,6 @@ def _importance(parent: HookedModel, recipe: HeadPruneRecipe, data) -> pd.DataFr
         if data is None:
             logger.warning("Michel importance needs data; falling back to weight magnitude")
         else:
-            try:
-                from probekit.attention import head_importance
-            except ImportError:  # pragma: no cover - the attention package is optional here
-                logger.warning("probekit.attention.head_importance unavailable; using weight magnitude")
-            else:
-                from probekit.variants._data import as_frame
-
-                df = as_frame(data)
-                return head_importance(parent, list(df["text"]), [int(x) for x in df["label"]])
+            df = as_frame(data)
+            return head_importance(parent, list(df["text"]), [int(x) for x in df["label"]])
     return head_magnitudes(parent.model)

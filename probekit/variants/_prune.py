@@ -9,7 +9,7 @@ import pandas as pd
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from probekit.model import HookedModel
+from probekit.model import HookedModel, adapter_for
 from probekit.variants._recipes import MagnitudePruneRecipe
 from probekit.variants._variant import ModelVariant, parent_info, wrap
 
@@ -25,8 +25,6 @@ def prunable_linears(model: HookedModel | nn.Module, modules: str = "blocks", ro
     ``modules="blocks"``: those inside the transformer blocks; ``"all-linear"``:
     every ``nn.Linear`` (pooler and classifier too).
     """
-    from probekit.model import adapter_for
-
     if root is None:
         root = model.model if isinstance(model, HookedModel) else model
     found = [(n, m) for n, m in root.named_modules() if isinstance(m, nn.Linear)]

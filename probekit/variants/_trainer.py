@@ -27,7 +27,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from probekit.model import HookedModel, as_hooked_model
+from probekit.model import HookedModel, as_hooked_model, load_model
 from probekit.variants._checks import TrainingWarning, loss_did_not_fall, one_class_predictions, warn_all
 from probekit.variants._data import as_frame, encode
 from probekit.variants._recipes import FinetuneRecipe
@@ -292,8 +292,6 @@ def finetune(model, data, recipe: FinetuneRecipe | None = None, *, eval_data=Non
     recipe = recipe or FinetuneRecipe(**recipe_kwargs)
     df = as_frame(data)
     if not isinstance(model, (HookedModel, ModelVariant)):
-        from probekit.model import load_model
-
         if num_labels is None:
             labels = df["label"] if recipe.task == "sequence-classification" else \
                 [x for row in df["label"] for x in row]

@@ -24,14 +24,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import transformers
 from torch import nn
 
 from probekit.fingerprint import hash_json, jsonable
 from probekit.model import HookedModel
-from probekit.variants._recipes import Recipe, recipe_from_dict
+from probekit.variants._recipes import Recipe
 
-__all__ = ["LayerMap", "ModelVariant", "load_variant", "FORMAT_VERSION"]
+__all__ = ["LayerMap", "ModelVariant", "FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -95,8 +94,11 @@ class ModelVariant:
     Attributes
     ----------
     model : HookedModel
-        The variant, ready for ``run_with_cache`` and extraction
-        (``model.recipe`` is :attr:`recipe`).
+        The variant's model, ready for ``run_with_cache`` and extraction. It
+        holds no pointer back to the variant: pass the variant itself
+        wherever its recipe should be recorded (:func:`probekit.extract`
+        does). Attributes the variant does not have are looked up on it
+        (``variant.n_layers``, ``variant.sites()``).
     recipe : Recipe
         The last step that made it.
     layer_map : LayerMap
@@ -124,9 +126,12 @@ class ModelVariant:
     report: dict = field(default_factory=dict)
     float_model: nn.Module | None = None
 
-    def __post_init__(self):
-        self.model.recipe = self.recipe
-        self.model.variant = self
+    def __getattr__(self, name: str):
+        # a variant runs and answers like the model it carries (n_layers, sites(), tokenizer, ...);
+        # the model itself knows nothing of the variant
+        if name.startswith("__") or name in _FIELDS:
+            raise AttributeError(name)
+        return getattr(self.model, name)
 
     def run_with_cache(self, inputs, sites=None, **kwargs):
         """:meth:`HookedModel.run_with_cache` of the variant's model (a variant runs like any model)."""
@@ -164,6 +169,9 @@ class ModelVariant:
         return folder
 
 
+_FIELDS = frozenset(ModelVariant.__dataclass_fields__)
+
+
 # ----------------------------------------------------------------- lineage
 def parent_info(src) -> tuple[HookedModel, dict, tuple[dict, ...], LayerMap, dict]:
     """(hooked model, base, lineage so far, layer map, structure) of what a new variant is made from."""
@@ -172,9 +180,6 @@ def parent_info(src) -> tuple[HookedModel, dict, tuple[dict, ...], LayerMap, dic
                 dict(src.structure))
     if not isinstance(src, HookedModel):
         raise TypeError(f"expected a HookedModel or ModelVariant, got {type(src).__name__}")
-    variant = getattr(src, "variant", None)
-    if isinstance(variant, ModelVariant) and variant.model is src:
-        return parent_info(variant)
     base = {"name": src.name, "fingerprint": src.weights_hash()}
     return src, base, (), LayerMap.identity(src.n_layers), {}
 
@@ -189,61 +194,3 @@ def wrap(model: nn.Module, parent: HookedModel, *, recipe: Recipe, base: dict, l
                                  "layer_map": layer_map.to_dict()})
     return ModelVariant(hooked, recipe, layer_map, base, tuple(lineage), dict(structure or {}),
                         dict(report or {}), float_model)
-
-
-# -------------------------------------------------------------------- load
-def load_variant(folder: str | os.PathLike, *, tokenizer=None, device=None, dtype=None,
-                 name: str | None = None) -> ModelVariant:
-    """Load a saved variant folder (what :func:`probekit.load_model` does when it sees ``recipe.json``).
-
-    Pruned shapes are rebuilt from ``structure`` before the safetensors weights
-    are loaded; quantization is re-applied from the recipe. No pickle is read.
-    """
-    from probekit.model import load_tokenizer
-    from probekit.variants._heads import apply_structure
-    from probekit.variants._prune import prunable_linears
-    from probekit.variants._quantize import quantize_module
-
-    folder = Path(folder).expanduser()
-    meta = json.loads((folder / "recipe.json").read_text())
-    if meta.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{folder}/recipe.json has format {meta.get('format')}; this probekit reads {FORMAT_VERSION}")
-    recipe = recipe_from_dict(meta["recipe"])
-    layer_map = LayerMap.from_dict(json.loads((folder / "layer_map.json").read_text()))
-    structure = meta.get("structure") or {}
-    config = transformers.AutoConfig.from_pretrained(folder)
-    arch = (config.architectures or [None])[0]
-    cls = getattr(transformers, arch, None) if arch else None
-    if cls is None:
-        raise ValueError(f"{folder}/config.json names no known architecture ({arch!r})")
-    if structure.get("heads") or structure.get("ffn"):
-        from safetensors.torch import load_file
-
-        model = cls(config)
-        apply_structure(model, structure)
-        state = load_file(str(folder / "model.safetensors"))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        tied = set(getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or ())
-        if unexpected or any(k not in tied for k in missing):
-            raise ValueError(f"{folder}: weights do not fit the rebuilt model (missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]})")
-        if missing:
-            model.tie_weights()
-    else:
-        model = cls.from_pretrained(folder)
-    if device is not None or dtype is not None:
-        model.to(device=device, dtype=dtype)
-    model.eval()
-    float_model = None
-    if recipe.kind == "quantize":
-        float_model = model
-        names = [n for n, _ in prunable_linears(model, recipe.modules)]
-        model = quantize_module(model, recipe, names=names, ranges=structure.get("static_ranges"))
-    tok = tokenizer if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike)) else \
-        load_tokenizer(tokenizer if tokenizer is not None else folder)
-    model.eval()
-    hooked = HookedModel(model, tok, name=name or folder.name,
-                         source={"kind": "variant-path", "path": str(folder.resolve()), "recipe": meta["recipe"],
-                                 "layer_map": layer_map.to_dict()})
-    return ModelVariant(hooked, recipe, layer_map, meta["base"], tuple(meta.get("lineage", ())), structure,
-                        meta.get("report", {}), float_model)

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 
 import probekit
-from probekit._results import RESULT_COLUMNS, Results
 from probekit.attribution import (
     Attribution,
     Attributor,
@@ -15,6 +14,7 @@ from probekit.attribution import (
     mean_ci,
     token_frame,
 )
+from probekit.results import RESULT_COLUMNS, Results
 from tests.conftest import tiny_config
 
 TEXTS = ["a gorgeous, witty, seductive movie.", "the plot is a mess and the acting is dull"]

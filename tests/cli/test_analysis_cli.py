@@ -62,18 +62,20 @@ def test_attention_report(tiny_dir, conllu_store, tmp_path):
     r = CliRunner().invoke(main, ["attention", "--store", str(store), "--model", str(tiny_dir), "--out", str(out),
                                   "--example", "1", "--layer", "1", "--conllu", str(conllu)])
     assert r.exit_code == 0, r.output
-    for name in ("head_statistics.csv", "special_mass.csv", "grid_entropy.png", "grid_sep.png",
-                 "heatmap_ex1_L0.png", "rollout_ex1.png", "dependency_heads.csv", "dependency_best.csv"):
+    for name in ("tables/attention_heads.csv", "tables/special_mass.csv", "figures/attention__grid_entropy.png",
+                 "figures/attention__grid_sep.png", "figures/attention__special_mass.png",
+                 "figures/attention__heatmap_ex1_L0.png", "figures/attention__rollout_ex1.png",
+                 "tables/dependency_heads.csv", "tables/dependency_best.csv"):
         assert (out / name).stat().st_size > 0, name
-    stats = pd.read_csv(out / "head_statistics.csv")
+    stats = pd.read_csv(out / "tables" / "attention_heads.csv")
     # block i's attention is layer i + 1 (the layer axis of every table); the block beside it
     assert set(stats["layer"]) == {1, 2} and set(stats["block"]) == {0, 1} and set(stats["head"]) == {0, 1, 2, 3}
     ent = stats[stats["metric"] == "entropy"]["value"]
     assert (ent > 0).all() and (ent <= 2.4).all()  # at most log(10 tokens)
-    mass = pd.read_csv(out / "special_mass.csv")
+    mass = pd.read_csv(out / "tables" / "special_mass.csv")
     assert list(mass["layer"]) == [1, 2] and list(mass["block"]) == [0, 1]
     assert ((mass[["cls", "sep", "punct"]] >= 0).all().all() and (mass[["cls", "sep", "punct"]].sum(axis=1) < 1).all())
-    best = pd.read_csv(out / "dependency_best.csv")
+    best = pd.read_csv(out / "tables" / "dependency_best.csv")
     assert {"det", "nsubj", "obj", "punct", "advmod"} <= set(best["relation"])
     assert best["accuracy"].between(0, 1).all() and best["baseline_accuracy"].between(0, 1).all()
     assert best.set_index("relation").loc["det", "n"] == 3
@@ -118,8 +120,8 @@ def test_attribute_report(tiny_dir, tmp_path):
     first = df[(df["text"] == 0) & (df["method"] == "saliency")]
     assert first["token"].iloc[0] == "[CLS]" and "funny" in set(first["token"])
     # the same scores as tidy result rows, plus the two methods' agreement
-    from probekit._results import RESULT_COLUMNS
     from probekit.attribution import token_frame
+    from probekit.results import RESULT_COLUMNS
 
     tidy = pd.read_csv(out / "results.csv")
     assert list(tidy.columns) == list(RESULT_COLUMNS) and set(tidy["model"]) == {str(tiny_dir)}

@@ -32,13 +32,17 @@ def test_probe_cli_end_to_end(stores, tmp_path):
                                   "--task", "upos,xpos", "--ud-path", str(UD_SAMPLE_DEV), "--limit", "100",
                                   "--seeds", "0,1", "--n-boot", "100", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    for name in ("results.csv", "summary.md", "curves.png", "heatmap.png", "selectivity.png"):
+    for name in ("tables/probes.csv", "tables/probe_summary.csv", "tables/expected_layer.csv",
+                 "tables/probe_best.csv", "summary.md", "figures/probes__curves.png", "figures/probes__heatmap.png",
+                 "figures/probes__selectivity.png"):
         assert (out / name).stat().st_size > 0, name
-    df = pd.read_csv(out / "results.csv")
+    df = pd.read_csv(out / "tables" / "probes.csv")
     assert {"upos", "upos.control", "xpos", "xpos.control"} <= set(df.task)
     assert set(df.variant.dropna()) == {"random-init"}
     md = (out / "summary.md").read_text()
-    assert md.startswith("| model | variant | task | probe |") and md.count("\n") == 2 + 4  # 2 models x 2 tasks
+    assert md.startswith("| task | probe | layer | accuracy |") and md.count("\n") == 2 + 2  # best layer per task
+    summary = pd.read_csv(out / "tables" / "probe_summary.csv")
+    assert summary["random_init"].notna().all()  # the random-init copy sits beside the model, per layer
     assert "upos" in r.output
 
 
@@ -58,7 +62,7 @@ def test_probe_cli_extracts_stores_from_model(tmp_path):
     assert r.exit_code == 0, r.output
     stores = sorted(p.relative_to(out / "stores").as_posix() for p in (out / "stores").glob("*/*"))
     assert len(stores) == 2 and all(s.endswith("/upos+deprel") for s in stores), stores  # one shared store each
-    df = pd.read_csv(out / "results.csv")
+    df = pd.read_csv(out / "tables" / "probes.csv")
     assert {"upos", "upos.control", "deprel", "deprel.control"} <= set(df.task)
     assert set(df.variant.dropna()) == {"random-init"}
     acc = df[(df.task == "upos") & (df.metric == "accuracy_mean") & (df.variant.isna())]
@@ -66,7 +70,7 @@ def test_probe_cli_extracts_stores_from_model(tmp_path):
     assert acc.value.max() > rnd.value.max()  # real weights beat random ones on UPOS
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
-    assert pd.read_csv(out / "results.csv").equals(df)
+    assert pd.read_csv(out / "tables" / "probes.csv").equals(df)
 
 
 def test_probe_cli_needs_store_or_model(tmp_path):

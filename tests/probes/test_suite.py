@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 import probekit
-from probekit._results import RESULT_COLUMNS
 from probekit.data import build_task
 from probekit.plots import probe_curves, probe_heatmap, selectivity_curves
 from probekit.probes import ProbeSuite, StoreTaskMismatchError, extract_task, random_init_copy
+from probekit.results import RESULT_COLUMNS
 from tests.conftest import tiny_config
 from tests.data.conftest import UD_SAMPLE_DEV
 
@@ -223,8 +223,8 @@ def test_minilm_upos_beats_baselines(minilm, ud_dev, tmp_path):
 def test_docstring_examples():
     import doctest
 
-    import probekit._results as results
     import probekit.model._sites as sites
+    import probekit.results as results
 
     for mod in (sites, results):
         res = doctest.testmod(mod)

@@ -19,10 +19,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import make_texts, tiny_model  # noqa: E402
+from _common import make_texts, peak_rss_kb, tiny_model  # noqa: E402
 
 import probekit  # noqa: E402
-from probekit._memory import peak_rss_kb  # noqa: E402
 from probekit.store import _manifest, _shards  # noqa: E402
 
 

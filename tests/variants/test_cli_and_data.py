@@ -34,7 +34,7 @@ def test_cli_prune_quantize_export(model_dir, tmp_path):
     # a variant of a variant keeps its lineage
     _run(["quantize", "--model", str(tmp_path / "sparse"), "--out", str(tmp_path / "q")])
     q = probekit.load_model(tmp_path / "q")
-    assert q.recipe.kind == "quantize" and [d["kind"] for d in q.variant.lineage] == ["magnitude-prune"]
+    assert q.recipe.kind == "quantize" and [d["kind"] for d in q.lineage] == ["magnitude-prune"]
     out = _run(["export", "--model", str(tmp_path / "sparse"), "--out", str(tmp_path / "m.pt"),
                 "--format", "torchscript"])
     assert json.loads(out[out.index('{\n  "path"'):])["max_abs_diff"] < 1e-5

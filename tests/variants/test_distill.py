@@ -62,5 +62,5 @@ def test_distill_trains_saves_and_maps_layers(rt_small, tmp_path):
     assert v.layer_map.layers == (0, 2)
     assert v.model.n_layers == 2 and len(v.report["losses"]) >= 1
     back = probekit.load_model(tmp_path / "student")
-    assert back.recipe == v.recipe and back.variant.layer_map.layers == (0, 2)
-    torch.testing.assert_close(logits(back, TEXTS), logits(v.model, TEXTS))
+    assert back.recipe == v.recipe and back.layer_map.layers == (0, 2)
+    torch.testing.assert_close(logits(back.model, TEXTS), logits(v.model, TEXTS))

@@ -46,11 +46,11 @@ def test_save_load_round_trip_keeps_zeros_and_recipe(bert_cls, tmp_path):
     assert not list((tmp_path / "sparse").glob("*.bin")) and not list((tmp_path / "sparse").glob("*.pt"))
     back = probekit.load_model(tmp_path / "sparse")
     assert back.recipe == v.recipe
-    assert back.variant.fingerprint() == v.fingerprint()
-    assert back.variant.base["fingerprint"] == bert_cls.weights_hash()
-    assert torch.equal(back.model.bert.encoder.layer[0].attention.self.query.weight,
+    assert back.fingerprint() == v.fingerprint()
+    assert back.base["fingerprint"] == bert_cls.weights_hash()
+    assert torch.equal(back.model.model.bert.encoder.layer[0].attention.self.query.weight,
                        v.model.model.bert.encoder.layer[0].attention.self.query.weight)
-    assert torch.allclose(logits(back, TEXTS), logits(v.model, TEXTS))
+    assert torch.allclose(logits(back.model, TEXTS), logits(v.model, TEXTS))
 
 
 def test_zero_sparsity_is_a_no_op(bert_cls):

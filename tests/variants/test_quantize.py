@@ -56,7 +56,7 @@ def test_static_int8_calibrates_and_round_trips(bert_cls, rt_small, tmp_path):
     assert cache["L1.attn.pattern"][0].shape[0] == 4
     q.save(tmp_path / "s")
     back = probekit.load_model(tmp_path / "s")
-    torch.testing.assert_close(logits(back, TEXTS), logits(q.model, TEXTS))
+    torch.testing.assert_close(logits(back.model, TEXTS), logits(q.model, TEXTS))
 
 
 def test_save_load_reapplies_quantization(bert_cls, tmp_path):
@@ -64,10 +64,10 @@ def test_save_load_reapplies_quantization(bert_cls, tmp_path):
     q.save(tmp_path / "q")
     back = probekit.load_model(tmp_path / "q")
     assert back.recipe == q.recipe
-    assert "quantized" in type(back.model.bert.encoder.layer[1].output.dense).__module__
-    torch.testing.assert_close(logits(back, TEXTS), logits(q.model, TEXTS))
+    assert "quantized" in type(back.model.model.bert.encoder.layer[1].output.dense).__module__
+    torch.testing.assert_close(logits(back.model, TEXTS), logits(q.model, TEXTS))
     # the float weights were saved, not the int8 ones
-    assert torch.equal(back.variant.float_model.bert.encoder.layer[1].output.dense.weight,
+    assert torch.equal(back.float_model.bert.encoder.layer[1].output.dense.weight,
                        bert_cls.model.bert.encoder.layer[1].output.dense.weight)
 
 

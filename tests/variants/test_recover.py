@@ -31,7 +31,7 @@ def test_magnitude_recovery_keeps_pruned_weights_at_zero(bert_cls, rt_small, tmp
     v.save(tmp_path / "v")
     back = probekit.load_model(tmp_path / "v")
     assert back.recipe.recover_epochs == 2
-    assert sparsity_report(back.model).iloc[-1]["zeros"] == sparsity_report(v.model.model).iloc[-1]["zeros"]
+    assert sparsity_report(back.model.model).iloc[-1]["zeros"] == sparsity_report(v.model.model).iloc[-1]["zeros"]
 
 
 def test_recovery_is_part_of_the_recipe_fingerprint():

@@ -83,6 +83,29 @@ def variant():
 def test_a_variant_is_a_model(variant, tmp_path, use):
     with_variant = USES[use](variant, tmp_path, "variant")
     with_model = USES[use](variant.model, tmp_path, "model")
-    _same(with_variant, with_model)
     if use == "extract+open":
-        assert with_variant["recipe"]["kind"] == "magnitude-prune"
+        # the variant's recipe is recorded when the variant is given; its model alone knows no recipe
+        assert with_variant["recipe"]["kind"] == "magnitude-prune" and with_model["recipe"] is None
+        assert with_variant["fingerprint"] != with_model["fingerprint"]
+        for d in (with_variant, with_model):
+            del d["recipe"], d["fingerprint"]
+    if use == "magnitude_prune":
+        # pruning the variant continues its lineage; pruning its bare model starts a new one
+        assert with_variant == (variant.recipe.to_dict(),) and with_model == ()
+        return
+    _same(with_variant, with_model)
+
+
+def test_the_model_holds_no_pointer_back_to_its_variant(variant):
+    assert not hasattr(variant.model, "recipe") and not hasattr(variant.model, "variant")
+    assert variant.n_layers == variant.model.n_layers and variant.name == variant.model.name
+
+
+def test_a_saved_variant_loads_as_itself_and_the_core_loader_points_there(variant, tmp_path):
+    from probekit.model import load_model as core_load_model
+
+    variant.save(tmp_path / "v")
+    back = probekit.load_model(tmp_path / "v")
+    assert back.recipe == variant.recipe and back.fingerprint() == variant.fingerprint()
+    with pytest.raises(ValueError, match="saved model variant.*probekit.load_model"):
+        core_load_model(tmp_path / "v")

@@ -71,7 +71,7 @@ def check_labels(labels: Sequence[Any], level: str = "sentence", *, words: Seque
     >>> check_labels([["DET", "NOUN"], ["DET", None]], "word", words=[["a", "cat"], ["the", "dog"]])
     Traceback (most recent call last):
     ...
-    probekit._labels.MissingLabelError: example 1, word 1 ('dog'): the label is missing (None)
+    probekit.labels.MissingLabelError: example 1, word 1 ('dog'): the label is missing (None)
     """
     if level == "structural":
         return

@@ -1,0 +1,105 @@
+"""Loading saved variants: :func:`load_variant`, and :func:`load_model` for any model or variant."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import transformers
+
+from probekit.model import HookedModel, load_tokenizer
+from probekit.model import load_model as load_hooked_model
+from probekit.variants._heads import apply_structure
+from probekit.variants._prune import prunable_linears
+from probekit.variants._quantize import quantize_module
+from probekit.variants._recipes import recipe_from_dict
+from probekit.variants._variant import FORMAT_VERSION, LayerMap, ModelVariant
+
+__all__ = ["load_model", "load_variant", "is_variant_folder"]
+
+
+def is_variant_folder(spec) -> bool:
+    """Whether ``spec`` is a folder holding a saved :class:`ModelVariant` (its ``recipe.json``)."""
+    return isinstance(spec, (str, os.PathLike)) and (Path(spec).expanduser() / "recipe.json").is_file()
+
+
+def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | None = None, tokenizer=None,
+               seed: int = 0, device=None, dtype=None, trust_remote_code: bool = False, revision: str | None = None,
+               name: str | None = None) -> HookedModel | ModelVariant:
+    """:func:`probekit.model.load_model`, and a saved variant folder loads as its :class:`ModelVariant`.
+
+    This is ``probekit.load_model``. A folder holding ``recipe.json`` (written
+    by :meth:`ModelVariant.save`) gives the variant, with its recipe, lineage
+    and layer map; it is accepted wherever a model is, and answers like its
+    model (``variant.n_layers``, ``variant.run_with_cache``). Anything else
+    gives the :class:`~probekit.HookedModel` of ``probekit.model.load_model``
+    with the same keyword arguments. For a variant folder only ``tokenizer``,
+    ``device``, ``dtype`` and ``name`` apply: the folder fixes the head,
+    labels and weights.
+
+    Examples
+    --------
+    >>> import probekit, transformers
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37))
+    >>> type(m).__name__, m.n_layers
+    ('HookedModel', 2)
+    """
+    if is_variant_folder(spec):
+        # the folder fixes the head, labels and weights; only placement, tokenizer and name can change
+        return load_variant(spec, tokenizer=tokenizer, device=device, dtype=dtype, name=name)
+    return load_hooked_model(spec, head=head, num_labels=num_labels, tokenizer=tokenizer, seed=seed, device=device,
+                             dtype=dtype, trust_remote_code=trust_remote_code, revision=revision, name=name)
+
+
+def load_variant(folder: str | os.PathLike, *, tokenizer=None, device=None, dtype=None,
+                 name: str | None = None) -> ModelVariant:
+    """Load a saved variant folder (what :func:`probekit.load_model` does when it sees ``recipe.json``).
+
+    Pruned shapes are rebuilt from ``structure`` before the safetensors weights
+    are loaded; quantization is re-applied from the recipe. No pickle is read.
+    """
+    folder = Path(folder).expanduser()
+    meta = json.loads((folder / "recipe.json").read_text())
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{folder}/recipe.json has format {meta.get('format')}; this probekit reads {FORMAT_VERSION}")
+    recipe = recipe_from_dict(meta["recipe"])
+    layer_map = LayerMap.from_dict(json.loads((folder / "layer_map.json").read_text()))
+    structure = meta.get("structure") or {}
+    config = transformers.AutoConfig.from_pretrained(folder)
+    arch = (config.architectures or [None])[0]
+    cls = getattr(transformers, arch, None) if arch else None
+    if cls is None:
+        raise ValueError(f"{folder}/config.json names no known architecture ({arch!r})")
+    if structure.get("heads") or structure.get("ffn"):
+        from safetensors.torch import load_file
+
+        model = cls(config)
+        apply_structure(model, structure)
+        state = load_file(str(folder / "model.safetensors"))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        tied = set(getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or ())
+        if unexpected or any(k not in tied for k in missing):
+            raise ValueError(f"{folder}: weights do not fit the rebuilt model (missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]})")
+        if missing:
+            model.tie_weights()
+    else:
+        model = cls.from_pretrained(folder)
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    model.eval()
+    float_model = None
+    if recipe.kind == "quantize":
+        float_model = model
+        names = [n for n, _ in prunable_linears(model, recipe.modules)]
+        model = quantize_module(model, recipe, names=names, ranges=structure.get("static_ranges"))
+    tok = tokenizer if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike)) else \
+        load_tokenizer(tokenizer if tokenizer is not None else folder)
+    model.eval()
+    hooked = HookedModel(model, tok, name=name or folder.name,
+                         source={"kind": "variant-path", "path": str(folder.resolve()), "recipe": meta["recipe"],
+                                 "layer_map": layer_map.to_dict()})
+    return ModelVariant(hooked, recipe, layer_map, meta["base"], tuple(meta.get("lineage", ())), structure,
+                        meta.get("report", {}), float_model)

@@ -1,0 +1,44 @@
+"""``import probekit`` and the command line's start stay light (checked in a fresh interpreter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("transformers", "torch", "torch.distributed", "torch._dynamo", "pandas", "matplotlib", "sklearn", "captum",
+         "spacy", "datasets", "scipy")
+
+
+def modules_after(code: str) -> set[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_import_probekit_loads_nothing_heavy():
+    loaded = modules_after("import probekit")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert not any(m.startswith("probekit.") and m != "probekit.version" for m in loaded), sorted(
+        m for m in loaded if m.startswith("probekit."))
+
+
+def test_command_line_start_loads_nothing_heavy():
+    # what `probekit --help` imports: the command group and every command's options, not the library
+    loaded = modules_after("import probekit.cli")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+@pytest.mark.slow
+def test_public_names_still_resolve_lazily():
+    loaded = modules_after("import probekit\nassert probekit.Site.parse('L3.resid').layer == 3\n"
+                           "assert callable(probekit.load_model) and probekit.store.ActivationStore")
+    assert {"probekit.model", "probekit.store", "probekit.variants"} <= loaded
+
