@@ -54,10 +54,21 @@ def _loaded(tree: Path, args: list[str]) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _revision(tree: Path) -> str:
+    """The git commit a tree is at (``+changes`` when it has uncommitted edits), never its path on this machine."""
+    def git(*args: str) -> str:
+        r = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    head = git("rev-parse", "--short=7", "HEAD") or "not a git checkout"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--before", type=Path, default=None, help="another probekit checkout to time beside this one")
+    p.add_argument("--shared", default=None, help="say so when other work shares the machine (recorded in the JSON)")
     a = p.parse_args()
     trees = {"this": ROOT} | ({"before": a.before.resolve()} if a.before else {})
     times: dict[str, dict[str, list[float]]] = {t: {c: [] for c in COMMANDS} for t in trees}
@@ -65,8 +76,9 @@ def main() -> None:
         for cmd, args in COMMANDS.items():
             for t, tree in trees.items():
                 times[t][cmd].append(_run(tree, args))
-    out = {"machine": machine(shared="yes: other people ran tests on the same 2 cores"), "rounds": a.rounds,
-           "trees": {t: str(p) for t, p in trees.items()}, "results": {}}
+    extra = {"shared": a.shared} if a.shared else {}
+    out = {"machine": machine(**extra), "rounds": a.rounds,
+           "trees": {t: _revision(p) for t, p in trees.items()}, "results": {}}
     print(f"{'tree':8} {'command':18} {'median s':>9} {'best s':>8}  heavy modules loaded")
     for t, tree in trees.items():
         out["results"][t] = {}
