@@ -94,7 +94,8 @@ def finetune_cmd(spec, source, eval_data, out, task, epochs, lr, batch_size, gra
 @click.option("--ffn-fraction", type=float, default=0.0, show_default=True)
 @click.option("--importance", type=click.Choice(["michel", "magnitude"]), default="magnitude", show_default=True)
 @click.option("--data", "source", default=None, help="Data for Michel importance and the recovery fine-tune.")
-@click.option("--recover-epochs", type=float, default=0.0, show_default=True)
+@click.option("--recover-epochs", type=float, default=0.0, show_default=True,
+              help="Recovery fine-tune on --data after pruning (pruned weights stay zero, removed heads removed).")
 def prune_cmd(spec, out, task_head, sparsity, scope, heads_fraction, ffn_fraction, importance, source,
               recover_epochs):
     """Prune a model: unstructured (--sparsity) or structured heads/FFN (--heads-fraction, --ffn-fraction).
@@ -110,15 +111,17 @@ def prune_cmd(spec, out, task_head, sparsity, scope, heads_fraction, ffn_fractio
 
     if (sparsity is None) == (heads_fraction is None and not ffn_fraction):
         raise click.UsageError("give either --sparsity or --heads-fraction/--ffn-fraction")
+    if recover_epochs and not source:
+        raise click.UsageError("--recover-epochs needs --data for the recovery fine-tune")
+    data = _read(source, "train") if source else None
     if sparsity is not None:
-        recipe = MagnitudePruneRecipe(sparsity=sparsity, scope=scope)
-        v = magnitude_prune(_load(spec, task_head), recipe)
+        recipe = MagnitudePruneRecipe(sparsity=sparsity, scope=scope, recover_epochs=recover_epochs)
+        v = magnitude_prune(_load(spec, task_head), recipe, data=data)
         total = v.report["sparsity"].iloc[-1]
         click.echo(f"sparsity {total['sparsity']:.4f} over {int(total['numel'])} weights")
     else:
         recipe = HeadPruneRecipe(fraction=heads_fraction or 0.0, ffn_fraction=ffn_fraction, importance=importance,
                                  recover_epochs=recover_epochs)
-        data = _read(source, "train") if source else None
         v = prune_heads(_load(spec, task_head), recipe, data=data)
         click.echo(f"heads {v.report['heads_before']} -> {v.report['heads_after']}")
     _done(v, out)

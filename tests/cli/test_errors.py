@@ -162,3 +162,22 @@ def test_verbose_shows_the_traceback(paths, caplog):
         r = CliRunner().invoke(main, ["-v", "sites", str(paths["nonstore"])])
     assert r.exit_code == 1
     assert any(rec.exc_info for rec in caplog.records if rec.name == "probekit.cli")
+
+
+def test_prune_recovery_needs_data(paths, tmp_path):
+    r = CliRunner().invoke(main, ["prune", "--model", str(paths["model"]), "--out", str(tmp_path / "o"),
+                                  "--sparsity", "0.5", "--recover-epochs", "0.5"])
+    assert r.exit_code == 2 and "--recover-epochs needs --data" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_prune_sparsity_with_recovery_fine_tunes(paths, tmp_path):
+    import json
+
+    out = tmp_path / "sparse50"
+    r = CliRunner().invoke(main, ["prune", "--model", str(paths["model"]), "--out", str(out), "--sparsity", "0.5",
+                                  "--data", str(paths["csv"]), "--recover-epochs", "1"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["recipe"]["recover_epochs"] == 1.0, recipe
+    assert "recovery" in recipe["report"], sorted(recipe["report"])
