@@ -109,7 +109,8 @@ SCHEMA: dict[str, Any] = {
         "max_length": F((int,), 64, low=8),
     },
     "variants": {
-        "magnitude_prune": {"sparsity": F(_NUM, 0.5, low=0, high=1, high_open=True)},
+        "magnitude_prune": {"sparsity": F(_NUM, 0.5, low=0, high=1, high_open=True),
+                            "recover_epochs": F(_NUM, 0.0, low=0)},
         "prune_heads": {"fraction": F(_NUM, 0.4, low=0, high=1, low_open=True, high_open=True),
                         "recover_epochs": F(_NUM, 0.0, low=0),
                         "importance": F((str,), "michel", choices=("michel", "magnitude")),
@@ -153,7 +154,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "attention": {"example": 0, "heatmap_layers": None},
     "finetune": {"train_size": 2000, "eval_size": 400, "epochs": 1.0, "lr": 1e-4, "batch_size": 16,
                  "max_length": 64},
-    "variants": {"magnitude_prune": {"sparsity": 0.5},
+    "variants": {"magnitude_prune": {"sparsity": 0.5, "recover_epochs": 0.0},
                  "prune_heads": {"fraction": 0.4, "recover_epochs": 0.0, "importance": "michel",
                                  "importance_sentences": 128},
                  "quantize": {"method": "dynamic-int8"},

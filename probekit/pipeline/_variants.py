@@ -142,7 +142,8 @@ def stage_variants(ctx) -> dict:
             continue
         logger.info("making variant %s", name)
         if name == "magnitude_prune":
-            v = magnitude_prune(ft, sparsity=float(opts["sparsity"]))
+            v = magnitude_prune(ft, sparsity=float(opts["sparsity"]), recover_epochs=float(opts["recover_epochs"]),
+                                data=sp["train"], eval_data=sp["validation"])
         elif name == "prune_heads":
             scores = None
             if opts["importance"] == "michel":

@@ -23,7 +23,8 @@ def tiny_run(tmp_path_factory):
     cfg.update({
         "probes": {"tasks": ["sentiment"], "seeds": [0], "n_boot": 20},
         "finetune": {"train_size": 32, "eval_size": 16, "epochs": 1, "batch_size": 16, "max_length": 24},
-        "variants": {"magnitude_prune": {"sparsity": 0.5}, "prune_heads": {"fraction": 0.25, "importance": "magnitude"},
+        "variants": {"magnitude_prune": {"sparsity": 0.5, "recover_epochs": 0.5},
+                     "prune_heads": {"fraction": 0.25, "importance": "magnitude"},
                      "quantize": {"method": "dynamic-int8"},
                      "distill": {"n_layers": 1, "epochs": 1, "train_size": 16}, "latency_repeats": 2},
         "attribution": {"sentences": 2, "n_steps": 4},
