@@ -12,6 +12,34 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+INTERVENE_HELP = ("Intervene during the forward pass (repeatable, applied in order): 'ablate:SITE' (zero the "
+                  "site), 'heads:BLOCK:H1,H2' (zero attention heads of a block), 'erase:DIR' (an eraser saved by "
+                  "'probekit erase'). Mean ablation, patching and steering take arrays: use the Python API. The "
+                  "interventions are part of the store's fingerprint.")
+
+
+def parse_intervention(spec: str):
+    """One ``--intervene`` value as an intervention object; a bad value is a ``click.BadParameter``."""
+    from probekit.interventions import Ablate, AblateHeads, Eraser
+
+    kind, _, rest = spec.partition(":")
+    try:
+        if kind == "ablate" and rest:
+            site, _, how = rest.partition(":")
+            if how not in ("", "zero"):
+                raise ValueError(f"only zero ablation is available from the command line, got {how!r}")
+            return Ablate(site, "zero")
+        if kind == "heads" and rest.count(":") == 1:
+            block, heads = rest.split(":")
+            return AblateHeads(int(block), [int(h) for h in heads.split(",") if h.strip()])
+        if kind == "erase" and rest:
+            return Eraser.load(rest)
+    except (ValueError, TypeError, FileNotFoundError, LookupError) as exc:
+        raise click.BadParameter(f"{spec!r}: {exc}", param_hint="--intervene") from None
+    raise click.BadParameter(f"{spec!r} is not ablate:SITE, heads:BLOCK:H1,H2 or erase:DIR",
+                             param_hint="--intervene")
+
+
 @main.command("extract")
 @click.option("--model", "model_spec", default="minilm-l6", show_default=True,
               help="Alias, model folder or hub name.")
@@ -30,13 +58,14 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--batch-tokens", default=2048, show_default=True, help="Token budget of a forward batch.")
 @click.option("--long-inputs", type=click.Choice(["error", "window"]), default="error", show_default=True)
 @click.option("--autocast", type=click.Choice(["bf16"]), default=None, help="Run the forward under bf16 autocast.")
+@click.option("--intervene", "intervene", multiple=True, metavar="SPEC", help=INTERVENE_HELP)
 @click.option("--overwrite", is_flag=True,
               help="Replace a probekit store made from other inputs (never a folder holding other files).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[str, ...], out: str, dtype: str,
                 word_pooling: tuple[str, ...], sentence_pooling: tuple[str, ...], no_tokens: bool, shard_size: int,
-                batch_tokens: int, long_inputs: str, autocast: str | None, overwrite: bool,
-                progress: bool | None) -> None:
+                batch_tokens: int, long_inputs: str, autocast: str | None, intervene: tuple[str, ...],
+                overwrite: bool, progress: bool | None) -> None:
     """Run a model over data and store activations on disk (resumable).
 
     Re-running the same command resumes an interrupted extraction or reuses
@@ -46,8 +75,11 @@ def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[st
     Examples:
       probekit extract --data rt --limit 2000 --out runs/rt-minilm
       probekit extract --data reviews.csv --sites 'L2.resid,L5.resid' --word-pooling mean --out runs/rev
+      probekit extract --data rt --limit 500 --intervene erase:runs/upos-L2 --out runs/rt-erased
+      probekit extract --data rt --limit 500 --intervene heads:3:0,5 --intervene ablate:L4.mlp.out --out runs/abl
     """
     check_output(out)
+    interventions = [parse_intervention(spec) for spec in intervene]
     from probekit.store import extract, load_source
     from probekit.variants import load_model
 
@@ -57,10 +89,11 @@ def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[st
         store = extract(model, data, _split(sites), out, dtype=dtype, tokens=not no_tokens,
                         word_pooling=_split(word_pooling), sentence_pooling=_split(sentence_pooling),
                         shard_size=shard_size, batch_tokens=batch_tokens, long_inputs=long_inputs,
-                        autocast=autocast, progress=progress, overwrite=overwrite)
+                        autocast=autocast, progress=progress, overwrite=overwrite, interventions=interventions)
     except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     st = store.manifest.get("stats", {})
     click.echo(f"{store.path}: {store.n_examples} examples, {store.manifest['n_tokens']} tokens, "
                f"{len(store.sites)} sites ({', '.join(map(str, store.sites))}), {store.settings['dtype']}; "
-               f"{st.get('shards_computed', 0)} shards computed, {st.get('shards_reused', 0)} reused")
+               f"{st.get('shards_computed', 0)} shards computed, {st.get('shards_reused', 0)} reused"
+               + (f"; interventions: {', '.join(map(repr, interventions))}" if interventions else ""))

@@ -181,3 +181,36 @@ def test_prune_sparsity_with_recovery_fine_tunes(paths, tmp_path):
     recipe = json.loads((out / "recipe.json").read_text())
     assert recipe["recipe"]["recover_epochs"] == 1.0, recipe
     assert "recovery" in recipe["report"], sorted(recipe["report"])
+
+
+def test_extract_with_interventions_stores_the_intervened_activations(paths, tmp_path):
+    import numpy as np
+
+    base = ["extract", "--model", str(paths["model"]), "--data", str(paths["texts"]), "--sites", "L0.resid,L1.resid",
+            "--no-progress"]
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "plain")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "abl"), "--intervene", "ablate:L0.resid",
+                                  "--intervene", "heads:1:0,2"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "interventions: " in r.output
+    plain = probekit.ActivationStore.open(tmp_path / "plain")
+    abl = probekit.ActivationStore.open(tmp_path / "abl")
+    assert plain.fingerprint != abl.fingerprint
+    assert not np.asarray(abl["L0.resid"].example(0)).any()                 # the ablated site is zero
+    assert not np.allclose(abl["L1.resid"].example(0), plain["L1.resid"].example(0), atol=1e-3)  # later layers move
+
+
+@pytest.mark.parametrize("spec", ["ablate:L0.resid:mean", "ablate:L0.nope", "heads:1", "erase:{nonstore}", "steer"])
+def test_extract_bad_intervention_is_a_usage_error(paths, tmp_path, spec):
+    r = CliRunner().invoke(main, ["extract", "--model", str(paths["model"]), "--data", str(paths["texts"]),
+                                  "--out", str(tmp_path / "o"), "--intervene", spec.format(**paths)])
+    assert r.exit_code == 2 and "--intervene" in r.output, r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_extract_intervention_outside_the_model_is_one_error_line(paths, tmp_path):
+    r = CliRunner().invoke(main, ["extract", "--model", str(paths["model"]), "--data", str(paths["texts"]),
+                                  "--out", str(tmp_path / "o"), "--intervene", "ablate:L9.resid"])
+    assert r.exit_code == 1 and "Error: " in r.output and "L9.resid" in r.output, r.output
+    assert not (tmp_path / "o").exists()
