@@ -79,8 +79,21 @@ def build_task(name: str, source: str = "ud", *,
 
     Examples
     --------
-    >>> t = build_task("upos", "ud", limit=50)          # doctest: +SKIP
-    >>> t.class_stats().head(2)                          # doctest: +SKIP
+    A gold UD task from a CoNLL-U file (here two sentences written on the spot):
+
+    >>> import pathlib, tempfile
+    >>> rows = ["1\\tCats\\tcat\\tNOUN\\tNNS\\t_\\t2\\tnsubj\\t_\\t_", "2\\tsleep\\tsleep\\tVERB\\tVBP\\t_\\t0\\troot\\t_\\t_",
+    ...         "", "1\\tDogs\\tdog\\tNOUN\\tNNS\\t_\\t2\\tnsubj\\t_\\t_", "2\\tbark\\tbark\\tVERB\\tVBP\\t_\\t0\\troot\\t_\\t_", ""]
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "en_ewt-ud-train.conllu"
+    >>> _ = p.write_text("\\n".join(rows) + "\\n")
+    >>> t = build_task("upos", "ud", path=p)
+    >>> t.label_names, t.dataset.words[0]
+    (('NOUN', 'VERB'), ('Cats', 'sleep'))
+
+    Rotten Tomatoes sentences (bundled) with silver spaCy parses:
+
+    >>> build_task("sentiment", "rt", limit=40).label_names
+    ('neg', 'pos')
     """
     if name.endswith(".control"):
         return control_task(build_task(name[: -len(".control")], source, path=path, limit=limit, seed=seed), seed)
