@@ -1,5 +1,15 @@
 """Probing data: corpora, annotations, task builders, and fetching pinned gold data.
 
+Notes
+-----
+Gold UD English EWT comes from the network, once, into
+``$PROBEKIT_CACHE/data`` (checked against its pinned checksums); then
+``source="ud"`` reads the fetched copy::
+
+    from probekit.data import build_task, fetch
+    fetch("ud_ewt")                      # UD English EWT r2.16, verified
+    t = build_task("upos", source="ud")  # the fetched copy
+
 Examples
 --------
 A task on the bundled Rotten Tomatoes sentences (silver spaCy parses), and
@@ -14,16 +24,6 @@ its control task (same words, random labels per word type):
 ('upos.control', True)
 >>> list(t.class_stats().columns)
 ['label', 'train', 'dev', 'test', 'total', 'share']
-
-Notes
------
-Gold UD English EWT comes from the network, once, into
-``$PROBEKIT_CACHE/data`` (checked against its pinned checksums); then
-``source="ud"`` reads the fetched copy::
-
-    from probekit.data import build_task, fetch
-    fetch("ud_ewt")                      # UD English EWT r2.16, verified
-    t = build_task("upos", source="ud")  # the fetched copy
 """
 
 from probekit.data._conllu import (

@@ -82,15 +82,16 @@ def build_task(name: str, source: str = "ud", *,
     A gold UD task from a CoNLL-U file (here two sentences written on the spot):
 
     >>> import pathlib, tempfile
-    >>> rows = ["1\\tCats\\tcat\\tNOUN\\tNNS\\t_\\t2\\tnsubj\\t_\\t_", "2\\tsleep\\tsleep\\tVERB\\tVBP\\t_\\t0\\troot\\t_\\t_",
-    ...         "", "1\\tDogs\\tdog\\tNOUN\\tNNS\\t_\\t2\\tnsubj\\t_\\t_", "2\\tbark\\tbark\\tVERB\\tVBP\\t_\\t0\\troot\\t_\\t_", ""]
+    >>> row = "{}\\t{}\\t_\\t{}\\t_\\t_\\t{}\\t{}\\t_\\t_\\n"   # ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL ...
+    >>> conllu = (row.format(1, "Cats", "NOUN", 2, "nsubj") + row.format(2, "sleep", "VERB", 0, "root") + "\\n"
+    ...           + row.format(1, "Dogs", "NOUN", 2, "nsubj") + row.format(2, "bark", "VERB", 0, "root") + "\\n")
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "en_ewt-ud-train.conllu"
-    >>> _ = p.write_text("\\n".join(rows) + "\\n")
+    >>> _ = p.write_text(conllu)
     >>> t = build_task("upos", "ud", path=p)
     >>> t.label_names, t.dataset.words[0]
     (('NOUN', 'VERB'), ('Cats', 'sleep'))
 
-    Rotten Tomatoes sentences (bundled) with silver spaCy parses:
+    Sentiment of the bundled Rotten Tomatoes sentences (the corpus's own labels):
 
     >>> build_task("sentiment", "rt", limit=40).label_names
     ('neg', 'pos')

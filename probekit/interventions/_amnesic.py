@@ -122,7 +122,8 @@ def amnesic_probe(
     >>> tab[["task", "site", "layer"]].values.tolist()
     [['upos', 'L1.resid', 2]]
     >>> [c for c in tab.columns if c.startswith("lm_loss_") and not c.endswith(("_low", "_high"))]
-    ['lm_loss_after', 'lm_loss_before', 'lm_loss_change', 'lm_loss_change_vs_random', 'lm_loss_random', 'lm_loss_random_change']
+    ['lm_loss_after', 'lm_loss_before', 'lm_loss_change', 'lm_loss_change_vs_random', 'lm_loss_random',
+     'lm_loss_random_change']
     """
     from tqdm.auto import tqdm
 
