@@ -176,8 +176,17 @@ def prediction_agreement(model_a, model_b, texts, labels=None, *, batch_size: in
 
     Examples
     --------
-    >>> ag = prediction_agreement(teacher, student, test["text"], test["label"])  # doctest: +SKIP
-    >>> ag.agreement, ag.kappa, ag.disagreements.head()                          # doctest: +SKIP
+    A classifier against its dynamically quantized copy:
+
+    >>> import probekit, transformers
+    >>> from probekit.variants import quantize
+    >>> model = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                             num_attention_heads=4, intermediate_size=37),
+    ...                             head="sequence-classification", num_labels=2, seed=0)
+    >>> texts, labels = ["a fine film", "a dull film", "great fun", "long and boring"], [1, 0, 1, 0]
+    >>> ag = prediction_agreement(model, quantize(model, method="dynamic-int8"), texts, labels, n_boot=100)
+    >>> 0.0 <= ag.agreement <= 1.0, list(ag.disagreements.columns)
+    (True, ['index', 'text', 'label', 'pred_a', 'pred_b', 'p_a', 'p_b'])
     """
     models = [as_hooked_model(m) for m in (model_a, model_b)]
     for which, m in zip("ab", models):

@@ -98,8 +98,25 @@ def probe_deltas(a, b, *, layer_map: Mapping[str, str] | None = None, metric: st
 
     Examples
     --------
-    >>> deltas = probe_deltas(suite_base, suite_student, layer_map={"L1.resid": "L0.resid"})  # doctest: +SKIP
-    >>> deltas.to_frame().query("metric == 'delta_accuracy_mean'")                           # doctest: +SKIP
+    Sentiment probes on a tiny model and on its half-pruned copy:
+
+    >>> import probekit, tempfile, transformers
+    >>> from probekit.data import build_task
+    >>> from probekit.probes import ProbeSuite, extract_task
+    >>> from probekit.variants import magnitude_prune
+    >>> base = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                            num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> task, d = build_task("sentiment", "rt", limit=60), tempfile.mkdtemp()
+    >>> suites = []
+    >>> for name, m in (("base", base), ("pruned", magnitude_prune(base, sparsity=0.5))):
+    ...     store = extract_task(m, task, f"{d}/{name}", progress=False)
+    ...     suite = ProbeSuite(task, "linear", controls=False, n_boot=100)
+    ...     _ = suite.run(store)
+    ...     suites.append(suite)
+    >>> deltas = probe_deltas(*suites, layer_map={"L1.resid": "L1.resid"}, n_boot=100)
+    >>> df = deltas.to_frame().query("metric == 'delta_accuracy_mean'")
+    >>> df[["task", "site", "site_b", "probe"]].values.tolist()
+    [['sentiment', 'L1.resid', 'L1.resid', 'linear']]
     """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, not {metric!r}")

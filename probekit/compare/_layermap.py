@@ -29,8 +29,17 @@ def variant_record(store) -> dict | None:
 
     Examples
     --------
-    >>> variant_record(store)   # doctest: +SKIP
-    {'recipe': {'kind': 'distill', 'n_layers': 3, ...}, 'path': '/runs/student'}
+    >>> import probekit, tempfile, transformers
+    >>> base = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                            num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.variants import prune_heads
+    >>> pruned = prune_heads(base, heads=[(0, 1)], importance="magnitude")
+    >>> store = probekit.extract(pruned, ["a cat sat", "it rained"], out=tempfile.mkdtemp() + "/acts")
+    >>> rec = variant_record(store)
+    >>> rec["recipe"]["kind"], rec["path"]      # path: None until the variant is saved
+    ('head-prune', None)
+    >>> variant_record(probekit.extract(base, ["a cat sat"], out=tempfile.mkdtemp() + "/acts")) is None
+    True
     """
     man = store.manifest
     source = (man.get("model") or {}).get("source") or {}
@@ -132,8 +141,21 @@ def layer_map_for(store_a, store_b) -> dict[str, str]:
 
     Examples
     --------
-    >>> layer_map_for(teacher_store, student_store)   # doctest: +SKIP
-    {'emb': 'emb', 'L1.resid': 'L0.resid', 'L3.resid': 'L1.resid', 'L5.resid': 'L2.resid'}
+    A 2-layer student distilled (one step, for the example) from a 4-layer teacher:
+
+    >>> import contextlib, io, probekit, tempfile, transformers
+    >>> from probekit.variants import distill
+    >>> cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+    ...                               intermediate_size=37)
+    >>> teacher = probekit.load_model(cfg, head="sequence-classification", num_labels=2, seed=0)
+    >>> texts, labels = ["a fine film", "a dull film", "great fun", "long and boring"] * 2, [1, 0, 1, 0] * 2
+    >>> with contextlib.redirect_stdout(io.StringIO()):   # the trainer's log lines
+    ...     student = distill(teacher, (texts, labels), epochs=1, batch_size=8, progress=False)
+    >>> d = tempfile.mkdtemp()
+    >>> teacher_store = probekit.extract(teacher, texts, out=d + "/teacher")
+    >>> student_store = probekit.extract(student, texts, out=d + "/student")
+    >>> layer_map_for(teacher_store, student_store)
+    {'emb': 'emb', 'L0.resid': 'L0.resid', 'L2.resid': 'L1.resid'}
     """
     sa, sb = _sites(store_a), _sites(store_b)
     if not sa or not sb:
@@ -188,8 +210,16 @@ def head_map_for(store_a, store_b) -> dict[tuple[int, int], tuple[int, int]]:
 
     Examples
     --------
-    >>> head_map_for(base_store, heads40_store)   # doctest: +SKIP
-    {(0, 0): (0, 0), (0, 2): (0, 1), ...}
+    >>> import probekit, tempfile, transformers
+    >>> base = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                            num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.variants import prune_heads
+    >>> pruned = prune_heads(base, heads=[(0, 1), (1, 3)], importance="magnitude")
+    >>> sites, d = ["L0.attn.pattern", "L1.attn.pattern"], tempfile.mkdtemp()
+    >>> base_store = probekit.extract(base, ["a cat sat", "it rained"], sites, d + "/base")
+    >>> pruned_store = probekit.extract(pruned, ["a cat sat", "it rained"], sites, d + "/pruned")
+    >>> head_map_for(base_store, pruned_store)
+    {(0, 0): (0, 0), (0, 2): (0, 1), (0, 3): (0, 2), (1, 0): (1, 0), (1, 1): (1, 1), (1, 2): (1, 2)}
     """
     la = sorted({s.layer for s in store_a.sites if s.is_attention})
     lb = sorted({s.layer for s in store_b.sites if s.is_attention})

@@ -1,12 +1,29 @@
 """Probing data: corpora, annotations, task builders, and fetching pinned gold data.
 
+Notes
+-----
+Gold UD English EWT comes from the network, once, into
+``$PROBEKIT_CACHE/data`` (checked against its pinned checksums); then
+``source="ud"`` reads the fetched copy::
+
+    from probekit.data import build_task, fetch
+    fetch("ud_ewt")                      # UD English EWT r2.16, verified
+    t = build_task("upos", source="ud")  # the fetched copy
+
 Examples
 --------
->>> from probekit.data import build_task, control_task, fetch   # doctest: +SKIP
->>> fetch("ud_ewt")                  # UD English EWT r2.16 into $PROBEKIT_CACHE/data, verified  # doctest: +SKIP
->>> t = build_task("upos", source="ud")                          # the fetched copy  # doctest: +SKIP
->>> c = control_task(t, seed=0)                                 # doctest: +SKIP
->>> t.class_stats()                                             # doctest: +SKIP
+A task on the bundled Rotten Tomatoes sentences (silver spaCy parses), and
+its control task (same words, random labels per word type):
+
+>>> from probekit.data import build_task, control_task
+>>> t = build_task("upos", source="rt", limit=20)
+>>> t.level, sorted(set(t.splits))
+('word', ['dev', 'test', 'train'])
+>>> c = control_task(t, seed=0)
+>>> c.name, c.label_names == t.label_names
+('upos.control', True)
+>>> list(t.class_stats().columns)
+['label', 'train', 'dev', 'test', 'total', 'share']
 """
 
 from probekit.data._conllu import (

@@ -79,8 +79,22 @@ def build_task(name: str, source: str = "ud", *,
 
     Examples
     --------
-    >>> t = build_task("upos", "ud", limit=50)          # doctest: +SKIP
-    >>> t.class_stats().head(2)                          # doctest: +SKIP
+    A gold UD task from a CoNLL-U file (here two sentences written on the spot):
+
+    >>> import pathlib, tempfile
+    >>> row = "{}\\t{}\\t_\\t{}\\t_\\t_\\t{}\\t{}\\t_\\t_\\n"   # ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL ...
+    >>> conllu = (row.format(1, "Cats", "NOUN", 2, "nsubj") + row.format(2, "sleep", "VERB", 0, "root") + "\\n"
+    ...           + row.format(1, "Dogs", "NOUN", 2, "nsubj") + row.format(2, "bark", "VERB", 0, "root") + "\\n")
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "en_ewt-ud-train.conllu"
+    >>> _ = p.write_text(conllu)
+    >>> t = build_task("upos", "ud", path=p)
+    >>> t.label_names, t.dataset.words[0]
+    (('NOUN', 'VERB'), ('Cats', 'sleep'))
+
+    Sentiment of the bundled Rotten Tomatoes sentences (the corpus's own labels):
+
+    >>> build_task("sentiment", "rt", limit=40).label_names
+    ('neg', 'pos')
     """
     if name.endswith(".control"):
         return control_task(build_task(name[: -len(".control")], source, path=path, limit=limit, seed=seed), seed)

@@ -104,8 +104,26 @@ def amnesic_probe(
 
     Examples
     --------
-    >>> res = amnesic_probe(lm, store, upos, NextTokenBehaviour(dev_texts))     # doctest: +SKIP
-    >>> amnesic_table(res)                                                       # doctest: +SKIP
+    Erase part of speech from the last block of a tiny causal LM and measure
+    its next-token loss on held-out text:
+
+    >>> import probekit, tempfile, transformers
+    >>> from probekit.data import build_task
+    >>> from probekit.interventions import NextTokenBehaviour
+    >>> from probekit.probes import extract_task
+    >>> lm = probekit.load_model(transformers.GPT2Config(vocab_size=30522, n_embd=32, n_layer=2, n_head=4,
+    ...                          bos_token_id=101, eos_token_id=102), head="causal-lm", seed=0)
+    >>> upos = build_task("upos", "rt", limit=20)
+    >>> store = extract_task(lm, upos, tempfile.mkdtemp() + "/upos", progress=False)
+    >>> dev_texts = ["the cat sat on the mat", "it rained all day"]
+    >>> res = amnesic_probe(lm, store, upos, NextTokenBehaviour(dev_texts), sites=["L1.resid"], n_random=1,
+    ...                     n_boot=100, progress=False)
+    >>> tab = amnesic_table(res)
+    >>> tab[["task", "site", "layer"]].values.tolist()
+    [['upos', 'L1.resid', 2]]
+    >>> [c for c in tab.columns if c.startswith("lm_loss_") and not c.endswith(("_low", "_high"))]
+    ['lm_loss_after', 'lm_loss_before', 'lm_loss_change', 'lm_loss_change_vs_random', 'lm_loss_random',
+     'lm_loss_random_change']
     """
     from tqdm.auto import tqdm
 

@@ -223,7 +223,16 @@ class LeaceEraser(Eraser):
 
     From a store (word rows of a task's train split, streamed from disk):
 
-    >>> eraser = LeaceEraser("L3.resid").fit(store, task)        # doctest: +SKIP
+    >>> import probekit, tempfile, transformers
+    >>> from probekit.data import build_task
+    >>> from probekit.probes import extract_task
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> upos = build_task("upos", "rt", limit=20)
+    >>> store = extract_task(m, upos, tempfile.mkdtemp() + "/upos", progress=False)
+    >>> eraser = LeaceEraser("L1.resid").fit(store, upos)
+    >>> eraser.rank_ == len(upos.label_names) - 1
+    True
     """
 
     method = "leace"

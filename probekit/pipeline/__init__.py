@@ -20,12 +20,35 @@ The ``probekit probe`` and ``probekit attention`` commands write their tables
 and figures with the same functions (:func:`probe_outputs`,
 :func:`attention_outputs`, through :class:`Outputs`), into the same layout.
 
+Notes
+-----
+A full experiment (MiniLM on gold UD English EWT: minutes on a CPU, and the
+treebank from ``probekit data fetch ud_ewt`` or ``PROBEKIT_UD_PATH``)::
+
+    from probekit.pipeline import load_config, run_experiment
+    run_experiment(load_config("examples/ud_ewt_probes.yaml"), "runs/ud")
+
 Examples
 --------
 >>> from probekit.pipeline import DEMO_CONFIG, plan
 >>> [s.name for s in plan(resolve(DEMO_CONFIG))]                          # doctest: +NORMALIZE_WHITESPACE
 ['extract', 'task_stores', 'probes', 'attention', 'finetune', 'variants', 'attribution', 'compare', 'report']
->>> run_experiment(load_config("examples/ud_ewt_probes.yaml"), "runs/ud")  # doctest: +SKIP
+
+A tiny run (a 2-layer BERT built from its config, probed for sentiment on 60
+Rotten Tomatoes sentences), cached stage by stage:
+
+>>> import pathlib, tempfile
+>>> tiny = {"name": "tiny", "data": {"source": "rt", "sentences": 60},
+...         "model": {"name": "tiny-bert", "config": {"model_type": "bert", "hidden_size": 32,
+...                   "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}},
+...         "probes": {"tasks": ["sentiment"], "n_boot": 50, "random_init": False},
+...         "outputs": {"figures": False, "report": False}}
+>>> run = tempfile.mkdtemp() + "/tiny"
+>>> _ = run_experiment(tiny, run, progress=False)
+>>> sorted(p.name for p in pathlib.Path(run, "tables").iterdir())[:2]
+['expected_layer.csv', 'probe_best.csv']
+>>> run_experiment(tiny, run, progress=False)["cached"]
+{'task_stores': True, 'probes': True}
 """
 
 from probekit.pipeline._config import (

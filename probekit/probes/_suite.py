@@ -163,8 +163,22 @@ class ProbeSuite:
 
     Examples
     --------
-    >>> suite = ProbeSuite(task, seeds=(0, 1))                       # doctest: +SKIP
-    >>> df = suite.run({"minilm": store, ("minilm", "random-init"): rstore}).to_frame()  # doctest: +SKIP
+    >>> import probekit, tempfile, transformers
+    >>> from probekit.data import build_task
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.probes import extract_task
+    >>> upos = build_task("upos", "rt", limit=20)
+    >>> store = extract_task(m, upos, tempfile.mkdtemp() + "/upos", progress=False)
+    >>> suite = ProbeSuite(upos, "linear", seeds=(0, 1), n_boot=100)
+    >>> df = suite.run({"tiny-bert": store}).to_frame()
+    >>> sorted(df["task"].unique()), sorted(df["probe"].unique())
+    (['upos', 'upos.control'], ['linear', 'majority'])
+    >>> sorted(df["site"].dropna().unique())
+    ['L0.resid', 'L1.resid', 'emb']
+
+    A dict key ``(model, variant)`` labels a variant's store, e.g.
+    ``{"minilm": store, ("minilm", "random-init"): rstore}``.
     """
 
     def __init__(self, tasks, probes=None, seeds: Sequence[int] = (0,), *, controls: bool = True,

@@ -79,7 +79,14 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
 
     Examples
     --------
-    >>> store = extract_task(model, task, "acts/upos")      # doctest: +SKIP
+    >>> import probekit, tempfile, transformers
+    >>> from probekit.data import build_task
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> upos = build_task("upos", "rt", limit=20)
+    >>> store = extract_task(m, upos, tempfile.mkdtemp() + "/upos", progress=False)
+    >>> store.sites
+    [Site('emb'), Site('L0.resid'), Site('L1.resid')]
     """
     kwargs.setdefault("tokens", False)
     return extract(model, task_frame(task), sites, out, dtype=dtype, word_pooling=("mean",),
@@ -125,8 +132,13 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
 
     Examples
     --------
-    >>> groups = extract_tasks("minilm-l6", [upos, deprel], "acts")   # doctest: +SKIP
-    >>> [[t.name for t in ts] for ts, _ in groups]                      # doctest: +SKIP
+    >>> import probekit, tempfile, transformers
+    >>> from probekit.data import build_task
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> upos, deprel = build_task("upos", "rt", limit=20), build_task("deprel", "rt", limit=20)
+    >>> groups = extract_tasks(m, [upos, deprel], tempfile.mkdtemp(), progress=False)
+    >>> [[t.name for t in ts] for ts, _ in groups]
     [['upos', 'deprel']]
     """
     from pathlib import Path

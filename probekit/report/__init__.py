@@ -12,10 +12,21 @@ click away); a section whose inputs are absent says so in one line.
 
 Examples
 --------
+A report of a tiny pipeline run:
+
+>>> import tempfile
+>>> from probekit.pipeline import run_experiment
+>>> tiny = {"name": "tiny", "data": {"source": "rt", "sentences": 60},
+...         "model": {"name": "tiny-bert", "config": {"model_type": "bert", "hidden_size": 32,
+...                   "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}},
+...         "probes": {"tasks": ["sentiment"], "n_boot": 50, "random_init": False},
+...         "outputs": {"figures": False, "report": False}}
+>>> run = tempfile.mkdtemp() + "/tiny"
+>>> _ = run_experiment(tiny, run, progress=False)
 >>> from probekit.report import write_report
->>> path = write_report("runs/demo")                    # doctest: +SKIP
->>> path.name                                           # doctest: +SKIP
-'report.html'
+>>> path = write_report(run)
+>>> path.name, sorted(p.name for p in path.parent.glob("report.*"))
+('report.html', ['report.html', 'report.md'])
 """
 
 from __future__ import annotations
@@ -86,7 +97,18 @@ def write_report(run_dir: str | Path, *, max_rows: int = 25, title: str | None =
 
     Examples
     --------
-    >>> html = write_report("runs/demo")        # doctest: +SKIP
+    >>> import tempfile
+    >>> from probekit.pipeline import run_experiment
+    >>> tiny = {"name": "tiny", "data": {"source": "rt", "sentences": 60},
+    ...         "model": {"name": "tiny-bert", "config": {"model_type": "bert", "hidden_size": 32,
+    ...                   "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}},
+    ...         "probes": {"tasks": ["sentiment"], "n_boot": 50, "random_init": False},
+    ...         "outputs": {"figures": False, "report": False}}
+    >>> run = tempfile.mkdtemp() + "/tiny"
+    >>> _ = run_experiment(tiny, run, progress=False)
+    >>> html = write_report(run, title="tiny sentiment probes")
+    >>> "tiny sentiment probes" in html.read_text(encoding="utf-8")
+    True
     """
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")

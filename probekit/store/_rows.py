@@ -34,9 +34,16 @@ class RowReader:
 
     Examples
     --------
-    >>> reader = store["L3.resid"].rows("word", "mean")         # doctest: +SKIP
-    >>> reader.read(np.arange(10), dtype=np.float32).shape       # doctest: +SKIP
-    (10, 384)
+    >>> import probekit, tempfile, transformers
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> store = probekit.extract(m, [["the", "cats", "slept"], ["it", "rained"]], ["L1.resid"],
+    ...                          tempfile.mkdtemp() + "/acts", word_pooling=("mean",))
+    >>> reader = store["L1.resid"].rows("word", "mean")
+    >>> reader.n, reader.d
+    (5, 32)
+    >>> reader.read(np.arange(3), dtype=np.float32).shape
+    (3, 32)
     """
 
     def __init__(self, store, name: str):

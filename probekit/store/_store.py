@@ -78,10 +78,16 @@ class ActivationStore:
 
     Examples
     --------
-    >>> store = ActivationStore.open("runs/minilm-rt")         # doctest: +SKIP
-    >>> store["L3.resid"].example(0).shape                      # doctest: +SKIP
-    (22, 384)
-    >>> store.examples.head()                                   # doctest: +SKIP
+    >>> import probekit, tempfile, transformers
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> out = tempfile.mkdtemp() + "/acts"
+    >>> _ = probekit.extract(m, ["a cat sat", "it rained"], ["L0.resid", "L1.resid"], out)
+    >>> store = ActivationStore.open(out)
+    >>> store["L1.resid"].example(0).shape
+    (5, 32)
+    >>> len(store.examples)
+    2
     """
 
     def __init__(self, path: Path, manifest: dict, sidecars: list[dict], verify: str):

@@ -8,10 +8,21 @@ base.
 
 Examples
 --------
->>> from probekit.variants import finetune, magnitude_prune, quantize      # doctest: +SKIP
->>> ft = finetune("minilm-l6", (texts, labels), epochs=1, out="runs/ft")  # doctest: +SKIP
->>> q = quantize(ft, method="dynamic-int8")                                # doctest: +SKIP
->>> q.save("runs/int8"); probekit.load_model("runs/int8").recipe   # a ModelVariant           # doctest: +SKIP
+Fine-tune a (here tiny, randomly initialised) classifier, quantize it, save
+and load it back:
+
+>>> import probekit, tempfile, transformers
+>>> from probekit.variants import finetune, quantize
+>>> cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+...                               intermediate_size=37)
+>>> texts, labels = ["a fine film", "a dull film", "great fun", "long and boring"] * 4, [1, 0, 1, 0] * 4
+>>> runs = tempfile.mkdtemp()
+>>> ft = finetune(cfg, (texts, labels), epochs=1, lr=1e-3, batch_size=4, out=runs + "/ft", progress=False)
+{'loss': ...
+>>> q = quantize(ft, method="dynamic-int8")
+>>> path = q.save(runs + "/int8")
+>>> probekit.load_model(path).recipe.method   # a ModelVariant
+'dynamic-int8'
 """
 
 from probekit.variants._checks import TrainingWarning

@@ -242,8 +242,19 @@ def compare_latency(fns: Mapping[str, Callable[..., object]], inputs: Sequence[t
 
     Examples
     --------
-    >>> c = compare_latency({"big": big, "small": small}, [(ids, mask)], rounds=7, threads=1)  # doctest: +SKIP
-    >>> c.summary("big")["speedup_paired"]["small"]                                          # doctest: +SKIP
+    Two tiny models, one twice as deep, on the same batch:
+
+    >>> import probekit, transformers
+    >>> def tiny(layers):
+    ...     return probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=layers,
+    ...                                num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> big, small = tiny(4), tiny(2)
+    >>> ids = big.tokenizer(["a fine film", "it rained all day"], padding=True, return_tensors="pt")["input_ids"]
+    >>> c = compare_latency({"big": big.model, "small": small.model}, [(ids,)], rounds=3,
+    ...                     threads=1)
+    >>> s = c.summary("big")
+    >>> list(s.index), bool(s.loc["small", "speedup_paired"] > 0)
+    (['big', 'small'], True)
     """
     names = list(fns)
     if not names:
@@ -318,8 +329,12 @@ def export(model: HookedModel | ModelVariant, path: str | os.PathLike, *, format
 
     Examples
     --------
-    >>> e = export(model, "model.onnx", format="onnx")   # doctest: +SKIP
-    >>> e.max_abs_diff < 1e-4                            # doctest: +SKIP
+    >>> import probekit, transformers
+    >>> model = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                             num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> import tempfile
+    >>> e = export(model, tempfile.mkdtemp() + "/model.onnx", format="onnx", repeats=2)
+    >>> bool(e.max_abs_diff < 1e-4)
     True
     """
     if format not in ("torchscript", "torch.export", "onnx"):

@@ -74,8 +74,11 @@ def magnitude_prune(src: HookedModel | ModelVariant, recipe: MagnitudePruneRecip
 
     Examples
     --------
-    >>> v = magnitude_prune(model, sparsity=0.5)                 # doctest: +SKIP
-    >>> v.report["sparsity"].iloc[-1]["sparsity"]                # doctest: +SKIP
+    >>> import probekit, transformers
+    >>> model = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                             num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> v = magnitude_prune(model, sparsity=0.5)
+    >>> float(v.report["sparsity"].iloc[-1]["sparsity"])
     0.5
     """
     recipe = recipe or MagnitudePruneRecipe(**recipe_kwargs)

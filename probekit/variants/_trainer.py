@@ -285,8 +285,16 @@ def finetune(model, data, recipe: FinetuneRecipe | None = None, *, eval_data=Non
 
     Examples
     --------
-    >>> v = finetune("minilm-l6", (texts, labels), epochs=1, out="runs/ft")  # doctest: +SKIP
-    >>> probekit.load_model("runs/ft").recipe                                # doctest: +SKIP
+    A tiny randomly initialised BERT on a few labelled sentences:
+
+    >>> import probekit, tempfile, transformers
+    >>> cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+    ...                               intermediate_size=37)
+    >>> texts, labels = ["a fine film", "a dull film", "great fun", "long and boring"] * 4, [1, 0, 1, 0] * 4
+    >>> out = tempfile.mkdtemp() + "/ft"
+    >>> v = finetune(cfg, (texts, labels), epochs=1, lr=1e-3, batch_size=4, out=out, progress=False)
+    {'loss': ...
+    >>> probekit.load_model(out).recipe
     FinetuneRecipe(task='sequence-classification', epochs=1, ...)
     """
     recipe = recipe or FinetuneRecipe(**recipe_kwargs)
