@@ -143,14 +143,13 @@ def layer_map_for(store_a, store_b) -> dict[str, str]:
     --------
     A 2-layer student distilled (one step, for the example) from a 4-layer teacher:
 
-    >>> import contextlib, io, probekit, tempfile, transformers
+    >>> import probekit, tempfile, transformers
     >>> from probekit.variants import distill
     >>> cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
     ...                               intermediate_size=37)
     >>> teacher = probekit.load_model(cfg, head="sequence-classification", num_labels=2, seed=0)
     >>> texts, labels = ["a fine film", "a dull film", "great fun", "long and boring"] * 2, [1, 0, 1, 0] * 2
-    >>> with contextlib.redirect_stdout(io.StringIO()):   # the trainer's log lines
-    ...     student = distill(teacher, (texts, labels), epochs=1, batch_size=8, progress=False)
+    >>> student = distill(teacher, (texts, labels), epochs=1, batch_size=8, progress=False)
     >>> d = tempfile.mkdtemp()
     >>> teacher_store = probekit.extract(teacher, texts, out=d + "/teacher")
     >>> student_store = probekit.extract(student, texts, out=d + "/student")

@@ -18,7 +18,6 @@ and load it back:
 >>> texts, labels = ["a fine film", "a dull film", "great fun", "long and boring"] * 4, [1, 0, 1, 0] * 4
 >>> runs = tempfile.mkdtemp()
 >>> ft = finetune(cfg, (texts, labels), epochs=1, lr=1e-3, batch_size=4, out=runs + "/ft", progress=False)
-{'loss': ...
 >>> q = quantize(ft, method="dynamic-int8")
 >>> path = q.save(runs + "/int8")
 >>> probekit.load_model(path).recipe.method   # a ModelVariant

@@ -22,6 +22,7 @@ from transformers import (
     DataCollatorForTokenClassification,
     DataCollatorWithPadding,
     EarlyStoppingCallback,
+    PrinterCallback,
     ProgressCallback,
     Trainer,
     TrainingArguments,
@@ -204,6 +205,8 @@ def train_in_place(model: HookedModel, recipe: FinetuneRecipe, train, eval_data=
     if progress:
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(_Progress)
+    else:  # without a progress bar the Trainer prints every log dict to stdout; the report keeps them
+        trainer.remove_callback(PrinterCallback)
     ckpt = None
     if resume:
         found = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
@@ -293,7 +296,6 @@ def finetune(model, data, recipe: FinetuneRecipe | None = None, *, eval_data=Non
     >>> texts, labels = ["a fine film", "a dull film", "great fun", "long and boring"] * 4, [1, 0, 1, 0] * 4
     >>> out = tempfile.mkdtemp() + "/ft"
     >>> v = finetune(cfg, (texts, labels), epochs=1, lr=1e-3, batch_size=4, out=out, progress=False)
-    {'loss': ...
     >>> probekit.load_model(out).recipe
     FinetuneRecipe(task='sequence-classification', epochs=1, ...)
     """

@@ -15,8 +15,9 @@ class _Interrupt(TrainerCallback):
         raise KeyboardInterrupt("simulated crash after the first checkpoint")
 
 
-def test_loss_goes_down_with_accumulation_and_bf16(bert_cls, rt_small, tmp_path):
+def test_loss_goes_down_with_accumulation_and_bf16(bert_cls, rt_small, tmp_path, capsys):
     v = finetune(bert_cls, rt_small, RECIPE, eval_data=rt_small[:16], out=tmp_path / "ft", progress=False)
+    assert capsys.readouterr().out == ""  # no progress: the Trainer's log dicts stay in the report, not on stdout
     losses = v.report["losses"]
     assert len(losses) >= 4 and losses[-1] < losses[0]
     assert v.report["precision"]["bf16"]
