@@ -97,3 +97,18 @@ def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[st
                f"{len(store.sites)} sites ({', '.join(map(str, store.sites))}), {store.settings['dtype']}; "
                f"{st.get('shards_computed', 0)} shards computed, {st.get('shards_reused', 0)} reused"
                + (f"; interventions: {', '.join(map(repr, interventions))}" if interventions else ""))
+
+
+def _intervene(**kwargs) -> None:
+    if not kwargs["intervene"]:
+        raise click.UsageError("give at least one --intervene SPEC (without interventions, use 'probekit extract')")
+    click.get_current_context().invoke(extract_cmd, **kwargs)
+
+
+main.add_command(click.Command(
+    "intervene", params=extract_cmd.params, callback=_intervene,
+    help="Store the activations of a model run with interventions: 'probekit extract' with at least one "
+         "--intervene.\n\n\b\nExamples:\n"
+         "  probekit intervene --data rt --limit 500 --intervene erase:runs/upos-L2 --out runs/rt-erased\n"
+         "  probekit intervene --data rt --limit 500 --intervene heads:3:0,5 --out runs/heads-ablated",
+    short_help="Store activations of a model run with interventions."))

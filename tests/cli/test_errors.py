@@ -130,6 +130,12 @@ def _cases():
         "amnesic/not-a-classifier": ["amnesic", "--model", model, "--task", "upos", "--ud-path", UD, "--limit",
                                      "20", "--behaviour", "classifier", "--out", out],
         "amnesic/unwritable": ["amnesic", "--model", model, "--task", "upos", "--ud-path", UD, "--out", un],
+        "intervene/non-model": ["intervene", "--model", ns, "--data", texts, "--out", out, "--intervene",
+                                "ablate:L0.resid"],
+        "intervene/outside-the-model": ["intervene", "--model", model, "--data", texts, "--out", out,
+                                        "--intervene", "ablate:L9.resid"],
+        "intervene/unwritable": ["intervene", "--model", model, "--data", texts, "--out", un, "--intervene",
+                                 "ablate:L0.resid"],
     }
 
 
@@ -214,3 +220,14 @@ def test_extract_intervention_outside_the_model_is_one_error_line(paths, tmp_pat
                                   "--out", str(tmp_path / "o"), "--intervene", "ablate:L9.resid"])
     assert r.exit_code == 1 and "Error: " in r.output and "L9.resid" in r.output, r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_intervene_is_extract_with_interventions(paths, tmp_path):
+    import numpy as np
+
+    args = ["--model", str(paths["model"]), "--data", str(paths["texts"]), "--sites", "L0.resid", "--no-progress"]
+    r = CliRunner().invoke(main, ["intervene", *args, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "at least one --intervene" in r.output, r.output
+    r = CliRunner().invoke(main, ["intervene", *args, "--out", str(tmp_path / "o"), "--intervene", "ablate:L0.resid"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert not np.asarray(probekit.ActivationStore.open(tmp_path / "o")["L0.resid"].example(0)).any()
