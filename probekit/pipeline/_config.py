@@ -275,27 +275,13 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
         for i, t in enumerate(probes.get("tasks") or []):
             if not isinstance(t, str):
                 continue
-            p = f"probes.tasks[{i}]"
-            if t not in TASKS:
-                close = difflib.get_close_matches(t, list(TASKS), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; known tasks: {', '.join(sorted(TASKS))}"
-                errors.append(f"unknown task {t!r} at {p!r}{_where(lines, p) or _where(lines, 'probes.tasks')}{hint}")
-            elif source not in TASKS[t].sources:
-                errors.append(f"task {t!r} at {p!r}{_where(lines, p)} is not built from source {source!r} "
-                              f"(it needs {' or '.join(TASKS[t].sources)})")
+            _check_task(t, f"probes.tasks[{i}]", source, lines, errors, parent="probes.tasks")
         if isinstance(probes.get("seeds"), list) and not probes["seeds"]:
             errors.append(f"'probes.seeds'{_where(lines, 'probes.seeds')} is empty")
     _check_sites(cfg, lines, errors)
     comp = cfg.get("compare")
     if isinstance(comp, dict) and isinstance(comp.get("probe_task"), str):
-        t, p = comp["probe_task"], "compare.probe_task"
-        if t not in TASKS:
-            close = difflib.get_close_matches(t, list(TASKS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known tasks: {', '.join(sorted(TASKS))}"
-            errors.append(f"unknown task {t!r} at {p!r}{_where(lines, p)}{hint}")
-        elif source not in TASKS[t].sources:
-            errors.append(f"task {t!r} at {p!r}{_where(lines, p)} is not built from source {source!r} "
-                          f"(it needs {' or '.join(TASKS[t].sources)})")
+        _check_task(comp["probe_task"], "compare.probe_task", source, lines, errors)
     att = cfg.get("attention")
     n = data.get("sentences")
     if isinstance(att, dict) and isinstance(att.get("example"), int) and isinstance(n, int) and att["example"] >= n:
@@ -326,6 +312,18 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
         errors.append(f"'attention'{_where(lines, 'attention')} needs extract.attention: true")
     if cfg.get("attention") is not None and cfg.get("extract") is None:
         errors.append(f"'attention'{_where(lines, 'attention')} needs an 'extract' section (it reads its store)")
+
+
+def _check_task(t: str, p: str, source, lines, errors: list[str], parent: str | None = None) -> None:
+    """A task name at config path ``p``: known, and built from the config's data source."""
+    if t not in TASKS:
+        close = difflib.get_close_matches(t, list(TASKS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known tasks: {', '.join(sorted(TASKS))}"
+        where = _where(lines, p) or (_where(lines, parent) if parent else "")
+        errors.append(f"unknown task {t!r} at {p!r}{where}{hint}")
+    elif source not in TASKS[t].sources:
+        errors.append(f"task {t!r} at {p!r}{_where(lines, p)} is not built from source {source!r} "
+                      f"(it needs {' or '.join(TASKS[t].sources)})")
 
 
 def _check_sites(cfg: dict, lines: dict, errors: list[str]) -> None:
