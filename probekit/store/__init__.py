@@ -1,5 +1,9 @@
 """On-disk activation stores: :func:`extract` writes one, :class:`ActivationStore` reads it.
 
+:func:`derive` writes pooled rows of some of a store's examples from its
+token rows (or from several stores of one model), without running the model
+again: extract once, analyse many.
+
 Besides the store itself, the helpers other packages and research scripts
 build on: :func:`resolve_sites` (what ``sites="resid"`` means for a model),
 :func:`load_source` (data named on the command line), :func:`token_budget_batches`
@@ -16,6 +20,7 @@ Examples
 
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data, load_source
+from probekit.store._derive import MissingExamplesError, derive, find_examples
 from probekit.store._extract import extract, resolve_sites
 from probekit.store._manifest import (
     FORMAT_VERSION,
@@ -36,12 +41,15 @@ __all__ = [
     "ExtractData",
     "FORMAT_VERSION",
     "FingerprintMismatchError",
+    "MissingExamplesError",
     "RowReader",
     "RowView",
     "SiteView",
     "StoreError",
     "as_data",
+    "derive",
     "extract",
+    "find_examples",
     "load_source",
     "read_json",
     "resolve_sites",
