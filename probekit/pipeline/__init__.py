@@ -2,7 +2,10 @@
 
 Stages, in order (each runs only when its config section is present):
 ``extract`` (the experiment's sentences into ``stores/main``), ``task_stores``
-(one store per task example set, plus a random-weights copy), ``probes``
+(one store of pooled rows per task example set under ``stores/tasks/``, derived
+from the main store's token rows, so the model runs only over task sentences
+the main store lacks; and the random-weights copy's under ``stores/random/``,
+each sentence run once), ``probes``
 (:class:`~probekit.probes.ProbeSuite`), ``attention``
 (:class:`~probekit.attention.AttentionSuite`), ``finetune`` (Rotten Tomatoes
 sentiment), ``variants`` (magnitude pruning, head pruning, int8, distillation),

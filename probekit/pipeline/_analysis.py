@@ -22,9 +22,9 @@ from probekit.plots import (
     attention_heatmap,
     pattern_frame,
 )
-from probekit.probes import ProbeSuite, extract_task, group_tasks, random_init_copy
+from probekit.probes import ProbeSuite, extract_tasks, group_tasks, random_init_copy
 from probekit.results import Results
-from probekit.store import ActivationStore, extract, resolve_sites
+from probekit.store import ActivationStore, StoreError, extract, resolve_sites
 
 logger = logging.getLogger(__name__)
 
@@ -58,32 +58,62 @@ def build_tasks(cfg: dict) -> list:
             for t in cfg["probes"]["tasks"]]
 
 
+def _main_source(ctx, model, sites) -> list:
+    """``[stores/main]`` when it can give the task stores their rows (token rows of ``sites``), else ``[]``."""
+    if ctx.cfg.get("extract") is None:
+        return []
+    try:
+        main = ActivationStore.open(ctx.run_dir / "stores" / "main", model=model)
+    except (StoreError, FileNotFoundError) as exc:
+        logger.info("task stores: the main store cannot be used (%s); extracting the task sentences", exc)
+        return []
+    if not (main.settings["tokens"] and all(s in main for s in sites)):
+        logger.info("task stores: the main store lacks token rows of some of %s; extracting those sentences",
+                    ", ".join(map(str, sites)))
+        return []
+    return [main]
+
+
 def stage_task_stores(ctx) -> dict:
-    """One store per distinct example set of the tasks (plus its random-weights copy)."""
+    """The task stores: pooled rows derived from the main store, the model run only over sentences not in it.
+
+    Each model runs over each sentence once: the sentences of ``stores/main``
+    are pooled from its token rows, the task sentences it lacks (e.g. the
+    rewritten ones of ``bigramshift``) run once into ``stores/tasks/@extracted``,
+    and the random-weights copy runs once over every task sentence into
+    ``stores/random/@extracted``; every group of tasks then gets a derived
+    store of the rows it reads.
+    """
     cfg = ctx.cfg
     model = load_base(ctx)
-    groups = group_tasks(build_tasks(cfg))
+    tasks = build_tasks(cfg)
+    dtype = cfg["extract"]["dtype"] if cfg.get("extract") is not None else "float32"
+    sites = resolve_sites(model, None)
+    sources = _main_source(ctx, model, sites)
     outputs, fps, info = [], {}, []
     # a seed other than the model's own, so that a model built from a config is not its own random copy
     rand_seed = max(cfg["seed"], model_spec(cfg)[2]) + 1
     rand = random_init_copy(model, seed=rand_seed) if cfg["probes"]["random_init"] else None
-    for i, group in enumerate(groups):
-        name = f"tasks-{i}"
-        st = fresh_store(ctx, lambda ow, t=group[0], n=name: extract_task(
-            model, t, ctx.path("stores", n), progress=ctx.progress, overwrite=ow))
-        outputs.append(f"stores/{name}")
-        fps[name] = st.fingerprint
-        entry = {"tasks": [t.name for t in group], "store": name, "examples": st.n_examples}
-        if rand is not None:
-            rname = f"random-{i}"
-            rs = fresh_store(ctx, lambda ow, t=group[0], n=rname: extract_task(
-                rand, t, ctx.path("stores", n), progress=ctx.progress, overwrite=ow))
-            outputs.append(f"stores/{rname}")
-            fps[rname] = rs.fingerprint
+    made = {}
+    for label, m, src in (("tasks", model, sources), ("random", rand, [])):
+        if m is None:
+            continue
+        made[label] = fresh_store(ctx, lambda ow, m=m, label=label, src=src: extract_tasks(
+            m, tasks, ctx.path("stores", label), dtype=dtype, sources=src, progress=ctx.progress, overwrite=ow))
+        outputs.append(f"stores/{label}")
+    for i, (group, store) in enumerate(made["tasks"]):
+        name = f"tasks/{store.path.name}"
+        fps[name] = store.fingerprint
+        entry = {"tasks": [t.name for t in group], "store": name, "examples": store.n_examples}
+        if "random" in made:
+            rstore = made["random"][i][1]
+            rname = f"random/{rstore.path.name}"
+            fps[rname] = rstore.fingerprint
             entry["random_store"] = rname
         info.append(entry)
     return {"outputs": outputs, "fingerprints": fps,
-            "info": {"groups": info, "random_init_seed": rand_seed if rand is not None else None}}
+            "info": {"groups": info, "random_init_seed": rand_seed if rand is not None else None,
+                     "derived_from_main": bool(sources)}}
 
 
 def stage_probes(ctx) -> dict:

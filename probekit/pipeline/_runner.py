@@ -37,7 +37,7 @@ __all__ = ["Stage", "Context", "run_experiment", "stage_key", "plan"]
 logger = logging.getLogger(__name__)
 
 #: Bumped when a stage's code changes what it writes (part of every stage key).
-STAGE_VERSION = 2  # 2: linear probes stream from stores (new solver), so earlier probe results are not reused
+STAGE_VERSION = 3  # 2: linear probes stream from stores (new solver); 3: task stores derived from the main store
 
 
 @dataclass

@@ -60,7 +60,8 @@ _ANALYSIS = ("model", "data")
 #: Every stage, in run order.
 STAGES: list[Stage] = [
     Stage("extract", (), _ANALYSIS + ("extract",), _on("extract"), stage_extract),
-    Stage("task_stores", (), _ANALYSIS + ("probes.tasks", "probes.random_init"), _on("probes"), stage_task_stores),
+    Stage("task_stores", ("extract",), _ANALYSIS + ("extract", "probes.tasks", "probes.random_init"), _on("probes"),
+          stage_task_stores),
     Stage("probes", ("task_stores",), _ANALYSIS + ("probes", "outputs.figures"), _on("probes"), stage_probes),
     Stage("attention", ("extract",), ("attention", "outputs.figures"), _on("attention"), stage_attention),
     Stage("finetune", (), ("model", "finetune"), _on("finetune"), stage_finetune),

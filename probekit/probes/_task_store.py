@@ -26,7 +26,7 @@ import pandas as pd
 from probekit.fingerprint import hash_json_lines
 from probekit.model import Site, as_hooked_model, site_layer
 from probekit.results import store_blocks
-from probekit.store import extract
+from probekit.store import extract, resolve_sites
 from probekit.variants import load_model
 
 logger = logging.getLogger(__name__)
@@ -106,15 +106,35 @@ def group_tasks(tasks) -> list[list]:
     return list(groups.values())
 
 
+#: name of the store of task sentences found in no source (under ``out_root``; task names have no ``@``)
+EXTRACTED = "@extracted"
+
+
+def _levels(tasks) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(word_pooling, sentence_pooling)`` the tasks read: word rows for word, edge and structural tasks."""
+    word = any(t.level in ("word", "edge", "structural") for t in tasks)
+    sent = any(t.level == "sentence" for t in tasks)
+    return (("mean",) if word else ()), (("mean",) if sent else ())
+
+
 def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtype: str = "float32",
-                  **kwargs) -> list[tuple[list, object]]:
-    """Extract one store per group of tasks that share their examples.
+                  sources=(), **kwargs) -> list[tuple[list, object]]:
+    """One store per group of tasks that share their examples, running the model over each sentence once.
 
     Tasks built from the same sentences (e.g. ``upos`` and ``deprel`` on one
-    UD file, or ``sentiment`` and ``sentlen`` on the same reviews) share one
-    store; a task that rewrites its sentences (``bigram_shift``) gets its own.
-    The stores go to ``out_root/<task names joined by '+'>`` and are reused
-    when they already hold the same model and examples.
+    UD file) share one store; a task that rewrites its sentences
+    (``bigram_shift``) gets its own. The stores go to ``out_root/<task names
+    joined by '+'>`` and are reused when they already hold the same model and
+    examples.
+
+    Extract once, analyse many: the model runs only over the task sentences
+    found in none of ``sources`` (token-level stores of the same model, e.g. an
+    experiment's main store), once each, into ``out_root/@extracted`` (pooled
+    rows only); each group's store is then derived from those stores with
+    :func:`probekit.store.derive` and holds the pooled rows its tasks read
+    (word rows for word, edge and structural tasks, sentence rows for
+    sentence tasks). A single group with no sources is extracted directly
+    into its store, with word and sentence rows, as :func:`extract_task` does.
 
     Parameters
     ----------
@@ -122,13 +142,27 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     tasks : sequence of Task
     out_root : path
         Parent directory of the stores.
-    sites, dtype, **kwargs
-        As in :func:`extract_task`.
+    sites : optional
+        As in :func:`probekit.extract` (default: ``emb`` and every residual site).
+    dtype : {"float32", "float16"}
+        Of the task stores (pooling runs in float32 either way).
+    sources : sequence of ActivationStore or path
+        Stores of ``model`` whose examples need no new forward pass: their
+        token rows are pooled (or their pooled rows copied).
+    **kwargs
+        Passed to :func:`probekit.extract` (``overwrite``, ``progress``,
+        ``batch_tokens``...); ``overwrite`` and ``progress`` also to
+        :func:`~probekit.store.derive`.
 
     Returns
     -------
     list of (list of Task, ActivationStore)
         The groups in the order their first task was given.
+
+    Raises
+    ------
+    FingerprintMismatchError
+        A source store was not extracted from ``model`` (or was extracted with interventions).
 
     Examples
     --------
@@ -140,20 +174,66 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     >>> groups = extract_tasks(m, [upos, deprel], tempfile.mkdtemp(), progress=False)
     >>> [[t.name for t in ts] for ts, _ in groups]
     [['upos', 'deprel']]
+
+    With the token rows of a store the model already made, no sentence runs
+    through it again: the task store is derived from them.
+
+    >>> import os
+    >>> root = tempfile.mkdtemp()
+    >>> main = probekit.extract(m, task_frame(upos).drop(columns="split"), out=root + "/main", progress=False)
+    >>> groups = extract_tasks(m, [upos, deprel], root + "/tasks", sources=[main], progress=False)
+    >>> [([t.name for t in ts], st.manifest["stats"]["derived"]) for ts, st in groups]
+    [(['upos', 'deprel'], True)]
+    >>> os.listdir(root + "/tasks")
+    ['upos+deprel']
     """
     from pathlib import Path
 
+    from probekit.store import ActivationStore, derive, find_examples
+
     if isinstance(model, str):
         model = load_model(model)
-    out = []
+    sources = [s if isinstance(s, ActivationStore) else ActivationStore.open(s) for s in sources]
+    for st in sources:  # raises FingerprintMismatchError naming the store
+        ActivationStore.open(st.path, model=model)
+    out_root = Path(out_root)
     kwargs.setdefault("tokens", False)
-    for members in group_tasks(tasks):
+    groups = group_tasks(tasks)
+    frames = []
+    for members in groups:
         frame = task_frame(members[0])
         if len(members) > 1 and "label" in frame:
             frame = frame.drop(columns="label")  # labels come from each task, not from the store
-        name = "+".join(t.name.replace("/", "_") for t in members)
-        store = extract(model, frame, sites, Path(out_root) / name, dtype=dtype, word_pooling=("mean",),
+        frames.append(frame)
+    names = ["+".join(t.name.replace("/", "_") for t in members) for members in groups]
+    if len(groups) == 1 and not sources:
+        store = extract(model, frames[0], sites, out_root / names[0], dtype=dtype, word_pooling=("mean",),
                         sentence_pooling=("mean",), **kwargs)
+        return [(groups[0], store)]
+    # every task sentence found in no source, once, with the levels of the groups that need it
+    new: dict[tuple, list[str]] = {}
+    word_needed = sent_needed = False
+    for members, frame in zip(groups, frames):
+        src = find_examples(sources, frame[["words"]])[0] if sources else np.full(len(frame), -1)
+        wp, sp = _levels(members)
+        for i in np.flatnonzero(src < 0):
+            new.setdefault(tuple(frame["words"].iloc[i]), list(frame["words"].iloc[i]))
+            word_needed |= bool(wp)
+            sent_needed |= bool(sp)
+    made = list(sources)
+    if new:
+        logger.info("running the model over %d task sentences found in no source store", len(new))
+        rest = pd.DataFrame({"id": np.arange(len(new)), "words": list(new.values())})
+        made.append(extract(model, rest, sites, out_root / EXTRACTED, dtype=dtype,
+                            word_pooling=("mean",) if word_needed else (),
+                            sentence_pooling=("mean",) if sent_needed else (), **kwargs))
+    derive_args = {k: kwargs[k] for k in ("overwrite", "progress") if k in kwargs}
+    site_list = resolve_sites(as_hooked_model(model), sites)
+    out = []
+    for members, frame, name in zip(groups, frames, names):
+        wp, sp = _levels(members)
+        store = derive(made, frame, out_root / name, site_list, word_pooling=wp, sentence_pooling=sp, dtype=dtype,
+                       **derive_args)
         out.append((members, store))
     return out
 
@@ -187,7 +267,9 @@ def check_alignment(store, task) -> None:
         raise StoreTaskMismatchError(
             f"store {store.path} has {store.n_examples} examples but task {task.name!r} has {len(words)}; "
             "extract the store for this task with probekit.probes.extract_task(model, task, out) (and build the "
-            "task with the same source, path, limit and seed)")
+            "task with the same source, path, limit and seed), or, if this store holds the task's sentences, derive "
+            "one from it without running the model: probekit.probes.extract_tasks(model, [task], out, "
+            "sources=[store])")
     n_words = np.asarray(store.n_words)
     want = np.array([len(w) for w in words])
     bad = np.flatnonzero(n_words != want)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+import probekit
 from probekit import RESULT_COLUMNS
 from probekit.cli import main
 from probekit.pipeline import run_experiment
@@ -44,8 +45,15 @@ def test_run_folder_contract(tiny_run):
                 "finished", "cached", "machine"):
         assert key in run, key
     assert run["config"]["model"]["config"]["hidden_size"] == 32
-    assert {"main", "tasks-0", "random-0", "compare-finetuned"} <= set(run["fingerprints"])
+    assert {"main", "tasks/sentiment", "random/sentiment", "compare-finetuned"} <= set(run["fingerprints"])
     assert (out / "config.yaml").is_file() and (out / "report.html").is_file()
+    # extract once: the task store is pooled from the main store's token rows (its sentences are all there),
+    # and the random copy ran once over the task sentences (one group: straight into its store), pooled rows only
+    tasks = probekit.ActivationStore.open(out / "stores" / "tasks" / "sentiment")
+    assert tasks.manifest["stats"]["derived"] and not (out / "stores" / "tasks" / "@extracted").exists()
+    assert tasks.manifest["components"]["derived_from"]["sources"] == [run["fingerprints"]["main"]]
+    rand = probekit.ActivationStore.open(out / "stores" / "random" / "sentiment")
+    assert rand.settings["tokens"] is False and "derived" not in rand.manifest["stats"]
     for name in ("probes", "probe_summary", "expected_layer", "attention_heads", "special_mass", "attributions",
                  "attribution_agreement", "variants", "compare", "compare_diagonal", "probe_deltas",
                  "attention_deltas"):
