@@ -246,6 +246,19 @@ def _check_run(variant: ModelVariant, recipe: FinetuneRecipe, df, report: dict) 
     return warn_all(msgs, what=f"finetune of {variant.model.name}", hint=hint)
 
 
+_HEAD_CLASS = {"sequence-classification": "ForSequenceClassification",
+               "token-classification": "ForTokenClassification"}
+
+
+def _check_head(model, task: str) -> None:
+    """A loaded model must carry the head its task trains (a bare encoder returns no loss to train on)."""
+    cls = type(model.model).__name__
+    if not cls.endswith(_HEAD_CLASS[task]):
+        raise ValueError(f"finetune with task {task!r} needs a model with a {task} head, and {model.name!r} is a "
+                         f"{cls} without one. Pass the model's spec (alias, folder or config) so that finetune loads "
+                         f"it with the head, or load it with probekit.load_model(spec, head={task!r}, num_labels=N)")
+
+
 def finetune(model, data, recipe: FinetuneRecipe | None = None, *, eval_data=None, out: str | os.PathLike | None = None,
              num_labels: int | None = None, resume: bool = False, progress: bool = True, callbacks=(),
              **recipe_kwargs) -> ModelVariant:
@@ -308,6 +321,7 @@ def finetune(model, data, recipe: FinetuneRecipe | None = None, *, eval_data=Non
             num_labels = int(max(labels)) + 1
         model = load_model(model, head=recipe.task, num_labels=num_labels, seed=recipe.seed)
     parent, base, lineage, pmap, structure = parent_info(model)
+    _check_head(parent, recipe.task)
     work = copy.deepcopy(parent.model)
     variant = wrap(work, parent, recipe=recipe, base=base, lineage=lineage, layer_map=pmap, structure=structure)
     report = train_in_place(variant.model, recipe, df, eval_data, out=out, resume=resume, progress=progress,

@@ -64,3 +64,14 @@ def test_fp16_on_cpu_is_a_clear_error(bert_cls, rt_small):
         pytest.skip("CUDA present")
     with pytest.raises(ValueError, match="fp16"):
         finetune(bert_cls, rt_small, FinetuneRecipe(precision="fp16"), progress=False)
+
+
+def test_a_model_without_the_task_head_is_a_clear_error(rt_small):
+    import transformers
+
+    bare = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                                       intermediate_size=37), seed=0)
+    with pytest.raises(ValueError, match="needs a model with a sequence-classification head.*BertModel without one"):
+        finetune(bare, rt_small, RECIPE, progress=False)
+    with pytest.raises(ValueError, match="token-classification head"):
+        finetune(bare, rt_small, FinetuneRecipe(task="token-classification"), progress=False)
