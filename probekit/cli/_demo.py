@@ -29,7 +29,7 @@ def demo(out: str, quick: bool, full: bool, force: bool, no_progress: bool) -> N
 
     \b
     Examples:
-      probekit demo                      # ~8 minutes on 2 CPU cores, writes runs/demo/
+      probekit demo                      # ~3 minutes on 2 idle CPU cores, writes runs/demo/
       probekit demo --quick --out runs/q # under 3 minutes
       probekit demo --force              # recompute everything
     """

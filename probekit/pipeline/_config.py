@@ -141,8 +141,8 @@ SCHEMA: dict[str, Any] = {
 OPTIONAL = {"extract", "probes", "attention", "finetune", "variants", "attribution", "compare",
             "variants.magnitude_prune", "variants.prune_heads", "variants.quantize", "variants.distill"}
 
-#: What ``probekit demo`` runs (``examples/demo.yaml`` holds the same). Sized for ~5 minutes on
-#: 2 idle CPU cores (measured 3.8 min before the larger fine-tune).
+#: What ``probekit demo`` runs (``examples/demo.yaml`` holds the same). Sized for a few minutes on
+#: 2 idle CPU cores (measured 2.7 min on a 2-core AMD EPYC: benchmarks/results/demo_stores.json).
 DEMO_CONFIG: dict[str, Any] = {
     "name": "demo",
     "seed": 0,
