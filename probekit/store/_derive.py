@@ -33,7 +33,7 @@ from probekit.model import SENTENCE_POOLING, WORD_POOLING, Site, pool_sentence, 
 from probekit.store._data import as_data
 from probekit.store._layout import prepare_dir, write_examples
 from probekit.store._manifest import EXAMPLES, FORMAT_VERSION, MANIFEST, StoreError, read_manifest, write_manifest
-from probekit.store._shards import ShardWriter, load_sidecar, remove_shard, verify_shard
+from probekit.store._shards import ShardWriter, drop_shards_beyond, load_sidecar, remove_shard, verify_shard
 from probekit.store._store import ActivationStore, stream_names
 
 __all__ = ["derive", "MissingExamplesError", "find_examples"]
@@ -244,10 +244,7 @@ def derive(
     write_manifest(out / MANIFEST, manifest)
     root = out / "shards"
     root.mkdir(exist_ok=True)
-    for p in list(root.iterdir()):  # shards beyond this store's last one (left by a lost manifest)
-        k = p.name.split(".", 1)[0]
-        if k.isdigit() and int(k) >= n_shards:
-            remove_shard(root, int(k))
+    drop_shards_beyond(root, n_shards)
     manifest["files"] = {EXAMPLES: write_examples(out, data)}
     write_manifest(out / MANIFEST, manifest)
 

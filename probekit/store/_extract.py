@@ -57,7 +57,7 @@ from probekit.store._manifest import (
     read_manifest,
     write_manifest,
 )
-from probekit.store._shards import ShardWriter, load_sidecar, remove_shard, verify_shard
+from probekit.store._shards import ShardWriter, drop_shards_beyond, load_sidecar, remove_shard, verify_shard
 from probekit.store._store import ActivationStore, stream_names
 from probekit.store._writer import ShardContext, Writer, write_ids
 from probekit.variants import ModelVariant, load_model
@@ -261,17 +261,9 @@ def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: H
     }
     write_manifest(out / MANIFEST, manifest)
     (out / "shards").mkdir(exist_ok=True)
-    _drop_stale_shards(out / "shards", n_shards)
+    drop_shards_beyond(out / "shards", n_shards)
     manifest["files"] = {EXAMPLES: write_examples(out, data)}
     write_manifest(out / MANIFEST, manifest)
-
-
-def _drop_stale_shards(root: Path, n_shards: int) -> None:
-    """Remove shards numbered beyond this store's last one (left by a store whose manifest was lost)."""
-    for p in list(root.iterdir()):
-        k = p.name.split(".", 1)[0]
-        if k.isdigit() and int(k) >= n_shards:
-            remove_shard(root, int(k))
 
 
 # --------------------------------------------------------------------- setup

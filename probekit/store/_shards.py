@@ -47,7 +47,7 @@ from probekit.store._manifest import (
 )
 
 __all__ = ["ShardWriter", "shard_name", "load_sidecar", "verify_file", "open_stream", "remove_shard",
-           "verify_shard"]
+           "verify_shard", "drop_shards_beyond"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,14 @@ def remove_shard(root: Path, index: int) -> None:
     for d in (root / name, root / f"{name}.tmp"):
         if d.exists():
             shutil.rmtree(d)
+
+
+def drop_shards_beyond(root: Path, n_shards: int) -> None:
+    """Remove shards numbered ``n_shards`` or more (left by a store of another size whose manifest was lost)."""
+    for p in list(root.iterdir()):
+        k = p.name.split(".", 1)[0]
+        if k.isdigit() and int(k) >= n_shards:
+            remove_shard(root, int(k))
 
 
 def load_sidecar(root: Path, index: int, fingerprint: str | None = None) -> dict[str, Any] | None:
