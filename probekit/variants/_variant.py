@@ -142,7 +142,13 @@ class ModelVariant:
                 f"lineage={[d['kind'] for d in self.lineage]}, {self.model!r})")
 
     def fingerprint(self) -> str:
-        """SHA-256 over the base fingerprint, the lineage and the recipe."""
+        """SHA-256 over the base fingerprint, the lineage and the recipe: how the variant was made.
+
+        It names the recipe, not the weights a run of it produced (training is not bit-reproducible across
+        machines). What is computed from the variant's activations is keyed by its weights too: a store
+        extracted from it records :meth:`HookedModel.weights_hash` beside the recipe, so a variant whose
+        weights were edited after it was made is never mistaken for its store.
+        """
         payload = {"base": self.base.get("fingerprint"), "lineage": list(self.lineage),
                    "recipe": self.recipe.to_dict()}
         return hash_json(payload)
