@@ -22,6 +22,11 @@ Usage::
 
     PROBEKIT_UD_PATH=... python benchmarks/probe_suite.py study [--model minilm-l6] [--dtype float32]
     PROBEKIT_UD_PATH=... python benchmarks/probe_suite.py table [--layers all] [--threads 1,2]
+    PROBEKIT_UD_PATH=... python benchmarks/probe_suite.py reference [--cells L1.resid/upos/control,...]
+
+``reference``: scikit-learn run to convergence on the study's rows for a few cells (a task, its control task, or the
+task on the random-weights store, at one site), beside the study's figures: where the study's figures differ from
+earlier ones, or from scikit-learn's defaults, this says which side agrees with the optimum of the same objective.
 """
 
 from __future__ import annotations
@@ -198,37 +203,58 @@ def _sklearn(inp, layer_idx, label_sets, train, test, max_iter, which=None):
     return secs, acc, iters, warned
 
 
+def _earlier_runs(sites: list[str]) -> dict:
+    """Runs at other thread counts recorded for the same layers (each thread count may run in its own process)."""
+    old = json.loads(RESULTS.read_text()).get("table", {}) if RESULTS.exists() else {}
+    runs = old.get("runs") or {}
+    return {k: r for k, r in runs.items() if r.get("sites", sites) == sites and "per_layer" in r}
+
+
 def table(a) -> None:
     from threadpoolctl import threadpool_limits
 
     inp, sites, names, label_sets, classes, codes, train, test = _table_inputs(a)
     layer_idx = list(range(len(sites))) if a.layers == "all" else [sites.index(s) for s in a.layers.split(",")]
     seeds = (0, 1, 2)
-    runs = {}
-    for th in [int(x) for x in a.threads.split(",")]:
+    runs = _earlier_runs([sites[i] for i in layer_idx])
+    for th in [int(x) for x in a.threads.split(",") if x.strip()]:  # '' keeps the recorded runs (converged only)
         torch.set_num_threads(th)
+        ours_s, sk_secs, ours_acc, sk_acc, sk_iter, warned, per_layer, epochs = 0.0, {}, {}, {}, {}, 0, {}, {}
         with threadpool_limits(th):
-            print(f"threads {th}: probekit (all label sets x 3 seeds x {len(layer_idx)} layers) ...", flush=True)
-            ours_s, ours_acc, ours_epochs = _ours(inp, layer_idx, codes, classes, label_sets, train, test, seeds)
-            print(f"  probekit {ours_s:.1f} s, epochs {ours_epochs}", flush=True)
-            sk_secs, sk_acc, sk_iter, warned = _sklearn(inp, layer_idx, label_sets, train, test, 100)
+            # layer by layer, probekit and scikit-learn back to back, so each pair meets the same machine load
+            for i in layer_idx:
+                o_s, o_acc, o_ep = _ours(inp, [i], codes, classes, label_sets, train, test, seeds)
+                s_secs, s_acc, s_iter, w = _sklearn(inp, [i], label_sets, train, test, 100)
+                ours_s += o_s
+                ours_acc.update(o_acc)
+                sk_secs.update(s_secs)
+                sk_acc.update(s_acc)
+                sk_iter.update(s_iter)
+                warned += w
+                epochs[sites[i]] = o_ep[0]
+                per_layer[sites[i]] = {"probekit_s": o_s, "sklearn_default_s": 3 * sum(s_secs.values()),
+                                       "speedup": 3 * sum(s_secs.values()) / o_s, "load_average": os.getloadavg()}
+                print(f"  threads {th} {sites[i]}: probekit {o_s:.1f} s ({o_ep[0]} epochs), sklearn defaults "
+                      f"{3 * sum(s_secs.values()):.1f} s (3 seeds): {3 * sum(s_secs.values()) / o_s:.1f}x", flush=True)
         sk_total = 3 * sum(sk_secs.values())
         gaps = [100 * abs(np.mean(ours_acc[k]) - sk_acc[k]) for k in sk_acc]
         runs[str(th)] = {
-            "threads": th, "probekit_s": ours_s, "probekit_epochs_per_layer": ours_epochs,
+            "threads": th, "probekit_s": ours_s, "probekit_epochs_per_layer": epochs,
             "sklearn_default_s": sk_total, "sklearn_default_fit_s": {f"{sites[i]}/{names[j]}": v
                                                                      for (i, j), v in sk_secs.items()},
             "sklearn_default_n_iter": {f"{sites[i]}/{names[j]}": v for (i, j), v in sk_iter.items()},
             "sklearn_convergence_warnings": warned, "speedup_vs_sklearn_default": sk_total / ours_s,
+            "per_layer": per_layer,
             "accuracy": {f"{sites[i]}/{names[j]}": {"probekit_seeds": ours_acc[(i, j)],
                                                     "sklearn_default": sk_acc[(i, j)]} for (i, j) in sk_acc},
-            "max_accuracy_gap_points": float(max(gaps)), "load_average_after": os.getloadavg()}
+            "max_accuracy_gap_points": float(max(gaps)), "load_average_after": os.getloadavg(),
+            "machine": machine(), "note": a.note, "sites": [sites[i] for i in layer_idx]}
         print(f"  threads {th}: sklearn defaults {sk_total:.1f} s (3 seeds) vs probekit {ours_s:.1f} s: "
               f"{sk_total / ours_s:.1f}x, max gap {max(gaps):.2f} points", flush=True)
         _merge("table", {"partial": True, "runs": runs, "note": a.note})  # kept if a later part is stopped
     conv = None
     if a.converged_layers:
-        th = max(int(x) for x in a.threads.split(","))
+        th = max([int(x) for x in a.threads.split(",") if x.strip()] or [os.cpu_count()])
         torch.set_num_threads(th)
         c_idx = [sites.index(s) for s in a.converged_layers.split(",")]
         which = [names.index(n) for n in a.converged_sets.split(",")]
@@ -236,7 +262,8 @@ def table(a) -> None:
             ours_s, ours_acc, _ = _ours(inp, c_idx, codes, classes, label_sets, train, test, seeds, which)
             sk_secs, sk_acc, sk_iter, warned = _sklearn(inp, c_idx, label_sets, train, test, 10000, which)
         sk_total = 3 * sum(sk_secs.values())
-        conv = {"threads": th, "sites": [sites[i] for i in c_idx], "label_sets": [names[j] for j in which],
+        conv = {"threads": th, "load_average_after": os.getloadavg(), "note": a.note,
+                "sites": [sites[i] for i in c_idx], "label_sets": [names[j] for j in which],
                 "probekit_s": ours_s, "sklearn_converged_s": sk_total,
                 "speedup_vs_sklearn_converged": sk_total / ours_s,
                 "sklearn_n_iter": {f"{sites[i]}/{names[j]}": v for (i, j), v in sk_iter.items()},
@@ -246,6 +273,8 @@ def table(a) -> None:
                 "max_accuracy_gap_points": float(max(100 * abs(np.mean(ours_acc[k]) - sk_acc[k]) for k in sk_acc))}
         print(f"  converged subset: sklearn {sk_total:.1f} s vs probekit {ours_s:.1f} s: {sk_total / ours_s:.1f}x",
               flush=True)
+    if conv is None and RESULTS.exists():  # a run without the converged part keeps the one recorded
+        conv = json.loads(RESULTS.read_text()).get("table", {}).get("converged")
     best = max(runs.values(), key=lambda r: r["threads"])
     one = runs.get("1", best)
     payload = {"setup": {"store": f"stores/ewt_minilm-l6_{a.dtype}/upos+deprel", "sites": [sites[i] for i in layer_idx],
@@ -264,6 +293,42 @@ def table(a) -> None:
     print(json.dumps(top, indent=1))
 
 
+def reference(a) -> None:
+    """Converged scikit-learn on chosen cells of the study (site / task / figure), beside the study's figures: which
+    side of a drift from earlier figures, or of a gap to scikit-learn's defaults, is the optimum's."""
+    from threadpoolctl import threadpool_limits
+
+    from probekit.probes import stream_inputs
+    from probekit.store import ActivationStore
+
+    tasks = {t.name: t for t in _tasks(a.ud)}
+    study = json.loads(RESULTS.read_text())["study_minilm-l6"]["results"]
+    out = {}
+    with threadpool_limits(a.threads):
+        for cell in a.cells.split(","):
+            site, task_name, figure = cell.split("/")
+            task = tasks[task_name]
+            folder = "ewt_minilm-l6-random" if figure == "random_init" else "ewt_minilm-l6"
+            store = ActivationStore.open(STORES / f"{folder}_{a.dtype}" / "upos+deprel")
+            inp = stream_inputs(store, task, [site])
+            y = (np.asarray(control_task(task, 0).dataset.flat_labels(), dtype=object).astype(str)
+                 if figure == "control" else inp.y)
+            train, test = np.flatnonzero(inp.train), np.flatnonzero(inp.test)
+            secs, acc, iters, warned = _sklearn(inp, [0], [y], train, test, 10000)
+            ours = study[task_name]["by_site"][site][figure]
+            out[cell] = {"sklearn_converged": acc[(0, 0)], "probekit_study": ours, "n_iter": iters[(0, 0)],
+                         "gap_points": 100 * (ours - acc[(0, 0)]), "fit_s": secs[(0, 0)],
+                         "convergence_warnings": warned}
+    payload = {"setup": "LogisticRegression(max_iter=10000) on the study's rows (train file; dev file as test): a "
+                        "task or its control task (seed 0) on the model's store, or the task on the random-weights "
+                        "store; probekit_study is the study's figure (seed 0)",
+               "cells": out, "reference_before": REFERENCE, "machine": machine()}
+    _merge("converged_reference", payload)
+    for cell, r in out.items():
+        print(f"{cell}: sklearn converged {r['sklearn_converged']:.4f} ({r['n_iter']} iterations), probekit "
+              f"{r['probekit_study']:.4f}, gap {r['gap_points']:+.2f} points")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="part", required=True)
@@ -280,12 +345,21 @@ def main() -> None:
     t.add_argument("--converged-layers", default="L1.resid", help="sites of the converged scikit-learn run ('' skips)")
     t.add_argument("--converged-sets", default="upos,upos.control")
     t.add_argument("--note", default=None, help="a remark recorded with the figures (e.g. on the machine's load)")
-    for q in (s, t):
+    r = sub.add_parser("reference")
+    r.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    r.add_argument("--cells", default="L1.resid/upos/accuracy,L1.resid/upos/control,L1.resid/upos/random_init,"
+                                      "L2.resid/upos/random_init,L4.resid/deprel/control",
+                   help="comma-separated SITE/TASK/FIGURE, FIGURE one of accuracy, control, random_init")
+    r.add_argument("--threads", type=int, default=os.cpu_count())
+    for q in (s, t, r):
         q.add_argument("--ud", type=Path, default=None, help="UD EWT folder (default $PROBEKIT_UD_PATH)")
     a = p.parse_args()
     if a.part == "study":
         torch.set_num_threads(a.threads)
         study(a)
+    elif a.part == "reference":
+        torch.set_num_threads(a.threads)
+        reference(a)
     else:
         table(a)
 
