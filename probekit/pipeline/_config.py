@@ -142,7 +142,7 @@ OPTIONAL = {"extract", "probes", "attention", "finetune", "variants", "attributi
             "variants.magnitude_prune", "variants.prune_heads", "variants.quantize", "variants.distill"}
 
 #: What ``probekit demo`` runs (``examples/demo.yaml`` holds the same). Sized for a few minutes on
-#: 2 idle CPU cores (measured 2.7 min on a 2-core AMD EPYC: benchmarks/results/demo_stores.json).
+#: 2 idle CPU cores (measured 2.6 min on a 2-core AMD EPYC: benchmarks/results/demo_stores.json).
 DEMO_CONFIG: dict[str, Any] = {
     "name": "demo",
     "seed": 0,
