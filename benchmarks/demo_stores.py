@@ -69,7 +69,7 @@ def run_demo(checkout: Path, quick: bool) -> dict:
             "examples_run_through_a_model": stats.get("examples_computed"), "derived": bool(stats.get("derived")),
             "token_rows": m["settings"]["tokens"]}
     task_stores = {k: v for k, v in stores.items() if not k.startswith(("main", "compare-"))}
-    return {"checkout": str(checkout), "revision": _revision(checkout), "wall_s": wall,
+    return {"revision": _revision(checkout), "wall_s": wall,
             "peak_rss_gb": usage.ru_maxrss / 2**20, "stage_s": run["timings"],
             "stores_bytes": sum(v["bytes"] for v in stores.values()),
             "task_stores_bytes": sum(v["bytes"] for v in task_stores.values()),
@@ -78,8 +78,7 @@ def run_demo(checkout: Path, quick: bool) -> dict:
                                                  if not k.startswith("random")),
             "examples_run_random_copy": sum(v["examples_run_through_a_model"] or 0 for k, v in task_stores.items()
                                             if k.startswith("random")),
-            "stores": stores, "load_average_before": load_before, "load_average_after": os.getloadavg(),
-            "run_folder": str(out)}
+            "stores": stores, "load_average_before": load_before, "load_average_after": os.getloadavg()}
 
 
 def main() -> None:
