@@ -84,7 +84,8 @@ SCHEMA: dict[str, Any] = {
     "extract": {
         "sites": F((str, list), "resid", item=(str,), doc="'resid', 'all' or a list of sites"),
         "attention": F((bool,), True, doc="also store every layer's attention pattern"),
-        "dtype": F((str,), "float16", choices=("float16", "float32")),
+        "dtype": F((str,), "float16", choices=("float16", "float32"),
+                   doc="of stores/main and of the task stores derived from it"),
         "batch_tokens": F((int,), 2048, low=1),
     },
     "probes": {

@@ -193,9 +193,8 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
 
     if isinstance(model, str):
         model = load_model(model)
-    sources = [s if isinstance(s, ActivationStore) else ActivationStore.open(s) for s in sources]
-    for st in sources:  # raises FingerprintMismatchError naming the store
-        ActivationStore.open(st.path, model=model)
+    # opened against the model: another model's store raises FingerprintMismatchError naming it
+    sources = [ActivationStore.open(getattr(s, "path", s), model=model) for s in sources]
     out_root = Path(out_root)
     kwargs.setdefault("tokens", False)
     groups = group_tasks(tasks)
