@@ -26,8 +26,12 @@ def _store_key(spec: str):
     return None, spec
 
 
-def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_init: bool) -> list[tuple[list, dict]]:
-    """Extract (or reuse) the task stores of each model; one ``(tasks, {key: store})`` per group of tasks."""
+def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_init: bool,
+                       sources: tuple[str, ...] = ()) -> list[tuple[list, dict]]:
+    """Extract (or reuse) the task stores of each model; one ``(tasks, {key: store})`` per group of tasks.
+
+    ``sources``: token-level stores of the (single) model, whose sentences are pooled rather than run again.
+    """
     from probekit.probes import extract_tasks, random_init_copy
     from probekit.variants import load_model
 
@@ -41,7 +45,9 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
         for key, m in todo:
             label = key if isinstance(key, str) else f"{key[0]}-{key[1]}"
             click.echo(f"extracting task stores of {label}", err=True)
-            for members, store in extract_tasks(m, tasks, root / label.replace("/", "_"), progress=None):
+            src = sources if m is model else ()
+            for members, store in extract_tasks(m, tasks, root / label.replace("/", "_"), sources=src,
+                                                progress=None):
                 names = tuple(t.name for t in members)
                 by_group.setdefault(names, (members, {}))[1][key] = store
     return list(by_group.values())
@@ -54,6 +60,10 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
 @click.option("--model", "models", multiple=True,
               help="Instead of --store: a model (alias, folder or hub name) to extract the task stores from, "
                    "into OUT/stores/ (reused on re-run). Repeatable.")
+@click.option("--from-store", "from_stores", multiple=True, type=click.Path(file_okay=False),
+              help="With --model: a token-level store of that model (e.g. from 'probekit extract'); the task "
+                   "sentences it holds are pooled from its token rows instead of running the model again. "
+                   "Repeatable.")
 @click.option("--random-init", is_flag=True,
               help="With --model: also probe a randomly initialised copy of each model (the random-weights baseline).")
 @click.option("--task", "tasks", multiple=True, required=True, help="Task names (comma-separated; repeatable).")
@@ -67,7 +77,8 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated probe seeds.")
 @click.option("--n-boot", default=1000, show_default=True, help="Bootstrap replicates.")
 @click.option("--controls/--no-controls", default=True, show_default=True, help="Run control tasks.")
-def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], random_init: bool, tasks: tuple[str, ...], out: str,
+def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tuple[str, ...], random_init: bool,
+              tasks: tuple[str, ...], out: str,
               source: str, ud_path: str | None, limit: int | None, task_seed: int, probes: tuple[str, ...],
               seeds: str, n_boot: int, controls: bool) -> None:
     """Probe stored activations for tasks; write the probe tables, plots and summary.md.
@@ -81,13 +92,16 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], random_init: boo
 
     Either give --model, and the stores are extracted for the tasks (one per
     group of tasks sharing their sentences, under OUT/stores/, reused on
-    re-run), or give --store: each store must then hold exactly the task's
-    examples, built with probekit.probes.extract_task (same --source,
-    --ud-path, --limit, --task-seed).
+    re-run; each sentence runs through the model once, and with --from-store
+    not at all when that store of the model holds it), or give --store: each
+    store must then hold exactly the task's examples, built with
+    probekit.probes.extract_task (same --source, --ud-path, --limit,
+    --task-seed).
 
     \b
     Examples:
       probekit probe --model minilm-l6 --task upos,deprel --limit 500 --out res --random-init
+      probekit probe --model minilm-l6 --from-store acts --task upos --limit 500 --out res
       probekit probe --model minilm-l6 --source rt --task sentiment,sentlen,bigram_shift --limit 2000 --out res
       probekit probe --store runs/upos-minilm --task upos,deprel --ud-path data/ud_en_ewt --limit 500 --out res
       probekit probe --store minilm=runs/a --store minilm:random-init=runs/b --task upos --out res --seeds 0,1,2
@@ -102,11 +116,13 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], random_init: boo
         raise click.UsageError("give either --store (stores extracted for the tasks) or --model (extract them now)")
     if random_init and not models:
         raise click.UsageError("--random-init needs --model (it extracts a store from a random copy of the model)")
+    if from_stores and len(models) != 1:
+        raise click.UsageError("--from-store needs exactly one --model (the model its token rows come from)")
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         task_objs = [build_task(t, source, path=ud_path, limit=limit, seed=task_seed) for t in _split(tasks)]
         if models:
-            groups = _extract_for_tasks(models, task_objs, Path(out) / "stores", random_init)
+            groups = _extract_for_tasks(models, task_objs, Path(out) / "stores", random_init, from_stores)
         else:
             opened = {}
             for spec in stores:

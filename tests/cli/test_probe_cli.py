@@ -76,3 +76,29 @@ def test_probe_cli_extracts_stores_from_model(tmp_path):
 def test_probe_cli_needs_store_or_model(tmp_path):
     r = CliRunner().invoke(main, ["probe", "--task", "upos", "--out", str(tmp_path / "x")])
     assert r.exit_code != 0 and "either --store" in r.output
+
+
+def test_probe_cli_pools_task_stores_from_a_token_store(minilm, tmp_path):
+    """--from-store: the task sentences a token-level store of the model holds are pooled, not run again."""
+    words = [list(w) for w in build_task("upos", "ud", path=UD_SAMPLE_DEV, limit=40).dataset.word_lists()]
+    acts = probekit.extract(minilm, words[:30] + [["an", "extra", "sentence"]], out=tmp_path / "acts", progress=False)
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["probe", "--model", "minilm-l6", "--from-store", str(acts.path), "--task",
+                                  "upos,deprel", "--ud-path", str(UD_SAMPLE_DEV), "--limit", "40", "--n-boot", "20",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    root = out / "stores" / minilm.name
+    task_store = probekit.ActivationStore.open(root / "upos+deprel")
+    assert task_store.manifest["stats"]["derived"]
+    extracted = probekit.ActivationStore.open(root / "@extracted")  # only the 10 sentences the store lacks ran
+    assert extracted.n_examples == 10 and extracted.settings["tokens"] is False
+    assert {"upos", "deprel"} <= set(pd.read_csv(out / "tables" / "probes.csv").task)
+
+    other = probekit.extract(probekit.load_model(tiny_config("bert"), seed=0), words[:5], out=tmp_path / "other",
+                             progress=False)
+    r = CliRunner().invoke(main, ["probe", "--model", "minilm-l6", "--from-store", str(other.path), "--task", "upos",
+                                  "--ud-path", str(UD_SAMPLE_DEV), "--limit", "40", "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "other model weights" in r.output
+    r = CliRunner().invoke(main, ["probe", "--store", str(acts.path), "--from-store", str(acts.path), "--task", "upos",
+                                  "--out", str(tmp_path / "y")])
+    assert r.exit_code != 0 and "--from-store needs exactly one --model" in r.output
