@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -52,10 +53,19 @@ def tiny(request) -> probekit.HookedModel:
     return probekit.load_model(tiny_config(request.param), seed=0)
 
 
-@pytest.fixture()
-def one_torch_thread():
-    """Torch on one thread for the test (small ops on 2 shared cores stall with two), restored after."""
+@contextlib.contextmanager
+def single_torch_thread():
+    """Torch on one thread inside the block (small ops on 2 shared cores stall with two), restored after."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Torch on one thread for the test (see :func:`single_torch_thread`)."""
+    with single_torch_thread():
+        yield

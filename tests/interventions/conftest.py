@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
+
+from tests.conftest import single_torch_thread
 
 
 @pytest.fixture(autouse=True, scope="package")
 def _single_thread_torch():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_torch_thread():
         yield
-    finally:
-        torch.set_num_threads(previous)

@@ -4,14 +4,11 @@ thread pool is slowed down by orders of magnitude when other processes share the
 from __future__ import annotations
 
 import pytest
-import torch
+
+from tests.conftest import single_torch_thread
 
 
 @pytest.fixture(autouse=True, scope="package")
 def _single_thread_torch():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_torch_thread():
         yield
-    finally:
-        torch.set_num_threads(previous)
