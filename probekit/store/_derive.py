@@ -31,9 +31,10 @@ import torch
 from probekit.fingerprint import hash_json
 from probekit.model import SENTENCE_POOLING, WORD_POOLING, Site, pool_sentence, pool_words
 from probekit.store._data import as_data
-from probekit.store._layout import prepare_dir, write_examples
-from probekit.store._manifest import EXAMPLES, FORMAT_VERSION, MANIFEST, StoreError, read_manifest, write_manifest
-from probekit.store._shards import ShardWriter, drop_shards_beyond, load_sidecar, remove_shard, verify_shard
+from probekit.store._extract import check_pooling
+from probekit.store._layout import begin_store, finish_store
+from probekit.store._manifest import EXAMPLES, FORMAT_VERSION, StoreError
+from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
 
 __all__ = ["derive", "MissingExamplesError", "find_examples"]
@@ -191,8 +192,8 @@ def derive(
         sources = [sources]
     sources = [s if isinstance(s, ActivationStore) else ActivationStore.open(s) for s in sources]
     first = _check_sources(sources)
-    word_pooling = _check(word_pooling, WORD_POOLING, "word_pooling")
-    sentence_pooling = _check(sentence_pooling, SENTENCE_POOLING, "sentence_pooling")
+    word_pooling = check_pooling(word_pooling, WORD_POOLING, "word_pooling")
+    sentence_pooling = check_pooling(sentence_pooling, SENTENCE_POOLING, "sentence_pooling")
     if not word_pooling and not sentence_pooling:
         raise ValueError("derive stores pooled rows only: give word_pooling or sentence_pooling")
     if not isinstance(shard_size, int) or shard_size < 1:
@@ -234,19 +235,13 @@ def derive(
     fp = hash_json(components)
     out = Path(out)
     n_shards = -(-len(data) // shard_size)
-    prepare_dir(out, fp, components, overwrite)
-    manifest = {
+    begin_store(out, {
         "format_version": FORMAT_VERSION, "fingerprint": fp, "components": components, "complete": False,
         "model": dict(sources[0].manifest["model"]), "sites": [str(s) for s in site_list], "settings": settings,
         "n_examples": len(data), "n_shards": n_shards, "files": {},
         "derived_from": [str(st.path) for st in sources],
-    }
-    write_manifest(out / MANIFEST, manifest)
+    }, overwrite, data)
     root = out / "shards"
-    root.mkdir(exist_ok=True)
-    drop_shards_beyond(root, n_shards)
-    manifest["files"] = {EXAMPLES: write_examples(out, data)}
-    write_manifest(out / MANIFEST, manifest)
 
     t0 = time.perf_counter()
     dev = torch.device(device) if device is not None else torch.device("cpu")
@@ -259,42 +254,20 @@ def derive(
     try:
         for k in range(n_shards):
             start, stop = k * shard_size, min((k + 1) * shard_size, len(data))
-            side = load_sidecar(root, k, fp)
-            if side is not None:
-                try:
-                    verify_shard(root, side)
-                    reused += 1
-                    bar.update(stop - start)
-                    continue
-                except StoreError as exc:
-                    logger.warning("redoing shard %d: %s", k, exc)
-            remove_shard(root, k)
+            if reuse_shard(root, k, fp):
+                reused += 1
+                bar.update(stop - start)
+                continue
             _write_shard(root, k, start, stop, sources, src, ex, site_list, streams, _DTYPES[dtype], fp, dev)
             computed += 1
             bar.update(stop - start)
     finally:
         bar.close()
-    sidecars = [load_sidecar(root, k, fp) for k in range(n_shards)]
-    if any(s is None for s in sidecars):
-        raise StoreError(f"{out}: a shard is missing after deriving; re-run to complete it")
-    manifest = read_manifest(out / MANIFEST)
-    manifest.update(complete=True, n_tokens=sum(sum(s["n_tokens"]) for s in sidecars),
-                    n_words=sum(sum(s["n_words"]) for s in sidecars),
-                    shards=[s["sidecar_sha256"] for s in sidecars])
-    manifest["stats"] = {"ranks": 1, "seconds": time.perf_counter() - t0, "shards_computed": computed,
-                         "shards_reused": reused, "tokens_computed": 0, "examples_computed": 0,
-                         "derived": True}
-    write_manifest(out / MANIFEST, manifest)
+    finish_store(out, fp, n_shards, {"ranks": 1, "seconds": time.perf_counter() - t0, "shards_computed": computed,
+                                     "shards_reused": reused, "tokens_computed": 0, "examples_computed": 0,
+                                     "derived": True}, "deriving")
     logger.info("%s: derived %d examples from %d store(s) without a forward pass", out, len(data), len(sources))
     return ActivationStore.open(out)
-
-
-def _check(values, allowed, name) -> list[str]:
-    values = [values] if isinstance(values, str) else list(dict.fromkeys(values))
-    for v in values:
-        if v not in allowed:
-            raise ValueError(f"{name} entries must be among {allowed}, not {v!r}")
-    return values
 
 
 def _sites(store: ActivationStore, sites) -> list[Site]:

@@ -46,18 +46,14 @@ from probekit.model import (
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data
 from probekit.store._distributed import dist_env, distributed
-from probekit.store._layout import prepare_dir, write_examples
+from probekit.store._layout import begin_store, finish_store
 from probekit.store._manifest import (
-    EXAMPLES,
     FORMAT_VERSION,
     MANIFEST,
     FingerprintMismatchError,
-    StoreError,
     read_json,
-    read_manifest,
-    write_manifest,
 )
-from probekit.store._shards import ShardWriter, drop_shards_beyond, load_sidecar, remove_shard, verify_shard
+from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
 from probekit.store._writer import ShardContext, Writer, write_ids
 from probekit.variants import ModelVariant, load_model
@@ -191,8 +187,8 @@ def extract(
         raise ValueError(f"shard_size must be an int >= 1, got {shard_size!r}")
     if batch_tokens < 1:
         raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens}")
-    word_pooling = _check_pooling(word_pooling, WORD_POOLING, "word_pooling")
-    sentence_pooling = _check_pooling(sentence_pooling, SENTENCE_POOLING, "sentence_pooling")
+    word_pooling = check_pooling(word_pooling, WORD_POOLING, "word_pooling")
+    sentence_pooling = check_pooling(sentence_pooling, SENTENCE_POOLING, "sentence_pooling")
     site_list = resolve_sites(model, sites)
     ivs = as_interventions(interventions)
     for iv in ivs:
@@ -240,12 +236,8 @@ def extract(
 
 def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: HookedModel, site_list: list[Site],
                  settings: dict, data: ExtractData, n_shards: int) -> None:
-    """Rank 0: check or create the directory, then write the (incomplete) manifest and the examples.
-
-    The manifest comes first, so anything in the directory after this point is recognisably probekit's.
-    """
-    prepare_dir(out, fp, components, overwrite)
-    manifest = {
+    """Rank 0: check or create the directory, then write the (incomplete) manifest and the examples."""
+    begin_store(out, {
         "format_version": FORMAT_VERSION,
         "fingerprint": fp,
         "components": components,
@@ -258,16 +250,11 @@ def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: H
         "n_examples": len(data),
         "n_shards": n_shards,
         "files": {},
-    }
-    write_manifest(out / MANIFEST, manifest)
-    (out / "shards").mkdir(exist_ok=True)
-    drop_shards_beyond(out / "shards", n_shards)
-    manifest["files"] = {EXAMPLES: write_examples(out, data)}
-    write_manifest(out / MANIFEST, manifest)
+    }, overwrite, data)
 
 
 # --------------------------------------------------------------------- setup
-def _check_pooling(values: Sequence[str], allowed: tuple[str, ...], name: str) -> list[str]:
+def check_pooling(values: Sequence[str], allowed: tuple[str, ...], name: str) -> list[str]:
     if isinstance(values, str):
         values = [values]
     values = list(dict.fromkeys(values))
@@ -328,26 +315,15 @@ def _components(model: HookedModel, data: ExtractData, sites: list[Site], settin
 
 
 def _finish(out: Path, fp: str, n_shards: int, stats: list[dict]) -> None:
-    root = out / "shards"
-    sidecars = [load_sidecar(root, k, fp) for k in range(n_shards)]
-    missing = [k for k, side in enumerate(sidecars) if side is None]
-    if missing:
-        raise StoreError(f"{out}: shards {missing[:5]} are missing after extraction; re-run to complete them")
-    manifest = read_manifest(out / MANIFEST)
-    n_tokens = sum(sum(side["n_tokens"]) for side in sidecars)
-    n_words = sum(sum(side["n_words"]) for side in sidecars)
-    manifest.update(complete=True, n_tokens=n_tokens, n_words=n_words,
-                    shards=[side["sidecar_sha256"] for side in sidecars])
-    manifest["stats"] = {
+    manifest = finish_store(out, fp, n_shards, {
         "ranks": len(stats),
         "seconds": max(s["seconds"] for s in stats),
         "shards_computed": sum(s["shards_computed"] for s in stats),
         "shards_reused": sum(s["shards_reused"] for s in stats),
         "tokens_computed": sum(s["tokens"] for s in stats),
         "examples_computed": sum(s["examples"] for s in stats),
-    }
-    write_manifest(out / MANIFEST, manifest)
-    logger.info("%s: complete (%d examples, %d tokens)", out, manifest["n_examples"], n_tokens)
+    }, "extraction")
+    logger.info("%s: complete (%d examples, %d tokens)", out, manifest["n_examples"], manifest["n_tokens"])
 
 
 # --------------------------------------------------------------- the work
@@ -381,16 +357,10 @@ class _Job:
         todo = []
         reused = 0
         for k in shards:
-            side = load_sidecar(self.root, k, self.fp)
-            if side is not None:
-                try:
-                    verify_shard(self.root, side)
-                    reused += 1
-                    continue
-                except StoreError as exc:
-                    logger.warning("redoing shard %d: %s", k, exc)
-            remove_shard(self.root, k)
-            todo.append(k)
+            if reuse_shard(self.root, k, self.fp):
+                reused += 1
+            else:
+                todo.append(k)
         n_todo = sum(min((k + 1) * self.s["shard_size"], len(self.data)) - k * self.s["shard_size"] for k in todo)
         stats = {"shards_computed": len(todo), "shards_reused": reused, "tokens": 0, "examples": 0}
         if todo:

@@ -31,9 +31,13 @@ from probekit.store._manifest import (
     check_manifest,
     describe_mismatch,
     read_json,
+    read_manifest,
+    write_manifest,
 )
+from probekit.store._shards import drop_shards_beyond, load_sidecar
 
-__all__ = ["foreign_entries", "remove_store_files", "probekit_entries", "prepare_dir", "write_examples"]
+__all__ = ["foreign_entries", "remove_store_files", "probekit_entries", "prepare_dir", "write_examples",
+           "begin_store", "finish_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -197,3 +201,35 @@ def write_examples(out: Path, data) -> str:
     checksum = file_checksum(tmp)
     os.replace(tmp, out / EXAMPLES)
     return checksum
+
+
+def begin_store(out: Path, manifest: dict, overwrite: bool, data) -> None:
+    """Check or create ``out`` for the (incomplete) ``manifest``, then write it and the example table.
+
+    The manifest comes first, so anything in the directory after this point is recognisably probekit's;
+    shards numbered beyond ``manifest["n_shards"]`` (left by a lost manifest) are removed.
+    """
+    prepare_dir(out, manifest["fingerprint"], manifest["components"], overwrite)
+    write_manifest(out / MANIFEST, manifest)
+    (out / "shards").mkdir(exist_ok=True)
+    drop_shards_beyond(out / "shards", manifest["n_shards"])
+    manifest["files"] = {EXAMPLES: write_examples(out, data)}
+    write_manifest(out / MANIFEST, manifest)
+
+
+def finish_store(out: Path, fingerprint: str, n_shards: int, stats: dict, what: str) -> dict:
+    """Mark the store complete once every shard is committed: totals, shard checksums and ``stats``.
+
+    Raises :class:`StoreError` naming the missing shards (``what``: the work that should have written them).
+    """
+    root = out / "shards"
+    sidecars = [load_sidecar(root, k, fingerprint) for k in range(n_shards)]
+    missing = [k for k, side in enumerate(sidecars) if side is None]
+    if missing:
+        raise StoreError(f"{out}: shards {missing[:5]} are missing after {what}; re-run to complete them")
+    manifest = read_manifest(out / MANIFEST)
+    manifest.update(complete=True, n_tokens=sum(sum(side["n_tokens"]) for side in sidecars),
+                    n_words=sum(sum(side["n_words"]) for side in sidecars),
+                    shards=[side["sidecar_sha256"] for side in sidecars], stats=stats)
+    write_manifest(out / MANIFEST, manifest)
+    return manifest

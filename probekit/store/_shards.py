@@ -42,12 +42,13 @@ from probekit.fingerprint import CHECKSUM, file_checksum, hash_json
 from probekit.store._manifest import (
     FORMAT_VERSION,
     CorruptShardError,
+    StoreError,
     read_json,
     write_json_atomic,
 )
 
 __all__ = ["ShardWriter", "shard_name", "load_sidecar", "verify_file", "open_stream", "remove_shard",
-           "verify_shard", "drop_shards_beyond"]
+           "verify_shard", "drop_shards_beyond", "reuse_shard"]
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +200,19 @@ def verify_file(root: Path, sidecar: Mapping[str, Any], name: str, *, checksum: 
         raise CorruptShardError(f"{where} cannot be checked: {exc}") from exc
     if found != info["checksum"]:
         raise CorruptShardError(f"{where} does not match its {algorithm} checksum (corrupted)")
+
+
+def reuse_shard(root: Path, index: int, fingerprint: str) -> bool:
+    """Whether shard ``index`` of the store ``fingerprint`` is committed and intact; if not, remove its traces."""
+    side = load_sidecar(root, index, fingerprint)
+    if side is not None:
+        try:
+            verify_shard(root, side)
+            return True
+        except StoreError as exc:
+            logger.warning("redoing shard %d: %s", index, exc)
+    remove_shard(root, index)
+    return False
 
 
 def verify_shard(root: Path, sidecar: Mapping[str, Any]) -> None:
