@@ -176,8 +176,39 @@ def svcca(X, Y, *, keep: float | int = 0.99) -> float:
     return float(np.mean(cca_correlations(X, Y, keep=keep)))
 
 
-def pwcca(X, Y, *, keep: float | int | None = None) -> float:
-    """Projection-weighted CCA (Morcos et al. 2018), weights from X's side."""
+def pwcca(X, Y, *, keep: float | int | None = None, symmetric: bool = False) -> float:
+    """Projection-weighted CCA (Morcos et al. 2018), weights from X's side.
+
+    PWCCA is one-directional: it weights each canonical correlation by how much
+    of ``X`` its canonical variate accounts for, so ``pwcca(X, Y)`` and
+    ``pwcca(Y, X)`` differ in general. Kornblith et al. (2019) use it
+    symmetrised over the two directions; ``symmetric=True`` gives that form,
+    as the mean ``(pwcca(X, Y) + pwcca(Y, X)) / 2`` (half their sum, so it
+    ranks layer pairs as the sum does and stays in [0, 1]).
+
+    Parameters
+    ----------
+    X, Y : array-like, [n, p] and [n, q]
+        Two representations of the same ``n`` inputs.
+    keep : float or int, optional
+        Keep this fraction of each side's variance (float) or this many
+        dimensions (int) before CCA; default: the full rank.
+    symmetric : bool
+        Average both weighting directions (default: weights from ``X``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 4))
+    >>> Y = X[:, :2] + 0.5 * rng.normal(size=(200, 2))
+    >>> bool(abs(pwcca(X, Y) - pwcca(Y, X)) > 0.01)
+    True
+    >>> bool(np.isclose(pwcca(X, Y, symmetric=True), pwcca(Y, X, symmetric=True)))
+    True
+    """
+    if symmetric:
+        return (pwcca(X, Y, keep=keep) + pwcca(Y, X, keep=keep)) / 2
     X, Y = _pair(X, Y)
     Qx, Qy = _whiten_basis(X, keep), _whiten_basis(Y, keep)
     U, rho, _ = np.linalg.svd(Qx.T @ Qy, full_matrices=False)

@@ -85,6 +85,27 @@ def test_pwcca_weights_depend_on_the_neuron_basis(data):
     assert abs(pwcca(X @ Q, Y) - pwcca(X, Y)) > 1e-4
 
 
+def _orthonormal_centred(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """``k`` orthonormal columns in R^n, each orthogonal to the all-ones vector (so already centred)."""
+    q, _ = np.linalg.qr(np.column_stack([np.ones(n), np.random.default_rng(seed).normal(size=(n, k))]))
+    return q[:, 1:]
+
+
+def test_pwcca_by_hand_one_directional_and_symmetric():
+    # X = [3 e1, e2], Y = [e1, 3 u] with u = (e2 + sqrt(3) e3) / 2: canonical pairs (e1, e1) with rho 1 and
+    # (e2, u) with rho 1/2. Weights are how much of one side each canonical variate accounts for:
+    # from X, 3 and 1, so (3 * 1 + 1 * 0.5) / 4 = 0.875; from Y, 1 and 3, so (1 + 3 * 0.5) / 4 = 0.625.
+    e = _orthonormal_centred(8, 3)
+    u = (e[:, 1] + np.sqrt(3) * e[:, 2]) / 2
+    X = np.column_stack([3 * e[:, 0], e[:, 1]])
+    Y = np.column_stack([e[:, 0], 3 * u])
+    np.testing.assert_allclose(cca_correlations(X, Y), [1.0, 0.5], atol=1e-12)
+    assert pwcca(X, Y) == pytest.approx(0.875, abs=1e-12)
+    assert pwcca(Y, X) == pytest.approx(0.625, abs=1e-12)
+    assert pwcca(X, Y, symmetric=True) == pytest.approx(0.75, abs=1e-12)
+    assert pwcca(Y, X, symmetric=True) == pytest.approx(0.75, abs=1e-12)
+
+
 @pytest.mark.parametrize("measure", [linear_cka, rbf_cka, procrustes_distance])
 def test_not_invariant_to_invertible_linear_maps(data, measure):
     rng, X, Y = data
