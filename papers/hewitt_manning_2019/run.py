@@ -6,6 +6,7 @@ Measures on gold UD English EWT trees with MiniLM-L6, nothing tuned to match the
   Spearman DSpr.) and a depth probe (root accuracy, depth Spearman NSpr.);
 - a rank curve: UUAS (and DSpr.) of distance probes of rank 1, 2, 4, ..., 128
   at the layer with the best UUAS;
+- beside the paper's Table 1 (read from ``paper_figures.csv`` with its source);
 - the linear-structure baseline of the paper: a left-to-right chain (distance
   ``|i - j|``, depth = position), which needs no representation at all.
 
@@ -45,6 +46,7 @@ import probekit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+from _figures import figure, paper_figures, source  # noqa: E402
 from _ud import UD_PATH_HELP, add_output_args, store_for, ud_task  # noqa: E402
 
 from probekit.probes import (  # noqa: E402
@@ -58,16 +60,16 @@ from probekit.probes import (  # noqa: E402
 )
 from probekit.results import Results  # noqa: E402
 
-#: Hewitt & Manning 2019, Table 1 (PTB WSJ, Stanford Dependencies): model -> (UUAS %, DSpr., root %, NSpr.),
-#: as usually cited (not re-checked against the paper's PDF here); BERT-base's root % only as "about 89-90".
-#: Rank curve (figure 5): UUAS stops improving at about rank 64 for BERT-large.
-PAPER = {
-    "BERT-base layer 7": ("79.8", "0.85", "~89-90", "0.87"),
-    "BERT-large layer 16": ("82.5", "0.86", "90.1", "0.89"),
-}
-PAPER_NOTE = ("values as usually cited from Table 1, not re-checked against the paper's PDF here; BERT-base's "
-              "root accuracy only as about 89-90")
+#: The paper's Table 1 (PTB WSJ, Stanford Dependencies), read from ``paper_figures.csv``: UUAS %, DSpr.,
+#: root %, NSpr. of BERT-base layer 7 (the paper's model closest to MiniLM-L6 in size) and BERT-large layer 16
+FIGURES = paper_figures(HERE)
+PAPER_ROWS = ("BERT-base layer 7", "BERT-large layer 16")
+PAPER_METRICS = ("uuas", "distance_spearman", "root_accuracy", "depth_spearman")
 
+
+def paper(row: str) -> tuple[float, float, float, float]:
+    """UUAS %, DSpr., root accuracy % and NSpr. of the paper's ``row``."""
+    return tuple(figure(FIGURES, row, m) for m in PAPER_METRICS)
 
 
 def chain_baseline(gold_dist, gold_depth, keep) -> dict[str, float]:
@@ -246,8 +248,9 @@ def _report(frame: pd.DataFrame, args, ts: dict, best_layer: int, n_te: int, t: 
             f"{r.depth_spearman:.2f} |" for layer, r in wide.iterrows()]
     rows.append(f"| linear chain baseline | {100 * chain['uuas']:.1f} | {chain['distance_spearman']:.2f} | "
                 f"{100 * chain['root_accuracy']:.1f} | {chain['depth_spearman']:.2f} |")
-    for name, (u, ds, ra, ns) in PAPER.items():
-        rows.append(f"| paper: {name} (PTB) | {u} | {ds} | {ra} | {ns} |")
+    for name in PAPER_ROWS:
+        u, ds, ra, ns = paper(name)
+        rows.append(f"| paper: {name} (PTB) | {u:.1f} | {ds:.2f} | {ra:.1f} | {ns:.2f} |")
     curve = frame[frame["metric"].str.startswith("rank_curve")].copy()
     curve["rank"] = curve["probe"].str.replace("distance_rank", "").astype(int)
     cw = curve.pivot_table(index="rank", columns="metric", values="value")
@@ -258,24 +261,25 @@ def _report(frame: pd.DataFrame, args, ts: dict, best_layer: int, n_te: int, t: 
               f"{ts['n_train_file']:,} of the train file, to fit the time budget of a 2-core CPU")
     head = TEMPLATE.format(model=args.model, sample=sample, n_te=n_te, t=t, shards=shards, rank=args.rank,
                            max_iter=args.max_iter, table="\n".join(rows), best=best_layer, curve="\n".join(crow),
-                           note=PAPER_NOTE)
+                           note=source(FIGURES))
     return head + "\n\n" + _verdict(wide, chain, cw, best_layer)
 
 
 def _verdict(wide: pd.DataFrame, chain: pd.Series, cw: pd.DataFrame, best_layer: int) -> str:
     """Sentences stating what matches and what does not, computed from the numbers (no hand edits)."""
     b = wide.loc[best_layer]
-    u_paper, ds_paper, ra_paper, ns_paper = PAPER["BERT-base layer 7"]
+    u_paper, ds_paper, ra_paper, ns_paper = paper("BERT-base layer 7")
     lines = ["## What matches and what does not", ""]
     lines.append(f"- Best distance-probe layer: {best_layer} of 6, UUAS {100 * b.uuas:.1f} (BERT-base layer 7 of 12: "
-                 f"{u_paper}; {100 * b.uuas - float(u_paper):+.1f} points), DSpr. {b.distance_spearman:.2f} "
-                 f"(paper {ds_paper}). "
+                 f"{u_paper:.1f}; {100 * b.uuas - u_paper:+.1f} points), DSpr. {b.distance_spearman:.2f} "
+                 f"(paper {ds_paper:.2f}). "
                  + ("As in the paper, the best layer is in the middle of the network." if 0 < best_layer <
                     int(wide.index.max()) else "Unlike the paper, the best layer is not in the middle of the network."))
     rb = int(wide["root_accuracy"].idxmax())
-    lines.append(f"- Depth probe: best root accuracy {100 * wide['root_accuracy'].max():.1f} at layer {rb} (paper "
-                 f"{ra_paper}), best NSpr. {wide['depth_spearman'].max():.2f} at layer "
-                 f"{int(wide['depth_spearman'].idxmax())} (paper {ns_paper}).")
+    lines.append(f"- Depth probe: best root accuracy {100 * wide['root_accuracy'].max():.1f} at layer {rb} (BERT-base "
+                 f"layer 7: {ra_paper:.1f}; {100 * wide['root_accuracy'].max() - ra_paper:+.1f} points), best NSpr. "
+                 f"{wide['depth_spearman'].max():.2f} at layer {int(wide['depth_spearman'].idxmax())} (paper "
+                 f"{ns_paper:.2f}).")
     gain = 100 * (wide["uuas"] - chain["uuas"])
     below = [str(int(la)) for la in gain.index[gain <= 0]]
     lines.append(f"- Left-to-right chain baseline: UUAS {100 * chain['uuas']:.1f}; the margin of the layers is "
@@ -287,8 +291,12 @@ def _verdict(wide: pd.DataFrame, chain: pd.Series, cw: pd.DataFrame, best_layer:
     top = u.max()
     sat = int(u.index[np.argmax(u.to_numpy() >= top - 0.01)])
     lines.append(f"- Rank curve at layer {best_layer}: UUAS {100 * u.iloc[0]:.1f} at rank {int(u.index[0])}, "
-                 f"within 1 point of its maximum ({100 * top:.1f}) from rank {sat} on (paper: saturates around "
-                 f"rank 64 for BERT-large).")
+                 f"within 1 point of its maximum ({100 * top:.1f}) from rank {sat} on (the paper's rank curve is not "
+                 "quoted here as a number).")
+    lines.append("- Setting: the paper's BERT-base row is the one compared (BERT-large's layer 16 is in the table "
+                 "for reference); both share the metrics (UUAS and root accuracy without punctuation, DSpr./NSpr. "
+                 "over lengths 5-50) and the probes (distance and depth probes trained with an L1 loss); model, data "
+                 "and amount of training data differ (below).")
     lines.append("- Caveats: different model (MiniLM-L6, 6 layers, 384-d, sentence-embedding fine-tuned), "
                  "different data and scheme (UD EWT web text, UD trees vs PTB WSJ with Stanford Dependencies; "
                  "UD attaches function words as dependents, so gold distances differ), less training data, and "
@@ -310,7 +318,7 @@ Plots: `by_layer.png`, `rank_curve.png`.
 |---|---|---|---|---|
 {table}
 
-Paper rows: Hewitt & Manning 2019 (PTB WSJ, Stanford Dependencies); {note}.
+Paper rows: {note} (PTB WSJ, Stanford Dependencies; `paper_figures.csv`).
 
 ## Rank curve (distance probe at layer {best})
 
