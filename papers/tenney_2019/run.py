@@ -19,6 +19,8 @@ Both are also reported normalised by depth (divided by the number of layers,
 6 here, 24 for the paper's BERT-large), with 95% bootstrap intervals over
 test words; the three tasks share their test words, so the ordering of two
 tasks is tested on paired replicates. Nothing is tuned to match the paper.
+The paper's values (its Figure 1) are read from ``paper_figures.csv`` beside
+this file, each with its source.
 
 Writes ``results.md``, ``results.csv`` (the suite's tidy rows plus the
 bootstrap rows) and ``expected_layer.png`` next to this file. The activation
@@ -51,14 +53,17 @@ import torch  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from _figures import figure, paper_figures, source  # noqa: E402
 from _ud import UD_PATH_HELP, add_output_args, store_for, ud_task, words_by_split  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit.probes import LinearProbe, MLPProbe, ProbeSuite, center_of_gravity, expected_layer  # noqa: E402
 
-#: Tenney et al. 2019, table 1 (BERT-large, 24 layers), as quoted in the issue: expected layer, centre of gravity
-PAPER = {"POS": (3.39, 11.68), "Consts.": (3.79, 13.06), "Deps.": (5.69, 13.75), "Entities": (4.64, 13.16),
-         "SRL": (6.54, 13.63), "Coref.": (9.47, 15.80)}
+#: The paper's Figure 1 (BERT-large, 24 layers), read from ``paper_figures.csv``: task -> (expected layer,
+#: centre of gravity), in the figure's order
+FIGURES = paper_figures(HERE)
+PAPER = {t: (figure(FIGURES, t, "expected_layer"), figure(FIGURES, t, "center_of_gravity"))
+         for t in dict.fromkeys(FIGURES["row"])}
 PAPER_LAYERS = 24
 #: our task -> the paper's row it stands in for
 TASKS = {"upos": "POS", "deprel": "Deps.", "ner": "Entities"}
@@ -178,7 +183,8 @@ def main() -> None:
         n_layers=n_layers, t=t_total, t_extract=t_extract, shards=_shards(store), n_boot=args.n_boot,
         paper_rows=_paper_rows(summary, n_layers), acc_rows=_acc_rows(res, probe_names),
         ner_labels=", ".join(tasks[2].label_names), layer_head=" | ".join(f"L{int(v)}" for v in layers),
-        layer_sep="---|" * len(layers))
+        layer_sep="---|" * len(layers), paper_source=source(FIGURES),
+        unprobed=", ".join(f"{t} {el:.2f} / {cog:.2f}" for t, (el, cog) in PAPER.items() if t not in TASKS.values()))
     (out / "results.md").write_text(md + "\n\n" + _verdict(summary, boot, probe_names, n_layers) + "\n")
     print((out / "results.md").read_text())
 
@@ -283,15 +289,15 @@ def _verdict(summary, boot, probe_names, n_layers) -> str:
                          f"positive in {100 * share:.0f}% of paired bootstrap replicates.")
             dn = b["ner"][:, j] - b["deprel"][:, j]
             lo, hi = np.nanquantile(dn, [0.025, 0.975])
-            lines.append(f"  Entities after dependencies (the issue's statement): ner - deprel = "
+            lines.append(f"  Entities after dependencies (the abstract's order, parsing before NER): ner - deprel = "
                          f"{s.loc['ner', key] - s.loc['deprel', key]:+.2f} [{lo:+.2f}, {hi:+.2f}].")
     pel = {t: PAPER[TASKS[t]][0] for t in TASKS}
     pcog = {t: PAPER[TASKS[t]][1] for t in TASKS}
-    lines.append(f"- The paper's own numbers (as quoted) put POS ({pel['upos']}) before entities ({pel['ner']}) "
+    lines.append(f"- The paper's own Figure 1 values put POS ({pel['upos']}) before entities ({pel['ner']}) "
                  f"before dependencies ({pel['deprel']}) in expected layer, and likewise in centre of gravity "
-                 f"({pcog['upos']} < {pcog['ner']} < {pcog['deprel']}); so the issue's \"dependencies before "
-                 "entities\" is not what those values show, only POS before both is. The abstract's wording is "
-                 "\"POS tagging, parsing, NER, semantic roles, then coreference\".")
+                 f"({pcog['upos']} < {pcog['ner']} < {pcog['deprel']}); so \"dependencies before entities\" is "
+                 "not what those values show, only POS before both is. The abstract's wording is \"POS tagging, "
+                 "parsing, NER, semantic roles, then coreference\".")
     pn = [v / PAPER_LAYERS for v in pel.values()]
     cn = [v / PAPER_LAYERS for v in pcog.values()]
     lines.append(f"- Normalised by depth, the paper's expected layers for these three tasks lie at {min(pn):.2f}-"
@@ -330,15 +336,14 @@ words ({n_boot} replicates, the same resamples for every task). This run took {t
 
 ## Expected layer and centre of gravity beside the paper
 
-The paper's values are BERT-large (24 layers), Tenney et al. 2019 table 1, as quoted in the issue (not
-re-checked against the paper here); "norm." is the value divided by the number of layers (24 for the
-paper, {n_layers} for ours).
+The paper's values are BERT-large (24 layers): {paper_source} (`paper_figures.csv`);
+"norm." is the value divided by the number of layers (24 for the paper, {n_layers} for ours).
 
 | paper task | our task | probe | paper E[l] | norm. | ours E[l] | norm. | paper CoG | norm. | ours CoG | norm. |
 |---|---|---|---|---|---|---|---|---|---|---|
 {paper_rows}
 
-Paper rows not probed here (no matching data): Consts. 3.79 / 13.06, SRL 6.54 / 13.63, Coref. 9.47 / 15.80
+Paper rows not probed here (no matching data): {unprobed}
 (expected layer / centre of gravity).
 
 ## Per-layer scores (%), 0 = embeddings
