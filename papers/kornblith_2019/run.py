@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -59,11 +60,14 @@ from probekit.variants import distill, finetune, rotten_tomatoes_splits  # noqa:
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent))
+from _figures import figure, paper_figures, source  # noqa: E402
 
-#: Kornblith et al. 2019, table 2: share of layers whose most similar layer in another network of the
-#: same architecture (ten 10-layer CNNs on CIFAR-10, different initialisations) is the same layer.
+#: The paper's Table 2 (``paper_figures.csv``): share of layers whose most similar layer in another network
+#: of the same architecture (ten 10-layer CNNs on CIFAR-10, different initialisations) is the same layer.
 #: Only the linear-CKA figure is quoted as a number; the CCA-based rows are described in words.
-PAPER_CKA_LINEAR = 99.3
+FIGURES = paper_figures(HERE)
+PAPER_CKA_LINEAR = figure(FIGURES, "CKA (linear)", "layers_identified")
 MEASURES = ("linear_cka", "svcca", "pwcca")
 #: a best match less than this above the runner-up is reported as a near-tie
 TIE = 1e-4
@@ -266,11 +270,12 @@ def _report(args, comps, ident, share, agree, maps, stores, held, t_train, t_sim
         "",
         "## The finding checked",
         "",
-        f"Kornblith et al. (2019, table 2): for networks of one architecture trained from different random "
+        f"Kornblith et al. (2019, Table 2): for networks of one architecture trained from different random "
         f"initialisations, linear CKA picks the corresponding layer as the most similar one for "
         f"{PAPER_CKA_LINEAR}% of layers (ten 10-layer CNNs on CIFAR-10); the CCA-based indexes (CCA, SVCCA, PWCCA) "
         "identify far fewer. Ours: for each layer of B, is the most similar layer of A the one the layer map "
-        "pairs it with (same layer for the two seeds; the teacher layer it was copied from for the student)?",
+        "pairs it with (same layer for the two seeds; the teacher layer it was copied from for the student)? "
+        f"Paper figure: {source(FIGURES)} (`paper_figures.csv`).",
         "",
         _md(wide),
         "",
@@ -346,6 +351,9 @@ def _verdict(share: pd.DataFrame, ident: pd.DataFrame) -> str:
         "correspondence is partly inherited from that initialisation. A different architecture (a 6-layer "
         "Transformer, 384 wide) and data (Rotten Tomatoes sentences) from the paper's CIFAR-10 CNNs, and only "
         "two pairs of networks, so one miss moves a share by a whole layer.",
+        "- PWCCA here is one-directional (weights from the first model of each pair), while the paper uses PWCCA "
+        "symmetrised over the two directions (S + S^T); `probekit.compare.pwcca(..., symmetric=True)` gives that "
+        "form, but these PWCCA rows were measured with the one-directional one.",
     ]
     return "\n".join(out)
 
