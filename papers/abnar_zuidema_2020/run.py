@@ -54,35 +54,35 @@ from probekit.variants import finetune, predict_logits, rotten_tomatoes_splits
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 from _agreement import build_agreement_data, labelled, split  # noqa: E402
+from _figures import figure, paper_figures  # noqa: E402
+from _figures import source as figure_source  # noqa: E402
 from _report import write_outputs  # noqa: E402
 from _scores import input_gradients, relevance  # noqa: E402
 
 SOURCES = ("raw", "rollout", "flow")
 
-#: Abnar & Zuidema 2020 (ACL), mean Spearman correlation (+/- sd over sentences), keyed (source, layer 1-6).
-#: Table 1: the verb-number model (6 layers, trained from scratch on subject-verb agreement) against
-#: blank-out, 2000 test samples.
-PAPER_TABLE1 = {("raw", 1): (0.69, 0.27), ("raw", 2): (0.10, 0.43), ("raw", 3): (-0.11, 0.49),
-                ("raw", 4): (-0.09, 0.52), ("raw", 5): (0.20, 0.45), ("raw", 6): (0.29, 0.39),
-                ("rollout", 1): (0.32, 0.26), ("rollout", 2): (0.38, 0.27), ("rollout", 3): (0.51, 0.26),
-                ("rollout", 4): (0.62, 0.26), ("rollout", 5): (0.70, 0.25), ("rollout", 6): (0.71, 0.24),
-                ("flow", 1): (0.32, 0.26), ("flow", 2): (0.44, 0.29), ("flow", 3): (0.70, 0.25),
-                ("flow", 4): (0.70, 0.22), ("flow", 5): (0.71, 0.22), ("flow", 6): (0.70, 0.22)}
-#: Table 2: the same model against input gradients.
-PAPER_TABLE2 = {("raw", 1): (0.53, 0.33), ("raw", 2): (0.16, 0.38), ("raw", 3): (-0.06, 0.42),
-                ("raw", 4): (0.00, 0.47), ("raw", 5): (0.24, 0.40), ("raw", 6): (0.46, 0.35),
-                ("rollout", 1): (0.22, 0.31), ("rollout", 2): (0.27, 0.32), ("rollout", 3): (0.39, 0.32),
-                ("rollout", 4): (0.47, 0.32), ("rollout", 5): (0.53, 0.32), ("rollout", 6): (0.54, 0.31),
-                ("flow", 1): (0.22, 0.31), ("flow", 2): (0.31, 0.34), ("flow", 3): (0.54, 0.32),
-                ("flow", 4): (0.61, 0.28), ("flow", 5): (0.60, 0.28), ("flow", 6): (0.61, 0.28)}
-#: Table 3: DistilBERT fine-tuned on SST-2 against input gradients, 100 test samples (layers 1, 3, 5, 6).
-PAPER_TABLE3 = {("raw", 1): (0.12, 0.21), ("raw", 3): (0.09, 0.21), ("raw", 5): (0.08, 0.20),
-                ("raw", 6): (0.09, 0.21),
-                ("rollout", 1): (0.11, 0.19), ("rollout", 3): (0.12, 0.21), ("rollout", 5): (0.13, 0.21),
-                ("rollout", 6): (0.13, 0.20),
-                ("flow", 1): (0.11, 0.19), ("flow", 3): (0.11, 0.21), ("flow", 5): (0.12, 0.22),
-                ("flow", 6): (0.14, 0.21)}
+#: The paper's Tables 1-3 (``paper_figures.csv``, each figure with its source): mean Spearman correlation and its
+#: sd over test examples, keyed (source, layer 1-6). Table 1: the verb-number model (6 layers, trained from
+#: scratch on subject-verb agreement) against blank-out; Table 2: the same model against input gradients;
+#: Table 3: DistilBERT fine-tuned on SST-2 against input gradients (layers 1, 3, 5, 6).
+FIGURES = paper_figures(HERE)
+
+
+def _paper_table(name: str) -> dict[tuple[str, int], tuple[float, float]]:
+    rows = FIGURES[FIGURES["row"].str.startswith(name + " ") & (FIGURES["metric"] == "spearman_mean")]
+    out = {}
+    for key in rows["row"]:
+        _, src, layer = key.split(" ")
+        out[(src, int(layer[1:]))] = (figure(FIGURES, key, "spearman_mean"), figure(FIGURES, key, "spearman_sd"))
+    return out
+
+
+PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3 = (_paper_table(t) for t in ("table1", "table2", "table3"))
+#: test examples per table (captions) and the agreement model's accuracy (Section 2)
+PAPER_N = {t: int(figure(FIGURES, f"{t} test set", "examples")) for t in ("table1", "table2", "table3")}
+PAPER_SV_ACCURACY = figure(FIGURES, "agreement model", "accuracy")
 PAPER = {"table1": PAPER_TABLE1, "table2": PAPER_TABLE2, "table3": PAPER_TABLE3}
 #: what each table compares (the ``task`` of its rows in results.csv)
 TABLES = {"table1": ("agreement", "blank_out"), "table2": ("agreement", "input_gradient"),
@@ -246,7 +246,8 @@ def run_agreement(args, timings: dict) -> tuple[pd.DataFrame, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=100, help="Sentiment test sentences (the paper: 100)")
+    ap.add_argument("--n", type=int, default=PAPER_N["table3"],
+                    help=f"Sentiment test sentences (the paper: {PAPER_N['table3']}, Table 3)")
     ap.add_argument("--max-tokens", type=int, default=30, help="Longest sentence, in word pieces with [CLS]/[SEP]")
     ap.add_argument("--train-size", type=int, default=2000, help="Sentiment fine-tuning sentences (seeded sample)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -255,7 +256,8 @@ def main() -> None:
     ap.add_argument("--sv-reviews", type=int, default=10000, help="IMDB reviews parsed for agreement examples")
     ap.add_argument("--sv-test", type=int, default=3000, help="Agreement test examples")
     ap.add_argument("--sv-val", type=int, default=1000, help="Agreement validation examples")
-    ap.add_argument("--sv-n", type=int, default=2000, help="Agreement test examples scored (the paper: 2000)")
+    ap.add_argument("--sv-n", type=int, default=PAPER_N["table1"],
+                    help=f"Agreement test examples scored (the paper: {PAPER_N['table1']}, Tables 1-2)")
     ap.add_argument("--sv-epochs", type=float, default=4.0)
     ap.add_argument("--sv-lr", type=float, default=5e-4)
     ap.add_argument("--seed", type=int, default=0)
@@ -277,7 +279,9 @@ def main() -> None:
     print(f"agreement: {sv_meta['n_data']} examples, test accuracy {sv_meta['accuracy'].estimate:.3f}")
     timings["total"] = time.time() - t0
     frame = pd.concat([sent, sv], ignore_index=True)
-    md = write_outputs(frame, out, paper=PAPER, tables=TABLES, sent=sent_meta, sv=sv_meta, timings=timings, args=args)
+    md = write_outputs(frame, out, paper=PAPER, tables=TABLES, sent=sent_meta, sv=sv_meta, timings=timings, args=args,
+                       sources={t: figure_source(FIGURES, f"{t} raw L1") for t in TABLES},
+                       sv_accuracy=(PAPER_SV_ACCURACY, figure_source(FIGURES, "agreement model")))
     print(md)
 
 
