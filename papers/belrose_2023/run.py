@@ -158,7 +158,8 @@ def _markdown(df: pd.DataFrame, task, args, seconds: float, majority: float) -> 
               f"| LEACE changes the representation least among erasers that guard linearly | LEACE's edit is "
               f"{'at most' if least else 'NOT always at most'} the orthogonal eraser's at every layer "
               f"({100 * ratio['min']:.0f}-{100 * ratio['max']:.0f}% of it) |",
-              "", "The paper's figures are not re-quoted here (no copy of the paper was at hand): only its two "
+              "", "The paper's figures are not quoted here (no copy of the paper was at hand; `paper_figures.csv` "
+              "lists none): only its two "
               "claims above, which it proves and which the table checks. " + _verdict(gap, least)]
     return "\n".join(lines)
 

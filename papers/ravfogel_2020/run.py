@@ -158,8 +158,8 @@ def _markdown(df, curves, task, args, seconds, majority) -> str:
         recover.append(f"{site}: an MLP recovers {100 * mlp:.1f}% after INLP (a random projection of the same rank "
                        f"{rank} leaves the linear probe at {100 * rnd:.1f}%).")
     lines += ["", "## Paper vs here", "",
-              "The paper's own figures (gender in GloVe and in BERT biography representations) are not re-quoted: no "
-              "copy of the paper was at hand. Its claims, checked on UPOS:", "",
+              "The paper's own figures (gender in GloVe and in BERT biography representations) are not quoted: no "
+              "copy of the paper was at hand (`paper_figures.csv` lists none). Its claims, checked on UPOS:", "",
               "| claim (paper) | here |", "|---|---|",
               "| linear accuracy for the attribute falls to about the majority baseline as iterations accumulate | "
               + " ".join(verdict) + " |",
