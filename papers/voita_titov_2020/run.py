@@ -19,7 +19,8 @@ its source.
 
 Writes ``results.md``, ``results.csv`` (tidy rows) and ``codelength.png``
 next to this file (``--report-only``: rewrites the report and plot from an
-earlier run's ``results.csv`` without fitting anything). The activation store (word-mean vectors in float16) goes to
+earlier run's ``results.csv`` without fitting anything). The activation store
+(word-mean vectors in float16) goes to
 ``runs/papers/ud_ewt_<model>_train<N>_seed<S>`` (``papers/_ud.py``) (git-ignored) and is
 reused on a re-run (``papers/hewitt_manning_2019/run.py`` with the same
 ``--train-sentences`` and ``--seed`` reuses it too).
