@@ -29,7 +29,6 @@ from probekit.version import __version__
 
 if TYPE_CHECKING:
     from probekit.model import (
-        ADAPTERS,
         ALIASES,
         DEFAULT_MODEL,
         ActivationCache,
@@ -40,6 +39,8 @@ if TYPE_CHECKING:
         HubUnreachableError,
         Site,
         TokenizedBatch,
+        UnsupportedArchitectureError,
+        VERIFIED_TYPES,
         load_tokenizer,
         site_block,
         site_layer,
@@ -50,9 +51,9 @@ if TYPE_CHECKING:
 
 #: Where each public name lives (imported on first access).
 _NAMES: dict[str, str] = {
-    **dict.fromkeys(["ADAPTERS", "ALIASES", "DEFAULT_MODEL", "ActivationCache", "Adapter", "AliasUnavailableError",
-                     "Hook", "HookedModel", "HubUnreachableError", "Site", "TokenizedBatch", "load_tokenizer",
-                     "site_block", "site_layer"], "probekit.model"),
+    **dict.fromkeys(["ALIASES", "DEFAULT_MODEL", "ActivationCache", "Adapter", "AliasUnavailableError",
+                     "Hook", "HookedModel", "HubUnreachableError", "Site", "TokenizedBatch",
+                     "UnsupportedArchitectureError", "VERIFIED_TYPES", "load_tokenizer", "site_block", "site_layer"], "probekit.model"),
     **dict.fromkeys(["RESULT_COLUMNS", "Results"], "probekit.results"),
     **dict.fromkeys(["ActivationStore", "extract"], "probekit.store"),
     **dict.fromkeys(["ModelVariant", "load_model"], "probekit.variants"),
@@ -63,7 +64,6 @@ _MODULES = ("attention", "attribution", "cli", "compare", "data", "fingerprint",
             "pipeline", "plots", "probes", "report", "results", "store", "variants", "version")
 
 __all__ = [
-    "ADAPTERS",
     "ALIASES",
     "ActivationCache",
     "ActivationStore",
@@ -78,6 +78,8 @@ __all__ = [
     "Results",
     "Site",
     "TokenizedBatch",
+    "UnsupportedArchitectureError",
+    "VERIFIED_TYPES",
     "extract",
     "load_model",
     "load_tokenizer",

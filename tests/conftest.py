@@ -41,6 +41,52 @@ def tiny_config(family: str) -> T.PretrainedConfig:
 
 FAMILIES = ("bert", "roberta", "electra", "mpnet", "distilbert", "gpt2", "llama")
 
+#: The 45 text architecture types of the reference test (tests/test_reference.py).
+REFERENCE_TYPES = (
+    "bert", "roberta", "xlm-roberta", "distilbert", "electra", "mpnet", "albert", "deberta", "deberta-v2",
+    "modernbert", "camembert", "gpt2", "gpt_neox", "gptj", "opt", "bloom", "falcon", "llama", "mistral", "mixtral",
+    "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text", "phi", "phi3", "olmo", "olmo2",
+    "stablelm", "cohere", "starcoder2", "granite", "smollm3", "codegen", "gpt_bigcode", "mpt", "persimmon",
+    "nemotron", "glm", "exaone4", "helium", "t5",
+)
+
+
+def reference_config(model_type: str, **extra) -> T.PretrainedConfig:
+    """``AutoConfig.for_model(model_type)`` shrunk to hidden 32, 2 layers, 4 heads (2 KV heads), FFN 37.
+
+    Each setting is given under the config's own name for it (``n_embd``, ``d_model``, ``n_head``, ``d_ff``...);
+    mixture-of-experts models get 4 experts, 2 per token. The vocabulary is the default tokenizer's.
+    ``extra`` overrides anything.
+    """
+    base = T.AutoConfig.for_model(model_type).to_dict()
+    kw: dict = {"vocab_size": VOCAB}
+    names = {
+        32: ("hidden_size", "n_embd", "d_model", "dim"),
+        2: ("num_hidden_layers", "n_layer", "n_layers", "num_layers", "num_decoder_layers", "num_key_value_heads",
+            "num_kv_heads", "num_experts_per_tok", "max_window_layers"),
+        4: ("num_attention_heads", "n_head", "n_heads", "num_heads", "num_experts", "num_local_experts",
+            "rotary_dim"),
+        # the experts' grouped matmul wants rows of a multiple of 16 bytes
+        37 if model_type != "mixtral" else 40: ("intermediate_size", "n_inner", "ffn_dim", "d_ff", "hidden_dim",
+                                                "ffn_hidden_size"),
+        8: ("head_dim", "d_kv"),
+        16: ("embedding_size",),
+        24: ("moe_intermediate_size",),
+        40: ("shared_expert_intermediate_size",),
+    }
+    for value, keys in names.items():
+        kw.update({k: value for k in keys if k in base})
+    for k in ("layer_types", "no_rope_layers"):  # per-layer lists: rebuilt for 2 layers
+        if base.get(k) is not None:
+            kw[k] = None
+    for k, v in base.items():  # special token ids must fall inside the vocabulary
+        if k.endswith("_token_id") and isinstance(v, int) and v >= VOCAB:
+            kw[k] = 0
+        elif k.endswith("_token_id") and isinstance(v, list):
+            kw[k] = [x if x < VOCAB else 0 for x in v]
+    kw = {k: v for k, v in kw.items() if v is not None}
+    return T.AutoConfig.for_model(model_type, **{**kw, **extra})
+
 
 @pytest.fixture(scope="session")
 def minilm() -> probekit.HookedModel:

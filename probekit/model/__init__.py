@@ -6,7 +6,9 @@ subpackage except :mod:`probekit.fingerprint`.
 One line per file:
 
 - ``_sites``: :class:`Site` (``L3.resid``, ``emb``...) and the one layer axis (:func:`site_layer`, :func:`site_block`).
-- ``_adapters``: per-family tables mapping each site to a module path and hook kind (:data:`ADAPTERS`).
+- ``_adapters``: :class:`Adapter`, the table mapping each site to a module path and hook kind.
+- ``_discovery``: :func:`adapter_for` finds that table by Hugging Face's modeling conventions (:data:`OVERRIDES`,
+  :data:`REFERENCE_RESULTS`).
 - ``_hooks``: the forward hooks themselves; :func:`capture` and :func:`intervene` remove them in ``finally``.
 - ``_tokenize``: tokenization with word alignment and long-input windows (:class:`TokenizedBatch`).
 - ``_pooling``: word and sentence pooling of token activations.
@@ -23,9 +25,16 @@ Examples
 (Site('L2.mlp.out'), 3)
 """
 
-from probekit.model._adapters import ADAPTERS, Adapter, Hook, adapter_for
+from probekit.model._adapters import Adapter, Hook
 from probekit.model._assets import ALIASES, DEFAULT_MODEL, AliasUnavailableError, resolve_alias
 from probekit.model._cache import ActivationCache
+from probekit.model._discovery import (
+    OVERRIDES,
+    REFERENCE_RESULTS,
+    VERIFIED_TYPES,
+    UnsupportedArchitectureError,
+    adapter_for,
+)
 from probekit.model._hooked import HookedModel, as_hooked_model
 from probekit.model._hooks import InterventionLike, as_interventions, capture, intervene, resolve_module
 from probekit.model._loading import HubUnreachableError, load_model, load_tokenizer
@@ -48,7 +57,6 @@ from probekit.model._tokenize import (
 )
 
 __all__ = [
-    "ADAPTERS",
     "ALIASES",
     "ActivationCache",
     "Adapter",
@@ -62,10 +70,14 @@ __all__ = [
     "InterventionLike",
     "LAYER_COMPONENTS",
     "LongInputPolicy",
+    "OVERRIDES",
+    "REFERENCE_RESULTS",
     "SENTENCE_POOLING",
     "SentencePooling",
     "Site",
     "TokenizedBatch",
+    "UnsupportedArchitectureError",
+    "VERIFIED_TYPES",
     "WORD_POOLING",
     "Window",
     "WordPooling",

@@ -1,20 +1,23 @@
-"""Architecture adapters: where each site lives in each model family.
+"""Architecture adapters: where each site lives in a model, as data.
 
-An adapter is a small data table, not a re-implementation of the model. Each
-entry names a module path (relative to a block for per-layer components, to
-the base model otherwise), whether the hook reads the module's output or its
-input, and which element of a tuple to take. Adding a family is adding one
-:class:`Adapter` to :data:`ADAPTERS`; see the README ("Adding a model family").
+An :class:`Adapter` is a small table, never a re-implementation of the model:
+module paths (relative to a block for per-layer components, to the base model
+otherwise), whether a hook reads a module's output or its input, and which
+tuple element to take. Adapters are not written by hand per family: they are
+found by :func:`probekit.model.adapter_for` from Hugging Face's modeling
+conventions (see :mod:`probekit.model._discovery`), with a small table of
+overrides for the exceptions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from torch import nn
 
-__all__ = ["Hook", "Adapter", "ADAPTERS", "adapter_for"]
+__all__ = ["Hook", "Adapter"]
 
 
 @dataclass(frozen=True)
@@ -26,27 +29,38 @@ class Hook:
     path : str
         Dotted module path; ``""`` is the block (or base model) itself.
     port : {"out", "in"}
-        Read the module's output (forward hook) or its first input
-        (forward pre-hook).
+        Read the module's output (forward hook) or its input (forward
+        pre-hook).
     index : int or None
-        Element of a tuple output to take; ``None`` takes the output as is. A
-        plain-tensor output is taken whole whatever the index.
+        Element of a tuple output (or of the positional inputs) to take;
+        ``None`` takes the output as is. A plain-tensor output is taken whole
+        whatever the index.
+    keyword : str or None
+        For ``port="in"``: the keyword the input arrives under when the caller
+        passes it by name (e.g. ``"hidden_states"``).
     """
 
     path: str
     port: Literal["out", "in"] = "out"
     index: int | None = 0
+    keyword: str | None = None
 
 
 @dataclass(frozen=True)
 class Adapter:
-    """Site-to-module table for one model family."""
+    """Site-to-module table of one architecture.
+
+    ``components`` holds what every block has; ``layer_components`` (when
+    not empty) holds one table per block, for models whose blocks differ
+    (mixture-of-experts models with some dense layers).
+    """
 
     family: str
     model_types: tuple[str, ...]
     kind: Literal["encoder", "decoder"]
     layers: str
-    #: candidates for the ``emb`` site; the first path that exists is used
+    #: the embedding module(s) whose output is the input embedding (attribution
+    #: interpolates there); the first path that exists is used
     embed: tuple[Hook, ...]
     components: dict[str, Hook] = field(default_factory=dict)
     final: Hook | None = None
@@ -58,6 +72,15 @@ class Adapter:
     #: the attention module returns its weights only when the forward call asks
     #: for ``output_attentions`` (older code paths such as MPNet's)
     weights_on_request: bool = False
+    #: where the ``emb`` site is read (relative to the base model); default the
+    #: output of the embedding module
+    emb: Hook | None = None
+    layer_components: tuple[Mapping[str, Hook], ...] = ()
+    #: the module run on token ids, relative to the top model, when the model
+    #: itself cannot run on them alone (an encoder-decoder's encoder); "" = the model
+    runner: str = ""
+    #: True when probekit's reference test proves this architecture exact
+    verified: bool = False
 
     def blocks(self, base: nn.Module) -> nn.ModuleList:
         return base.get_submodule(self.layers)
@@ -71,66 +94,12 @@ class Adapter:
             return hook
         raise LookupError(f"{self.family}: none of the embedding modules {[h.path for h in self.embed]} exist")
 
+    def emb_hook(self, base: nn.Module) -> Hook:
+        """Where the ``emb`` site is read."""
+        return self.emb if self.emb is not None else self.embed_hook(base)
 
-_BERT_LIKE = {
-    "resid": Hook(""),
-    "attn.pattern": Hook("attention.self", index=1),
-    "attn.out": Hook("attention.output.dense"),
-    "mlp.hidden": Hook("intermediate"),
-    "mlp.out": Hook("output.dense"),
-}
-
-ADAPTERS: tuple[Adapter, ...] = (
-    Adapter("bert", ("bert",), "encoder", "encoder.layer", (Hook("embeddings"),), _BERT_LIKE,
-            attn_output_proj="attention.output.dense"),
-    Adapter("roberta", ("roberta", "xlm-roberta", "camembert"), "encoder", "encoder.layer",
-            (Hook("embeddings"),), _BERT_LIKE, position_offset=2, attn_output_proj="attention.output.dense"),
-    Adapter("electra", ("electra",), "encoder", "encoder.layer",
-            (Hook("embeddings_project"), Hook("embeddings")), _BERT_LIKE, attn_output_proj="attention.output.dense"),
-    Adapter("distilbert", ("distilbert",), "encoder", "transformer.layer", (Hook("embeddings"),), {
-        "resid": Hook(""),
-        "attn.pattern": Hook("attention", index=1),
-        "attn.out": Hook("attention", index=0),
-        "mlp.hidden": Hook("ffn.activation"),
-        "mlp.out": Hook("ffn"),
-    }, attn_output_proj="attention.out_lin"),
-    Adapter("mpnet", ("mpnet",), "encoder", "encoder.layer", (Hook("embeddings"),), {
-        "resid": Hook(""),
-        "attn.pattern": Hook("attention.attn", index=1),
-        "attn.out": Hook("attention.attn", index=0),
-        "mlp.hidden": Hook("intermediate"),
-        "mlp.out": Hook("output.dense"),
-    }, position_offset=2, weights_on_request=True, attn_output_proj="attention.attn.o"),
-    Adapter("gpt2", ("gpt2",), "decoder", "h", (Hook("drop"),), {
-        "resid": Hook(""),
-        "attn.pattern": Hook("attn", index=1),
-        "attn.out": Hook("attn", index=0),
-        "mlp.hidden": Hook("mlp.act"),
-        "mlp.out": Hook("mlp"),
-    }, final=Hook("ln_f"), attn_output_proj="attn.c_proj"),
-    Adapter("llama", ("llama", "mistral", "qwen2"), "decoder", "layers", (Hook("embed_tokens"),), {
-        "resid": Hook(""),
-        "attn.pattern": Hook("self_attn", index=1),
-        "attn.out": Hook("self_attn", index=0),
-        "mlp.hidden": Hook("mlp.down_proj", port="in"),
-        "mlp.out": Hook("mlp"),
-    }, final=Hook("norm"), attn_output_proj="self_attn.o_proj"),
-)
-
-
-def adapter_for(model_type: str) -> Adapter:
-    """The adapter of a ``config.model_type``.
-
-    Raises
-    ------
-    NotImplementedError
-        Naming the supported families, when none matches.
-    """
-    for adapter in ADAPTERS:
-        if model_type in adapter.model_types:
-            return adapter
-    known = sorted(t for a in ADAPTERS for t in a.model_types)
-    raise NotImplementedError(
-        f"no probekit adapter for model_type {model_type!r}; supported: {', '.join(known)}. "
-        "Adding one is a small table in probekit/model/_adapters.py (see the README)."
-    )
+    def components_of(self, layer: int) -> Mapping[str, Hook]:
+        """The component table of block ``layer``."""
+        if self.layer_components:
+            return self.layer_components[layer]
+        return self.components

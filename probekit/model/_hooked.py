@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from probekit.fingerprint import weights_hash
-from probekit.model._adapters import Adapter, Hook, adapter_for
+from probekit.model._adapters import Adapter, Hook
 from probekit.model._cache import ActivationCache
+from probekit.model._discovery import adapter_for
 from probekit.model._hooks import as_interventions, capture, intervene, resolve_module
 from probekit.model._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site
 from probekit.model._tokenize import LongInputPolicy, TokenizedBatch, Window, tokenize
@@ -53,9 +54,11 @@ class HookedModel:
         self.name = name
         self.source = dict(source or {})
         self.config = model.config
-        self.adapter: Adapter = adapter_for(model.config.model_type)
+        self.adapter: Adapter = adapter_for(model)
         self.base = model.base_model
         self._blocks = self.adapter.blocks(self.base)
+        # what runs on token ids: the model, or an encoder-decoder's encoder
+        self._runner = model.get_submodule(self.adapter.runner) if self.adapter.runner else model
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         if getattr(model.config, "pad_token_id", None) is None:
@@ -82,7 +85,8 @@ class HookedModel:
         path = self.adapter.attn_output_proj
         if not path:
             return [self.n_heads] * self.n_layers
-        head_dim = getattr(self.config, "head_dim", None) or self.d_model // self.n_heads
+        c = self.config
+        head_dim = getattr(c, "head_dim", None) or getattr(c, "d_kv", None) or self.d_model // self.n_heads
         out = []
         for block in self._blocks:
             proj = resolve_module(block, path)
@@ -123,7 +127,8 @@ class HookedModel:
         wanted = set(components) if components is not None else None
         out = [Site(None, "emb")]
         for layer in range(self.n_layers):
-            out.extend(Site(layer, c) for c in LAYER_COMPONENTS)
+            table = self.adapter.components_of(layer)
+            out.extend(Site(layer, c) for c in LAYER_COMPONENTS if c in table)
         if self.adapter.final is not None:
             out.append(Site(None, "final"))
         return [s for s in out if wanted is None or s.component in wanted]
@@ -140,7 +145,14 @@ class HookedModel:
                              f"its last residual site is L{self.n_layers - 1}.resid")
         if s.layer is not None and s.layer >= self.n_layers:
             raise ValueError(f"site {s}: layer {s.layer} is out of range; {self.name} has layers 0-{self.n_layers - 1}")
-        if s.component not in GLOBAL_COMPONENTS and s.component not in self.adapter.components:
+        if s.component not in GLOBAL_COMPONENTS and s.component not in self.adapter.components_of(s.layer):
+            if s.component == "mlp.router":
+                raise ValueError(f"site {s}: block {s.layer} of {self.name} ({self.adapter.family}) has no "
+                                 "mixture-of-experts layer, so no router logits")
+            if s.component == "mlp.hidden" and "mlp.router" in self.adapter.components_of(s.layer):
+                raise ValueError(f"site {s}: block {s.layer} of {self.name} is a mixture of experts; its hidden "
+                                 f"activations belong to each expert (read L{s.layer}.mlp.router or "
+                                 f"L{s.layer}.mlp.out)")
             raise ValueError(f"site {s}: the {self.adapter.family} adapter has no component {s.component!r}")
         if s.head is not None:
             n = self.heads_per_layer()[s.layer]
@@ -151,11 +163,11 @@ class HookedModel:
 
     def _module_hook(self, site: Site) -> tuple[nn.Module, Hook]:
         if site.component == "emb":
-            hook = self.adapter.embed_hook(self.base)
+            hook = self.adapter.emb_hook(self.base)
             return resolve_module(self.base, hook.path), hook
         if site.component == "final":
             return resolve_module(self.base, self.adapter.final.path), self.adapter.final
-        hook = self.adapter.components[site.component]
+        hook = self.adapter.components_of(site.layer)[site.component]
         return resolve_module(self._blocks[site.layer], hook.path), hook
 
     # ------------------------------------------------------------- running
@@ -177,8 +189,21 @@ class HookedModel:
         targets = {s: self._module_hook(s) for s in dict.fromkeys(parsed)}
         needs_eager = any(s.is_attention for s in parsed)
         with self.eager_attention(needs_eager), self.intervening(interventions, examples=examples), \
-                capture(targets, sink, detach=detach):
+                self._token_shape() as shape, \
+                capture(targets, lambda s, t: sink(s, _unflatten(t, shape) if s.is_token_level else t), detach=detach):
             yield
+
+    @contextlib.contextmanager
+    def _token_shape(self) -> Iterator[list]:
+        """``[batch, tokens]`` of the forward pass running now, read at the first block's input.
+
+        Some modules see the tokens flattened (OPT's MLP, mixture-of-experts
+        routers: ``[batch * tokens, ...]``); :func:`_unflatten` restores them.
+        """
+        shape: list = []
+        first = Hook("", port="in", index=0, keyword="hidden_states")
+        with capture({"shape": (self._blocks[0], first)}, lambda _k, t: shape.__setitem__(slice(None), t.shape[:2])):
+            yield shape
 
     @contextlib.contextmanager
     def intervening(self, interventions, *, examples: Sequence[int] | None = None) -> Iterator[None]:
@@ -213,18 +238,24 @@ class HookedModel:
         0.0
         """
         ivs = as_interventions(interventions)
-        with intervene([self._intervention_target(iv, examples) for iv in ivs]):
+        if not ivs:
+            yield
+            return
+        with self._token_shape() as shape, intervene([self._intervention_target(iv, examples, shape) for iv in ivs]):
             yield
 
-    def _intervention_target(self, iv, examples):
+    def _intervention_target(self, iv, examples, shape: list):
         site, heads = iv.target()
         site = self.site(site)
         if heads is None:
             if site.is_attention:
                 raise ValueError(f"{site}: attention patterns are read, not replaced; to remove heads use "
                                  "probekit.interventions.AblateHeads")
+            if site.component == "mlp.router":
+                raise ValueError(f"{site}: router logits are read, not replaced (the router picks its experts "
+                                 f"inside the block); intervene on L{site.layer}.mlp.out instead")
             module, hook = self._module_hook(site)
-            return module, hook, lambda x: iv.apply(x, examples)
+            return module, hook, _tokenwise(lambda x: iv.apply(x, examples), shape)
         path = self.adapter.attn_output_proj
         if not path:
             raise ValueError(f"the {self.adapter.family} adapter names no attention output projection, so heads "
@@ -239,7 +270,7 @@ class HookedModel:
             y = iv.apply(x.reshape(*lead, n, width // n), examples)
             return y.reshape(*lead, width)
 
-        return resolve_module(self._blocks[site.layer], path), Hook(path, port="in", index=0), per_head
+        return resolve_module(self._blocks[site.layer], path), Hook(path, port="in", index=0), _tokenwise(per_head, shape)
 
     @contextlib.contextmanager
     def eager_attention(self, enabled: bool = True) -> Iterator[None]:
@@ -264,7 +295,7 @@ class HookedModel:
             ids[i, : len(r)] = torch.tensor(r)
             mask[i, : len(r)] = 1
         dev = self.device
-        return self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kwargs)
+        return self._runner(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kwargs)
 
     def run_with_cache(
         self,
@@ -340,6 +371,20 @@ class HookedModel:
         for exactly what is noticed); ``refresh=True`` hashes every byte again.
         """
         return weights_hash(self.model, refresh=refresh)
+
+
+def _unflatten(t: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """A token-level tensor flattened to ``[batch * tokens, features]`` as ``[batch, tokens, features]``."""
+    return t.reshape(*shape, t.shape[-1]) if t.dim() == 2 and len(shape) == 2 else t
+
+
+def _tokenwise(fn, shape: Sequence[int]):
+    """``fn`` applied to ``[batch, tokens, ...]`` whether or not the module sees the tokens flattened."""
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2 and len(shape) == 2:
+            return fn(x.reshape(*shape, x.shape[-1])).reshape(x.shape)
+        return fn(x)
+    return run
 
 
 def as_hooked_model(model) -> HookedModel:

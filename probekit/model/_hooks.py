@@ -79,6 +79,23 @@ def _select(value, index: int | None) -> torch.Tensor:
     return value[index]
 
 
+def _read_input(hook: Hook, args: tuple, kwargs: dict, module: nn.Module):
+    """The input tensor a ``port="in"`` hook reads: positional ``args[index]``, else ``kwargs[keyword]``."""
+    if hook.index is None:
+        return args
+    if len(args) > hook.index:
+        return args[hook.index]
+    if hook.keyword is not None and hook.keyword in kwargs:
+        return kwargs[hook.keyword]
+    raise RuntimeError(f"{type(module).__name__} got no input {hook.index} (nor {hook.keyword!r} by keyword)")
+
+
+def _replace_input(hook: Hook, args: tuple, kwargs: dict, new: torch.Tensor) -> tuple[tuple, dict]:
+    if hook.index is not None and len(args) <= hook.index and hook.keyword in kwargs:
+        return args, {**kwargs, hook.keyword: new}
+    return _replace(args, hook.index, new), kwargs
+
+
 def _replace(value, index: int | None, new: torch.Tensor):
     """``value`` with the tensor :func:`_select` reads replaced by ``new``."""
     if isinstance(value, torch.Tensor) or index is None:
@@ -117,12 +134,9 @@ def intervene(
                     return _replace(out, hook.index, fn(_select(out, hook.index)))
                 handles.append(module.register_forward_hook(post))
             else:
-                def pre(m, inp, hook=hook, fn=fn):
-                    if not inp:
-                        raise RuntimeError(f"{type(m).__name__} got its input as a keyword argument; "
-                                           "an input intervention needs it positional")
-                    return _replace(inp, hook.index, fn(_select(inp, hook.index)))
-                handles.append(module.register_forward_pre_hook(pre))
+                def pre(m, args, kwargs, hook=hook, fn=fn):
+                    return _replace_input(hook, args, kwargs, fn(_read_input(hook, args, kwargs, m)))
+                handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         yield
     finally:
         for h in handles:
@@ -159,10 +173,10 @@ def capture(
                     sink(key, t.detach() if detach else t)
                 handles.append(module.register_forward_hook(fn))
             else:
-                def pre(_m, inp, key=key, hook=hook):
-                    t = _select(inp, hook.index)
+                def pre(m, args, kwargs, key=key, hook=hook):
+                    t = _read_input(hook, args, kwargs, m)
                     sink(key, t.detach() if detach else t)
-                handles.append(module.register_forward_pre_hook(pre))
+                handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         yield
     finally:
         for h in handles:

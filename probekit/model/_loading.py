@@ -20,8 +20,8 @@ from transformers import (
     PreTrainedModel,
 )
 
-from probekit.model._adapters import adapter_for
 from probekit.model._assets import ALIASES, DEFAULT_MODEL, resolve_alias
+from probekit.model._discovery import adapter_for
 from probekit.model._hooked import HookedModel
 
 __all__ = ["load_model", "load_tokenizer", "HEADS"]
@@ -108,7 +108,7 @@ def load_model(
             model, source = spec, {"kind": "object", "class": type(spec).__name__}
             default_name = spec.config.name_or_path or type(spec).__name__
         elif isinstance(spec, PretrainedConfig):
-            adapter_for(spec.model_type)
+            adapter_for(spec)  # a meta-device skeleton: an unsupported architecture fails before any weights
             config = spec
             for k, v in head_kwargs.items():
                 setattr(config, k, v)
@@ -119,7 +119,7 @@ def load_model(
             folder, kwargs, source, default_name = _locate(spec, revision)
             config = _from_pretrained(AutoConfig, folder, spec, trust_remote_code=trust_remote_code,
                                       revision=revision, **_hub_kwargs(kwargs))
-            adapter_for(config.model_type)
+            adapter_for(config)
             for k, v in head_kwargs.items():
                 setattr(config, k, v)
             model = _from_pretrained(auto, folder, spec, config=config, trust_remote_code=trust_remote_code,

@@ -13,9 +13,23 @@ text                      meaning                                     shape per 
 ``L3.attn.out``           attention sublayer output (before the add)  ``[tokens, d]``
 ``L3.mlp.hidden``         feed-forward activations after the          ``[tokens, d_ff]``
                           non-linearity
-``L3.mlp.out``            feed-forward sublayer output (before add)   ``[tokens, d]``
-``final``                 output of the final norm (decoders only)    ``[tokens, d]``
+``L3.mlp.router``         router logits of a mixture-of-experts       ``[tokens, experts]``
+                          block (before the softmax and top-k)
+``L3.mlp.out``            feed-forward sublayer output (before add;   ``[tokens, d]``
+                          of a mixture of experts: the experts'
+                          combined output)
+``final``                 output of the final norm (decoders, and     ``[tokens, d]``
+                          encoders that end in one)
 ========================  ==========================================  ==================
+
+``attn.out`` and ``mlp.out`` are the outputs of the sublayer's output
+projection, as the module computes them: blocks that scale or normalise a
+sublayer's output before adding it (Gemma 2/3 and OLMo 2 post-norms, Granite's
+residual multiplier) add a transformed copy. ``mlp.hidden`` is the input of
+the MLP's output projection (for gated MLPs, the gated product); a mixture of
+experts has no single one, so it has ``mlp.router`` instead. Which components
+a model has is :meth:`probekit.HookedModel.sites`; asking another model for
+``mlp.router`` is an error that says why.
 
 Blocks count from 0 (``Site.layer`` is the block index). Parsing is strict: a
 typo raises a :class:`ValueError` that suggests the closest valid spelling.
@@ -45,11 +59,12 @@ from dataclasses import dataclass
 __all__ = ["Site", "LAYER_COMPONENTS", "GLOBAL_COMPONENTS", "TOKEN_COMPONENTS", "site_layer", "site_block"]
 
 #: Components that exist once per block.
-LAYER_COMPONENTS: tuple[str, ...] = ("resid", "attn.pattern", "attn.out", "mlp.hidden", "mlp.out")
+LAYER_COMPONENTS: tuple[str, ...] = ("resid", "attn.pattern", "attn.out", "mlp.hidden", "mlp.router", "mlp.out")
 #: Components that exist once per model.
 GLOBAL_COMPONENTS: tuple[str, ...] = ("emb", "final")
 #: Components whose per-example value is token-major ``[tokens, features]``.
-TOKEN_COMPONENTS: frozenset[str] = frozenset({"emb", "final", "resid", "attn.out", "mlp.hidden", "mlp.out"})
+TOKEN_COMPONENTS: frozenset[str] = frozenset({"emb", "final", "resid", "attn.out", "mlp.hidden", "mlp.router",
+                                              "mlp.out"})
 
 _LAYER_RE = re.compile(r"^L(\d+)\.(.+)$")
 _HEAD_RE = re.compile(r"^(.*)\.h(\d+)$")

@@ -57,7 +57,7 @@ def hidden_cosine_loss(student_hidden, teacher_hidden, pairs, mask: torch.Tensor
 
 
 def _layer_prefix(model: nn.Module) -> str:
-    layers = adapter_for(model.config.model_type).layers
+    layers = adapter_for(model).layers
     return f"{model.base_model_prefix}.{layers}." if model.base_model is not model else f"{layers}."
 
 

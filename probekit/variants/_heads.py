@@ -50,7 +50,7 @@ _BERT = AttentionTable("attention.self", "attention.self.query", "attention.self
                        "attention.output.dense", ("num_attention_heads",), ("all_head_size",),
                        "intermediate.dense", "output.dense")
 ATTENTION_TABLES: dict[str, AttentionTable] = {
-    "bert": _BERT, "roberta": _BERT, "electra": _BERT,
+    "bert": _BERT, "roberta": _BERT, "xlm-roberta": _BERT, "camembert": _BERT, "electra": _BERT,
     "distilbert": AttentionTable("attention", "attention.q_lin", "attention.k_lin", "attention.v_lin",
                                  "attention.out_lin", ("n_heads",), (), "ffn.lin1", "ffn.lin2"),
 }
@@ -90,7 +90,7 @@ def _set(root: nn.Module, path: str, module: nn.Module) -> None:
 
 
 def _blocks(model: nn.Module, family: str) -> nn.ModuleList:
-    return adapter_for(model.config.model_type).blocks(model.base_model)
+    return adapter_for(model).blocks(model.base_model)
 
 
 def _n_heads_now(block: nn.Module, t: AttentionTable) -> int:
@@ -136,7 +136,7 @@ def apply_structure(model: nn.Module, structure: dict) -> None:
 
 
 def _family(model: nn.Module) -> str:
-    return adapter_for(model.config.model_type).family
+    return adapter_for(model).family
 
 
 def head_magnitudes(model: nn.Module) -> pd.DataFrame:

@@ -30,7 +30,7 @@ def prunable_linears(model: HookedModel | nn.Module, modules: str = "blocks", ro
     found = [(n, m) for n, m in root.named_modules() if isinstance(m, nn.Linear)]
     if modules == "all-linear":
         return found
-    inside = {id(m) for m in adapter_for(root.config.model_type).blocks(root.base_model).modules()}
+    inside = {id(m) for m in adapter_for(root).blocks(root.base_model).modules()}
     return [(n, m) for n, m in found if id(m) in inside]
 
 
