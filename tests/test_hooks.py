@@ -38,7 +38,7 @@ def test_hooks_context_manager_removes_on_error():
     seen = {}
     with pytest.raises(KeyError):
         with m.hooks(["L0.resid", "L1.mlp.hidden"], seen.__setitem__):
-            assert _n_hooks(m.model) == 2
+            assert _n_hooks(m.model) == 3  # one per site, and one reading [batch, tokens] at the first block
             with torch.inference_mode():
                 m.forward_rows([[101, 2000, 102]])
             assert set(map(str, seen)) == {"L0.resid", "L1.mlp.hidden"}

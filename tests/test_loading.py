@@ -79,9 +79,9 @@ def test_missing_folder_and_bad_spec(tmp_path):
         probekit.load_model(tiny_config("bert"), head="regression")
 
 
-def test_unsupported_family():
-    with pytest.raises(NotImplementedError, match="no probekit adapter for model_type 't5'"):
-        probekit.load_model(T.T5Config(d_model=32, num_layers=1, num_heads=2, d_ff=37, d_kv=8))
+def test_unsupported_architecture():
+    with pytest.raises(NotImplementedError, match="no attention module in block 0.*closest supported family"):
+        probekit.load_model(T.MambaConfig(hidden_size=32, num_hidden_layers=2, vocab_size=30522))
 
 
 def test_tokenizer_vocab_must_fit():

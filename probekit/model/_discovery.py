@@ -149,7 +149,7 @@ def discover(model: nn.Module) -> Adapter:
         why = f" ({mt} is a known exception: {known})" if known != "exact" else ""
         raise UnsupportedArchitectureError(
             f"probekit cannot map the sites of model_type {mt!r} ({type(model).__name__}): {exc}{why}"
-            f"{_closest(mt)}. If the architecture follows other names, add an entry to OVERRIDES in "
+            f"{_closest(mt, _config_kind(config, mt))}. If the architecture follows other names, add an entry to OVERRIDES in "
             "probekit/model/_discovery.py (see the README, 'Architectures')") from None
     if not adapter.verified:
         logger.warning("model_type %r was mapped by convention but is not among the architectures probekit's "
@@ -157,14 +157,19 @@ def discover(model: nn.Module) -> Adapter:
     return adapter
 
 
-def _closest(model_type: str) -> str:
-    close = difflib.get_close_matches(model_type, VERIFIED_TYPES, n=1, cutoff=0.0)
+def _closest(model_type: str, kind: str | None = None) -> str:
+    """The verified type nearest by name, among those of the same kind when it is known."""
+    pool = [t for t in VERIFIED_TYPES if kind is None or _config_kind(None, t) == kind] or list(VERIFIED_TYPES)
+    close = difflib.get_close_matches(model_type, pool, n=1, cutoff=0.0)
     return f"; the closest supported family is {close[0]!r}" if close else ""
 
 
 # ----------------------------------------------------------------- discovery
 def _discover(model: nn.Module, config, mt: str, ov: dict) -> Adapter:
     base = model.base_model
+    forward = getattr(model, "forward", None)
+    if forward is None or "input_ids" not in inspect.signature(forward).parameters:
+        raise _Missing(f"{type(model).__name__}.forward takes no input_ids (not a text model)")
     enc_dec = bool(getattr(config, "is_encoder_decoder", False))
     stack_path = ""
     if enc_dec:
@@ -420,6 +425,14 @@ def _kind(config, mt: str, attention: nn.Module) -> str:
         causal = getattr(m, "is_causal", None)
     if isinstance(causal, bool):
         return "decoder" if causal else "encoder"
+    return _config_kind(config, mt)
+
+
+def _config_kind(config, mt: str) -> str:
+    """Encoder or decoder from the config and transformers' model lists (a decoder has a causal-LM class and no
+    masked-LM class)."""
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder"
     if getattr(config, "is_decoder", False):
         return "decoder"
     from transformers.models.auto.modeling_auto import (

@@ -244,7 +244,7 @@ class HookedModel:
         with self._token_shape() as shape, intervene([self._intervention_target(iv, examples, shape) for iv in ivs]):
             yield
 
-    def _intervention_target(self, iv, examples, shape: list):
+    def _intervention_target(self, iv, examples, shape: Sequence[int] = ()):
         site, heads = iv.target()
         site = self.site(site)
         if heads is None:
