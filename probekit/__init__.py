@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from probekit.model import (
         ALIASES,
         DEFAULT_MODEL,
+        VERIFIED_TYPES,
         ActivationCache,
         Adapter,
         AliasUnavailableError,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
         Site,
         TokenizedBatch,
         UnsupportedArchitectureError,
-        VERIFIED_TYPES,
         load_tokenizer,
         site_block,
         site_layer,
@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 _NAMES: dict[str, str] = {
     **dict.fromkeys(["ALIASES", "DEFAULT_MODEL", "ActivationCache", "Adapter", "AliasUnavailableError",
                      "Hook", "HookedModel", "HubUnreachableError", "Site", "TokenizedBatch",
-                     "UnsupportedArchitectureError", "VERIFIED_TYPES", "load_tokenizer", "site_block", "site_layer"], "probekit.model"),
+                     "UnsupportedArchitectureError", "VERIFIED_TYPES", "load_tokenizer", "site_block",
+                     "site_layer"], "probekit.model"),
     **dict.fromkeys(["RESULT_COLUMNS", "Results"], "probekit.results"),
     **dict.fromkeys(["ActivationStore", "extract"], "probekit.store"),
     **dict.fromkeys(["ModelVariant", "load_model"], "probekit.variants"),

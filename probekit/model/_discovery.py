@@ -41,8 +41,8 @@ from torch import nn
 
 from probekit.model._adapters import Adapter, Hook
 
-__all__ = ["adapter_for", "discover", "UnsupportedArchitectureError", "OVERRIDES", "REFERENCE_RESULTS",
-           "VERIFIED_TYPES"]
+__all__ = ["adapter_for", "discover", "linear_widths", "UnsupportedArchitectureError", "OVERRIDES",
+           "REFERENCE_RESULTS", "VERIFIED_TYPES"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +149,8 @@ def discover(model: nn.Module) -> Adapter:
         why = f" ({mt} is a known exception: {known})" if known != "exact" else ""
         raise UnsupportedArchitectureError(
             f"probekit cannot map the sites of model_type {mt!r} ({type(model).__name__}): {exc}{why}"
-            f"{_closest(mt, _config_kind(config, mt))}. If the architecture follows other names, add an entry to OVERRIDES in "
-            "probekit/model/_discovery.py (see the README, 'Architectures')") from None
+            f"{_closest(mt, _config_kind(config, mt))}. If the architecture follows other names, add an entry "
+            "to OVERRIDES in probekit/model/_discovery.py (see the README, 'Architectures')") from None
     if not adapter.verified:
         logger.warning("model_type %r was mapped by convention but is not among the architectures probekit's "
                        "reference test proves exact; check its sites against the model's own outputs", mt)
@@ -301,14 +301,24 @@ def _find_blocks(base: nn.Module, stack_path: str, recorded, config) -> str:
     return name
 
 
-def _widths(mod: nn.Module) -> tuple[int, int] | None:
-    """``(in, out)`` of a linear map: nn.Linear (also quantized) or GPT-2's Conv1D."""
+def linear_widths(mod: nn.Module) -> tuple[int, int] | None:
+    """``(in, out)`` of a linear map, or None.
+
+    nn.Linear and its quantized forms (anything with ``in_features`` and
+    ``out_features``), GPT-2's Conv1D, and a wrapper holding exactly one of
+    those (static quantization wraps a linear between quant stubs).
+    """
     if hasattr(mod, "in_features") and hasattr(mod, "out_features"):
         return int(mod.in_features), int(mod.out_features)
     w = getattr(mod, "weight", None)
     if type(mod).__name__ == "Conv1D" and isinstance(w, torch.Tensor) and w.dim() == 2:
         return int(w.shape[0]), int(w.shape[1])
+    if isinstance(mod, nn.Sequential):
+        inner = [x for c in mod.children() if (x := linear_widths(c)) is not None]
+        if len(inner) == 1:
+            return inner[0]
     return None
+
 
 
 def _leaf(path: str) -> str:
@@ -344,7 +354,7 @@ def _attention(block: nn.Module, i: int, recorded, d: int) -> tuple[str, int, st
     while True:
         root = block.get_submodule(container) if container else block
         o = next((f"{container}.{p}" if container else p for p, m in _bfs(root)
-                  if _leaf(p) in _O_NAMES and (w := _widths(m)) is not None and w[1] == d), None)
+                  if _leaf(p) in _O_NAMES and (w := linear_widths(m)) is not None and w[1] == d), None)
         if o is not None:
             break
         if not container:
@@ -370,7 +380,8 @@ def _mlp(block: nn.Module, i: int, attn_path: str, d: int) -> dict[str, Hook]:
         region = [(f"{container}.{p}", m) for p, m in _bfs(mod)]
     else:
         region = mods
-    lin = [(p, w) for p, m in region if (w := _widths(m)) is not None and w[1] == d]
+    lin = [(p, w) for p, m in region if (w := linear_widths(m)) is not None and w[1] == d]
+    lin = [c for c in lin if not any(c[0].startswith(o[0] + ".") for o in lin)]  # a wrapper, not what it wraps
     if not lin:
         raise _Missing(f"no MLP in block {i} (looked for {', '.join(_MLP_NAMES)}, or a linear map back to width {d})")
     wide = [c for c in lin if c[1][0] != d] or lin

@@ -12,7 +12,7 @@ from torch import nn
 from probekit.fingerprint import weights_hash
 from probekit.model._adapters import Adapter, Hook
 from probekit.model._cache import ActivationCache
-from probekit.model._discovery import adapter_for
+from probekit.model._discovery import adapter_for, linear_widths
 from probekit.model._hooks import as_interventions, capture, intervene, resolve_module
 from probekit.model._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site
 from probekit.model._tokenize import LongInputPolicy, TokenizedBatch, Window, tokenize
@@ -89,8 +89,7 @@ class HookedModel:
         head_dim = getattr(c, "head_dim", None) or getattr(c, "d_kv", None) or self.d_model // self.n_heads
         out = []
         for block in self._blocks:
-            proj = resolve_module(block, path)
-            width = getattr(proj, "in_features", None) or proj.weight.shape[0]  # nn.Linear, or GPT-2's Conv1D
+            width = linear_widths(resolve_module(block, path))[0]
             out.append(int(width) // head_dim)
         return out
 
@@ -270,7 +269,8 @@ class HookedModel:
             y = iv.apply(x.reshape(*lead, n, width // n), examples)
             return y.reshape(*lead, width)
 
-        return resolve_module(self._blocks[site.layer], path), Hook(path, port="in", index=0), _tokenwise(per_head, shape)
+        module = resolve_module(self._blocks[site.layer], path)
+        return module, Hook(path, port="in", index=0), _tokenwise(per_head, shape)
 
     @contextlib.contextmanager
     def eager_attention(self, enabled: bool = True) -> Iterator[None]:
