@@ -76,6 +76,9 @@ VERIFIED_TYPES: tuple[str, ...] = tuple(t for t, r in REFERENCE_RESULTS.items() 
 OVERRIDES: dict[str, dict] = {}
 
 
+_WARNED: set[str] = set()
+
+
 class UnsupportedArchitectureError(NotImplementedError):
     """probekit could not map a model's sites; the message names what was not found."""
 
@@ -151,7 +154,8 @@ def discover(model: nn.Module) -> Adapter:
             f"probekit cannot map the sites of model_type {mt!r} ({type(model).__name__}): {exc}{why}"
             f"{_closest(mt, _config_kind(config, mt))}. If the architecture follows other names, add an entry "
             "to OVERRIDES in probekit/model/_discovery.py (see the README, 'Architectures')") from None
-    if not adapter.verified:
+    if not adapter.verified and mt not in _WARNED:
+        _WARNED.add(mt)
         logger.warning("model_type %r was mapped by convention but is not among the architectures probekit's "
                        "reference test proves exact; check its sites against the model's own outputs", mt)
     return adapter

@@ -108,7 +108,8 @@ def load_model(
             model, source = spec, {"kind": "object", "class": type(spec).__name__}
             default_name = spec.config.name_or_path or type(spec).__name__
         elif isinstance(spec, PretrainedConfig):
-            adapter_for(spec)  # a meta-device skeleton: an unsupported architecture fails before any weights
+            if not trust_remote_code:  # a meta-device skeleton: an unsupported architecture fails before any weights
+                adapter_for(spec)
             config = spec
             for k, v in head_kwargs.items():
                 setattr(config, k, v)
@@ -119,7 +120,8 @@ def load_model(
             folder, kwargs, source, default_name = _locate(spec, revision)
             config = _from_pretrained(AutoConfig, folder, spec, trust_remote_code=trust_remote_code,
                                       revision=revision, **_hub_kwargs(kwargs))
-            adapter_for(config)
+            if not trust_remote_code:  # remote code builds its own classes: mapped once the model is built
+                adapter_for(config)
             for k, v in head_kwargs.items():
                 setattr(config, k, v)
             model = _from_pretrained(auto, folder, spec, config=config, trust_remote_code=trust_remote_code,
