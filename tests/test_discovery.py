@@ -137,6 +137,32 @@ def test_overrides_replace_what_discovery_finds(monkeypatch, tokenizer):
     assert torch.equal(a, b)
 
 
+def test_an_override_maps_what_the_conventions_miss(monkeypatch, tokenizer):
+    """CTRL names its attention ``multi_head_attention``: without the class CTRL declares for its attentions,
+    only an override finds it, and then every site is exact."""
+    from probekit.model import _discovery
+
+    cfg = T.CTRLConfig(vocab_size=30522, n_embd=32, n_layer=2, n_head=4, dff=37)
+    monkeypatch.setattr(_discovery, "_recorded", lambda _model: {})
+    with pytest.raises(UnsupportedArchitectureError, match="no attention module in block 0"):
+        adapter_for(cfg)
+    monkeypatch.setitem(OVERRIDES, "ctrl", {"components": {"attn.pattern": Hook("multi_head_attention", index=1),
+                                                           "attn.out": Hook("multi_head_attention.dense")}})
+    m = probekit.load_model(cfg, seed=0, tokenizer=tokenizer)
+    assert m.adapter.attn_output_proj == "multi_head_attention.dense" and m.adapter.final == Hook("layernorm")
+    assert m.adapter.components["mlp.out"].path == "ffn.2"  # the down projection, found by its shape
+    cache = m.run_with_cache(TEXTS, sites=m.sites())
+    enc = m.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    mask = enc["attention_mask"].bool()
+    with m.eager_attention(), torch.inference_mode():
+        out = m.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True,
+                      output_attentions=True)
+    for depth, s in enumerate(["emb", "L0.resid", "final"]):
+        assert torch.allclose(cache[s][mask], out.hidden_states[depth][mask], atol=1e-5), s
+    pair = (mask[:, None, :, None] & mask[:, None, None, :]).expand_as(out.attentions[1])
+    assert torch.allclose(cache["L1.attn.pattern"][pair], out.attentions[1][pair], atol=1e-5)
+
+
 # ------------------------------------------------------------------- kinds
 def test_encoder_or_decoder():
     assert adapter_for(reference_config("bert")).kind == "encoder"
@@ -168,7 +194,7 @@ def test_moe_model_with_dense_layers(tokenizer, tmp_path):
     enc = m.tokenizer(TEXTS, padding=True, return_tensors="pt")
     mask = enc["attention_mask"].bool()
     with torch.inference_mode():
-        out = m.model(**enc, output_router_logits=True)
+        out = m.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_router_logits=True)
     assert len(out.router_logits) == 1  # HF records the sparse layer only
     assert cache["L1.mlp.router"].shape == (*mask.shape, 4)
     assert torch.allclose(cache["L1.mlp.router"][mask], out.router_logits[0][mask.reshape(-1)], atol=1e-6)
@@ -245,7 +271,7 @@ def test_t5_exposes_its_encoder(tokenizer):
     cache = m.run_with_cache(TEXTS, sites=["L1.resid", "final"])
     enc = m.tokenizer(TEXTS, padding=True, return_tensors="pt")
     with torch.inference_mode():
-        out = m.model.encoder(**enc)
+        out = m.model.encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
     mask = enc["attention_mask"].bool()
     assert torch.equal(cache["final"][mask], out.last_hidden_state[mask])
 

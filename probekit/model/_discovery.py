@@ -18,13 +18,14 @@ shapes that Hugging Face's modeling code uses:
   mixture-of-experts block (an ``experts`` module beside a ``gate``/``router``)
   gives the router's logits and the experts' combined output instead;
 - the **final norm** (``norm``, ``ln_f``, ``final_layernorm``,
-  ``final_layer_norm``, ``norm_f``, ``final_norm``) beside the blocks;
+  ``final_layer_norm``, ``norm_f``, ``final_norm``, ``layernorm``) beside the blocks;
 - encoder or decoder, from the attention's ``is_causal`` flag, else the
   config and transformers' causal-LM / masked-LM model lists.
 
 The ``emb`` site is the input of the first block, which is exactly what
 Hugging Face reports as ``hidden_states[0]``. Exceptions to the conventions go
-in :data:`OVERRIDES`; :data:`REFERENCE_RESULTS` records what the reference
+in :data:`OVERRIDES` (an override that names ``attn.pattern`` and ``attn.out``,
+or ``mlp.out``, replaces that search); :data:`REFERENCE_RESULTS` records what the reference
 test (``tests/test_reference.py``) proves for each architecture type.
 """
 
@@ -53,7 +54,8 @@ _MLP_NAMES = ("mlp", "feed_forward", "ffn", "DenseReluDense", "ff", "block_spars
 _DOWN_NAMES = ("down_proj", "c_proj", "fc2", "fc_out", "dense_4h_to_h", "lin2", "wo", "Wo", "w2", "ffn_output",
                "out_proj", "dense")
 _ROUTER_NAMES = ("gate", "router")
-_FINAL_NAMES = ("norm", "ln_f", "final_layernorm", "final_layer_norm", "norm_f", "final_norm", "ln_final")
+_FINAL_NAMES = ("norm", "ln_f", "final_layernorm", "final_layer_norm", "norm_f", "final_norm", "ln_final",
+                "layernorm")
 _EMBED_NAMES = ("embeddings_project", "embeddings")
 
 #: What the reference test proves for each of the 45 text architecture types it
@@ -182,12 +184,19 @@ def _discover(model: nn.Module, config, mt: str, ov: dict) -> Adapter:
     layers = ov.get("layers") or _find_blocks(base, stack_path, recorded.get("hidden_states"), config)
     blocks = base.get_submodule(layers)
     d = _width(config)
+    given = ov.get("components", {})
     tables, o_paths, pattern_mods = [], [], []
     for i, block in enumerate(blocks):
-        pat_path, pat_index, attn_path, o_path = _attention(block, i, recorded.get("attentions"), d)
+        if "attn.pattern" in given and "attn.out" in given:  # the override says where attention is
+            pat_path, pat_index = given["attn.pattern"].path, given["attn.pattern"].index
+            o_path = given["attn.out"].path
+            attn_path = ".".join(_common_prefix(pat_path.split("."), o_path.split(".")))
+        else:
+            pat_path, pat_index, attn_path, o_path = _attention(block, i, recorded.get("attentions"), d)
         table = {"resid": Hook(""), "attn.pattern": Hook(pat_path, index=pat_index), "attn.out": Hook(o_path)}
-        table.update(_mlp(block, i, attn_path, d))
-        table.update(ov.get("components", {}))
+        if "mlp.out" not in given:
+            table.update(_mlp(block, i, attn_path, d))
+        table.update(given)
         tables.append(table)
         o_paths.append(o_path)
         pattern_mods.append(block.get_submodule(pat_path))
@@ -211,6 +220,15 @@ def _discover(model: nn.Module, config, mt: str, ov: dict) -> Adapter:
     )
     fields.update({k: v for k, v in ov.items() if k not in ("components", "layers")})
     return Adapter(**fields)
+
+
+def _common_prefix(a: list[str], b: list[str]) -> list[str]:
+    out = []
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        out.append(x)
+    return out
 
 
 def _bfs(root: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
