@@ -186,6 +186,7 @@ def test_tokenizer_hash_is_remembered_and_follows_changes(minilm):
 
 
 @pytest.mark.parametrize("name", ["probekit.fingerprint", "probekit.fingerprint._json", "probekit.fingerprint._weights",
+                                  "probekit.store._validate",
                                   "probekit.labels", "probekit.store._layout", "probekit.cli._errors"])
 def test_docstring_examples_run(name):
     import doctest
@@ -193,3 +194,11 @@ def test_docstring_examples_run(name):
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_file_checksum_of_an_open_file_equals_that_of_its_path(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(bytes(range(256)) * 5000)
+    with open(p, "rb", buffering=0) as f:
+        assert fp.file_checksum(f, "sha256") == fp.file_checksum(p, "sha256")
+        assert not f.closed

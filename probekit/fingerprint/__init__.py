@@ -70,11 +70,13 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import weakref
 import zlib
+from typing import BinaryIO
 
 from probekit.fingerprint._json import canonical_json, hash_arrays, hash_bytes, hash_json, hash_json_lines, jsonable
 from probekit.fingerprint._weights import SAMPLE, weights_hash
@@ -178,12 +180,21 @@ def _checksummer(algorithm: str):
     return h
 
 
-def file_checksum(path: str | os.PathLike, algorithm: str = CHECKSUM) -> str:
+def file_checksum(path: str | os.PathLike | BinaryIO, algorithm: str = CHECKSUM) -> str:
     """``"<algorithm>:<hex digest>"`` of a file, read in chunks into one reused buffer.
 
-    Checksums detect damage; they are not a cryptographic identity. XXH3-128
-    is about ten times cheaper than SHA-256, which matters because store
-    files are hashed beside the forward pass.
+    Checksums detect damage; they are not a cryptographic identity (nor a
+    signature: anyone can recompute them). XXH3-128 is about ten times
+    cheaper than SHA-256, which matters because store files are hashed beside
+    the forward pass.
+
+    Parameters
+    ----------
+    path : path or binary file
+        A path, or a file already opened for reading (read from its current
+        position to its end, not closed).
+    algorithm : str
+        ``"xxh3_128"``, ``"crc32"`` or ``"sha256"``.
 
     Examples
     --------
@@ -196,7 +207,7 @@ def file_checksum(path: str | os.PathLike, algorithm: str = CHECKSUM) -> str:
     h = _checksummer(algorithm)
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
+    with contextlib.nullcontext(path) if hasattr(path, "readinto") else open(path, "rb", buffering=0) as f:
         while True:
             n = f.readinto(buf)
             if not n:

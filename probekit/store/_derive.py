@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import torch
 
 from probekit.fingerprint import hash_json
@@ -33,7 +32,7 @@ from probekit.model import SENTENCE_POOLING, WORD_POOLING, Site, pool_sentence, 
 from probekit.store._data import as_data
 from probekit.store._extract import check_pooling
 from probekit.store._layout import begin_store, finish_store
-from probekit.store._manifest import EXAMPLES, FORMAT_VERSION, StoreError
+from probekit.store._manifest import FORMAT_VERSION, MANIFEST, StoreError, read_manifest
 from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
 
@@ -55,16 +54,14 @@ class MissingExamplesError(StoreError, LookupError):
 
 
 def _pre_split(store: ActivationStore) -> bool:
-    import pyarrow.parquet as pq
-
-    return "words" in pq.read_schema(store.path / EXAMPLES).names
+    return "words" in store._example_columns()
 
 
 def _keys(store: ActivationStore) -> list[tuple]:
     """A lookup key per example: its words (pre-split data) or its text."""
     if _pre_split(store):
         return [("words", *w) for sc in store._sidecars for w in sc["words"]]
-    df = pd.read_parquet(store.path / EXAMPLES, columns=["text"])
+    df = store._read_examples(columns=["text"])
     return [("text", t) for t in df["text"].tolist()]
 
 
@@ -242,6 +239,7 @@ def derive(
         "derived_from": [str(st.path) for st in sources],
     }, overwrite, data)
     root = out / "shards"
+    manifest = read_manifest(out / MANIFEST)
 
     t0 = time.perf_counter()
     dev = torch.device(device) if device is not None else torch.device("cpu")
@@ -254,7 +252,7 @@ def derive(
     try:
         for k in range(n_shards):
             start, stop = k * shard_size, min((k + 1) * shard_size, len(data))
-            if reuse_shard(root, k, fp):
+            if reuse_shard(root, k, manifest):
                 reused += 1
                 bar.update(stop - start)
                 continue

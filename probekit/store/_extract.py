@@ -51,7 +51,7 @@ from probekit.store._manifest import (
     FORMAT_VERSION,
     MANIFEST,
     FingerprintMismatchError,
-    read_json,
+    read_manifest,
 )
 from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
@@ -219,13 +219,14 @@ def extract(
         with dist.step("preparing the store"):
             if rank == 0:
                 _start_store(out, fp, components, overwrite, model, site_list, settings, data, n_shards)
-        job = _Job(model, data, site_list, settings, fp, out / "shards", batch_tokens, overlap, ivs)
-        mine = [k for k in range(n_shards) if k % world == rank]
         stats = None
         with dist.step("extracting its shards"):
-            if rank != 0 and read_json(out / MANIFEST).get("fingerprint") != fp:
+            manifest = read_manifest(out / MANIFEST)
+            if manifest["fingerprint"] != fp:
                 raise FingerprintMismatchError(f"rank {rank}: the manifest written by rank 0 has another "
                                                "fingerprint; every rank must get the same model, data and settings")
+            job = _Job(model, data, site_list, settings, manifest, out / "shards", batch_tokens, overlap, ivs)
+            mine = [k for k in range(n_shards) if k % world == rank]
             stats = job.run(mine, progress=progress if rank == 0 else False)
         all_stats = dist.gather_stats(stats)
         with dist.step("finishing the store"):
@@ -330,9 +331,10 @@ def _finish(out: Path, fp: str, n_shards: int, stats: list[dict]) -> None:
 class _Job:
     """Compute and write a set of shards."""
 
-    def __init__(self, model: HookedModel, data: ExtractData, sites: list[Site], settings: dict, fp: str,
+    def __init__(self, model: HookedModel, data: ExtractData, sites: list[Site], settings: dict, manifest: dict,
                  root: Path, batch_tokens: int, overlap: bool, interventions: Sequence = ()):
-        self.model, self.data, self.sites, self.s, self.fp = model, data, sites, settings, fp
+        self.model, self.data, self.sites, self.s = model, data, sites, settings
+        self.manifest, self.fp = manifest, manifest["fingerprint"]
         self.interventions = list(interventions)
         self.root, self.batch_tokens, self.overlap = root, batch_tokens, overlap
         self.np_dtype, self.torch_dtype = DTYPES[settings["dtype"]]
@@ -357,7 +359,7 @@ class _Job:
         todo = []
         reused = 0
         for k in shards:
-            if reuse_shard(self.root, k, self.fp):
+            if reuse_shard(self.root, k, self.manifest):
                 reused += 1
             else:
                 todo.append(k)

@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from probekit.fingerprint import file_checksum
+from probekit.store._localfs import read_json_file
 from probekit.store._manifest import (
     EXAMPLES,
     FORMAT_VERSION,
@@ -30,7 +31,6 @@ from probekit.store._manifest import (
     StoreError,
     check_manifest,
     describe_mismatch,
-    read_json,
     read_manifest,
     write_manifest,
 )
@@ -146,7 +146,7 @@ def prepare_dir(out: Path, fp: str, components: dict, overwrite: bool) -> None:
         _without_manifest(out, names, overwrite)
         return
     try:
-        found = read_json(mpath)
+        found = read_json_file(mpath)
     except StoreError as exc:
         raise StoreError(f"{exc}. probekit cannot tell whether it wrote {out}, so nothing was changed: delete the "
                          "directory yourself if it is a damaged store, or write the store elsewhere") from None
@@ -223,11 +223,11 @@ def finish_store(out: Path, fingerprint: str, n_shards: int, stats: dict, what: 
     Raises :class:`StoreError` naming the missing shards (``what``: the work that should have written them).
     """
     root = out / "shards"
-    sidecars = [load_sidecar(root, k, fingerprint) for k in range(n_shards)]
+    manifest = read_manifest(out / MANIFEST)
+    sidecars = [load_sidecar(root, k, fingerprint, manifest) for k in range(n_shards)]
     missing = [k for k, side in enumerate(sidecars) if side is None]
     if missing:
         raise StoreError(f"{out}: shards {missing[:5]} are missing after {what}; re-run to complete them")
-    manifest = read_manifest(out / MANIFEST)
     manifest.update(complete=True, n_tokens=sum(sum(side["n_tokens"]) for side in sidecars),
                     n_words=sum(sum(side["n_words"]) for side in sidecars),
                     shards=[side["sidecar_sha256"] for side in sidecars], stats=stats)

@@ -12,9 +12,10 @@ Every file of a store is covered by a checksum: the manifest carries the
 SHA-256 of its own content (``manifest_sha256``), the checksum of
 ``examples.parquet`` (``files``) and, once complete, the SHA-256 of every
 shard sidecar (``shards``); each sidecar carries its own SHA-256 and the
-checksums of its shard's data files. :func:`read_manifest` checks the shape
-of a manifest (so a hand-edited one is a :class:`StoreError` that names the
-problem) and then its checksum.
+checksums of its shard's data files. The checksums are unkeyed: they catch
+damage, not a forger, so :func:`read_manifest` reads a manifest as untrusted
+input (:mod:`probekit.store._validate`): a hand-edited or forged one is a
+:class:`StoreError` that names the problem, before its checksum is checked.
 """
 
 from __future__ import annotations
@@ -25,9 +26,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from probekit.fingerprint import canonical_json, hash_json
+from probekit.fingerprint import canonical_json
+from probekit.store._errors import (
+    EXAMPLES,
+    FORMAT_VERSION,
+    MANIFEST,
+    CorruptShardError,
+    FingerprintMismatchError,
+    StoreError,
+)
+from probekit.store._localfs import read_json_file
+from probekit.store._validate import check_manifest, manifest_hash
 
 __all__ = [
+    "EXAMPLES",
     "FORMAT_VERSION",
     "MANIFEST",
     "StoreError",
@@ -40,24 +52,6 @@ __all__ = [
     "write_manifest",
     "describe_mismatch",
 ]
-
-#: Bumped whenever the on-disk layout changes; part of the fingerprint.
-#: 3: the manifest is checksummed and records the checksums of examples.parquet and of every sidecar.
-FORMAT_VERSION = 3
-MANIFEST = "manifest.json"
-EXAMPLES = "examples.parquet"
-
-
-class StoreError(RuntimeError):
-    """A store directory is missing, incomplete or unreadable."""
-
-
-class FingerprintMismatchError(StoreError):
-    """A store was made from other weights, data or settings than requested."""
-
-
-class CorruptShardError(StoreError):
-    """A shard's bytes do not match its checksum (truncated or corrupted)."""
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
@@ -77,121 +71,28 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; raise :class:`StoreError` naming the file when unreadable."""
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path} is unreadable or not valid JSON ({exc})") from exc
+    """Read a JSON file; raise :class:`StoreError` naming the file when unreadable, not a regular file, or not
+    valid JSON (also when nested deeper than any probekit file, or larger than 256 MiB).
 
-
-def _manifest_hash(manifest: Mapping[str, Any]) -> str:
-    return hash_json({k: v for k, v in manifest.items() if k != "manifest_sha256"})
+    Opening never blocks (a FIFO named ``path`` is refused, not waited on); ``FileNotFoundError`` passes
+    through. A link is followed (the path is the caller's); inside a store, files are read with
+    :func:`read_manifest` and the shard readers, which refuse links.
+    """
+    return read_json_file(path, follow=True)
 
 
 def write_manifest(path: str | os.PathLike, manifest: Mapping[str, Any]) -> dict:
     """Write ``manifest`` atomically with its own checksum (``manifest_sha256``); returns what was written."""
     out = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
-    out["manifest_sha256"] = _manifest_hash(out)
+    out["manifest_sha256"] = manifest_hash(out)
     write_json_atomic(path, out)
     return out
 
 
-#: key -> (accepted types, description) of every manifest; ``complete`` ones also need ``_COMPLETE``
-_SHAPE: dict[str, tuple[tuple[type, ...], str]] = {
-    "fingerprint": ((str,), "a string"),
-    "components": ((dict,), "a mapping"),
-    "complete": ((bool,), "true or false"),
-    "model": ((dict,), "a mapping"),
-    "sites": ((list,), "a list"),
-    "settings": ((dict,), "a mapping"),
-    "n_examples": ((int,), "an integer"),
-    "n_shards": ((int,), "an integer"),
-    "files": ((dict,), "a mapping"),
-}
-_COMPLETE: dict[str, tuple[tuple[type, ...], str]] = {
-    "n_tokens": ((int,), "an integer"),
-    "n_words": ((int,), "an integer"),
-    "shards": ((list,), "a list"),
-}
-_SETTINGS: dict[str, tuple[tuple[type, ...], str]] = {
-    "dtype": ((str,), "a string"),
-    "tokens": ((bool,), "true or false"),
-    "word_pooling": ((list,), "a list"),
-    "sentence_pooling": ((list,), "a list"),
-    "shard_size": ((int,), "an integer"),
-}
-
-
-def _is_type(value: Any, types: tuple[type, ...]) -> bool:
-    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-
-
-def _describe(value: Any) -> str:
-    """``the string '3'``, ``the boolean true``, ``null``, ``a list``...: a manifest value in words."""
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if value is None:
-        return "null"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    return {list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
-
-
-def check_manifest(manifest: Any, where: str) -> None:
-    """Raise :class:`StoreError` naming the first problem of a manifest's shape, version or checksum."""
-    if not isinstance(manifest, dict):
-        raise StoreError(f"{where} is not a probekit manifest: it holds {_describe(manifest)}, not a mapping")
-    version = manifest.get("format_version", None)
-    if "format_version" not in manifest:
-        raise StoreError(f"{where} has no 'format_version': it is not a probekit manifest, or was edited by hand")
-    if not _is_type(version, (int,)):
-        raise StoreError(f"{where}: 'format_version' must be an integer, not {_describe(version)} "
-                         "(edited by hand?); re-extract the store")
-    if version != FORMAT_VERSION:
-        raise StoreError(f"{where} has store format version {version}; this probekit reads version "
-                         f"{FORMAT_VERSION}. Re-extract it.")
-    shape = dict(_SHAPE, **(_COMPLETE if manifest.get("complete") is True else {}))
-    for key, (types, what) in shape.items():
-        if key not in manifest:
-            raise StoreError(f"{where} has no {key!r} (edited by hand or damaged); re-extract the store")
-        if not _is_type(manifest[key], types):
-            raise StoreError(f"{where}: {key!r} must be {what}, not {_describe(manifest[key])} "
-                             "(edited by hand or damaged); re-extract the store")
-    for key, (types, what) in _SETTINGS.items():
-        value = manifest["settings"].get(key)
-        if not _is_type(value, types):
-            raise StoreError(f"{where}: 'settings.{key}' must be {what}, not {_describe(value)} "
-                             "(edited by hand or damaged); re-extract the store")
-    for key in ("weights", "data"):
-        if key not in manifest["components"]:
-            raise StoreError(f"{where}: 'components' has no {key!r} (edited by hand or damaged); re-extract the store")
-    if "name" not in manifest["model"]:
-        raise StoreError(f"{where}: 'model' has no 'name' (edited by hand or damaged); re-extract the store")
-    if not all(isinstance(s, str) for s in manifest["sites"]) or not manifest["sites"]:
-        raise StoreError(f"{where}: 'sites' must be a non-empty list of site names (edited by hand or damaged)")
-    if manifest["n_examples"] < 1 or manifest["n_shards"] < 1:
-        raise StoreError(f"{where}: 'n_examples' and 'n_shards' must be at least 1 (edited by hand or damaged)")
-    if manifest.get("complete") and len(manifest["shards"]) != manifest["n_shards"]:
-        raise StoreError(f"{where} records {len(manifest['shards'])} shard checksums for "
-                         f"{manifest['n_shards']} shards (edited by hand or damaged)")
-    if hash_json(manifest["components"]) != manifest["fingerprint"]:
-        raise StoreError(f"{where}: 'fingerprint' is not the hash of 'components' (edited by hand or damaged); "
-                         "re-extract the store")
-    if "manifest_sha256" not in manifest:
-        raise StoreError(f"{where} carries no checksum ('manifest_sha256'; edited by hand?); re-extract the store")
-    if manifest["manifest_sha256"] != _manifest_hash(manifest):
-        raise StoreError(f"{where} does not match its checksum (edited by hand or damaged); re-extract the store, "
-                         "or re-run the same extraction to repair it")
-
-
 def read_manifest(path: str | os.PathLike) -> dict:
-    """Read and check a manifest (see :func:`check_manifest`); ``FileNotFoundError`` when absent."""
-    manifest = read_json(path)
+    """Read and check a store's manifest (a regular file, not a link; see
+    :func:`~probekit.store._validate.check_manifest`); ``FileNotFoundError`` when absent."""
+    manifest = read_json_file(path)
     check_manifest(manifest, str(path))
     return manifest
 

@@ -38,17 +38,28 @@ from typing import Any
 
 import numpy as np
 
-from probekit.fingerprint import CHECKSUM, file_checksum, hash_json
+from probekit.fingerprint import CHECKSUM, file_checksum
+from probekit.store._localfs import check_dir, open_file, read_json_file, stat_file
 from probekit.store._manifest import (
+    EXAMPLES,
     FORMAT_VERSION,
+    MANIFEST,
     CorruptShardError,
     StoreError,
-    read_json,
     write_json_atomic,
 )
+from probekit.store._validate import (
+    check_sidecar,
+    check_sidecar_for,
+    check_sidecars,
+    check_size,
+    check_stream,
+    sidecar_hash,
+)
 
-__all__ = ["ShardWriter", "shard_name", "load_sidecar", "verify_file", "open_stream", "remove_shard",
-           "verify_shard", "drop_shards_beyond", "reuse_shard"]
+__all__ = ["ShardWriter", "shard_name", "load_sidecar", "read_sidecar", "verify_file", "open_stream",
+           "remove_shard", "verify_shard", "drop_shards_beyond", "reuse_shard", "stream_path",
+           "read_store_sidecars"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +67,6 @@ logger = logging.getLogger(__name__)
 def shard_name(index: int) -> str:
     """Directory and sidecar stem of shard ``index`` (``"00007"``)."""
     return f"{index:05d}"
-
-
-def _sidecar_hash(sidecar: Mapping[str, Any]) -> str:
-    return hash_json({k: v for k, v in sidecar.items() if k != "sidecar_sha256"})
 
 
 class ShardWriter:
@@ -123,7 +130,7 @@ class ShardWriter:
             files[name]["checksum"] = file_checksum(path, CHECKSUM)
         os.replace(self.tmp, self.final)
         sidecar = {**self.meta, "shard": self.index, "format_version": FORMAT_VERSION, "streams": files}
-        sidecar["sidecar_sha256"] = _sidecar_hash(sidecar)
+        sidecar["sidecar_sha256"] = sidecar_hash(sidecar)
         write_json_atomic(self.root / f"{self.name}.json", sidecar)
         return sidecar
 
@@ -154,25 +161,40 @@ def drop_shards_beyond(root: Path, n_shards: int) -> None:
             remove_shard(root, int(k))
 
 
-def load_sidecar(root: Path, index: int, fingerprint: str | None = None) -> dict[str, Any] | None:
-    """The sidecar of shard ``index``, or ``None`` when absent, damaged or foreign.
+def read_sidecar(root: Path, index: int, manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The sidecar of shard ``index``, read as untrusted input; with ``manifest``, checked against its store.
 
-    Checks the sidecar's own hash, its format version and (when given) the
-    store fingerprint; the data files are not hashed here (see
-    :func:`verify_file`).
+    Raises
+    ------
+    FileNotFoundError
+        No sidecar.
+    CorruptShardError
+        The sidecar does not match its checksum, or belongs to another store or format.
+    StoreError
+        The sidecar is not a regular file, or a field holds what no probekit sidecar does (a path
+        instead of a plain file name, a size its shape does not make, an object dtype, ...).
     """
     path = root / f"{shard_name(index)}.json"
-    if not path.exists():
-        return None
+    sidecar = check_sidecar(read_json_file(path), str(path), index)
+    if manifest is not None:
+        check_sidecar_for(sidecar, str(path), manifest, index)
+    return sidecar
+
+
+def load_sidecar(root: Path, index: int, fingerprint: str | None = None,
+                 manifest: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """:func:`read_sidecar`, or ``None`` when absent, damaged or foreign (the shard is then redone).
+
+    Checks the sidecar's shape, own hash and format version, and (when given)
+    the store fingerprint and the manifest; the data files are not hashed here
+    (see :func:`verify_file`).
+    """
     try:
-        sidecar = read_json(path)
-    except Exception as exc:  # noqa: BLE001  (any damage means: redo)
-        logger.warning("shard %s: unreadable sidecar (%s)", shard_name(index), exc)
+        sidecar = read_sidecar(root, index, manifest)
+    except FileNotFoundError:
         return None
-    if not isinstance(sidecar, dict) or sidecar.get("sidecar_sha256") != _sidecar_hash(sidecar):
-        logger.warning("shard %s: sidecar checksum mismatch", shard_name(index))
-        return None
-    if sidecar.get("format_version") != FORMAT_VERSION or sidecar.get("shard") != index:
+    except StoreError as exc:
+        logger.warning("shard %s: %s", shard_name(index), exc)
         return None
     if fingerprint is not None and sidecar.get("fingerprint") != fingerprint:
         logger.warning("shard %s: belongs to another fingerprint", shard_name(index))
@@ -180,31 +202,49 @@ def load_sidecar(root: Path, index: int, fingerprint: str | None = None) -> dict
     return sidecar
 
 
-def verify_file(root: Path, sidecar: Mapping[str, Any], name: str, *, checksum: bool = True) -> None:
-    """Raise :class:`CorruptShardError` unless stream ``name`` matches its sidecar."""
+def stream_path(root: Path, sidecar: Mapping[str, Any], name: str) -> tuple[Path, str]:
+    """The path of stream ``name`` and how errors name it, its entry checked again (a plain file name, a size
+    its shape and dtype make) and its shard folder checked to be a real directory."""
     info = sidecar["streams"][name]
-    path = root / shard_name(sidecar["shard"]) / info["file"]
-    where = f"shard {shard_name(sidecar['shard'])}, stream {name} ({path})"
+    shard = shard_name(sidecar["shard"])
+    check_stream(name, info, str(root / f"{shard}.json"))
+    path = root / shard / info["file"]
+    where = f"shard {shard}, stream {name} ({path})"
     try:
-        size = path.stat().st_size
+        check_dir(root / shard)
     except FileNotFoundError:
         raise CorruptShardError(f"{where} is missing") from None
-    if size != info["bytes"]:
-        raise CorruptShardError(f"{where} is truncated or padded: {size} bytes, expected {info['bytes']}")
+    return path, where
+
+
+def verify_file(root: Path, sidecar: Mapping[str, Any], name: str, *, checksum: bool = True) -> None:
+    """Raise :class:`CorruptShardError` unless stream ``name`` matches its sidecar (size, then checksum).
+
+    Only a regular file is looked at (a link, FIFO or device is a :class:`StoreError`), and its size is
+    compared before anything is read.
+    """
+    info = sidecar["streams"][name]
+    path, where = stream_path(root, sidecar, name)
+    try:
+        check_size(info, stat_file(path).st_size, where)
+    except FileNotFoundError:
+        raise CorruptShardError(f"{where} is missing") from None
     if not checksum:
         return
     algorithm = str(info["checksum"]).partition(":")[0]
     try:
-        found = file_checksum(path, algorithm)
+        with open_file(path) as f:
+            found = file_checksum(f, algorithm)
     except (ValueError, ImportError) as exc:
         raise CorruptShardError(f"{where} cannot be checked: {exc}") from exc
     if found != info["checksum"]:
         raise CorruptShardError(f"{where} does not match its {algorithm} checksum (corrupted)")
 
 
-def reuse_shard(root: Path, index: int, fingerprint: str) -> bool:
-    """Whether shard ``index`` of the store ``fingerprint`` is committed and intact; if not, remove its traces."""
-    side = load_sidecar(root, index, fingerprint)
+def reuse_shard(root: Path, index: int, manifest: Mapping[str, Any]) -> bool:
+    """Whether shard ``index`` of the store ``manifest`` describes is committed and intact; if not, remove its
+    traces."""
+    side = load_sidecar(root, index, manifest["fingerprint"], manifest)
     if side is not None:
         try:
             verify_shard(root, side)
@@ -221,12 +261,61 @@ def verify_shard(root: Path, sidecar: Mapping[str, Any]) -> None:
         verify_file(root, sidecar, name)
 
 
-def open_stream(root: Path, sidecar: Mapping[str, Any], name: str) -> np.ndarray:
-    """Read-only memory map of a stream (call :func:`verify_file` first)."""
+def open_stream(root: Path, sidecar: Mapping[str, Any], name: str, mode: str = "r") -> np.ndarray:
+    """Memory map of a stream (``mode`` ``"r"``, or ``"c"`` copy-on-write); call :func:`verify_file` first.
+
+    The file's actual size is compared with the size the sidecar declares before it is mapped.
+    """
     info = sidecar["streams"][name]
+    path, where = stream_path(root, sidecar, name)
     shape = tuple(info["shape"])
     dtype = np.dtype(info["dtype"])
     if info["bytes"] == 0:
         return np.empty(shape, dtype=dtype)
-    path = root / shard_name(sidecar["shard"]) / info["file"]
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    try:
+        f = open_file(path)
+    except FileNotFoundError:
+        raise CorruptShardError(f"{where} is missing") from None
+    with f:
+        check_size(info, os.fstat(f.fileno()).st_size, where)
+        return np.memmap(f, dtype=dtype, mode=mode, shape=shape)
+
+
+def read_store_sidecars(path: Path, manifest: Mapping[str, Any]) -> list[dict]:
+    """Every sidecar of a complete store, checked against the manifest, and every file they name looked at
+    (a regular file of the declared size) before anything is read or mapped."""
+    root = path / "shards"
+    try:
+        check_dir(root)
+    except FileNotFoundError:
+        raise CorruptShardError(f"{path} has no shards folder; re-run probekit.extract with the same arguments "
+                                "to repair the store") from None
+    sidecars = []
+    for k in range(manifest["n_shards"]):
+        try:
+            sc = read_sidecar(root, k, manifest)
+        except FileNotFoundError:
+            raise CorruptShardError(f"{path}: shard {k} is missing; re-run probekit.extract with the same arguments "
+                                    "to repair the store") from None
+        except CorruptShardError as exc:
+            raise CorruptShardError(f"shard {k}: {exc}; re-run probekit.extract with the same arguments to repair "
+                                    "the store") from None
+        if sc["sidecar_sha256"] != manifest["shards"][k]:
+            raise CorruptShardError(f"{path}: the sidecar of shard {k} is not the one the manifest records; "
+                                    "re-run probekit.extract with the same arguments to repair the store")
+        sidecars.append(sc)
+    check_sidecars(sidecars, manifest, str(path / MANIFEST))
+    for sc in sidecars:
+        for name, info in sc["streams"].items():
+            file, where = stream_path(root, sc, name)
+            try:
+                check_size(info, stat_file(file).st_size, where)
+            except FileNotFoundError:
+                raise CorruptShardError(f"{where} is missing; re-run probekit.extract with the same arguments to "
+                                        "repair the store") from None
+    try:
+        stat_file(path / EXAMPLES)
+    except FileNotFoundError:
+        raise CorruptShardError(f"{path / EXAMPLES} is missing; re-run probekit.extract with the same arguments "
+                                "to repair the store") from None
+    return sidecars

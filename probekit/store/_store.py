@@ -1,17 +1,21 @@
 """Reading a store: :class:`ActivationStore` and its per-site memory-mapped views.
 
-A store is opened only through a complete manifest; every shard sidecar is
-checked on open, and every stream file is checked against its checksum the
-first time it is touched (``verify="lazy"``, the default) or all at once
-(``verify="full"``). A damaged shard raises :class:`CorruptShardError` and is
-never read; re-running the same extraction repairs it.
+A store is opened only through a complete manifest, and read as untrusted
+input (:mod:`probekit.store._validate`): every shard sidecar is checked on
+open (its names, sizes, shapes and dtypes, against each other and against the
+manifest), every file it names is looked at (a regular file inside the store,
+of the declared size) before anything is mapped, and every stream file is
+checked against its checksum the first time it is touched (``verify="lazy"``,
+the default) or all at once (``verify="full"``). A damaged shard raises
+:class:`CorruptShardError` and is never read; re-running the same extraction
+repairs it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -22,6 +26,7 @@ import torch
 from probekit.fingerprint import file_checksum
 from probekit.model import Site, as_hooked_model, pool_sentence, pool_words
 from probekit.store._data import as_data
+from probekit.store._localfs import open_file
 from probekit.store._manifest import (
     EXAMPLES,
     MANIFEST,
@@ -31,31 +36,14 @@ from probekit.store._manifest import (
     read_manifest,
 )
 from probekit.store._row_view import RowView
-from probekit.store._shards import load_sidecar, open_stream, verify_file
+from probekit.store._shards import open_stream, read_store_sidecars, verify_file
+from probekit.store._validate import stream_names
 
 __all__ = ["ActivationStore", "SiteView", "Batch", "stream_names"]
 
 logger = logging.getLogger(__name__)
 
 Level = Literal["token", "word", "sentence"]
-
-
-def stream_names(sites: Sequence[Site], settings: dict) -> dict[Site, dict[str, tuple[str, str | None]]]:
-    """Stream file names of every site: ``{site: {name: (level, pooling)}}``."""
-    out: dict[Site, dict[str, tuple[str, str | None]]] = {}
-    for s in sites:
-        if s.is_attention:
-            out[s] = {str(s): ("attention", None)}
-            continue
-        names: dict[str, tuple[str, str | None]] = {}
-        if settings["tokens"]:
-            names[f"{s}.tok"] = ("token", None)
-        for how in settings["word_pooling"]:
-            names[f"{s}.words-{how}"] = ("word", how)
-        for how in settings["sentence_pooling"]:
-            names[f"{s}.sent-{how}"] = ("sentence", how)
-        out[s] = names
-    return out
 
 
 class Batch(NamedTuple):
@@ -142,10 +130,11 @@ class ActivationStore:
             raise ValueError(f"verify must be 'lazy' or 'full', not {verify!r}")
         path = Path(path)
         mpath = path / MANIFEST
-        if not mpath.exists():
+        try:
+            manifest = read_manifest(mpath)
+        except FileNotFoundError:
             what = "does not exist" if not path.exists() else "has no manifest.json"
-            raise StoreError(f"{path} {what}: it is not a probekit activation store")
-        manifest = read_manifest(mpath)
+            raise StoreError(f"{path} {what}: it is not a probekit activation store") from None
         if not manifest["complete"]:
             raise StoreError(f"{path} is incomplete (the extraction was interrupted or is still running); "
                              "re-run probekit.extract with the same arguments to resume it")
@@ -178,18 +167,7 @@ class ActivationStore:
                     f"{path} was extracted from other data ({comps['data']['n_examples']} examples, sha256 "
                     f"{comps['data']['sha256'][:12]}...; given data: {len(as_data(data))} examples, sha256 "
                     f"{digest[:12]}...)")
-        root = path / "shards"
-        sidecars = []
-        for k in range(manifest["n_shards"]):
-            sc = load_sidecar(root, k, manifest["fingerprint"])
-            if sc is None:
-                raise CorruptShardError(f"{path}: shard {k} is missing or its sidecar is damaged; re-run "
-                                        "probekit.extract with the same arguments to repair the store")
-            if sc["sidecar_sha256"] != manifest["shards"][k]:
-                raise CorruptShardError(f"{path}: the sidecar of shard {k} is not the one the manifest records; "
-                                        "re-run probekit.extract with the same arguments to repair the store")
-            sidecars.append(sc)
-        store = cls(path, manifest, sidecars, verify)
+        store = cls(path, manifest, read_store_sidecars(path, manifest), verify)
         if verify == "full":
             store.verify()
         return store
@@ -213,7 +191,8 @@ class ActivationStore:
         recorded = self.manifest["files"][EXAMPLES]
         algorithm = recorded.partition(":")[0]
         try:
-            found = file_checksum(path, algorithm)
+            with open_file(path) as f:
+                found = file_checksum(f, algorithm)
         except FileNotFoundError:
             raise CorruptShardError(f"{path} is missing; re-run probekit.extract with the same arguments to "
                                     "repair the store") from None
@@ -254,13 +233,30 @@ class ActivationStore:
     def examples(self) -> pd.DataFrame:
         """Example metadata: ``id``, ``text``, labels..., ``words``, ``n_tokens``, ``n_words``."""
         if self._examples is None:
-            self._check_examples()
-            df = pd.read_parquet(self.path / EXAMPLES)
+            df = self._read_examples()
             df["words"] = [w for sc in self._sidecars for w in sc["words"]]
             df["n_tokens"] = self.n_tokens
             df["n_words"] = self.n_words
             self._examples = df
         return self._examples.copy()
+
+    def _read_examples(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The example table as stored (checked against its checksum first), one row per example."""
+        self._check_examples()
+        with open_file(self.path / EXAMPLES) as f:
+            df = pd.read_parquet(f, columns=columns)
+        if len(df) != self.n_examples:
+            raise StoreError(f"{self.path / EXAMPLES} has {len(df)} rows for {self.n_examples} examples (edited by "
+                             "hand, damaged or forged); re-extract the store")
+        return df
+
+    def _example_columns(self) -> list[str]:
+        """The columns of the stored example table."""
+        import pyarrow.parquet as pq
+
+        self._check_examples()
+        with open_file(self.path / EXAMPLES) as f:
+            return list(pq.read_schema(f).names)
 
     def words(self, i: int) -> list[str]:
         """The words of example ``i`` (the units of word pooling)."""
@@ -284,6 +280,9 @@ class ActivationStore:
         wid = self.word_ids(i)
         spans = [[-1, -1] for _ in range(int(self.n_words[i]))]
         for t, w in enumerate(wid.tolist()):
+            if w >= len(spans):
+                raise StoreError(f"{self.path}: token {t} of example {i} belongs to word {w}, but the example has "
+                                 f"{len(spans)} words (edited by hand, damaged or forged); re-extract the store")
             if w >= 0:
                 if spans[w][0] < 0:
                     spans[w][0] = t
@@ -321,10 +320,7 @@ class ActivationStore:
         key = (k, name, mode)
         if key not in self._maps:
             self._check(k, name)
-            arr = open_stream(self.path / "shards", self._sidecars[k], name)
-            if mode == "c" and isinstance(arr, np.memmap):
-                arr = np.memmap(arr.filename, dtype=arr.dtype, mode="c", shape=arr.shape)
-            self._maps[key] = arr
+            self._maps[key] = open_stream(self.path / "shards", self._sidecars[k], name, mode)
         return self._maps[key]
 
     def _stream(self, site: Site, level: str, how: str | None) -> str | None:
