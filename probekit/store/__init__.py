@@ -21,6 +21,7 @@ Examples
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data, load_source
 from probekit.store._derive import MissingExamplesError, derive, find_examples
+from probekit.store._errors import StoreLockedError
 from probekit.store._extract import extract, resolve_sites
 from probekit.store._manifest import (
     FORMAT_VERSION,
@@ -46,6 +47,7 @@ __all__ = [
     "RowView",
     "SiteView",
     "StoreError",
+    "StoreLockedError",
     "as_data",
     "derive",
     "extract",

@@ -31,7 +31,7 @@ from probekit.fingerprint import hash_json
 from probekit.model import SENTENCE_POOLING, WORD_POOLING, Site, pool_sentence, pool_words
 from probekit.store._data import as_data
 from probekit.store._extract import check_pooling
-from probekit.store._layout import begin_store, finish_store
+from probekit.store._layout import begin_store, finish_store, writing
 from probekit.store._manifest import FORMAT_VERSION, MANIFEST, StoreError, read_manifest
 from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
@@ -170,6 +170,8 @@ def derive(
     ------
     MissingExamplesError
         Some examples are in no source (``.missing`` lists them); nothing is written.
+    StoreLockedError
+        Another process is writing ``out``.
     StoreError
         The sources come from different models, or lack the rows asked for.
 
@@ -232,38 +234,39 @@ def derive(
     fp = hash_json(components)
     out = Path(out)
     n_shards = -(-len(data) // shard_size)
-    begin_store(out, {
-        "format_version": FORMAT_VERSION, "fingerprint": fp, "components": components, "complete": False,
-        "model": dict(sources[0].manifest["model"]), "sites": [str(s) for s in site_list], "settings": settings,
-        "n_examples": len(data), "n_shards": n_shards, "files": {},
-        "derived_from": [str(st.path) for st in sources],
-    }, overwrite, data)
-    root = out / "shards"
-    manifest = read_manifest(out / MANIFEST)
+    with writing(out):  # one writer at a time, from the folder check to the complete manifest
+        begin_store(out, {
+            "format_version": FORMAT_VERSION, "fingerprint": fp, "components": components, "complete": False,
+            "model": dict(sources[0].manifest["model"]), "sites": [str(s) for s in site_list], "settings": settings,
+            "n_examples": len(data), "n_shards": n_shards, "files": {},
+            "derived_from": [str(st.path) for st in sources],
+        }, overwrite, data)
+        root = out / "shards"
+        manifest = read_manifest(out / MANIFEST)
 
-    t0 = time.perf_counter()
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    streams = stream_names(site_list, settings)
-    computed = reused = 0
-    from tqdm.auto import tqdm
+        t0 = time.perf_counter()
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        streams = stream_names(site_list, settings)
+        computed = reused = 0
+        from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(data), unit="ex", desc="derive", dynamic_ncols=True,
-               disable=(not progress) if progress is not None else None)
-    try:
-        for k in range(n_shards):
-            start, stop = k * shard_size, min((k + 1) * shard_size, len(data))
-            if reuse_shard(root, k, manifest):
-                reused += 1
+        bar = tqdm(total=len(data), unit="ex", desc="derive", dynamic_ncols=True,
+                   disable=(not progress) if progress is not None else None)
+        try:
+            for k in range(n_shards):
+                start, stop = k * shard_size, min((k + 1) * shard_size, len(data))
+                if reuse_shard(root, k, manifest):
+                    reused += 1
+                    bar.update(stop - start)
+                    continue
+                _write_shard(root, k, start, stop, sources, src, ex, site_list, streams, _DTYPES[dtype], fp, dev)
+                computed += 1
                 bar.update(stop - start)
-                continue
-            _write_shard(root, k, start, stop, sources, src, ex, site_list, streams, _DTYPES[dtype], fp, dev)
-            computed += 1
-            bar.update(stop - start)
-    finally:
-        bar.close()
-    finish_store(out, fp, n_shards, {"ranks": 1, "seconds": time.perf_counter() - t0, "shards_computed": computed,
-                                     "shards_reused": reused, "tokens_computed": 0, "examples_computed": 0,
-                                     "derived": True}, "deriving")
+        finally:
+            bar.close()
+        finish_store(out, fp, n_shards, {"ranks": 1, "seconds": time.perf_counter() - t0, "shards_computed": computed,
+                                         "shards_reused": reused, "tokens_computed": 0, "examples_computed": 0,
+                                         "derived": True}, "deriving")
     logger.info("%s: derived %d examples from %d store(s) without a forward pass", out, len(data), len(sources))
     return ActivationStore.open(out)
 

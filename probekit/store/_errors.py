@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "EXAMPLES", "StoreError", "FingerprintMismatchError", "CorruptShardError"]
+__all__ = ["FORMAT_VERSION", "MANIFEST", "EXAMPLES", "LOCK", "StoreError", "FingerprintMismatchError",
+           "CorruptShardError", "StoreLockedError"]
 
 #: Bumped whenever the on-disk layout changes; part of the fingerprint.
 #: 3: the manifest is checksummed and records the checksums of examples.parquet and of every sidecar.
 FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 EXAMPLES = "examples.parquet"
+#: the writer's lock file, present only while a process writes the store (or after one was killed)
+LOCK = "probekit.lock"
 
 
 class StoreError(RuntimeError):
@@ -21,3 +24,7 @@ class FingerprintMismatchError(StoreError):
 
 class CorruptShardError(StoreError):
     """A shard's bytes do not match its checksum (truncated or corrupted)."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing the store directory (its lock names the holder)."""

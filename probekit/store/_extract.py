@@ -46,7 +46,7 @@ from probekit.model import (
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data
 from probekit.store._distributed import dist_env, distributed
-from probekit.store._layout import begin_store, finish_store
+from probekit.store._layout import begin_store, finish_store, writing
 from probekit.store._manifest import (
     FORMAT_VERSION,
     MANIFEST,
@@ -123,7 +123,8 @@ def extract(
         Store directory. An existing store with the same fingerprint is
         reused (and completed or repaired if needed); one with another
         fingerprint is an error unless ``overwrite``. A directory holding
-        anything probekit did not write is refused and left untouched.
+        anything probekit did not write is refused and left untouched. The
+        directory is locked while it is written (one writer at a time).
     dtype : {"float16", "float32"}
     tokens : bool
         Store token-level rows (set False to keep only pooled views).
@@ -160,6 +161,14 @@ def extract(
     Returns
     -------
     ActivationStore
+
+    Raises
+    ------
+    StoreLockedError
+        Another process is writing ``out`` (the message names it: pid, host, since when);
+        ``overwrite`` does not get past it. The lock of a killed writer is taken over.
+    FingerprintMismatchError
+        ``out`` holds a store made from other inputs and not ``overwrite``.
 
     Examples
     --------
@@ -215,9 +224,11 @@ def extract(
     fp = hash_json(components)
     n_shards = -(-len(data) // shard_size)
 
-    with distributed(world) as dist:
+    # rank 0 holds the store's writer lock from before the folder is prepared until the manifest is complete
+    with contextlib.ExitStack() as lock, distributed(world) as dist:
         with dist.step("preparing the store"):
             if rank == 0:
+                lock.enter_context(writing(out))
                 _start_store(out, fp, components, overwrite, model, site_list, settings, data, n_shards)
         stats = None
         with dist.step("extracting its shards"):

@@ -6,6 +6,7 @@ A store directory holds exactly::
     examples.parquet         (examples.parquet.tmp while it is being written)
     shards/00007.json        a shard's sidecar (00007.json.tmp while it is being written)
     shards/00007/NAME.bin    a shard's data files (in shards/00007.tmp/ until the shard is committed)
+    probekit.lock            the writer's lock, while a process writes the store (see probekit.store._lock)
 
 A run killed at any moment leaves a subset of these. :func:`foreign_entries`
 lists everything else, so :func:`probekit.extract` can refuse to touch a
@@ -15,14 +16,18 @@ directory that holds anything probekit did not write, and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from probekit.fingerprint import file_checksum
+from probekit.store._errors import LOCK
 from probekit.store._localfs import read_json_file
+from probekit.store._lock import store_lock
 from probekit.store._manifest import (
     EXAMPLES,
     FORMAT_VERSION,
@@ -37,11 +42,11 @@ from probekit.store._manifest import (
 from probekit.store._shards import drop_shards_beyond, load_sidecar
 
 __all__ = ["foreign_entries", "remove_store_files", "probekit_entries", "prepare_dir", "write_examples",
-           "begin_store", "finish_store"]
+           "begin_store", "finish_store", "writing"]
 
 logger = logging.getLogger(__name__)
 
-_TOP_FILES = {MANIFEST, MANIFEST + ".tmp", EXAMPLES, EXAMPLES + ".tmp"}
+_TOP_FILES = {MANIFEST, MANIFEST + ".tmp", EXAMPLES, EXAMPLES + ".tmp", LOCK}
 _SHARD_DIR = re.compile(r"\d{5,}(\.tmp)?")
 _SIDECAR = re.compile(r"\d{5,}\.json(\.tmp)?")
 _DATA_FILE = re.compile(r"[A-Za-z0-9_.\-]+\.bin")
@@ -94,9 +99,41 @@ def _foreign_in_shards(root: Path) -> list[str]:
 
 
 def probekit_entries(out: str | os.PathLike) -> list[Path]:
-    """The top-level entries of ``out`` that probekit writes (call :func:`foreign_entries` first)."""
+    """The top-level entries of ``out`` that probekit writes, but the writer's lock (call :func:`foreign_entries`
+    first)."""
     out = Path(out)
-    return [p for p in sorted(out.iterdir()) if p.name in _TOP_FILES or p.name == "shards"]
+    return [p for p in sorted(out.iterdir()) if (p.name in _TOP_FILES and p.name != LOCK) or p.name == "shards"]
+
+
+def _not_ours(out: Path, foreign: list[str]) -> StoreError:
+    return StoreError(f"{out} is not a probekit store: it holds {', '.join(foreign)}, which probekit did not "
+                      "write. Nothing was changed; write the store to a new or empty directory.")
+
+
+@contextlib.contextmanager
+def writing(out: Path) -> Iterator[None]:
+    """Hold the writer's lock of ``out`` for the block, creating the directory if needed.
+
+    A directory that is not a store (it holds anything probekit did not write) is refused before the
+    lock file is created in it, so nothing is ever written into someone else's folder.
+
+    Raises
+    ------
+    StoreError
+        ``out`` is a file, or holds files probekit did not write.
+    StoreLockedError
+        Another process is writing ``out``.
+    """
+    if out.exists() and not _is_dir(out):
+        raise StoreError(f"{out} exists and is not a directory; write the store to a new or empty directory")
+    if out.exists():
+        foreign = foreign_entries(out)
+        if foreign:
+            raise _not_ours(out, foreign)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+    with store_lock(out):
+        yield
 
 
 def remove_store_files(out: str | os.PathLike) -> None:
@@ -134,13 +171,12 @@ def prepare_dir(out: Path, fp: str, components: dict, overwrite: bool) -> None:
     if not out.exists():
         out.mkdir(parents=True)
         return
-    names = {p.name for p in out.iterdir()}
+    names = {p.name for p in out.iterdir()} - {LOCK}
     if not names:
         return
     foreign = foreign_entries(out)
     if foreign:
-        raise StoreError(f"{out} is not a probekit store: it holds {', '.join(foreign)}, which probekit did not "
-                         "write. Nothing was changed; write the store to a new or empty directory.")
+        raise _not_ours(out, foreign)
     mpath = out / MANIFEST
     if not _is_file(mpath):
         _without_manifest(out, names, overwrite)
@@ -204,7 +240,8 @@ def write_examples(out: Path, data) -> str:
 
 
 def begin_store(out: Path, manifest: dict, overwrite: bool, data) -> None:
-    """Check or create ``out`` for the (incomplete) ``manifest``, then write it and the example table.
+    """Check or create ``out`` for the (incomplete) ``manifest``, then write it and the example table
+    (call inside :func:`writing`).
 
     The manifest comes first, so anything in the directory after this point is recognisably probekit's;
     shards numbered beyond ``manifest["n_shards"]`` (left by a lost manifest) are removed.

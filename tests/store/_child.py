@@ -1,6 +1,9 @@
 """Run one extraction in its own process (for the kill, memory and distributed tests).
 
-Usage: python _child.py OUT N [--kill MODE AT] [--sleep S] [--rss] [--sites ...]
+Usage: python _child.py OUT N [--kill MODE AT] [--sleep S] [--hold FILE] [--rss] [--sites ...]
+
+``--hold FILE``: every forward pass waits until FILE exists (so a test decides when the extraction goes on).
+``--one-line-errors``: report a failure as the command line does (``Error: <message>``, exit status 1).
 
 Kill modes: ``mid-write`` (shard AT half written), ``before-sidecar`` (shard AT in place, no sidecar),
 ``before-manifest`` (the first manifest write half done; AT is ignored).
@@ -38,6 +41,8 @@ def main() -> None:
     p.add_argument("--dtype", default="float16")
     p.add_argument("--kill", nargs=2, metavar=("MODE", "AT"), default=None)
     p.add_argument("--sleep", type=float, default=0.0)
+    p.add_argument("--hold", default=None)
+    p.add_argument("--one-line-errors", action="store_true")
     p.add_argument("--rss", action="store_true")
     p.add_argument("--pooling", action="store_true")
     a = p.parse_args()
@@ -76,9 +81,27 @@ def main() -> None:
             time.sleep(a.sleep)
             return orig_fwd(rows, **kw)
         model.forward_rows = slow
+    if a.hold:
+        held_fwd = model.forward_rows
+
+        def held(rows, **kw):
+            import time
+            deadline = time.monotonic() + 300
+            while not os.path.exists(a.hold) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return held_fwd(rows, **kw)
+        model.forward_rows = held
     kw = dict(word_pooling=["mean"], sentence_pooling=["mean"]) if a.pooling else {}
-    store = probekit.extract(model, make_texts(a.n), a.sites.split(","), a.out, dtype=a.dtype,
-                             shard_size=a.shard_size, batch_tokens=512, progress=False, **kw)
+    try:
+        store = probekit.extract(model, make_texts(a.n), a.sites.split(","), a.out, dtype=a.dtype,
+                                 shard_size=a.shard_size, batch_tokens=512, progress=False, **kw)
+    except Exception as exc:
+        if not a.one_line_errors:
+            raise
+        from probekit.cli._errors import error_message
+
+        print(f"Error: {error_message(exc)}", file=sys.stderr)
+        sys.exit(1)
     if a.rss:
         print(json.dumps({"maxrss_kb": peak_rss_kb(),
                           "n_tokens": store.manifest["n_tokens"]}))
