@@ -48,10 +48,14 @@ signature* that is cheap to recheck (about a millisecond for MiniLM-L6; see
   whenever the weights change (``set_weight_bias``, ``load_state_dict``).
 
 What the signature cannot see is a *sparse* write that bypasses the version
-counter, e.g. ``p.data[3, 7] = 0`` at an element outside the sample. After
-such an edit call ``weights_hash(module, refresh=True)``
-(``HookedModel.weights_hash(refresh=True)``), or edit the parameter itself
-under ``torch.no_grad()`` (``p[3, 7] = 0``), which bumps its version.
+counter, e.g. ``p.data[3, 7] = 0`` at an element outside the sample. Where the
+hash guards work that costs far more than hashing (an extraction, whose
+forward passes take seconds to hours), every byte is hashed again
+(``refresh=True``: :func:`probekit.extract` does), so such an edit is never
+missed there; elsewhere call ``weights_hash(module, refresh=True)``
+(``HookedModel.weights_hash(refresh=True)``) after such an edit, or edit the
+parameter itself under ``torch.no_grad()`` (``p[3, 7] = 0``), which bumps its
+version.
 
 Examples
 --------

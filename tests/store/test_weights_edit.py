@@ -66,3 +66,26 @@ def test_hash_taken_then_edit_records_the_new_weights(tmp_path, how):
     with pytest.raises(FingerprintMismatchError, match="other model weights"):
         probekit.ActivationStore.open(tmp_path / "B", model=tiny_model())
     probekit.ActivationStore.open(tmp_path / "B", model=m)
+
+
+def test_a_one_element_edit_the_signature_misses_is_never_reused(tmp_path):
+    """``w.data[i, j] += 5`` bypasses the version counter and misses the sampled elements: extraction hashes every
+    byte, so the store is not reused for the edited weights."""
+    m = tiny_model()
+    out = tmp_path / "A"
+    before = _extract(m, out)
+    rows_before = _stored(before)
+    w = m.model.embeddings.word_embeddings.weight
+    token = m.tokenizer.convert_tokens_to_ids("the")  # in every text, so the edit changes the activations
+    sampled = m.weights_hash()
+    w.data[token, 7] += 5
+    assert m.weights_hash() == sampled  # the cheap signature does not see this edit...
+    with pytest.raises(FingerprintMismatchError, match="model weights"):
+        _extract(m, out)  # ...the extraction does: the old rows are not reused
+    after = _extract(m, out, overwrite=True)
+    assert after.manifest["stats"]["shards_reused"] == 0
+    assert after.manifest["components"]["weights"] != before.manifest["components"]["weights"]
+    fresh = _extract(m, tmp_path / "fresh")
+    np.testing.assert_array_equal(_stored(after), _stored(fresh))
+    np.testing.assert_allclose(_stored(after), _fresh(m), atol=1e-5)
+    assert np.abs(_stored(after) - rows_before).max() > 1e-3  # the edit did change the rows
