@@ -186,7 +186,7 @@ def test_tokenizer_hash_is_remembered_and_follows_changes(minilm):
 
 
 @pytest.mark.parametrize("name", ["probekit.fingerprint", "probekit.fingerprint._json", "probekit.fingerprint._weights",
-                                  "probekit.store._validate",
+                                  "probekit.fingerprint._modules", "probekit.store._validate",
                                   "probekit.labels", "probekit.store._layout", "probekit.cli._errors"])
 def test_docstring_examples_run(name):
     import doctest
@@ -194,6 +194,57 @@ def test_docstring_examples_run(name):
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.failed == 0 and result.attempted > 0
+
+
+# ------------------------------------------------------ what else the forward depends on
+def test_module_settings_follow_every_module_setting(bert):
+    import transformers
+
+    torch.manual_seed(1)
+    same = transformers.BertModel(tiny_config("bert"))  # other weights, same modules and settings
+    assert fp.module_settings_hash(same) == fp.module_settings_hash(bert)
+    before = fp.module_settings_hash(bert)
+    edits = [
+        lambda m: setattr(m.encoder.layer[1].output.LayerNorm, "eps", 1e-3),
+        lambda m: setattr(m.embeddings.dropout, "p", 0.3),
+        lambda m: setattr(m.encoder.layer[0].intermediate, "intermediate_act_fn", nn.ReLU()),
+        lambda m: m.encoder.layer[0].attention.self.add_module("extra", nn.Identity()),
+    ]
+    for edit in edits:
+        m = copy.deepcopy(bert)
+        edit(m)
+        assert fp.module_settings_hash(m) != before
+    bert.train()
+    assert fp.module_settings_hash(bert) == before  # stored forwards run in eval mode: the flag is not an input
+
+
+def test_config_hash_leaves_out_provenance_only(bert):
+    config = copy.deepcopy(bert.config)
+    h = fp.config_hash(config)
+    config._name_or_path = "/some/machine/path"
+    config.architectures = ["BertModel"]
+    assert fp.config_hash(config) == h
+    config.layer_norm_eps = 1e-3
+    assert fp.config_hash(config) != h
+
+
+def test_foreign_hooks_names_module_and_global_hooks(bert):
+    from torch.nn.modules import module as torch_module
+
+    assert fp.foreign_hooks(bert) == []
+    handles = [bert.encoder.layer[1].register_forward_hook(lambda *a: None),
+               bert.embeddings.register_forward_pre_hook(lambda *a: None),
+               torch_module.register_module_forward_hook(lambda *a: None)]
+    try:
+        found = fp.foreign_hooks(bert)
+        assert len(found) == 3
+        assert any("global forward hook" in f and "register_module_forward_hook" in f for f in found)
+        assert any("forward hook" in f and "encoder.layer.1 (BertLayer)" in f for f in found)
+        assert any("forward pre-hook" in f and "embeddings (BertEmbeddings)" in f for f in found)
+    finally:
+        for h in handles:
+            h.remove()
+    assert fp.foreign_hooks(bert) == []
 
 
 def test_file_checksum_of_an_open_file_equals_that_of_its_path(tmp_path):

@@ -15,6 +15,12 @@ Whatever a cached result depends on is hashed here, and only here:
 - :func:`weights_hash`: SHA-256 over a module's parameters, buffers and
   custom state (quantized packed weights), remembered per module and taken
   again as soon as anything it covers may have changed (see below).
+- :func:`module_settings_hash` / :func:`config_hash`: SHA-256 of what a
+  forward depends on besides the weights (every submodule's class and
+  ``extra_repr()`` settings such as ``LayerNorm.eps`` or ``Dropout.p``; the
+  model config without its provenance); :func:`foreign_hooks` lists the
+  forward hooks on a module tree and the global ones, which cannot be hashed
+  and so are refused by whatever fingerprints a forward.
 - :func:`tokenizer_hash`: SHA-256 of a tokenizer's full specification.
 - :func:`file_checksum`: damage detection for store files (XXH3-128, or
   CRC-32 where ``xxhash`` is missing), not an identity; ``"sha256"`` for the
@@ -83,18 +89,22 @@ import zlib
 from typing import BinaryIO
 
 from probekit.fingerprint._json import canonical_json, hash_arrays, hash_bytes, hash_json, hash_json_lines, jsonable
+from probekit.fingerprint._modules import config_hash, foreign_hooks, module_settings_hash
 from probekit.fingerprint._weights import SAMPLE, weights_hash
 
 __all__ = [
     "CHECKSUM",
     "canonical_json",
+    "config_hash",
     "file_checksum",
+    "foreign_hooks",
     "file_lines_sha256",
     "hash_arrays",
     "hash_bytes",
     "hash_json",
     "hash_json_lines",
     "jsonable",
+    "module_settings_hash",
     "tokenizer_hash",
     "weights_hash",
     "SAMPLE",

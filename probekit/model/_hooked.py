@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from probekit.fingerprint import weights_hash
+from probekit.fingerprint import config_hash, foreign_hooks, module_settings_hash, weights_hash
 from probekit.model._adapters import Adapter, Hook
 from probekit.model._cache import ActivationCache
 from probekit.model._discovery import adapter_for, linear_widths
@@ -371,6 +371,45 @@ class HookedModel:
         for exactly what is noticed); ``refresh=True`` hashes every byte again.
         """
         return weights_hash(self.model, refresh=refresh)
+
+    def forward_settings(self, *, attention: bool = False) -> dict:
+        """What the forward depends on besides the weights, as hashes: part of every store's fingerprint.
+
+        ``modules``: every submodule's name, class and settings (``extra_repr()``: ``LayerNorm`` eps,
+        ``Dropout`` p, ...); ``config``: the model config without its provenance;
+        ``attn_implementation``: the attention kernel the forward runs with (eager whenever attention
+        patterns are read, ``attention=True``). Training flags are not included: stored forwards run
+        in ``eval()`` mode.
+
+        Raises
+        ------
+        ValueError
+            A forward hook or pre-hook is on one of the model's modules (or a global module hook is
+            registered) that probekit did not put there for this call: what it does to the activations
+            cannot be fingerprinted. Use :mod:`probekit.interventions` instead, which can.
+
+        Examples
+        --------
+        >>> import probekit, transformers
+        >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+        ...                         num_attention_heads=4, intermediate_size=37))
+        >>> before = m.forward_settings()
+        >>> m.model.embeddings.LayerNorm.eps = 1e-3
+        >>> m.forward_settings()["modules"] != before["modules"]
+        True
+        """
+        hooks = foreign_hooks(self.model)
+        if hooks:
+            shown = "; ".join(hooks[:3]) + (f"; and {len(hooks) - 3} more" if len(hooks) > 3 else "")
+            raise ValueError(
+                f"{self.name} has forward hooks probekit did not register: {shown}. What a hook does to the "
+                "activations cannot be fingerprinted, so a store would be mixed up with the unhooked model's; "
+                "remove the hook (handle.remove()) and express the change as an intervention "
+                "(probekit.interventions: Ablate, Steer, Patch, ProjectOut, AblateHeads, a fitted eraser), "
+                "which enters the store's fingerprint")
+        current = getattr(self.config, "_attn_implementation", None)
+        return {"modules": module_settings_hash(self.model), "config": config_hash(self.config),
+                "attn_implementation": "eager" if attention else current}
 
 
 def _unflatten(t: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:

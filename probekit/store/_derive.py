@@ -41,7 +41,7 @@ __all__ = ["derive", "MissingExamplesError", "find_examples"]
 logger = logging.getLogger(__name__)
 
 #: components every source must share: together they say "the same model, run the same way"
-_IDENTITY = ("weights", "recipe", "interventions", "tokenization")
+_IDENTITY = ("weights", "forward", "recipe", "interventions", "tokenization")
 _DTYPES = {"float16": np.float16, "float32": np.float32}
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 __all__ = ["FORMAT_VERSION", "MANIFEST", "EXAMPLES", "LOCK", "StoreError", "FingerprintMismatchError",
            "CorruptShardError", "StoreLockedError"]
 
-#: Bumped whenever the on-disk layout changes; part of the fingerprint.
+#: Bumped whenever the on-disk layout or the fingerprint components change; part of the fingerprint.
 #: 3: the manifest is checksummed and records the checksums of examples.parquet and of every sidecar.
-FORMAT_VERSION = 3
+#: 4: the fingerprint covers the module tree's settings, the config and the attention implementation
+#:    (component ``forward``), and the weights are hashed in full at every extraction.
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 EXAMPLES = "examples.parquet"
 #: the writer's lock file, present only while a process writes the store (or after one was killed)

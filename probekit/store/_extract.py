@@ -167,13 +167,19 @@ def extract(
     StoreLockedError
         Another process is writing ``out`` (the message names it: pid, host, since when);
         ``overwrite`` does not get past it. The lock of a killed writer is taken over.
+    ValueError
+        A forward hook that probekit did not register is on the model (or a global module hook is
+        registered): its effect cannot be fingerprinted; use ``interventions`` instead.
     FingerprintMismatchError
-        ``out`` holds a store made from other inputs and not ``overwrite``.
+        ``out`` holds a store made from other inputs (weights, module settings, data, ...) and not
+        ``overwrite``.
 
     Notes
     -----
     The fingerprint hashes every byte of the weights at each call (about 0.1 s for MiniLM-L6), so an
-    edit the cheap weights signature misses (a sparse write through ``.data``) never reuses a store.
+    edit the cheap weights signature misses (a sparse write through ``.data``) never reuses a store,
+    and covers what the forward depends on besides the weights (see
+    :meth:`~probekit.HookedModel.forward_settings`).
 
     Examples
     --------
@@ -320,6 +326,7 @@ def _components(model: HookedModel, data: ExtractData, sites: list[Site], settin
         # every byte hashed again: a sparse write through .data escapes the cheap signature, and the hash
         # (0.1 s for MiniLM-L6) is small next to an extraction's forward passes (benchmarks/fingerprint.py)
         "weights": model.weights_hash(refresh=True),
+        "forward": model.forward_settings(attention=any(s.is_attention for s in sites)),
         "recipe": jsonable(recipe) if recipe is not None else None,
         "data": {"sha256": data.digest(), "n_examples": len(data)},
         "sites": [str(s) for s in sites],

@@ -2,9 +2,10 @@
 
 A store directory is only ever read through its ``manifest.json``. The
 manifest names everything that determines the bytes of the store (the
-*fingerprint components*): the weights, the variant recipe, the data, the
-sites, the tokenization and pooling settings, the dtype, the shard layout and
-the store format version. The fingerprint is the SHA-256 of those components
+*fingerprint components*): the weights, what else the forward depends on (the
+module settings, the config, the attention implementation: ``forward``), the
+variant recipe, the data, the sites, the tokenization and pooling settings, the
+dtype, the shard layout and the store format version. The fingerprint is the SHA-256 of those components
 in canonical JSON (:func:`probekit.fingerprint.hash_json`), so two
 extractions with the same fingerprint produce the same bytes.
 
@@ -101,6 +102,8 @@ def describe_mismatch(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> st
     """Name the fingerprint components that differ, in words a user can act on."""
     names = {
         "weights": "model weights",
+        "forward": "module settings (the module tree and settings such as LayerNorm eps or dropout p, the config, "
+                   "the attention implementation)",
         "recipe": "variant recipe",
         "data": "data",
         "sites": "sites",

@@ -33,6 +33,7 @@ from probekit.store._manifest import (
     CorruptShardError,
     FingerprintMismatchError,
     StoreError,
+    describe_mismatch,
     read_manifest,
 )
 from probekit.store._row_view import RowView
@@ -148,6 +149,12 @@ class ActivationStore:
             raise FingerprintMismatchError(
                 f"{path} was extracted from other model weights (store weights sha256 {comps['weights'][:12]}..., "
                 f"this model {model.weights_hash()[:12]}...; store model: {manifest['model']['name']})")
+        if model is not None:
+            forward = model.forward_settings(attention=any(Site.parse(s).is_attention for s in manifest["sites"]))
+            if forward != comps.get("forward"):
+                raise FingerprintMismatchError(
+                    f"{path} was extracted from a model run with other settings: "
+                    f"{describe_mismatch({'forward': comps.get('forward')}, {'forward': forward})}")
         if model is not None or interventions is not None:
             from probekit.fingerprint import hash_json, jsonable
             from probekit.model import as_interventions
