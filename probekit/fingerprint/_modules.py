@@ -70,11 +70,26 @@ def _callable_name(fn) -> str:
     return f"{module}.{name}" if module else name
 
 
+#: hooks libraries install that never change an output: (defining module, function name)
+_INERT_HOOKS = frozenset({
+    # transformers 5 installs these on a model's layers the first time it is asked for hidden states or
+    # attentions; they only append to a list while such outputs are being collected, and return None
+    ("transformers.utils.output_capturing", "output_capturing_hook"),
+})
+
+
+def _inert(fn) -> bool:
+    inner = getattr(fn, "__func__", fn)
+    return (getattr(inner, "__module__", None), getattr(inner, "__name__", None)) in _INERT_HOOKS
+
+
 def foreign_hooks(module) -> list[str]:
     """Descriptions of every forward hook and forward pre-hook on ``module``'s tree, and the global ones.
 
     Global module hooks (``torch.nn.modules.module.register_module_forward_hook`` and
-    ``register_module_forward_pre_hook``) run on every module, so they count too.
+    ``register_module_forward_pre_hook``) run on every module, so they count too. The output-capturing
+    hooks transformers installs itself (once a model has been asked for ``output_hidden_states`` or
+    ``output_attentions``) only record outputs and are left out.
 
     Examples
     --------
@@ -93,9 +108,11 @@ def foreign_hooks(module) -> list[str]:
     for kind, hooks, how in (("forward hook", torch_module._global_forward_hooks, "forward_hook"),
                              ("forward pre-hook", torch_module._global_forward_pre_hooks, "forward_pre_hook")):
         found.extend(f"a global {kind} ({_callable_name(h).rsplit('.', 1)[-1]}, registered with "
-                     f"torch.nn.modules.module.register_module_{how}) on every module" for h in hooks.values())
+                     f"torch.nn.modules.module.register_module_{how}) on every module" for h in hooks.values()
+                     if not _inert(h))
     for name, m in module.named_modules():
         where = f"{name} ({type(m).__name__})" if name else f"the model itself ({type(m).__name__})"
         for kind, hooks in (("forward hook", m._forward_hooks), ("forward pre-hook", m._forward_pre_hooks)):
-            found.extend(f"a {kind} ({_callable_name(h).rsplit('.', 1)[-1]}) on {where}" for h in hooks.values())
+            found.extend(f"a {kind} ({_callable_name(h).rsplit('.', 1)[-1]}) on {where}" for h in hooks.values()
+                         if not _inert(h))
     return found

@@ -71,6 +71,23 @@ def test_a_foreign_hook_is_refused_before_anything_is_written(tmp_path, kind):
     assert _extract(m, out).manifest["stats"]["shards_reused"] == 3  # hook gone: the same model again
 
 
+def test_the_output_recording_hooks_of_transformers_are_not_foreign(tmp_path):
+    """transformers installs its own forward hooks the first time a model is asked for hidden states; they
+    only record outputs, so a model someone ran with output_hidden_states=True still extracts."""
+    m = tiny_model()
+    out = tmp_path / "A"
+    before = _extract(m, out)
+    rows_before = _rows(before)
+    batch = m.tokenizer(TEXTS[:2], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        m.model(**batch, output_hidden_states=True, output_attentions=True)
+    assert any(mod._forward_hooks for mod in m.model.modules())  # installed, and kept, by transformers
+    again = _extract(m, out)
+    assert again.manifest["stats"]["shards_reused"] == 3
+    np.testing.assert_array_equal(_rows(again), rows_before)
+    np.testing.assert_allclose(rows_before, _fresh(m), atol=1e-5)
+
+
 def _layer_norm_eps(m):
     for layer in m.model.encoder.layer:
         layer.output.LayerNorm.eps = 10.0
