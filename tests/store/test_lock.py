@@ -145,3 +145,13 @@ def test_a_lock_file_that_is_not_probekit_s_makes_the_folder_foreign(tmp_path, t
             _extract(tiny, out, overwrite=overwrite)
     assert mine.read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == ["probekit.lock"]
+
+
+def test_derive_takes_the_same_lock(tmp_path, reference):
+    out = tmp_path / "derived"
+    out.mkdir()
+    with store_lock(out):
+        with pytest.raises(StoreLockedError, match=f"pid {os.getpid()} on host"):
+            probekit.store.derive(reference, make_texts(5), out, sentence_pooling=("mean",), word_pooling=())
+    derived = probekit.store.derive(reference, make_texts(5), out, sentence_pooling=("mean",), word_pooling=())
+    assert derived.n_examples == 5 and not (out / "probekit.lock").exists()
