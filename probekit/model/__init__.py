@@ -39,12 +39,16 @@ from probekit.model._hooked import HookedModel, as_hooked_model
 from probekit.model._hooks import InterventionLike, as_interventions, capture, intervene, resolve_module
 from probekit.model._loading import HubUnreachableError, load_model, load_tokenizer
 from probekit.model._pooling import (
+    POOLING_VERSION,
     SENTENCE_POOLING,
     WORD_POOLING,
+    PoolPlan,
     SentencePooling,
     WordPooling,
     pool_sentence,
+    pool_sentences_many,
     pool_words,
+    pool_words_many,
 )
 from probekit.model._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site, site_block, site_layer
 from probekit.model._tokenize import (
@@ -88,8 +92,12 @@ __all__ = [
     "intervene",
     "load_model",
     "load_tokenizer",
+    "POOLING_VERSION",
+    "PoolPlan",
     "pool_sentence",
+    "pool_sentences_many",
     "pool_words",
+    "pool_words_many",
     "resolve_alias",
     "resolve_module",
     "site_block",

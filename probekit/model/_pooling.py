@@ -1,22 +1,174 @@
-"""Word and sentence pooling of token-level activations of one example."""
+"""Word and sentence pooling of token-level activations.
+
+One implementation pools any number of examples at once: a :class:`PoolPlan`
+says which rows of a flat ``[rows, d]`` tensor belong to which word and to
+which example, and :func:`pool_words_many` / :func:`pool_sentences_many` turn
+them into word and sentence vectors with a handful of tensor operations
+(one ``index_add_`` per call, however many examples). :func:`pool_words` and
+:func:`pool_sentence` are the one-example case of the same code, so an
+activation store's rows are the same bytes whether they were pooled during a
+forward pass (a whole batch at a time), derived from a store's token rows (a
+shard at a time) or pooled one example at a time by a reader.
+
+Means are accumulated in float32: each word's (or example's) rows are summed
+in token order, then divided by the count.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-__all__ = ["pool_words", "pool_sentence", "WORD_POOLING", "SENTENCE_POOLING"]
+__all__ = ["pool_words", "pool_sentence", "pool_words_many", "pool_sentences_many", "PoolPlan",
+           "WORD_POOLING", "SENTENCE_POOLING", "POOLING_VERSION"]
 
 WordPooling = Literal["first", "last", "mean"]
 SentencePooling = Literal["cls", "mean", "last"]
 WORD_POOLING: tuple[str, ...] = ("first", "last", "mean")
 SENTENCE_POOLING: tuple[str, ...] = ("cls", "mean", "last")
+#: Changes whenever pooled bytes may change; part of the fingerprint of every store holding pooled rows.
+#: 2: sentence means are summed in token order then divided (as word means always were), batched.
+POOLING_VERSION = 2
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """Where the tokens of several examples sit in a flat ``[rows, d]`` tensor, and their words.
+
+    Build it with :meth:`build`. ``token_rows`` lists, example after example,
+    the flat row of every token; ``word_rows``/``word_index`` the rows of
+    every word's tokens and the (global) word each belongs to.
+    """
+
+    #: flat row of the first token and token count of each example
+    starts: torch.Tensor
+    lengths: torch.Tensor
+    #: flat rows of every token, example after example, and the example each belongs to
+    token_rows: torch.Tensor
+    token_index: torch.Tensor
+    #: flat rows of every word token, and the word (0..n_words-1) each belongs to
+    word_rows: torch.Tensor
+    word_index: torch.Tensor
+    #: token count, first and last flat row of every word
+    word_lengths: torch.Tensor
+    word_first: torch.Tensor
+    word_last: torch.Tensor
+    #: words of each example, in order
+    n_words: tuple[int, ...]
+
+    @classmethod
+    def build(cls, starts: Sequence[int], lengths: Sequence[int],
+              spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> PoolPlan:
+        """A plan for examples whose tokens are rows ``starts[e] .. starts[e] + lengths[e]``.
+
+        Parameters
+        ----------
+        starts, lengths : sequence of int
+            Flat row of each example's first token, and its token count.
+        spans : sequence of sequence of (start, stop), optional
+            Token span of each word of each example, relative to the
+            example's first token (as :meth:`Example.word_spans` gives them).
+            Needed for word pooling only.
+
+        Raises
+        ------
+        ValueError
+            A word has no tokens, or a span leaves its example.
+
+        Examples
+        --------
+        >>> plan = PoolPlan.build([0, 10], [3, 2], [[(1, 2)], [(0, 1), (1, 2)]])
+        >>> plan.word_rows.tolist(), plan.word_index.tolist()
+        ([1, 10, 11], [0, 1, 2])
+        """
+        starts_t = torch.as_tensor(list(starts), dtype=torch.long)
+        lengths_t = torch.as_tensor(list(lengths), dtype=torch.long)
+        tok_index, tok_rows = _runs(starts_t, lengths_t)
+        if spans is None:
+            empty = torch.zeros(0, dtype=torch.long)
+            return cls(starts_t, lengths_t, tok_rows, tok_index, empty, empty, empty, empty, empty, ())
+        firsts: list[int] = []
+        counts: list[int] = []
+        n_words: list[int] = []
+        for e, (s0, n, ex_spans) in enumerate(zip(starts, lengths, spans)):
+            n_words.append(len(ex_spans))
+            for w, (a, b) in enumerate(ex_spans):
+                if not 0 <= a < b <= n:
+                    raise ValueError(f"example {e}, word {w}: token span [{a}, {b}) is empty or outside the "
+                                     f"example's {n} tokens, so the word has no vector")
+                firsts.append(s0 + a)
+                counts.append(b - a)
+        first = torch.as_tensor(firsts, dtype=torch.long)
+        wlen = torch.as_tensor(counts, dtype=torch.long)
+        index, rows = _runs(first, wlen)
+        return cls(starts_t, lengths_t, tok_rows, tok_index, rows, index, wlen, first, first + wlen - 1,
+                   tuple(n_words))
+
+    @property
+    def total_words(self) -> int:
+        return int(self.word_lengths.numel())
+
+
+def _runs(starts: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For runs of rows ``starts[i] .. starts[i] + lengths[i]``: the run of every row, and the row itself."""
+    index = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+    offset_in_run = torch.arange(len(index)) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    return index, starts[index] + offset_in_run
+
+
+def pool_words_many(x: torch.Tensor, plan: PoolPlan, how: WordPooling = "mean", *,
+                    dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Word vectors of every example of ``plan``: ``[total words, d]``.
+
+    ``x`` is the flat ``[rows, d]`` tensor the plan indexes (e.g. a padded
+    batch ``[batch, tokens, d]`` reshaped to ``[batch * tokens, d]``). The
+    result is in ``dtype`` (default: ``x``'s), cast once from the float32
+    mean, or from the selected rows.
+
+    Examples
+    --------
+    >>> x = torch.arange(8.).reshape(4, 2)
+    >>> plan = PoolPlan.build([0], [4], [[(0, 1), (1, 3)]])
+    >>> pool_words_many(x, plan, "mean").tolist()
+    [[0.0, 1.0], [3.0, 4.0]]
+    """
+    if how not in WORD_POOLING:
+        raise ValueError(f"word pooling must be one of {WORD_POOLING}, not {how!r}")
+    dev, dtype = x.device, dtype or x.dtype
+    if how == "first":
+        return x[plan.word_first.to(dev)].to(dtype)
+    if how == "last":
+        return x[plan.word_last.to(dev)].to(dtype)
+    out = torch.zeros(plan.total_words, x.shape[-1], dtype=torch.float32, device=dev)
+    out.index_add_(0, plan.word_index.to(dev), x[plan.word_rows.to(dev)].float())
+    return (out / plan.word_lengths.to(dev, torch.float32)[:, None]).to(dtype)
+
+
+def pool_sentences_many(x: torch.Tensor, plan: PoolPlan, how: SentencePooling = "mean", *,
+                        dtype: torch.dtype | None = None) -> torch.Tensor:
+    """One vector per example of ``plan``: ``[examples, d]`` in ``dtype`` (default: ``x``'s).
+
+    ``cls`` takes each example's first token, ``last`` its last one (the usual
+    choice for decoders), ``mean`` averages every token, special tokens
+    included (as sentence-transformers does).
+    """
+    if how not in SENTENCE_POOLING:
+        raise ValueError(f"sentence pooling must be one of {SENTENCE_POOLING}, not {how!r}")
+    dev, dtype = x.device, dtype or x.dtype
+    if how == "cls":
+        return x[plan.starts.to(dev)].to(dtype)
+    if how == "last":
+        return x[(plan.starts + plan.lengths - 1).to(dev)].to(dtype)
+    out = torch.zeros(len(plan.lengths), x.shape[-1], dtype=torch.float32, device=dev)
+    out.index_add_(0, plan.token_index.to(dev), x[plan.token_rows.to(dev)].float())
+    return (out / plan.lengths.to(dev, torch.float32)[:, None]).to(dtype)
 
 
 def pool_words(x: torch.Tensor, spans: Sequence[tuple[int, int]], how: WordPooling = "mean") -> torch.Tensor:
-    """Pool ``x`` (``[tokens, d]``) over each word's token span.
+    """Pool ``x`` (``[tokens, d]``, one example) over each word's token span.
 
     Parameters
     ----------
@@ -40,30 +192,11 @@ def pool_words(x: torch.Tensor, spans: Sequence[tuple[int, int]], how: WordPooli
     """
     if how not in WORD_POOLING:
         raise ValueError(f"word pooling must be one of {WORD_POOLING}, not {how!r}")
-    if how == "first":
-        return x[[s for s, _ in spans]]
-    if how == "last":
-        return x[[e - 1 for _, e in spans]]
-    starts = torch.tensor([s for s, _ in spans])
-    lengths = torch.tensor([e - s for s, e in spans])
-    index = torch.repeat_interleave(torch.arange(len(spans)), lengths)
-    rows = torch.cat([torch.arange(s, e) for s, e in spans]) if len(spans) else starts
-    out = torch.zeros(len(spans), x.shape[-1], dtype=torch.float32, device=x.device)
-    out.index_add_(0, index.to(x.device), x[rows.to(x.device)].float())
-    return (out / lengths.to(x.device, torch.float32)[:, None]).to(x.dtype)
+    return pool_words_many(x, PoolPlan.build([0], [x.shape[0]], [spans]), how)
 
 
 def pool_sentence(x: torch.Tensor, how: SentencePooling = "mean") -> torch.Tensor:
-    """Pool ``x`` (``[tokens, d]``, no padding) into one vector.
-
-    ``cls`` takes the first token, ``last`` the last one (the usual choice for
-    decoders), ``mean`` averages every token, special tokens included (as
-    sentence-transformers does).
-    """
+    """Pool ``x`` (``[tokens, d]``, no padding) into one vector (see :func:`pool_sentences_many`)."""
     if how not in SENTENCE_POOLING:
         raise ValueError(f"sentence pooling must be one of {SENTENCE_POOLING}, not {how!r}")
-    if how == "cls":
-        return x[0]
-    if how == "last":
-        return x[-1]
-    return x.float().mean(0).to(x.dtype)
+    return pool_sentences_many(x, PoolPlan.build([0], [x.shape[0]]), how)[0]

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from probekit.fingerprint import hash_json
-from probekit.model import SENTENCE_POOLING, WORD_POOLING, Site, pool_sentence, pool_words
+from probekit.model import SENTENCE_POOLING, WORD_POOLING, PoolPlan, Site, pool_sentences_many, pool_words_many
 from probekit.store._data import as_data
-from probekit.store._extract import check_pooling
+from probekit.store._extract import check_pooling, pooling_component
 from probekit.store._layout import begin_store, finish_store, writing
 from probekit.store._manifest import FORMAT_VERSION, MANIFEST, StoreError, read_manifest
 from probekit.store._shards import ShardWriter, reuse_shard
@@ -41,6 +41,8 @@ __all__ = ["derive", "MissingExamplesError", "find_examples"]
 logger = logging.getLogger(__name__)
 
 #: components every source must share: together they say "the same model, run the same way"
+#: token rows pooled in one go (bounds the float32 copy of a chunk of a shard's token rows)
+_POOL_ROWS = 1 << 16
 _IDENTITY = ("weights", "forward", "recipe", "interventions", "tokenization")
 _DTYPES = {"float16": np.float16, "float32": np.float32}
 
@@ -224,7 +226,7 @@ def derive(
         **{k: first.get(k) for k in _IDENTITY if k in first},
         "data": {"sha256": data.digest(), "n_examples": len(data)},
         "sites": [str(s) for s in site_list],
-        "pooling": {"tokens": False, "word": word_pooling, "sentence": sentence_pooling},
+        "pooling": pooling_component(settings),
         "dtype": {"store": dtype, "autocast": first["dtype"].get("autocast"), "params": first["dtype"].get("params")},
         "layout": {"shard_size": shard_size},
         # which source gives each example decides its rows, so the sources are part of the identity
@@ -286,6 +288,19 @@ def _sites(store: ActivationStore, sites) -> list[Site]:
     return list(dict.fromkeys(out))
 
 
+def _chunks(items: list[int], sizes: list[int], budget: int) -> list[list[int]]:
+    """``items`` in order, cut into runs whose ``sizes`` add up to at most ``budget`` (a larger item runs alone)."""
+    out: list[list[int]] = []
+    total = 0
+    for item, size in zip(items, sizes):
+        if not out or total + size > budget:
+            out.append([])
+            total = 0
+        out[-1].append(item)
+        total += size
+    return out
+
+
 def _write_shard(root: Path, k: int, start: int, stop: int, sources, src, ex, sites, streams, np_dtype, fp,
                  device: torch.device) -> None:
     items = [(sources[int(src[i])], int(ex[i])) for i in range(start, stop)]
@@ -305,23 +320,42 @@ def _write_shard(root: Path, k: int, start: int, stop: int, sources, src, ex, si
         sw.write("input_ids", 0, np.concatenate([st.input_ids(j) for st, j in items]).astype(np.int32))
         sw.write("word_ids", 0, np.concatenate([st.word_ids(j) for st, j in items]).astype(np.int32))
         word_at = np.concatenate([[0], np.cumsum(n_words)]).tolist()
-        for e, (st, j) in enumerate(items):
-            spans = None
-            for s in sites:
+        out_dtype = torch.from_numpy(np.zeros(0, dtype=np_dtype)).dtype
+        for s in sites:
+            # examples whose source has no such pooled rows are pooled from their token rows, a chunk at a time
+            todo = {name: [] for name in streams[s]}
+            for e, (st, j) in enumerate(items):
                 for name, (level, how) in streams[s].items():
-                    _, pooled = _source_stream(st, s, level, how)
-                    if pooled and level == "word":
-                        row = np.asarray(st[s].words(j, how))
-                    elif pooled:
-                        row = np.asarray(st[s]._sentence(j, how))[None]
-                    else:
-                        x = torch.from_numpy(np.array(st[s].example(j), dtype=np.float32)).to(device)
-                        if level == "word":
-                            spans = st.word_spans(j) if spans is None else spans
-                            row = pool_words(x, spans, how).cpu().numpy()
-                        else:
-                            row = pool_sentence(x, how).cpu().numpy()[None]
+                    if not _source_stream(st, s, level, how)[1]:
+                        todo[name].append(e)
+                        continue
+                    row = np.asarray(st[s].words(j, how)) if level == "word" else \
+                        np.asarray(st[s]._sentence(j, how))[None]
                     sw.write(name, word_at[e] if level == "word" else e, row.astype(np_dtype, copy=False))
+            wanted = sorted({e for es in todo.values() for e in es})
+            for chunk in _chunks(wanted, [n_tok[e] for e in wanted], _POOL_ROWS):
+                lengths = [n_tok[e] for e in chunk]
+                x = torch.from_numpy(np.concatenate([np.asarray(items[e][0][s].example(items[e][1]), dtype=np.float32)
+                                                     for e in chunk])).to(device)
+                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
+                spans = [items[e][0].word_spans(items[e][1]) for e in chunk] \
+                    if any(level == "word" for level, _ in streams[s].values()) else None
+                plan = PoolPlan.build(starts, lengths, spans)
+                for name, (level, how) in streams[s].items():
+                    keep = set(todo[name])
+                    if not keep:
+                        continue
+                    if level == "word":
+                        pooled = pool_words_many(x, plan, how, dtype=out_dtype).cpu().numpy()
+                        at = np.concatenate([[0], np.cumsum(plan.n_words)]).tolist()
+                        for i, e in enumerate(chunk):
+                            if e in keep:
+                                sw.write(name, word_at[e], pooled[at[i]: at[i + 1]])
+                    else:
+                        pooled = pool_sentences_many(x, plan, how, dtype=out_dtype).cpu().numpy()
+                        for i, e in enumerate(chunk):
+                            if e in keep:
+                                sw.write(name, e, pooled[i: i + 1])
         sw.commit()
     except BaseException:
         sw.abort()

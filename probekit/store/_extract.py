@@ -34,6 +34,7 @@ import torch
 
 from probekit.fingerprint import hash_json, jsonable, tokenizer_hash
 from probekit.model import (
+    POOLING_VERSION,
     SENTENCE_POOLING,
     WORD_POOLING,
     HookedModel,
@@ -287,6 +288,14 @@ def check_pooling(values: Sequence[str], allowed: tuple[str, ...], name: str) ->
     return values
 
 
+def pooling_component(settings: dict) -> dict[str, Any]:
+    """The ``pooling`` fingerprint component: the levels stored and, with pooled levels, the pooling code's version."""
+    out = {"tokens": settings["tokens"], "word": settings["word_pooling"], "sentence": settings["sentence_pooling"]}
+    if out["word"] or out["sentence"]:
+        out["impl"] = POOLING_VERSION
+    return out
+
+
 def _spare_core(model: HookedModel) -> bool:
     """Whether a background writer thread would run beside the forward rather than take turns with it."""
     if model.device.type != "cpu":
@@ -332,8 +341,7 @@ def _components(model: HookedModel, data: ExtractData, sites: list[Site], settin
         "sites": [str(s) for s in sites],
         "tokenization": {"tokenizer": tokenizer_hash(model.tokenizer), "max_length": model.max_length,
                          "long_inputs": settings["long_inputs"], "stride": settings["stride"]},
-        "pooling": {"tokens": settings["tokens"], "word": settings["word_pooling"],
-                    "sentence": settings["sentence_pooling"]},
+        "pooling": pooling_component(settings),
         "dtype": {"store": settings["dtype"], "autocast": settings["autocast"],
                   "params": str(next(model.model.parameters()).dtype)},
         "layout": layout,

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import torch
 
-from probekit.model import Site, pool_sentence, pool_words
+from probekit.model import PoolPlan, Site, pool_sentences_many, pool_words_many
 from probekit.store._batching import stitch_example
 from probekit.store._shards import ShardWriter
 
@@ -34,12 +34,17 @@ class ShardContext:
                         for s in dims if s.is_attention}
         self.by_example = by_example
         self.pending: dict[int, dict[Site, torch.Tensor]] = {}
+        levels = {level for names in streams.values() for level, _how in names.values()}
+        self.word_pooled = "word" in levels
+        self.pooled = self.word_pooled or "sentence" in levels
 
     def write_batch(self, rows: list[int], wins, captured: dict[Site, torch.Tensor]) -> None:
         cpu = {s: t.to("cpu") for s, t in captured.items()}
         if self.by_example is None:
+            items = [(w.example, b, len(w.row_ids)) for b, w in enumerate(wins)]
+            plan = self._plan(items, next(iter(cpu.values())).shape[1])
             for s, t in cpu.items():
-                self._write_site(s, t, [(w.example, b, len(w.row_ids)) for b, w in enumerate(wins)])
+                self._write_site(s, t, items, plan)
             return
         for b, (r, w) in enumerate(zip(rows, wins)):
             self.pending[r] = {s: t[b, : len(w.row_ids)] for s, t in cpu.items()}
@@ -48,34 +53,43 @@ class ShardContext:
                 parts = [self.pending.pop(i) for i in idx]
                 ex = self.exs[w.example]
                 wlist = [self._window(i) for i in idx]
+                items = [(w.example, 0, ex.n_tokens)]
+                plan = self._plan(items, ex.n_tokens)
                 for s in cpu:
                     x = stitch_example(ex, wlist, [p[s] for p in parts])
-                    self._write_site(s, x[None], [(w.example, 0, ex.n_tokens)])
+                    self._write_site(s, x[None], items, plan)
+
+    def _plan(self, items: list[tuple[int, int, int]], width: int) -> PoolPlan | None:
+        """Where each item's tokens and words sit in the batch tensor flattened to ``[batch * width, d]``."""
+        if not self.pooled:
+            return None
+        spans = [self.exs[e].word_spans() for e, _b, _n in items] if self.word_pooled else None
+        return PoolPlan.build([b * width for _e, b, _n in items], [n for _e, _b, n in items], spans)
 
     def _window(self, i: int):
         return self.windows[i]
 
-    def _write_site(self, s: Site, t: torch.Tensor, items: list[tuple[int, int, int]]) -> None:
+    def _write_site(self, s: Site, t: torch.Tensor, items: list[tuple[int, int, int]], plan: PoolPlan | None) -> None:
         if s.is_attention:
             q = t.to(self.dtype).numpy()
             for e, b, n in items:
                 self.sw.write(str(s), self.att_off[s][e], q[b, :, :n, :n])
             return
-        names = self.streams[s]
-        q = t.to(self.dtype).numpy() if any(lv == "token" for lv, _ in names.values()) else None
-        for e, b, n in items:
-            x32 = None
-            for name, (level, how) in names.items():
-                if level == "token":
+        for name, (level, how) in self.streams[s].items():
+            if level == "token":
+                q = t.to(self.dtype).numpy()
+                for e, b, n in items:
                     self.sw.write(name, self.tok_off[e], q[b, :n])
-                    continue
-                if x32 is None:
-                    x32 = t[b, :n].float()
-                if level == "word":
-                    pooled = pool_words(x32, self.exs[e].word_spans(), how)
-                    self.sw.write(name, self.word_off[e], pooled.to(self.dtype).numpy())
-                else:
-                    self.sw.write(name, e, pool_sentence(x32, how).to(self.dtype).numpy()[None])
+            elif level == "word":
+                pooled = pool_words_many(t.reshape(-1, t.shape[-1]), plan, how, dtype=self.dtype).numpy()
+                at = 0
+                for (e, _b, _n), k in zip(items, plan.n_words):
+                    self.sw.write(name, self.word_off[e], pooled[at: at + k])
+                    at += k
+            else:
+                pooled = pool_sentences_many(t.reshape(-1, t.shape[-1]), plan, how, dtype=self.dtype).numpy()
+                for i, (e, _b, _n) in enumerate(items):
+                    self.sw.write(name, e, pooled[i: i + 1])
 
 
 class Writer:
