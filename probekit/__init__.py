@@ -62,7 +62,7 @@ _NAMES: dict[str, str] = {
 
 #: The subpackages and public modules, also imported on first access (``probekit.store``).
 _MODULES = ("attention", "attribution", "cli", "compare", "data", "fingerprint", "interventions", "labels", "model",
-            "pipeline", "plots", "probes", "report", "results", "store", "variants", "version")
+            "pipeline", "plots", "probes", "profiling", "report", "results", "store", "variants", "version")
 
 __all__ = [
     "ALIASES",

@@ -16,7 +16,10 @@ __all__ = ["main"]
 @click.version_option(__version__, prog_name="probekit")
 @click.option("-v", "--verbose", count=True,
               help="More logging (-v info, -vv debug); -v also shows the traceback of an error.")
-def main(verbose: int) -> None:
+@click.option("--profile", is_flag=True,
+              help="When the command ends, print where its time went: seconds per phase (load, tokenize, forward, "
+                   "pool, write, read, fit, bootstrap, tables, figures).")
+def main(verbose: int, profile: bool) -> None:
     """probekit: probing and interpretability for Hugging Face transformers.
 
     \b
@@ -26,8 +29,19 @@ def main(verbose: int) -> None:
       probekit sites minilm-l6      # list a model's sites
       probekit data fetch ud_ewt    # gold UD English EWT into the cache, checksums verified
       probekit probe --model minilm-l6 --task upos,deprel --out runs/upos
+      probekit --profile probe ...  # and where its time went
 
     A failure prints one line, "Error: ...", and exits with status 1.
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if profile:
+        from probekit.profiling import Profile
+
+        prof = Profile().__enter__()
+
+        def report() -> None:
+            prof.__exit__(None, None, None)
+            click.echo("\nwhere the time went (wall seconds per phase):\n" + prof.table(), err=True)
+
+        click.get_current_context().call_on_close(report)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from probekit.attention import AttentionSuite, special_mass
 from probekit.plots import layer_head_grid, probe_curves, probe_heatmap, selectivity_curves
+from probekit.profiling import phase
 from probekit.report import expected_layers, probe_summary
 from probekit.results import Results
 
@@ -61,26 +62,28 @@ class Outputs:
     def table(self, df: pd.DataFrame, name: str) -> None:
         """Write ``tables/<name>.csv`` (a results frame's ``extra`` mappings as JSON text)."""
         rel = f"tables/{name}.csv"
-        if "extra" in df.columns:
-            df = df.assign(extra=[v if v is None or isinstance(v, str) or v != v
-                                  else json.dumps(v, sort_keys=True, default=str) for v in df["extra"]])
-        df.to_csv(self.path(rel), index=False)
+        with phase("tables"):
+            if "extra" in df.columns:
+                df = df.assign(extra=[v if v is None or isinstance(v, str) or v != v
+                                      else json.dumps(v, sort_keys=True, default=str) for v in df["extra"]])
+            df.to_csv(self.path(rel), index=False)
         self.written.append(rel)
 
     def figure(self, make: Callable, section: str, name: str) -> None:
         """Draw ``make()`` into ``figures/<section>__<name>.png``; a plot with nothing to draw is skipped."""
         if not self.figures:
             return
-        import matplotlib.pyplot as plt
+        with phase("figures"):
+            import matplotlib.pyplot as plt
 
-        try:
-            fig = make()
-        except ValueError as exc:
-            logger.info("skipping figure %s__%s: %s", section, name, exc)
-            return
-        rel = f"figures/{section}__{name}.png"
-        fig.savefig(self.path(rel), dpi=110)
-        plt.close(fig)
+            try:
+                fig = make()
+            except ValueError as exc:
+                logger.info("skipping figure %s__%s: %s", section, name, exc)
+                return
+            rel = f"figures/{section}__{name}.png"
+            fig.savefig(self.path(rel), dpi=110)
+            plt.close(fig)
         self.written.append(rel)
 
 

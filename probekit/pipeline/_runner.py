@@ -30,6 +30,7 @@ from typing import Any
 from probekit.fingerprint import hash_json
 from probekit.pipeline._config import resolve
 from probekit.pipeline._stages import STAGES, Stage
+from probekit.profiling import Profile
 from probekit.version import __version__
 
 __all__ = ["Stage", "Context", "run_experiment", "stage_key", "plan"]
@@ -184,12 +185,13 @@ def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, pr
         else:
             emit("start", stage.name, {})
             logger.info("stage %s (key %s)", stage.name, key)
-            result = stage.fn(ctx) or {}
+            with Profile() as prof:
+                result = stage.fn(ctx) or {}
             fps = result.get("fingerprints", {})
             rec = {"key": key, "fingerprint": _h({"key": key, "fingerprints": fps}),
                    "outputs": result.get("outputs", []),
                    "fingerprints": fps, "info": result.get("info", {}), "seconds": time.perf_counter() - t0,
-                   "finished": _now()}
+                   "profile": prof.to_dict(), "finished": _now()}
             _write_json(_record_path(run_dir, stage.name), rec)
             ctx.records[stage.name] = rec
             info["cached"][stage.name] = False
@@ -198,7 +200,7 @@ def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, pr
         info["cpu_seconds"][stage.name] = round(time.process_time() - c0, 3)
         info["fingerprints"].update(rec.get("fingerprints", {}))
         info["stages"][stage.name] = {"key": rec["key"], "computed_seconds": round(rec.get("seconds", 0.0), 3),
-                                      "info": rec.get("info", {})}
+                                      "profile": rec.get("profile", {}), "info": rec.get("info", {})}
         _write_json(run_dir / "run.json", info)
     _finish(info, keep_time=info["finished"] is not None)
     _write_json(run_dir / "run.json", info)

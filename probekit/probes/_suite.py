@@ -63,6 +63,7 @@ from probekit.probes._stats import bootstrap_ci, center_of_gravity, expected_lay
 from probekit.probes._stream import DEFAULT_BUDGET, StreamConfig, fit_streamed, parse_bytes
 from probekit.probes._structural import DepthProbe, DistanceProbe
 from probekit.probes._task_store import TaskInputs, stream_inputs, task_inputs
+from probekit.profiling import phase
 from probekit.results import Results, store_blocks
 from probekit.store import ActivationStore
 
@@ -239,7 +240,10 @@ class ProbeSuite:
             for si, (model, variant, store) in enumerate(items):
                 ctx = {"model": model, "variant": variant}
                 logger.info("probing %s on %s/%s", task.name, model, variant)
-                inp = inputs.get((si, task.name)) or task_inputs(store, task, self.sites)
+                inp = inputs.get((si, task.name))
+                if inp is None:
+                    with phase("read"):
+                        inp = task_inputs(store, task, self.sites)
                 if task.level == "structural":
                     rows += self._structural(ctx, task, inp)
                     continue
@@ -272,9 +276,10 @@ class ProbeSuite:
 
     def _ci_rows(self, ctx, task_name, inp, li, probe, seed, y_true, pred, rs):
         out = []
-        for metric in ("accuracy", "macro_f1"):
-            ci = bootstrap_ci(y_true, pred, metric, n_boot=self.n_boot, alpha=self.alpha, random_state=rs)
-            out.append(self._row(ctx, task_name, inp, li, probe, seed, metric, ci.estimate, ci.low, ci.high))
+        with phase("bootstrap"):
+            for metric in ("accuracy", "macro_f1"):
+                ci = bootstrap_ci(y_true, pred, metric, n_boot=self.n_boot, alpha=self.alpha, random_state=rs)
+                out.append(self._row(ctx, task_name, inp, li, probe, seed, metric, ci.estimate, ci.low, ci.high))
         return out
 
     def _majority(self, ctx, task, inp: TaskInputs) -> list[dict]:
@@ -308,7 +313,8 @@ class ProbeSuite:
             return {}
         groups: list[list] = []
         for task in tasks:
-            inp = stream_inputs(store, task, self.sites)
+            with phase("read"):
+                inp = stream_inputs(store, task, self.sites)
             inputs[(si, task.name)] = inp
             for g in groups:
                 first = inputs[(si, g[0].name)]
@@ -339,8 +345,9 @@ class ProbeSuite:
             for pname, est in probes.items():
                 logger.info("streaming %d label sets x %d seeds x %d layers of %s (%s)", len(names), len(self.seeds),
                             len(inp.X), store.path.name, pname)
-                fit = fit_streamed(inp.X, inp.d, codes, [len(c) for c in classes], train, test, self.seeds,
-                                   self._stream_config(est))
+                with phase("fit"):
+                    fit = fit_streamed(inp.X, inp.d, codes, [len(c) for c in classes], train, test, self.seeds,
+                                       self._stream_config(est))
                 for key, v in fit.profile.items():
                     self.profile_[key] = (max if key == "peak_cache_bytes" else sum)((self.profile_.get(key, 0), v))
                 for t, name in enumerate(names):
@@ -354,14 +361,16 @@ class ProbeSuite:
         y_tr, y_te = y[inp.train], y[inp.test]
         probes = None
         if streamed is None:
-            probes = fit_batched(clone(est), [X[inp.train] for X in inp.X], y_tr, seeds=self.seeds)
+            with phase("fit"):
+                probes = fit_batched(clone(est), [X[inp.train] for X in inp.X], y_tr, seeds=self.seeds)
         acc = np.zeros((len(inp.X), len(self.seeds)))
         f1 = np.zeros_like(acc)
         self.truth_[(ctx["model"], ctx["variant"], task_name)] = y_te
         for li, X in enumerate(inp.X):
             X_te = X[inp.test] if probes is not None else None
             for si, seed in enumerate(self.seeds):
-                pred = np.asarray(probes[li][si].predict(X_te)) if probes is not None else streamed[li][si]
+                with phase("fit"):
+                    pred = np.asarray(probes[li][si].predict(X_te)) if probes is not None else streamed[li][si]
                 self.predictions_[(ctx["model"], ctx["variant"], task_name, str(inp.sites[li]), pname, seed)] = pred
                 r = self._ci_rows(ctx, task_name, inp, li, pname, seed, y_te, pred, seed)
                 acc[li, si], f1[li, si] = r[0]["value"], r[1]["value"]
@@ -373,11 +382,14 @@ class ProbeSuite:
                 key = (ctx["model"], ctx["variant"], task_name)
                 a = self.predictions_[key + (str(inp.sites[li]), pname, self.seeds[0])]
                 b = self.predictions_[key + (str(inp.sites[li - 1]), pname, self.seeds[0])]
-                pb = paired_bootstrap(y_te, a, b, n_boot=self.n_boot, alpha=self.alpha, random_state=self.seeds[0])
+                with phase("bootstrap"):
+                    pb = paired_bootstrap(y_te, a, b, n_boot=self.n_boot, alpha=self.alpha,
+                                          random_state=self.seeds[0])
+                    p_mcnemar = mcnemar(y_te, a, b).pvalue
                 rows.append(self._row(ctx, task_name, inp, li, pname, self.seeds[0], "delta_accuracy_vs_prev",
                                       pb.difference, pb.low, pb.high))
                 rows.append(self._row(ctx, task_name, inp, li, pname, self.seeds[0], "mcnemar_p_vs_prev",
-                                      mcnemar(y_te, a, b).pvalue))
+                                      p_mcnemar))
         return acc
 
     def _selectivity(self, ctx, task, inp, pname, acc, acc_c) -> list[dict]:
@@ -416,7 +428,8 @@ class ProbeSuite:
                 ref = self.predictions_.get((ref_m, ref_v, t, site, pname, s))
                 if ref is None or len(ref) != len(pred):
                     continue
-                pb = paired_bootstrap(y, pred, ref, n_boot=self.n_boot, alpha=self.alpha, random_state=seed)
+                with phase("bootstrap"):
+                    pb = paired_bootstrap(y, pred, ref, n_boot=self.n_boot, alpha=self.alpha, random_state=seed)
                 base = {"model": model, "variant": variant, "task": t,
                         "layer": site_layer(site, self.n_blocks_.get((model, variant))), "block": site_block(site),
                         "site": site, "head": None, "probe": pname, "seed": seed, "split": None}

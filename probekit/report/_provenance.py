@@ -29,6 +29,26 @@ def _show(v) -> str:
     return str(v)
 
 
+def stage_profile(run: dict) -> pd.DataFrame:
+    """One row per stage of ``run.json`` with a profile: seconds per phase (tokenize, forward, pool, write, fit...).
+
+    Examples
+    --------
+    >>> stage_profile({"stages": {"probes": {"profile": {"fit": 2.0, "bootstrap": 0.5}}}}).values.tolist()
+    [['probes', 2.0, 0.5]]
+    """
+    from probekit.profiling import PHASES
+
+    rows = [{"stage": name, **(st.get("profile") or {})} for name, st in (run.get("stages") or {}).items()
+            if isinstance(st, dict) and st.get("profile")]
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    order = {p: i for i, p in enumerate(PHASES)}
+    phases = sorted((c for c in df.columns if c != "stage"), key=lambda c: (order.get(c, len(order)), c))
+    return df[["stage", *phases]]
+
+
 def provenance_section(run: RunFolder) -> Section:
     """Run facts (name, model, data, started, finished, seeds, machine), stage timings, versions, fingerprints, config.
 
@@ -61,6 +81,11 @@ def provenance_section(run: RunFolder) -> Section:
         total = sum(float(v) for v in timings.values()) or 1.0
         bars = [(str(k), float(v), float(v) / total, bool(cached.get(k))) for k, v in timings.items()]
         s.blocks.append(Block("bars", bars, caption="Stage timings (in stage order; cached stages were reused)"))
+    profile = stage_profile(r)
+    if not profile.empty:
+        s.blocks.append(Block("table", Table.build(profile, "Where each stage's time went (seconds per phase, as "
+                                                            "computed; a writer thread's phases overlap the forward)",
+                                                   max_rows=60)))
     versions = r.get("versions") or {}
     if versions:
         df = pd.DataFrame({"package": list(versions), "version": [str(v) for v in versions.values()]})

@@ -29,6 +29,7 @@ import torch
 
 from probekit.fingerprint import hash_json
 from probekit.model import SENTENCE_POOLING, WORD_POOLING, PoolPlan, Site, pool_sentences_many, pool_words_many
+from probekit.profiling import phase
 from probekit.store._data import as_data
 from probekit.store._extract import check_pooling, pooling_component
 from probekit.store._layout import begin_store, finish_store, writing
@@ -335,28 +336,33 @@ def _write_shard(root: Path, k: int, start: int, stop: int, sources, src, ex, si
             wanted = sorted({e for es in todo.values() for e in es})
             for chunk in _chunks(wanted, [n_tok[e] for e in wanted], _POOL_ROWS):
                 lengths = [n_tok[e] for e in chunk]
-                x = torch.from_numpy(np.concatenate([np.asarray(items[e][0][s].example(items[e][1]), dtype=np.float32)
-                                                     for e in chunk])).to(device)
-                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
-                spans = [items[e][0].word_spans(items[e][1]) for e in chunk] \
-                    if any(level == "word" for level, _ in streams[s].values()) else None
-                plan = PoolPlan.build(starts, lengths, spans)
+                with phase("read"):
+                    x = torch.from_numpy(np.concatenate([np.asarray(items[e][0][s].example(items[e][1]),
+                                                                    dtype=np.float32) for e in chunk])).to(device)
+                with phase("pool"):
+                    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
+                    spans = [items[e][0].word_spans(items[e][1]) for e in chunk] \
+                        if any(level == "word" for level, _ in streams[s].values()) else None
+                    plan = PoolPlan.build(starts, lengths, spans)
                 for name, (level, how) in streams[s].items():
                     keep = set(todo[name])
                     if not keep:
                         continue
-                    if level == "word":
-                        pooled = pool_words_many(x, plan, how, dtype=out_dtype).cpu().numpy()
-                        at = np.concatenate([[0], np.cumsum(plan.n_words)]).tolist()
-                        for i, e in enumerate(chunk):
-                            if e in keep:
-                                sw.write(name, word_at[e], pooled[at[i]: at[i + 1]])
-                    else:
-                        pooled = pool_sentences_many(x, plan, how, dtype=out_dtype).cpu().numpy()
-                        for i, e in enumerate(chunk):
-                            if e in keep:
-                                sw.write(name, e, pooled[i: i + 1])
-        sw.commit()
+                    with phase("pool"):
+                        pooled = (pool_words_many(x, plan, how, dtype=out_dtype) if level == "word" else
+                                  pool_sentences_many(x, plan, how, dtype=out_dtype)).cpu().numpy()
+                    with phase("write"):
+                        if level == "word":
+                            at = np.concatenate([[0], np.cumsum(plan.n_words)]).tolist()
+                            for i, e in enumerate(chunk):
+                                if e in keep:
+                                    sw.write(name, word_at[e], pooled[at[i]: at[i + 1]])
+                        else:
+                            for i, e in enumerate(chunk):
+                                if e in keep:
+                                    sw.write(name, e, pooled[i: i + 1])
+        with phase("write"):
+            sw.commit()
     except BaseException:
         sw.abort()
         raise

@@ -44,6 +44,7 @@ from probekit.model import (
     as_interventions,
     tokenize,
 )
+from probekit.profiling import current, phase
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data
 from probekit.store._distributed import dist_env, distributed
@@ -56,7 +57,7 @@ from probekit.store._manifest import (
 )
 from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
-from probekit.store._writer import ShardContext, Writer, write_ids
+from probekit.store._writer import ShardContext, Writer, commit, write_ids
 from probekit.variants import ModelVariant, load_model
 
 __all__ = ["extract", "resolve_sites", "DTYPES"]
@@ -421,8 +422,10 @@ class _Job:
         start = k * self.s["shard_size"]
         stop = min(start + self.s["shard_size"], len(self.data))
         try:
-            batch = tokenize(self.model.tokenizer, self.data.inputs(start, stop), max_length=self.model.max_length,
-                             long_inputs=self.s["long_inputs"], stride=self.s["stride"], first_index=start)
+            with phase("tokenize"):
+                batch = tokenize(self.model.tokenizer, self.data.inputs(start, stop),
+                                 max_length=self.model.max_length, long_inputs=self.s["long_inputs"],
+                                 stride=self.s["stride"], first_index=start)
         except ValueError as exc:
             msg = str(exc)
             msg = "example " + msg[len("input "):] if msg.startswith("input ") else msg
@@ -443,8 +446,9 @@ class _Job:
                     specs[name] = (self.np_dtype, (rows, dims[s]))
         meta = {"fingerprint": self.fp, "start": start, "stop": stop, "n_tokens": n_tok, "n_words": n_words,
                 "words": [list(ex.words) for ex in exs]}
+        prof = current()
         sw = ShardWriter(self.root, k, specs, meta)
-        writer.submit(write_ids, sw, exs)
+        writer.submit(write_ids, sw, exs, prof)
         ctx = ShardContext(sw, exs, n_tok, n_words, dims, streams, self.torch_dtype,
                         windows=batch.windows, by_example=_windows_by_example(batch))
         plan = token_budget_batches([len(w.row_ids) for w in batch.windows], self.batch_tokens)
@@ -456,8 +460,9 @@ class _Job:
             wins = [batch.windows[i] for i in rows]
             captured: dict[Site, torch.Tensor] = {}
             examples = None if batch.is_windowed else [w.example for w in wins]
-            with torch.inference_mode(), amp, self.model.hooks(self.sites, captured.__setitem__,
-                                                               interventions=self.interventions, examples=examples):
+            with phase("forward"), torch.inference_mode(), amp, \
+                    self.model.hooks(self.sites, captured.__setitem__, interventions=self.interventions,
+                                     examples=examples):
                 self.model.forward_rows([w.row_ids for w in wins], **ask)
             writer.submit(ctx.write_batch, rows, wins, captured)
             real = sum(len(w.row_ids) for w in wins)
@@ -467,7 +472,7 @@ class _Job:
             bar.update(done)
             rate = stats["tokens"] / max(bar.format_dict.get("elapsed", 0) or 1e-9, 1e-9)
             bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
-        writer.submit(sw.commit)
+        writer.submit(commit, sw, prof)
 
 
 def _windows_by_example(batch) -> dict[int, list[int]] | None:

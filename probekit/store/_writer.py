@@ -9,13 +9,25 @@ import numpy as np
 import torch
 
 from probekit.model import PoolPlan, Site, pool_sentences_many, pool_words_many
+from probekit.profiling import current, phase
 from probekit.store._batching import stitch_example
 from probekit.store._shards import ShardWriter
 
-__all__ = ["ShardContext", "Writer", "write_ids"]
+__all__ = ["ShardContext", "Writer", "commit", "write_ids"]
 
 
-def write_ids(sw: ShardWriter, exs) -> None:
+def write_ids(sw: ShardWriter, exs, profile=None) -> None:
+    with phase("write", profile):
+        _write_ids(sw, exs)
+
+
+def commit(sw: ShardWriter, profile=None) -> None:
+    """Hash the shard's files, rename it into place and write its sidecar."""
+    with phase("write", profile):
+        sw.commit()
+
+
+def _write_ids(sw: ShardWriter, exs) -> None:
     ids = np.fromiter((t for ex in exs for t in ex.input_ids), dtype=np.int32)
     wids = np.fromiter((-1 if w is None else w for ex in exs for w in ex.word_ids), dtype=np.int32)
     sw.write("input_ids", 0, ids)
@@ -37,9 +49,11 @@ class ShardContext:
         levels = {level for names in streams.values() for level, _how in names.values()}
         self.word_pooled = "word" in levels
         self.pooled = self.word_pooled or "sentence" in levels
+        self.profile = current()  # the writer thread has no context of its own
 
     def write_batch(self, rows: list[int], wins, captured: dict[Site, torch.Tensor]) -> None:
-        cpu = {s: t.to("cpu") for s, t in captured.items()}
+        with phase("write", self.profile):
+            cpu = {s: t.to("cpu") for s, t in captured.items()}
         if self.by_example is None:
             items = [(w.example, b, len(w.row_ids)) for b, w in enumerate(wins)]
             plan = self._plan(items, next(iter(cpu.values())).shape[1])
@@ -63,33 +77,41 @@ class ShardContext:
         """Where each item's tokens and words sit in the batch tensor flattened to ``[batch * width, d]``."""
         if not self.pooled:
             return None
-        spans = [self.exs[e].word_spans() for e, _b, _n in items] if self.word_pooled else None
-        return PoolPlan.build([b * width for _e, b, _n in items], [n for _e, _b, n in items], spans)
+        with phase("pool", self.profile):
+            spans = [self.exs[e].word_spans() for e, _b, _n in items] if self.word_pooled else None
+            return PoolPlan.build([b * width for _e, b, _n in items], [n for _e, _b, n in items], spans)
 
     def _window(self, i: int):
         return self.windows[i]
 
     def _write_site(self, s: Site, t: torch.Tensor, items: list[tuple[int, int, int]], plan: PoolPlan | None) -> None:
+        prof = self.profile
         if s.is_attention:
-            q = t.to(self.dtype).numpy()
-            for e, b, n in items:
-                self.sw.write(str(s), self.att_off[s][e], q[b, :, :n, :n])
+            with phase("write", prof):
+                q = t.to(self.dtype).numpy()
+                for e, b, n in items:
+                    self.sw.write(str(s), self.att_off[s][e], q[b, :, :n, :n])
             return
         for name, (level, how) in self.streams[s].items():
             if level == "token":
-                q = t.to(self.dtype).numpy()
-                for e, b, n in items:
-                    self.sw.write(name, self.tok_off[e], q[b, :n])
-            elif level == "word":
-                pooled = pool_words_many(t.reshape(-1, t.shape[-1]), plan, how, dtype=self.dtype).numpy()
-                at = 0
-                for (e, _b, _n), k in zip(items, plan.n_words):
-                    self.sw.write(name, self.word_off[e], pooled[at: at + k])
-                    at += k
-            else:
-                pooled = pool_sentences_many(t.reshape(-1, t.shape[-1]), plan, how, dtype=self.dtype).numpy()
-                for i, (e, _b, _n) in enumerate(items):
-                    self.sw.write(name, e, pooled[i: i + 1])
+                with phase("write", prof):
+                    q = t.to(self.dtype).numpy()
+                    for e, b, n in items:
+                        self.sw.write(name, self.tok_off[e], q[b, :n])
+                continue
+            with phase("pool", prof):
+                flat = t.reshape(-1, t.shape[-1])
+                pooled = (pool_words_many(flat, plan, how, dtype=self.dtype) if level == "word" else
+                          pool_sentences_many(flat, plan, how, dtype=self.dtype)).numpy()
+            with phase("write", prof):
+                if level == "word":
+                    at = 0
+                    for (e, _b, _n), k in zip(items, plan.n_words):
+                        self.sw.write(name, self.word_off[e], pooled[at: at + k])
+                        at += k
+                else:
+                    for i, (e, _b, _n) in enumerate(items):
+                        self.sw.write(name, e, pooled[i: i + 1])
 
 
 class Writer:

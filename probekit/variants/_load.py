@@ -10,6 +10,7 @@ import transformers
 
 from probekit.model import HookedModel, load_tokenizer
 from probekit.model import load_model as load_hooked_model
+from probekit.profiling import phase
 from probekit.variants._heads import apply_structure
 from probekit.variants._prune import prunable_linears
 from probekit.variants._quantize import quantize_module
@@ -46,11 +47,13 @@ def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | N
     >>> type(m).__name__, m.n_layers
     ('HookedModel', 2)
     """
-    if is_variant_folder(spec):
-        # the folder fixes the head, labels and weights; only placement, tokenizer and name can change
-        return load_variant(spec, tokenizer=tokenizer, device=device, dtype=dtype, name=name)
-    return load_hooked_model(spec, head=head, num_labels=num_labels, tokenizer=tokenizer, seed=seed, device=device,
-                             dtype=dtype, trust_remote_code=trust_remote_code, revision=revision, name=name)
+    with phase("load"):
+        if is_variant_folder(spec):
+            # the folder fixes the head, labels and weights; only placement, tokenizer and name can change
+            return load_variant(spec, tokenizer=tokenizer, device=device, dtype=dtype, name=name)
+        return load_hooked_model(spec, head=head, num_labels=num_labels, tokenizer=tokenizer, seed=seed,
+                                 device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,
+                                 name=name)
 
 
 def load_variant(folder: str | os.PathLike, *, tokenizer=None, device=None, dtype=None,
