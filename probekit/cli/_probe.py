@@ -27,7 +27,7 @@ def _store_key(spec: str):
 
 
 def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_init: bool,
-                       sources: tuple[str, ...] = ()) -> list[tuple[list, dict]]:
+                       sources: tuple[str, ...] = (), autocast: str | None = None) -> list[tuple[list, dict]]:
     """Extract (or reuse) the task stores of each model; one ``(tasks, {key: store})`` per group of tasks.
 
     ``sources``: token-level stores of the (single) model, whose sentences are pooled rather than run again.
@@ -47,7 +47,7 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
             click.echo(f"extracting task stores of {label}", err=True)
             src = sources if m is model else ()
             for members, store in extract_tasks(m, tasks, root / label.replace("/", "_"), sources=src,
-                                                progress=None):
+                                                progress=None, autocast=autocast):
                 names = tuple(t.name for t in members)
                 by_group.setdefault(names, (members, {}))[1][key] = store
     return list(by_group.values())
@@ -77,10 +77,13 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated probe seeds.")
 @click.option("--n-boot", default=1000, show_default=True, help="Bootstrap replicates.")
 @click.option("--controls/--no-controls", default=True, show_default=True, help="Run control tasks.")
+@click.option("--autocast", type=click.Choice(["bf16"]), default=None,
+              help="With --model: run the forward passes under bf16 autocast (recorded in the stores' fingerprints; "
+                   "faster only where the CPU or GPU has native bf16).")
 def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tuple[str, ...], random_init: bool,
               tasks: tuple[str, ...], out: str,
               source: str, ud_path: str | None, limit: int | None, task_seed: int, probes: tuple[str, ...],
-              seeds: str, n_boot: int, controls: bool) -> None:
+              seeds: str, n_boot: int, controls: bool, autocast: str | None) -> None:
     """Probe stored activations for tasks; write the probe tables, plots and summary.md.
 
     The tables and figures are the pipeline's own (the same functions write
@@ -116,13 +119,16 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
         raise click.UsageError("give either --store (stores extracted for the tasks) or --model (extract them now)")
     if random_init and not models:
         raise click.UsageError("--random-init needs --model (it extracts a store from a random copy of the model)")
+    if autocast and not models:
+        raise click.UsageError("--autocast needs --model (it sets how the stores are extracted)")
     if from_stores and len(models) != 1:
         raise click.UsageError("--from-store needs exactly one --model (the model its token rows come from)")
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         task_objs = [build_task(t, source, path=ud_path, limit=limit, seed=task_seed) for t in _split(tasks)]
         if models:
-            groups = _extract_for_tasks(models, task_objs, Path(out) / "stores", random_init, from_stores)
+            groups = _extract_for_tasks(models, task_objs, Path(out) / "stores", random_init, from_stores,
+                                        autocast)
         else:
             opened = {}
             for spec in stores:

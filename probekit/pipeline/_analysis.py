@@ -46,7 +46,8 @@ def stage_extract(ctx) -> dict:
     sites = _main_sites(cfg, model)
     store = fresh_store(ctx, lambda ow: extract(
         model, df, sites, ctx.path("stores", "main"), dtype=cfg["extract"]["dtype"],
-        batch_tokens=cfg["extract"]["batch_tokens"], sentence_pooling=("mean",), progress=ctx.progress, overwrite=ow))
+        batch_tokens=cfg["extract"]["batch_tokens"], sentence_pooling=("mean",), autocast=cfg["extract"]["autocast"],
+        progress=ctx.progress, overwrite=ow))
     return {"outputs": ["stores/main"], "fingerprints": {"main": store.fingerprint},
             "info": {"examples": store.n_examples, "sites": [str(s) for s in store.sites]}}
 
@@ -88,6 +89,7 @@ def stage_task_stores(ctx) -> dict:
     model = load_base(ctx)
     tasks = build_tasks(cfg)
     dtype = cfg["extract"]["dtype"] if cfg.get("extract") is not None else "float32"
+    autocast = cfg["extract"]["autocast"] if cfg.get("extract") is not None else None
     sites = resolve_sites(model, None)
     sources = _main_source(ctx, model, sites)
     outputs, fps, info = [], {}, []
@@ -99,7 +101,8 @@ def stage_task_stores(ctx) -> dict:
         if m is None:
             continue
         made[label] = fresh_store(ctx, lambda ow, m=m, label=label, src=src: extract_tasks(
-            m, tasks, ctx.path("stores", label), dtype=dtype, sources=src, progress=ctx.progress, overwrite=ow))
+            m, tasks, ctx.path("stores", label), dtype=dtype, sources=src, autocast=autocast, progress=ctx.progress,
+            overwrite=ow))
         outputs.append(f"stores/{label}")
     for i, (group, store) in enumerate(made["tasks"]):
         name = f"tasks/{store.path.name}"

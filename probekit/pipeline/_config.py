@@ -87,6 +87,9 @@ SCHEMA: dict[str, Any] = {
         "dtype": F((str,), "float16", choices=("float16", "float32"),
                    doc="of stores/main and of the task stores derived from it"),
         "batch_tokens": F((int,), 2048, low=1),
+        "autocast": F((str, type(None)), None, choices=("bf16",),
+                      doc="run every forward pass (main, task and random-weights stores) under bf16 autocast; "
+                          "faster only where the CPU or GPU has native bf16"),
     },
     "probes": {
         "tasks": F((list,), ["sentiment"], item=(str,)),
@@ -239,7 +242,7 @@ def _check_section(cfg: dict, schema: dict, prefix: str, lines: dict, errors: li
         bad_range = spec.range_error(value)
         if bad_range is not None:
             errors.append(f"{path!r}{_where(lines, path)} {bad_range}")
-        if spec.choices is not None and value not in spec.choices:
+        if spec.choices is not None and value is not None and value not in spec.choices:
             close = difflib.get_close_matches(str(value), spec.choices, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             errors.append(f"{path!r}{_where(lines, path)} must be one of {', '.join(spec.choices)}, "

@@ -205,6 +205,10 @@ def extract(
         raise ValueError(f"dtype must be one of {list(DTYPES)}, not {dtype!r}")
     if autocast not in (None, "bf16"):
         raise ValueError(f"autocast must be None or 'bf16', not {autocast!r}")
+    if autocast == "bf16" and not native_bf16(model.device):
+        logger.warning("autocast='bf16': this CPU has no native bf16 arithmetic (AVX-512 BF16 or AMX; torch reports "
+                       "%s), so bf16 is emulated and the forward runs slower than float32, not faster",
+                       torch.backends.cpu.get_cpu_capability())
     if not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"shard_size must be an int >= 1, got {shard_size!r}")
     if batch_tokens < 1:
@@ -295,6 +299,16 @@ def pooling_component(settings: dict) -> dict[str, Any]:
     if out["word"] or out["sentence"]:
         out["impl"] = POOLING_VERSION
     return out
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast runs natively on ``device`` (a GPU that supports it, or a CPU with AVX-512 BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return True
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None else False
 
 
 def _spare_core(model: HookedModel) -> bool:

@@ -102,3 +102,31 @@ def test_probe_cli_pools_task_stores_from_a_token_store(minilm, tmp_path):
     r = CliRunner().invoke(main, ["probe", "--store", str(acts.path), "--from-store", str(acts.path), "--task", "upos",
                                   "--out", str(tmp_path / "y")])
     assert r.exit_code != 0 and "--from-store needs exactly one --model" in r.output
+
+
+def test_probe_cli_autocast_is_in_the_stores_fingerprints(tmp_path, caplog):
+    """--autocast bf16 extracts the task stores under bf16 autocast, recorded in their fingerprints."""
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["probe", "--model", "minilm-l6", "--autocast", "bf16", "--task", "upos",
+                                  "--ud-path", str(UD_SAMPLE_DEV), "--limit", "20", "--n-boot", "20",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    (path,) = [p for p in (out / "stores").glob("*/upos")]
+    store = probekit.ActivationStore.open(path)
+    assert store.manifest["components"]["dtype"]["autocast"] == "bf16"
+    r = CliRunner().invoke(main, ["probe", "--store", str(path), "--autocast", "bf16", "--task", "upos",
+                                  "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "--autocast needs --model" in r.output
+
+
+def test_bf16_autocast_warns_where_the_cpu_emulates_it(tmp_path, caplog, monkeypatch):
+    import torch
+
+    from probekit.store import _extract
+
+    monkeypatch.setattr(_extract, "native_bf16", lambda device: False)
+    model = probekit.load_model(tiny_config("bert"), seed=0)
+    with caplog.at_level("WARNING"):
+        probekit.extract(model, ["a cat sat"], ["L0.resid"], tmp_path / "s", autocast="bf16", progress=False)
+    assert "no native bf16" in caplog.text
+    assert _extract.native_bf16(torch.device("cpu")) in (True, False)

@@ -117,3 +117,12 @@ def test_quick_and_full_overrides_validate():
     quick = resolve(merge(DEMO_CONFIG, QUICK_OVERRIDES))
     assert quick["data"]["sentences"] < DEMO_CONFIG["data"]["sentences"]
     assert resolve(merge(DEMO_CONFIG, FULL_OVERRIDES))["data"]["sentences"] is None
+
+
+def test_extract_autocast_is_checked(tmp_path):
+    from probekit.pipeline import validate
+
+    validate({"extract": {"autocast": "bf16"}})
+    validate({"extract": {"autocast": None}})
+    with pytest.raises(ConfigError, match="extract.autocast"):
+        validate({"extract": {"autocast": "fp8"}})
