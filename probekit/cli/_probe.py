@@ -27,7 +27,8 @@ def _store_key(spec: str):
 
 
 def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_init: bool,
-                       sources: tuple[str, ...] = (), autocast: str | None = None) -> list[tuple[list, dict]]:
+                       sources: tuple[str, ...] = (), autocast: str | None = None,
+                       device: str | None = None) -> list[tuple[list, dict]]:
     """Extract (or reuse) the task stores of each model; one ``(tasks, {key: store})`` per group of tasks.
 
     ``sources``: token-level stores of the (single) model, whose sentences are pooled rather than run again.
@@ -37,7 +38,7 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
 
     by_group: dict[tuple[str, ...], tuple[list, dict]] = {}
     for spec in models:
-        model = load_model(spec)
+        model = load_model(spec, device=device)
         name = model.name or spec
         todo = [(name, model)]
         if random_init:
@@ -80,10 +81,11 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
 @click.option("--autocast", type=click.Choice(["bf16"]), default=None,
               help="With --model: run the forward passes under bf16 autocast (recorded in the stores' fingerprints; "
                    "faster only where the CPU or GPU has native bf16).")
+@click.option("--device", default=None, help="With --model: where the model runs (e.g. cuda); default: the CPU.")
 def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tuple[str, ...], random_init: bool,
               tasks: tuple[str, ...], out: str,
               source: str, ud_path: str | None, limit: int | None, task_seed: int, probes: tuple[str, ...],
-              seeds: str, n_boot: int, controls: bool, autocast: str | None) -> None:
+              seeds: str, n_boot: int, controls: bool, autocast: str | None, device: str | None) -> None:
     """Probe stored activations for tasks; write the probe tables, plots and summary.md.
 
     The tables and figures are the pipeline's own (the same functions write
@@ -119,8 +121,9 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
         raise click.UsageError("give either --store (stores extracted for the tasks) or --model (extract them now)")
     if random_init and not models:
         raise click.UsageError("--random-init needs --model (it extracts a store from a random copy of the model)")
-    if autocast and not models:
-        raise click.UsageError("--autocast needs --model (it sets how the stores are extracted)")
+    if (autocast or device) and not models:
+        raise click.UsageError(f"{'--autocast' if autocast else '--device'} needs --model (it sets how the stores "
+                               "are extracted)")
     if from_stores and len(models) != 1:
         raise click.UsageError("--from-store needs exactly one --model (the model its token rows come from)")
     try:
@@ -128,7 +131,7 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
         task_objs = [build_task(t, source, path=ud_path, limit=limit, seed=task_seed) for t in _split(tasks)]
         if models:
             groups = _extract_for_tasks(models, task_objs, Path(out) / "stores", random_init, from_stores,
-                                        autocast)
+                                        autocast, device)
         else:
             opened = {}
             for spec in stores:
@@ -140,7 +143,7 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
         results = None
         for group_tasks, opened in groups:
             suite = ProbeSuite(group_tasks, list(probes), seed_list, controls=controls, n_boot=n_boot,
-                               control_seed=task_seed)
+                               control_seed=task_seed, device=device)
             part = suite.run(opened)
             results = part if results is None else results + part
     except (ValueError, LookupError, FileNotFoundError, ImportError) as exc:

@@ -464,7 +464,7 @@ class _Job:
         sw = ShardWriter(self.root, k, specs, meta)
         writer.submit(write_ids, sw, exs, prof)
         ctx = ShardContext(sw, exs, n_tok, n_words, dims, streams, self.torch_dtype,
-                        windows=batch.windows, by_example=_windows_by_example(batch))
+                           windows=batch.windows, by_example=_windows_by_example(batch), inline=not self.overlap)
         plan = token_budget_batches([len(w.row_ids) for w in batch.windows], self.batch_tokens)
         ask = {"output_attentions": True} if self.weights_on_request else {}
         dev = self.model.device
