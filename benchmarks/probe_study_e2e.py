@@ -101,7 +101,7 @@ def _bare_forwards(a) -> dict:
     from probekit import load_model
     from probekit.data import build_task, ud_files
     from probekit.probes import random_init_copy
-    from probekit.store._batching import token_budget_batches
+    from probekit.store import token_budget_batches
 
     files = ud_files(a.ud)
     task = build_task("upos", "ud", path={"train": files["train"], "dev": files["dev"]},
@@ -154,7 +154,7 @@ def study(a, payload: dict) -> None:
 
 
 def _native_bf16(device: str | None) -> bool:
-    from probekit.store._extract import native_bf16
+    from probekit.store import native_bf16
 
     return native_bf16(torch.device(device or "cpu"))
 
@@ -163,7 +163,7 @@ def pooling(a, payload: dict) -> None:
     """Pooled extraction vs the bare forward on the same sentences, interleaved, best of the rounds."""
     from probekit import extract, load_model
     from probekit.data import build_task, ud_files
-    from probekit.store._batching import token_budget_batches
+    from probekit.store import token_budget_batches
 
     files = ud_files(a.ud)
     task = build_task("upos", "ud", path={"train": files["train"]}, limit=300 if a.quick else 4000)

@@ -6,7 +6,8 @@ again: extract once, analyse many.
 
 Besides the store itself, the helpers other packages and research scripts
 build on: :func:`resolve_sites` (what ``sites="resid"`` means for a model),
-:func:`load_source` (data named on the command line), :func:`token_budget_batches`
+:func:`load_source` (data named on the command line), :func:`native_bf16`
+(whether bf16 autocast is native on a device), :func:`token_budget_batches`
 (the batch plan of an extraction), :class:`RowView` (rows sliced shard by
 shard, from :meth:`SiteView.row_view`) and the atomic JSON files every probekit
 folder uses (:func:`write_json_atomic`, :func:`read_json`).
@@ -22,7 +23,7 @@ from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data, load_source
 from probekit.store._derive import MissingExamplesError, derive, find_examples
 from probekit.store._errors import StoreLockedError
-from probekit.store._extract import extract, resolve_sites
+from probekit.store._extract import extract, native_bf16, resolve_sites
 from probekit.store._manifest import (
     FORMAT_VERSION,
     CorruptShardError,
@@ -53,6 +54,7 @@ __all__ = [
     "extract",
     "find_examples",
     "load_source",
+    "native_bf16",
     "read_json",
     "resolve_sites",
     "token_budget_batches",
