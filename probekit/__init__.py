@@ -62,7 +62,8 @@ _NAMES: dict[str, str] = {
 
 #: The subpackages and public modules, also imported on first access (``probekit.store``).
 _MODULES = ("attention", "attribution", "cli", "compare", "data", "fingerprint", "interventions", "labels", "model",
-            "pipeline", "plots", "probes", "profiling", "report", "results", "store", "variants", "version")
+            "pipeline", "plots", "probes", "profiling", "report", "results", "store", "validation", "variants",
+            "version")
 
 __all__ = [
     "ALIASES",

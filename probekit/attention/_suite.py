@@ -10,6 +10,7 @@ the pattern of block ``i`` produces layer ``i + 1``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,12 @@ from probekit.attention._stats import HeadStatistics, punctuation_mask, word_att
 from probekit.attention._syntax import DependencyHeadAccuracy, fixed_offset_baseline
 from probekit.model import Site
 from probekit.results import Results, site_columns
+from probekit.validation import Boolean, Interval, ListOf, declare, validate_params
 
 __all__ = ["AttentionSuite", "MASS_METRICS", "special_mass"]
+
+
+_EXAMPLE = Interval(Integral, 0, None, closed="left")
 
 
 class AttentionSuite:
@@ -48,7 +53,21 @@ class AttentionSuite:
         suite.head_statistics().to_frame().query("metric == 'sep'")
     """
 
+    #: What each setting accepts (checked when given).
+    _parameter_constraints = {
+        "blocks": [ListOf(Interval(Integral, 0, None, closed="left"), min_len=1), None],
+    }
+
     def __init__(self, store, tokenizer, *, blocks: Sequence[int] | None = None):
+        validate_params(AttentionSuite, {"blocks": blocks})
+        for attr in ("sites", "manifest", "n_examples"):
+            if not hasattr(store, attr):
+                raise TypeError(f"store must be an ActivationStore (probekit.ActivationStore.open(path)), not "
+                                f"{type(store).__name__}")
+        for attr in ("cls_token_id", "sep_token_id", "convert_ids_to_tokens"):
+            if not hasattr(tokenizer, attr):
+                raise TypeError(f"tokenizer must be a Hugging Face tokenizer (e.g. model.tokenizer), not "
+                                f"{type(tokenizer).__name__}")
         stored = sorted(s.layer for s in store.sites if s.is_attention)
         if not stored:
             raise ValueError("this store holds no attention patterns; extract with sites like 'L0.attn.pattern'")
@@ -68,8 +87,10 @@ class AttentionSuite:
     def _tokens(self, i: int) -> list[str]:
         return self.tokenizer.convert_ids_to_tokens(self.store.input_ids(i).tolist())
 
+    @declare({"progress": [Boolean()]})
     def head_statistics(self, *, progress: bool = True) -> Results:
         """Entropy and mass on [CLS]/[SEP]/punctuation/self/previous/next, attended distance, per head."""
+        validate_params(AttentionSuite.head_statistics, locals())
         acc = HeadStatistics()
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         for i in tqdm(range(self.store.n_examples), desc="head statistics", unit="ex", disable=not progress):
@@ -126,15 +147,22 @@ class AttentionSuite:
                                       on="relation", how="left")
         return results, best, baseline
 
+    @declare({"i": [_EXAMPLE]})
     def rollout(self, i: int) -> np.ndarray:
         """Attention rollout of example ``i`` after each block: ``[blocks, T, T]`` (entry k: through layer k + 1)."""
+        validate_params(AttentionSuite.rollout, locals())
         return attention_rollout(self._patterns(i))
 
+    @declare({"i": [_EXAMPLE], "output": [Interval(Integral, 0, None, closed="left")],
+              "max_tokens": [Interval(Integral, 1, None, closed="left")]})
     def flow(self, i: int, *, output: int = 0, max_tokens: int = 64) -> np.ndarray:
         """Attention flow into token ``output`` of example ``i`` after each block: ``[blocks, T]``."""
+        validate_params(AttentionSuite.flow, locals())
         return attention_flow(self._patterns(i), output=output, max_tokens=max_tokens)
 
     def _patterns(self, i: int) -> list[torch.Tensor]:
+        if i >= self.store.n_examples:
+            raise ValueError(f"example {i} is out of range: the store holds examples 0-{self.store.n_examples - 1}")
         if self.blocks != list(range(len(self.blocks))):
             raise ValueError(f"rollout and flow need every block's pattern from block 0; analysed blocks are "
                              f"{self.blocks}")

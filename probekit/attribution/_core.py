@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from numbers import Integral, Real
 from typing import Literal
 
 import captum.attr as ca
@@ -28,6 +29,7 @@ from torch import nn
 
 from probekit.attribution._results import Attribution
 from probekit.model import HookedModel, Site, as_hooked_model, capture
+from probekit.validation import Interval, Options, declare, validate_params
 
 __all__ = ["Attributor", "Attribution", "METHODS"]
 
@@ -39,6 +41,24 @@ Method = Literal["integrated_gradients", "layer_conductance", "saliency", "input
                  "gradient_shap", "attention_x_gradient", "blank_out"]
 #: a head over one site's activations: ``[batch, tokens, d], mask [batch, tokens] -> logits [batch, classes]``
 ProbeHead = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+#: Methods that run the model forward only (no gradients), so they also explain quantized models.
+GRADIENT_FREE = ("blank_out",)
+_POSITIVE = Interval(Integral, 1, None, closed="left")
+
+
+def _check_gradients(model: HookedModel, method: str, is_variant: bool) -> None:
+    """Refuse a gradient method on a model whose quantized kernels have no gradients, saying what to do."""
+    quantized = [name for name, m in model.model.named_modules()
+                 if type(m).__module__.startswith(("torch.ao.nn.quantized", "torch.nn.quantized"))]
+    if not quantized:
+        return
+    parent = ("its float parent (the model it was quantized from: the variant's float_model, or the model "
+              "folder it was made from)" if is_variant else "the float model it was quantized from")
+    raise ValueError(f"{method} needs gradients, and {model.name!r} is quantized ({len(quantized)} int8 modules, "
+                     f"e.g. {quantized[0]!r}): quantized kernels have no gradients. Attribute {parent} instead, or "
+                     f"use method='blank_out', which runs the model forward only")
 
 
 class _Forward(nn.Module):
@@ -97,14 +117,21 @@ class Attributor:
         forward pass: attributes the intervened model's prediction.
     """
 
+    #: What each setting accepts (checked in the constructor; :meth:`attribute` declares its own).
+    _parameter_constraints = {
+        "method": [Options(METHODS)],
+        "output": [Options({"prob", "logit"})],
+        "probe": ["callable", None],
+    }
+
     def __init__(self, model: HookedModel, method: Method = "integrated_gradients", *,
                  probe: ProbeHead | None = None, probe_site: Site | str | None = None,
                  site: Site | str | None = None, output: Literal["prob", "logit"] = "prob", interventions=()):
+        validate_params(Attributor, locals())
+        float_parent = getattr(model, "float_model", None)
         model = as_hooked_model(model)
-        if method not in METHODS:
-            raise ValueError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
-        if output not in ("prob", "logit"):
-            raise ValueError(f"output must be 'prob' or 'logit', not {output!r}")
+        if method not in GRADIENT_FREE:
+            _check_gradients(model, method, float_parent is not None)
         if probe is None and not type(model.model).__name__.endswith("ForSequenceClassification"):
             raise TypeError("attribution needs a sequence-classification model (load_model(..., "
                             "head='sequence-classification')) or a probe head with probe_site")
@@ -146,6 +173,15 @@ class Attributor:
         out[0, ~torch.tensor(special)] = fill
         return out
 
+    @declare({
+        "target": [Interval(Integral, 0, None, closed="left"), None],
+        "baseline": [Options({"pad", "mask", "unk"})],
+        "n_steps": [_POSITIVE],
+        "internal_batch_size": [_POSITIVE],
+        "n_samples": [_POSITIVE],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+        "max_delta": [Interval(Real, 0, None, closed="left")],
+    })
     def attribute(self, inputs, *, target: int | None = None, baseline: str = "pad", n_steps: int = 50,
                   internal_batch_size: int = 16, n_samples: int = 20, seed: int = 0,
                   max_delta: float = 0.01) -> list[Attribution]:
@@ -168,6 +204,7 @@ class Attributor:
             Integrated gradients whose completeness error exceeds this
             fraction log a warning.
         """
+        validate_params(Attributor.attribute, locals())
         batch = self.model.tokenize(inputs)  # long inputs are refused with the example named
         self.model.model.eval()
         results = []

@@ -17,6 +17,7 @@ import difflib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from probekit.compare._streaming import CrossMoments
 from probekit.model import Site, site_layer
 from probekit.results import Results, site_columns, store_blocks
 from probekit.store import RowView
+from probekit.validation import Boolean, Interval, ListOf, Options, declare, validate_params
 
 __all__ = ["compare", "Comparison", "attention_deltas", "MEASURES"]
 
@@ -201,6 +203,20 @@ def _cca_matrix(measure: str, xa: list[np.ndarray], xb: list[np.ndarray], bases:
     return out
 
 
+_POSITIVE = Interval(Integral, 1, None, closed="left")
+
+
+@declare({
+    "layer_map": [Mapping, None],
+    "level": [Options({"sentence", "token", "word"})],
+    "how": [Options({"mean", "first", "last", "cls"}), None],
+    "measures": [ListOf(Options(MEASURES), min_len=1), Options(MEASURES)],
+    "max_rows": [Interval(Integral, 2, None, closed="left")],
+    "seed": [Interval(Integral, 0, None, closed="left")],
+    "chunk_rows": [_POSITIVE],
+    "attention": [Boolean()],
+    "progress": [Boolean()],
+})
 def compare(
     store_a,
     store_b,
@@ -250,6 +266,7 @@ def compare(
     -------
     Comparison
     """
+    validate_params(compare, locals())
     measures = _check_measures(measures)
     if level not in ("sentence", "token", "word"):
         raise ValueError(f"level must be 'sentence', 'token' or 'word', not {level!r}")

@@ -12,13 +12,15 @@ import difflib
 import logging
 import os
 from collections.abc import Mapping
+from numbers import Integral
 
 import pandas as pd
 
 from probekit.data._control import control_task
 from probekit.data._dataset import Level, ProbingDataset
 from probekit.data._senteval import SENTENCE_TASKS
-from probekit.data._tasks import WORD_TASKS, Task, TaskSpec, load_sentences
+from probekit.data._tasks import SOURCES, WORD_TASKS, Task, TaskSpec, load_sentences
+from probekit.validation import Interval, Options, declare, validate_params
 
 __all__ = ["TASKS", "register_task", "list_tasks", "build_task"]
 
@@ -56,6 +58,12 @@ def list_tasks() -> pd.DataFrame:
                           "description": s.description} for s in TASKS.values()])
 
 
+@declare({
+    "name": [str],
+    "source": [Options(SOURCES)],
+    "limit": [Interval(Integral, 1, None, closed="left"), None],
+    "seed": [Interval(Integral, 0, None, closed="left")],
+})
 def build_task(name: str, source: str = "ud", *,
                path: str | os.PathLike | Mapping[str, str | os.PathLike] | None = None, limit: int | None = None,
                seed: int = 0) -> Task:
@@ -96,6 +104,7 @@ def build_task(name: str, source: str = "ud", *,
     >>> build_task("sentiment", "rt", limit=40).label_names
     ('neg', 'pos')
     """
+    validate_params(build_task, locals())
     if name.endswith(".control"):
         return control_task(build_task(name[: -len(".control")], source, path=path, limit=limit, seed=seed), seed)
     if name not in TASKS:

@@ -1,7 +1,7 @@
 """The model core: sites, hooks, the hooked model, tokenization, pooling and loading.
 
 Everything else in probekit builds on these names; nothing here imports another probekit
-subpackage except :mod:`probekit.fingerprint`.
+subpackage except :mod:`probekit.fingerprint` (and the settings checks of :mod:`probekit.validation`).
 
 One line per file:
 
@@ -52,6 +52,7 @@ from probekit.model._pooling import (
 )
 from probekit.model._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site, site_block, site_layer
 from probekit.model._tokenize import (
+    LONG_INPUTS,
     Example,
     LongInputPolicy,
     TokenizedBatch,
@@ -73,6 +74,7 @@ __all__ = [
     "HubUnreachableError",
     "InterventionLike",
     "LAYER_COMPONENTS",
+    "LONG_INPUTS",
     "LongInputPolicy",
     "OVERRIDES",
     "REFERENCE_RESULTS",

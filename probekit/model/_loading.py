@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from numbers import Integral
 from pathlib import Path
 from typing import Literal
 
@@ -23,8 +24,9 @@ from transformers import (
 from probekit.model._assets import ALIASES, DEFAULT_MODEL, resolve_alias
 from probekit.model._discovery import adapter_for
 from probekit.model._hooked import HookedModel
+from probekit.validation import Boolean, Device, Interval, Options, declare, validate_params
 
-__all__ = ["load_model", "load_tokenizer", "HEADS"]
+__all__ = ["load_model", "load_tokenizer", "HEADS", "DTYPES", "LOAD_CONSTRAINTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +40,28 @@ HEADS = {
 }
 
 
+#: Weight precisions ``load_model(dtype=...)`` accepts, by name or as the torch dtype.
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+                                  "float64": torch.float64}
+
+#: What ``load_model``'s settings accept (also ``probekit.load_model``'s, for a saved variant too).
+LOAD_CONSTRAINTS: dict[str, list] = {
+    "head": [Options(k for k in HEADS if k is not None), None],
+    "num_labels": [Interval(Integral, 1, None, closed="left"), None],
+    "seed": [Interval(Integral, 0, None, closed="left")],
+    "device": [Device(), None],
+    "dtype": [Options(DTYPES), Options(DTYPES.values()), None],
+    "trust_remote_code": [Boolean()],
+    "revision": [str, None],
+    "name": [str, None],
+}
+
+
 class HubUnreachableError(OSError):
     """A hub name could not be fetched (offline, or no network)."""
 
 
+@declare(LOAD_CONSTRAINTS)
 def load_model(
     spec: str | os.PathLike | PretrainedConfig | PreTrainedModel = DEFAULT_MODEL,
     *,
@@ -76,8 +96,11 @@ def load_model(
     seed : int
         Seed of the random initialisation when ``spec`` is a config (and of
         any freshly initialised head).
-    device, dtype
-        Where and in what precision to place the weights.
+    device : str or torch.device, optional
+        Where to place the weights (``"cpu"``, ``"cuda"``, ``"cuda:1"``); a
+        device that is not available here is refused before anything loads.
+    dtype : {"float32", "float16", "bfloat16", "float64"} or torch.dtype, optional
+        The precision of the weights.
     trust_remote_code : bool
         Off by default: probekit never runs code shipped with weights unless
         asked.
@@ -94,8 +117,8 @@ def load_model(
     >>> m.n_layers, m.d_model
     (2, 32)
     """
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {list(HEADS)}, not {head!r}")
+    validate_params(load_model, locals())
+    dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
     if isinstance(spec, (str, os.PathLike)) and (Path(spec).expanduser() / "recipe.json").is_file():
         # rebuilding pruned shapes and re-applying quantization is the variants' job, not the core's
         raise ValueError(f"{spec} holds a saved model variant (recipe.json): load it with probekit.load_model "

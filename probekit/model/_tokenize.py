@@ -25,9 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Example", "TokenizedBatch", "tokenize", "validate_inputs", "Window"]
+__all__ = ["Example", "TokenizedBatch", "tokenize", "validate_inputs", "Window", "LONG_INPUTS"]
 
 LongInputPolicy = Literal["error", "window"]
+#: The policies for inputs longer than the model's maximum (``long_inputs=``).
+LONG_INPUTS: tuple[str, ...] = ("error", "window")
 _WORD_RE = re.compile(r"\S+")
 
 

@@ -14,11 +14,18 @@ import copy
 import difflib
 import os
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-from probekit.data import TASKS, default_ud_path
+from probekit.attention import AttentionSuite
+from probekit.attribution import Attributor
+from probekit.data import TASKS, build_task, default_ud_path
 from probekit.model import ALIASES, Site
+from probekit.probes import PROBES, ProbeSuite
+from probekit.store import extract
+from probekit.validation import Interval, ListOf, constraint_of, explain
+from probekit.variants import DistillRecipe, FinetuneRecipe, HeadPruneRecipe, MagnitudePruneRecipe, QuantizeRecipe
 
 __all__ = ["ConfigError", "SCHEMA", "DEMO_CONFIG", "QUICK_OVERRIDES", "FULL_OVERRIDES", "load_config",
            "validate", "resolve", "merge"]
@@ -30,10 +37,13 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class F:
-    """One config field: accepted types, default, allowed values and numeric range.
+    """One config field: accepted types, default, allowed values and the declared constraint.
 
-    ``low``/``high`` bound a number (and every number of a list) inclusively;
-    ``low_open``/``high_open`` make a bound exclusive.
+    ``accepts`` is the list of alternatives (:mod:`probekit.validation`) a
+    value must satisfy, taken from the declaration of the class or function
+    the setting is passed to (:func:`declared`), so a range is written once:
+    there. A list's items are checked one by one (``probes.seeds[1]``) when
+    the declaration is a :class:`~probekit.validation.ListOf`.
     """
 
     types: tuple
@@ -42,97 +52,113 @@ class F:
     item: tuple | None = None  # element types of a list
     item_choices: tuple | None = None
     doc: str = ""
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
+    accepts: tuple | None = None
 
-    def range_error(self, value: Any) -> str | None:
-        """Why ``value`` is out of range (``None`` when it is in range or not a number)."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+    def item_accepts(self) -> tuple | None:
+        """The alternatives of one list item, when ``accepts`` declares a list."""
+        lists = [c for c in self.accepts or () if isinstance(c, ListOf)]
+        return (lists[0].item,) if lists else None
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not accepted (``None`` when it is), item by item for lists."""
+        if self.accepts is None:
             return None
-        if isinstance(value, float) and value != value:
-            return "must be a number, not NaN"
-        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
-        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
-        if not (too_low or too_high):
-            return None
-        if self.low is not None and self.high is not None:
-            return (f"must be in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
-                    f"{')' if self.high_open else ']'}, not {value!r}")
-        if self.low is not None:
-            return f"must be {'>' if self.low_open else '>='} {self.low:g}, not {value!r}"
-        return f"must be {'<' if self.high_open else '<='} {self.high:g}, not {value!r}"
+        if isinstance(value, list) and self.item_accepts() is not None:
+            lists = [c for c in self.accepts if isinstance(c, ListOf)]
+            if len(value) < lists[0].min_len:
+                return "is empty"
+            return None  # items are checked one by one, each with its own line
+        return explain(value, list(self.accepts))
+
+
+def declared(owner: Any, name: str) -> tuple:
+    """The constraint ``owner`` declares for its setting ``name`` (what a schema field accepts)."""
+    return tuple(constraint_of(owner, name))
+
+
+def own(*alternatives) -> tuple:
+    """The constraint of a setting only the pipeline reads (declared here, in the schema, once)."""
+    return tuple(alternatives)
+
+
+def _n(low: int) -> Interval:
+    return Interval(Integral, low, None, closed="left")
 
 
 _NUM = (int, float)
-_SEQ_PROBES = ("linear", "mlp")
-_METHODS = ("integrated_gradients", "saliency", "input_x_gradient", "deeplift", "gradient_shap",
-            "layer_conductance", "attention_x_gradient", "blank_out")
+_SEQ_PROBES = tuple(PROBES)
 
-#: The schema: sections map key -> :class:`F` or a nested section (a dict).
+#: The schema: sections map key -> :class:`F` or a nested section (a dict). Ranges come from the declarations
+#: of the classes and functions each setting is passed to.
 SCHEMA: dict[str, Any] = {
-    "name": F((str,), "experiment", doc="run name"),
-    "seed": F((int,), 0, doc="seed of data sampling, splits and training", low=0),
+    "name": F((str,), "experiment", doc="run name: the run folder is runs/<name>, so a plain folder name"),
+    "seed": F((int,), 0, doc="seed of data sampling, splits and training", accepts=declared(build_task, "seed")),
     "model": F((str, dict), "minilm-l6", doc="alias, model folder, or {name, config, seed}"),
     "data": {
         "source": F((str,), "rt", choices=("rt", "ud")),
         "path": F((str, type(None)), None, doc="UD folder or .conllu file (source ud; null: $PROBEKIT_UD_PATH, else "
                                                "the copy fetched by 'probekit data fetch ud_ewt')"),
-        "sentences": F((int, type(None)), None, doc="sentences per source file (null: all)", low=1),
+        "sentences": F((int, type(None)), None, doc="sentences per source file (null: all)",
+                       accepts=declared(build_task, "limit")),
     },
     "extract": {
         "sites": F((str, list), "resid", item=(str,), doc="'resid', 'all' or a list of sites"),
         "attention": F((bool,), True, doc="also store every layer's attention pattern"),
-        "dtype": F((str,), "float16", choices=("float16", "float32"),
-                   doc="of stores/main and of the task stores derived from it"),
-        "batch_tokens": F((int,), 2048, low=1),
-        "autocast": F((str, type(None)), None, choices=("bf16",),
+        "dtype": F((str,), "float16", doc="of stores/main and of the task stores derived from it",
+                   accepts=declared(extract, "dtype")),
+        "batch_tokens": F((int,), 2048, accepts=declared(extract, "batch_tokens")),
+        "autocast": F((str, type(None)), None, accepts=declared(extract, "autocast"),
                       doc="run every forward pass (main, task and random-weights stores) under bf16 autocast; "
                           "faster only where the CPU or GPU has native bf16"),
     },
     "probes": {
         "tasks": F((list,), ["sentiment"], item=(str,)),
         "probes": F((list,), ["linear"], item=(str,), item_choices=_SEQ_PROBES),
-        "seeds": F((list,), [0], item=(int,), low=0),
+        "seeds": F((list,), [0], item=(int,), accepts=declared(ProbeSuite, "seeds")),
         "controls": F((bool,), True),
         "random_init": F((bool,), True, doc="random-weights baseline store (random_init_copy)"),
-        "n_boot": F((int,), 1000, low=1, doc="bootstrap replicates of every interval"),
+        "n_boot": F((int,), 1000, doc="bootstrap replicates of every interval", accepts=declared(ProbeSuite, "n_boot")),
     },
     "attention": {
-        "example": F((int,), 0, doc="the sentence drawn as a heatmap and rollout map", low=0),
-        "heatmap_layers": F((list, type(None)), None, item=(int,), low=1,
+        "example": F((int,), 0, doc="the sentence drawn as a heatmap and rollout map",
+                     accepts=declared(AttentionSuite.rollout, "i")),
+        "heatmap_layers": F((list, type(None)), None, item=(int,), accepts=own(ListOf(_n(1)), None),
                             doc="layers to draw (block i's attention is layer i + 1); default: first, middle, last"),
     },
     "finetune": {
-        "train_size": F((int, type(None)), None, doc="seeded sample of the RT train split (null: all)", low=1),
-        "eval_size": F((int, type(None)), None, doc="validation/test sentences used (null: all)", low=1),
-        "epochs": F(_NUM, 1.0, low=0, low_open=True),
-        "lr": F(_NUM, 1e-4, low=0, low_open=True),
-        "batch_size": F((int,), 32, low=1),
-        "max_length": F((int,), 64, low=8),
+        "train_size": F((int, type(None)), None, doc="seeded sample of the RT train split (null: all)",
+                        accepts=own(_n(1), None)),
+        "eval_size": F((int, type(None)), None, doc="validation/test sentences used (null: all)",
+                       accepts=own(_n(1), None)),
+        "epochs": F(_NUM, 1.0, accepts=declared(FinetuneRecipe, "epochs")),
+        "lr": F(_NUM, 1e-4, accepts=declared(FinetuneRecipe, "lr")),
+        "batch_size": F((int,), 32, accepts=declared(FinetuneRecipe, "batch_size")),
+        "max_length": F((int,), 64, accepts=declared(FinetuneRecipe, "max_length")),
     },
     "variants": {
-        "magnitude_prune": {"sparsity": F(_NUM, 0.5, low=0, high=1, high_open=True),
-                            "recover_epochs": F(_NUM, 0.0, low=0)},
-        "prune_heads": {"fraction": F(_NUM, 0.4, low=0, high=1, low_open=True, high_open=True),
-                        "recover_epochs": F(_NUM, 0.0, low=0),
-                        "importance": F((str,), "michel", choices=("michel", "magnitude")),
-                        "importance_sentences": F((int,), 256, low=1)},
-        "quantize": {"method": F((str,), "dynamic-int8",
-                                 choices=("dynamic-int8", "static-int8", "weight-int8", "weight-int4"))},
-        "distill": {"n_layers": F((int,), 3, low=1), "epochs": F(_NUM, 1.0, low=0, low_open=True),
-                    "train_size": F((int, type(None)), None, low=1),
-                    "alpha": F(_NUM, 0.5, low=0, high=1), "temperature": F(_NUM, 2.0, low=0, low_open=True)},
-        "latency_repeats": F((int,), 20, low=1),
+        "magnitude_prune": {"sparsity": F(_NUM, 0.5, accepts=declared(MagnitudePruneRecipe, "sparsity")),
+                            "recover_epochs": F(_NUM, 0.0, accepts=declared(MagnitudePruneRecipe, "recover_epochs"))},
+        "prune_heads": {"fraction": F(_NUM, 0.4, accepts=declared(HeadPruneRecipe, "fraction")),
+                        "recover_epochs": F(_NUM, 0.0, accepts=declared(HeadPruneRecipe, "recover_epochs")),
+                        "importance": F((str,), "michel", accepts=declared(HeadPruneRecipe, "importance")),
+                        "importance_sentences": F((int,), 256, accepts=own(_n(1)))},
+        "quantize": {"method": F((str,), "dynamic-int8", accepts=declared(QuantizeRecipe, "method"))},
+        "distill": {"n_layers": F((int,), 3, accepts=declared(DistillRecipe, "n_layers")),
+                    "epochs": F(_NUM, 1.0, accepts=declared(DistillRecipe, "epochs")),
+                    "train_size": F((int, type(None)), None, accepts=own(_n(1), None)),
+                    "alpha": F(_NUM, 0.5, accepts=declared(DistillRecipe, "alpha")),
+                    "temperature": F(_NUM, 2.0, accepts=declared(DistillRecipe, "temperature"))},
+        "latency_repeats": F((int,), 20, accepts=own(_n(1))),
     },
     "attribution": {
-        "sentences": F((int,), 4, low=1),
-        "methods": F((list,), ["integrated_gradients", "saliency"], item=(str,), item_choices=_METHODS),
-        "n_steps": F((int,), 32, low=1),
+        "sentences": F((int,), 4, accepts=own(_n(1))),
+        "methods": F((list,), ["integrated_gradients", "saliency"], item=(str,),
+                     accepts=(ListOf(declared(Attributor, "method")[0], min_len=1),)),
+        "n_steps": F((int,), 32, accepts=declared(Attributor.attribute, "n_steps")),
     },
     "compare": {
-        "sentences": F((int,), 500, doc="sentences extracted for every variant (similarity needs two)", low=2),
+        "sentences": F((int,), 500, doc="sentences extracted for every variant (similarity needs two)",
+                       accepts=own(_n(2))),
         "probe_task": F((str, type(None)), "sentiment", doc="sentence task probed on every variant"),
     },
     "outputs": {
@@ -239,30 +265,59 @@ def _check_section(cfg: dict, schema: dict, prefix: str, lines: dict, errors: li
         if not _is(value, spec.types):
             errors.append(f"{path!r}{_where(lines, path)} must be {_tname(spec.types)}, not {value!r}")
             continue
-        bad_range = spec.range_error(value)
-        if bad_range is not None:
-            errors.append(f"{path!r}{_where(lines, path)} {bad_range}")
+        bad = spec.problem(value)
+        if bad is not None:
+            errors.append(f"{path!r}{_where(lines, path)} {bad}")
         if spec.choices is not None and value is not None and value not in spec.choices:
             close = difflib.get_close_matches(str(value), spec.choices, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             errors.append(f"{path!r}{_where(lines, path)} must be one of {', '.join(spec.choices)}, "
                           f"not {value!r}{hint}")
         if isinstance(value, list) and spec.item is not None:
+            item_accepts = spec.item_accepts()
             for i, v in enumerate(value):
                 ipath = f"{path}[{i}]"
+                where = _where(lines, ipath) or _where(lines, path)
                 if not _is(v, spec.item):
-                    errors.append(f"{ipath!r}{_where(lines, ipath) or _where(lines, path)} must be "
-                                  f"{_tname(spec.item)}, not {v!r}")
-                elif spec.range_error(v) is not None:
-                    errors.append(f"{ipath!r}{_where(lines, ipath) or _where(lines, path)} {spec.range_error(v)}")
+                    errors.append(f"{ipath!r}{where} must be {_tname(spec.item)}, not {v!r}")
+                elif item_accepts is not None and explain(v, list(item_accepts)) is not None:
+                    errors.append(f"{ipath!r}{where} {explain(v, list(item_accepts))}")
                 elif spec.item_choices is not None and v not in spec.item_choices:
                     close = difflib.get_close_matches(str(v), spec.item_choices, n=1)
                     hint = f"; did you mean {close[0]!r}?" if close else ""
-                    errors.append(f"{ipath!r}{_where(lines, ipath) or _where(lines, path)} must be one of "
-                                  f"{', '.join(spec.item_choices)}, not {v!r}{hint}")
+                    errors.append(f"{ipath!r}{where} must be one of {', '.join(spec.item_choices)}, not {v!r}{hint}")
+
+
+def check_run_name(name: str) -> str | None:
+    """Why ``name`` cannot name a run folder under ``runs/`` (``None`` when it can).
+
+    The name becomes ``runs/<name>``: a path separator, ``..`` or an absolute
+    path would put the run somewhere else.
+
+    Examples
+    --------
+    >>> check_run_name("demo") is None
+    True
+    >>> print(check_run_name("../../x"))
+    must be a plain folder name (no path separator, not '.' or '..', no leading '.'), not '../../x'
+    """
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    if not name.strip() or name != name.strip() or any(c in name for c in seps) or name.startswith(".") \
+            or "\0" in name:
+        return f"must be a plain folder name (no path separator, not '.' or '..', no leading '.'), not {name!r}"
+    return None
 
 
 def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) -> None:
+    name = cfg.get("name")
+    if isinstance(name, str) and check_run_name(name) is not None:
+        errors.append(f"'name'{_where(lines, 'name')} {check_run_name(name)}")
+    heads = (cfg.get("variants") or {}).get("prune_heads") if isinstance(cfg.get("variants"), dict) else None
+    if isinstance(heads, dict):
+        try:  # what the variants stage will build: cross-field checks ("nothing to prune") fail here, not there
+            HeadPruneRecipe(**{k: heads[k] for k in ("fraction", "importance", "recover_epochs") if k in heads})
+        except ValueError as exc:
+            errors.append(f"'variants.prune_heads'{_where(lines, 'variants.prune_heads')}: {exc}")
     data = cfg.get("data") or {}
     source = data.get("source", "rt")
     path = data.get("path")
@@ -387,21 +442,30 @@ def resolve(cfg: dict, *, base_dir: str | os.PathLike = ".", lines: dict | None 
 
 
 # ---------------------------------------------------------------- YAML
-def _lines(node, prefix: str = "", out: dict | None = None) -> dict:
-    """Key path -> 1-based line of every mapping key and list item of a composed YAML node."""
+def _lines(node, prefix: str = "", out: dict | None = None, dups: list | None = None) -> dict:
+    """Key path -> 1-based line of every mapping key and list item of a composed YAML node.
+
+    A key given twice in one mapping is appended to ``dups`` as ``(path, first line, second line)``
+    (YAML loaders keep the last value silently).
+    """
     import yaml
 
     out = {} if out is None else out
     if isinstance(node, yaml.MappingNode):
+        seen: dict = {}
         for k, v in node.value:
             path = f"{prefix}{k.value}"
-            out[path] = k.start_mark.line + 1
-            _lines(v, path + ".", out)
+            line = k.start_mark.line + 1
+            if k.value in seen and dups is not None:
+                dups.append((path, seen[k.value], line))
+            seen.setdefault(k.value, line)
+            out[path] = line
+            _lines(v, path + ".", out, dups)
     elif isinstance(node, yaml.SequenceNode):
         base = prefix[:-1]
         for i, v in enumerate(node.value):
             out[f"{base}[{i}]"] = v.start_mark.line + 1
-            _lines(v, f"{base}[{i}].", out)
+            _lines(v, f"{base}[{i}].", out, dups)
     return out
 
 
@@ -431,7 +495,12 @@ def load_config(path: str | os.PathLike) -> dict:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if cfg is None:
         raise ConfigError(f"{path} is empty")
+    dups: list = []
+    lines = _lines(node, dups=dups)
+    if dups:
+        raise ConfigError(f"{path}: " + "; ".join(f"key {p!r} is given twice, at lines {a} and {b} (YAML would keep "
+                                                   f"the second silently); keep one" for p, a, b in dups))
     try:
-        return resolve(cfg, lines=_lines(node))
+        return resolve(cfg, lines=lines)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

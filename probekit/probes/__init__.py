@@ -31,7 +31,7 @@ from probekit.probes._stats import (
 )
 from probekit.probes._stream import StreamConfig, StreamedFit, fit_streamed
 from probekit.probes._structural import DepthProbe, DistanceProbe
-from probekit.probes._suite import ProbeSuite
+from probekit.probes._suite import PROBES, ProbeSuite
 from probekit.probes._task_store import (
     StoreTaskMismatchError,
     TaskInputs,
@@ -55,6 +55,7 @@ __all__ = [
     "MLPProbe",
     "McNemarResult",
     "PairedBootstrap",
+    "PROBES",
     "ProbeSuite",
     "RankProbe",
     "StreamConfig",

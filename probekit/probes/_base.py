@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -14,8 +15,26 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from probekit.probes._engine import Arch, TrainConfig, resolve_device, to_layer_tensor, train_probes
+from probekit.validation import Boolean, Device, InstanceOf, Interval, Options, validate_params
 
-__all__ = ["BaseProbe", "seed_from"]
+__all__ = ["BaseProbe", "seed_from", "SHARED_CONSTRAINTS"]
+
+_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+
+#: The training settings every torch-backed probe shares (a probe class adds its own to these).
+SHARED_CONSTRAINTS: dict[str, list] = {
+    "solver": [Options({"adam", "lbfgs"})],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [_POSITIVE_INT],
+    "max_iter": [_POSITIVE_INT],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "early_stopping": [Boolean()],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [_POSITIVE_INT],
+    "device": [Device(auto=True)],
+    "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both"),
+                     InstanceOf(np.random.RandomState, name="a numpy RandomState"), None],
+}
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +77,12 @@ class BaseProbe(ClassifierMixin, BaseEstimator):
     def _penalty_kind(self) -> str:
         return "l2"
 
+    #: What each setting accepts; checked when ``fit`` starts (scikit-learn estimators accept anything in
+    #: ``__init__``, so that ``clone`` and ``set_params`` work), before any training.
+    _parameter_constraints: dict[str, list] = SHARED_CONSTRAINTS
+
     def _check_params(self) -> None:
-        if self.solver not in ("adam", "lbfgs"):
-            raise ValueError(f"solver must be 'adam' or 'lbfgs', got {self.solver!r}")
-        if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if not 0.0 < float(self.validation_fraction) < 1.0:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        validate_params(self, self.get_params(deep=False))
 
     # ------------------------------------------------------------------ fitting
     def _train_config(self, n_train: int) -> TrainConfig:
@@ -121,6 +139,7 @@ class BaseProbe(ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        self._check_params()  # every setting, before the data is read or anything trains
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64], y_numeric=False)
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)

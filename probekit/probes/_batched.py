@@ -58,6 +58,7 @@ def fit_batched(estimator: BaseProbe, Xs, y, *, seeds: Sequence[int] | None = No
     """
     if not isinstance(estimator, BaseProbe):
         raise TypeError(f"fit_batched needs a probekit probe, got {type(estimator).__name__}")
+    estimator._check_params()
     if isinstance(Xs, np.ndarray) and Xs.ndim == 2:
         Xs = [Xs]
     if len(Xs) == 0:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 
-from probekit.probes._base import BaseProbe
+from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe
 from probekit.probes._engine import Arch
+from probekit.validation import Interval, Options
 
 __all__ = ["LinearProbe", "RankProbe"]
 
@@ -83,6 +86,9 @@ class LinearProbe(BaseProbe):
     (2, 5)
     """
 
+    _parameter_constraints = {**SHARED_CONSTRAINTS, "penalty": [Options({"l1", "l2"})],
+                              "C": [Interval(Real, 0, None, closed="neither")]}
+
     def __init__(
         self,
         penalty="l2",
@@ -116,15 +122,7 @@ class LinearProbe(BaseProbe):
         return Arch("linear")
 
     def _penalty_kind(self) -> str:
-        if self.penalty not in ("l1", "l2"):
-            raise ValueError(f"penalty must be 'l1' or 'l2', got {self.penalty!r}")
         return self.penalty
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        self._penalty_kind()
-        if not float(self.C) > 0:
-            raise ValueError(f"C must be positive, got {self.C!r}")
 
     def _reg(self, n_train: int) -> float:
         return 0.0 if np.isinf(self.C) else 1.0 / (float(self.C) * n_train)
@@ -166,6 +164,9 @@ class RankProbe(BaseProbe):
     [(6, 2), (2, 3)]
     """
 
+    _parameter_constraints = {**SHARED_CONSTRAINTS, "rank": [Interval(Integral, 1, None, closed="left")],
+                              "C": [Interval(Real, 0, None, closed="neither")]}
+
     def __init__(
         self,
         rank=8,
@@ -197,11 +198,6 @@ class RankProbe(BaseProbe):
 
     def _arch(self) -> Arch:
         return Arch("rank", rank=int(self.rank))
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        if not int(self.rank) >= 1:
-            raise ValueError(f"rank must be a positive integer, got {self.rank!r}")
 
     def _reg(self, n_train: int) -> float:
         return 0.0 if np.isinf(self.C) else 1.0 / (float(self.C) * n_train)

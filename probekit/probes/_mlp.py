@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numbers
+from numbers import Integral, Real
 
-from probekit.probes._base import BaseProbe
+from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe
 from probekit.probes._engine import Arch
 from probekit.probes._linear import _SHARED_DOC
+from probekit.validation import Interval, ListOf
 
 __all__ = ["MLPProbe"]
 
@@ -41,6 +43,14 @@ class MLPProbe(BaseProbe):
     >>> probe.score(X, y) > 0.9
     True
     """
+
+    _parameter_constraints = {
+        **SHARED_CONSTRAINTS,
+        "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"),
+                               ListOf(Interval(Integral, 1, None, closed="left"), min_len=1)],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -86,8 +96,6 @@ class MLPProbe(BaseProbe):
     def _check_params(self) -> None:
         super()._check_params()
         self._hidden()
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
     def _reg(self, n_train: int) -> float:
         return float(self.alpha)

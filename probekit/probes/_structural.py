@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -24,9 +25,10 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch.nn.utils.rnn import pad_sequence
 
-from probekit.probes._base import seed_from
+from probekit.probes._base import SHARED_CONSTRAINTS, seed_from
 from probekit.probes._engine import resolve_device
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, root_accuracy, uuas
+from probekit.validation import Interval, validate_params
 
 __all__ = ["DistanceProbe", "DepthProbe"]
 
@@ -57,6 +59,12 @@ def _pad(sentences: list[torch.Tensor], targets: list[torch.Tensor] | None, idx,
 
 class _StructuralProbe(BaseEstimator):
     """Shared training loop (not public)."""
+
+    #: What each setting accepts; checked when ``fit`` starts (see :class:`~probekit.probes.LinearProbe`).
+    _parameter_constraints = {
+        **{k: v for k, v in SHARED_CONSTRAINTS.items() if k != "solver"},
+        "rank": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -106,6 +114,7 @@ class _StructuralProbe(BaseEstimator):
         -------
         self
         """
+        validate_params(self, self.get_params(deep=False))
         d = self._check(X, y)
         X, y = _as_tensors(X), _as_tensors(y)
         device = resolve_device(self.device)

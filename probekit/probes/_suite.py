@@ -50,12 +50,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import clone
 
 from probekit.data import control_task
-from probekit.model import site_block, site_layer
+from probekit.model import Site, site_block, site_layer
 from probekit.probes._batched import fit_batched
 from probekit.probes._linear import LinearProbe
 from probekit.probes._mlp import MLPProbe
@@ -66,12 +67,14 @@ from probekit.probes._task_store import TaskInputs, stream_inputs, task_inputs
 from probekit.profiling import phase
 from probekit.results import Results, store_blocks
 from probekit.store import ActivationStore
+from probekit.validation import Boolean, Device, InstanceOf, Interval, ListOf, validate_params
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProbeSuite"]
+__all__ = ["ProbeSuite", "PROBES"]
 
-_PROBES = {"linear": LinearProbe, "mlp": MLPProbe}
+#: The probes named by a string (``ProbeSuite(task, "mlp")``, an experiment config's ``probes.probes``).
+PROBES = {"linear": LinearProbe, "mlp": MLPProbe}
 
 
 def _as_probes(probes) -> dict:
@@ -84,9 +87,9 @@ def _as_probes(probes) -> dict:
     out = {}
     for p in probes if isinstance(probes, Sequence) else [probes]:
         if isinstance(p, str):
-            if p not in _PROBES:
-                raise ValueError(f"unknown probe {p!r}; use one of {sorted(_PROBES)} or pass an estimator")
-            out[p] = _PROBES[p](random_state=0)
+            if p not in PROBES:
+                raise ValueError(f"unknown probe {p!r}; use one of {sorted(PROBES)} or pass an estimator")
+            out[p] = PROBES[p](random_state=0)
         else:
             out[type(p).__name__.replace("Probe", "").lower()] = p
     return out
@@ -180,17 +183,43 @@ class ProbeSuite:
 
     A dict key ``(model, variant)`` labels a variant's store, e.g.
     ``{"minilm": store, ("minilm", "random-init"): rstore}``.
+
+    Every setting is checked here, when it is given:
+
+    >>> ProbeSuite(upos, alpha=1.5)
+    Traceback (most recent call last):
+    ...
+    probekit.validation.InvalidParameterError: the 'alpha' parameter of ProbeSuite must be a float ... got 1.5
     """
+
+    #: What each setting accepts (checked in the constructor; shared with the experiment-config schema).
+    _parameter_constraints = {
+        "seeds": [ListOf(Interval(Integral, 0, None, closed="left"), min_len=1)],
+        "controls": [Boolean()],
+        "control_seed": [Interval(Integral, 0, None, closed="left")],
+        "n_boot": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, 1, closed="neither")],
+        "sites": [ListOf(InstanceOf(str, Site, name="a site")), None],
+        "structural": [dict, None],
+        "memory_budget": [Interval(Integral, 1, None, closed="left"), str],
+        "stream": [Boolean()],
+        "device": [Device(auto=True), None],
+    }
 
     def __init__(self, tasks, probes=None, seeds: Sequence[int] = (0,), *, controls: bool = True,
                  control_seed: int = 0, n_boot: int = 1000, alpha: float = 0.05,
                  sites: Sequence[str] | None = None, structural: dict | None = None,
                  memory_budget: int | str = DEFAULT_BUDGET, stream: bool = True, device: str | None = None):
+        validate_params(ProbeSuite, {**locals(), "seeds": list(seeds) if isinstance(seeds, range) else seeds})
         self.tasks = [tasks] if hasattr(tasks, "dataset") else list(tasks)
         for t in self.tasks:
             if t.control_of is not None:
                 raise ValueError(f"pass real tasks; {t.name!r} is a control task (controls=True adds them)")
         self.probes = _as_probes(probes)
+        for est in self.probes.values():  # the probes' own settings, checked now rather than after extraction
+            check = getattr(est, "_check_params", None)
+            if check is not None:
+                check()
         self.seeds = tuple(int(s) for s in seeds)
         if not self.seeds:
             raise ValueError("seeds is empty")
@@ -200,6 +229,11 @@ class ProbeSuite:
         self.alpha = alpha
         self.sites = sites
         self.structural = {"rank": 32, "max_iter": 20, **(structural or {})}
+        unknown = set(self.structural) - set(DistanceProbe._parameter_constraints)
+        if unknown:
+            raise ValueError(f"structural: unknown structural-probe settings {sorted(unknown)}; known: "
+                             f"{', '.join(sorted(DistanceProbe._parameter_constraints))}")
+        validate_params(DistanceProbe, self.structural, caller="ProbeSuite(structural=...)")
         self.memory_budget = parse_bytes(memory_budget)
         self.stream = stream
         self.device = device

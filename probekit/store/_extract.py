@@ -26,6 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ import torch
 
 from probekit.fingerprint import hash_json, jsonable, tokenizer_hash
 from probekit.model import (
+    LONG_INPUTS,
     POOLING_VERSION,
     SENTENCE_POOLING,
     WORD_POOLING,
@@ -58,6 +60,7 @@ from probekit.store._manifest import (
 from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
 from probekit.store._writer import ShardContext, Writer, commit, write_ids
+from probekit.validation import Boolean, Interval, ListOf, Options, declare, validate_params
 from probekit.variants import ModelVariant, load_model
 
 __all__ = ["extract", "resolve_sites", "DTYPES"]
@@ -86,6 +89,23 @@ def resolve_sites(model: HookedModel, sites: str | Sequence[Site | str] | None) 
     return list(dict.fromkeys(parsed))
 
 
+_POSITIVE = Interval(Integral, 1, None, closed="left")
+
+
+@declare({
+    "dtype": [Options(DTYPES)],
+    "tokens": [Boolean()],
+    "word_pooling": [ListOf(Options(WORD_POOLING)), Options(WORD_POOLING)],
+    "sentence_pooling": [ListOf(Options(SENTENCE_POOLING)), Options(SENTENCE_POOLING)],
+    "shard_size": [_POSITIVE],
+    "batch_tokens": [_POSITIVE],
+    "long_inputs": [Options(LONG_INPUTS)],
+    "stride": [Interval(Integral, 0, None, closed="left"), None],
+    "autocast": [Options({"bf16"}), None],
+    "overlap": [Boolean(), None],
+    "progress": [Boolean(), None],
+    "overwrite": [Boolean()],
+})
 def extract(
     model: HookedModel | ModelVariant | str,
     data: Any,
@@ -193,6 +213,7 @@ def extract(
     >>> store["L1.resid"].example(0).shape
     (5, 32)
     """
+    validate_params(extract, locals())  # every setting, before a model is loaded or a file written
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     recipe = _recipe_of(model)
@@ -201,18 +222,11 @@ def extract(
     except TypeError:
         raise TypeError(f"model must be a HookedModel, a ModelVariant or a load_model spec, not "
                         f"{type(model).__name__}") from None
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {list(DTYPES)}, not {dtype!r}")
-    if autocast not in (None, "bf16"):
-        raise ValueError(f"autocast must be None or 'bf16', not {autocast!r}")
     if autocast == "bf16" and not native_bf16(model.device):
         logger.warning("autocast='bf16': this CPU has no native bf16 arithmetic (AVX-512 BF16 or AMX; torch reports "
                        "%s), so bf16 is emulated and the forward runs slower than float32, not faster",
                        torch.backends.cpu.get_cpu_capability())
-    if not isinstance(shard_size, int) or shard_size < 1:
-        raise ValueError(f"shard_size must be an int >= 1, got {shard_size!r}")
-    if batch_tokens < 1:
-        raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens}")
+    check_stride(model, long_inputs, stride)
     word_pooling = check_pooling(word_pooling, WORD_POOLING, "word_pooling")
     sentence_pooling = check_pooling(sentence_pooling, SENTENCE_POOLING, "sentence_pooling")
     site_list = resolve_sites(model, sites)
@@ -283,6 +297,16 @@ def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: H
 
 
 # --------------------------------------------------------------------- setup
+def check_stride(model: HookedModel, long_inputs: str, stride: int | None) -> None:
+    """A window overlap must leave each window room to move: ``stride`` below the window's content width."""
+    if long_inputs != "window" or stride is None:
+        return
+    width = model.max_length - model.tokenizer.num_special_tokens_to_add(pair=False)
+    if not stride < width:
+        raise ValueError(f"stride must be in [0, {width}) for {model.name} (windows of {width} content tokens); "
+                         f"got {stride}")
+
+
 def check_pooling(values: Sequence[str], allowed: tuple[str, ...], name: str) -> list[str]:
     if isinstance(values, str):
         values = [values]

@@ -11,6 +11,7 @@ import transformers
 from probekit.model import HookedModel, load_tokenizer
 from probekit.model import load_model as load_hooked_model
 from probekit.profiling import phase
+from probekit.validation import constraints_of, declare, validate_params
 from probekit.variants._heads import apply_structure
 from probekit.variants._prune import prunable_linears
 from probekit.variants._quantize import quantize_module
@@ -25,6 +26,7 @@ def is_variant_folder(spec) -> bool:
     return isinstance(spec, (str, os.PathLike)) and (Path(spec).expanduser() / "recipe.json").is_file()
 
 
+@declare(constraints_of(load_hooked_model))
 def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | None = None, tokenizer=None,
                seed: int = 0, device=None, dtype=None, trust_remote_code: bool = False, revision: str | None = None,
                name: str | None = None) -> HookedModel | ModelVariant:
@@ -47,6 +49,7 @@ def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | N
     >>> type(m).__name__, m.n_layers
     ('HookedModel', 2)
     """
+    validate_params(load_model, locals(), caller="load_model")  # device, dtype...: before anything loads
     with phase("load"):
         if is_variant_folder(spec):
             # the folder fixes the head, labels and weights; only placement, tokenizer and name can change
@@ -63,6 +66,11 @@ def load_variant(folder: str | os.PathLike, *, tokenizer=None, device=None, dtyp
     Pruned shapes are rebuilt from ``structure`` before the safetensors weights
     are loaded; quantization is re-applied from the recipe. No pickle is read.
     """
+    validate_params(load_model, {"device": device, "dtype": dtype, "name": name}, caller="load_variant")
+    if isinstance(dtype, str):
+        import torch
+
+        dtype = getattr(torch, dtype)
     folder = Path(folder).expanduser()
     meta = json.loads((folder / "recipe.json").read_text())
     if meta.get("format") != FORMAT_VERSION:

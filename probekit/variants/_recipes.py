@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, ClassVar, Literal
 
 from probekit.fingerprint import hash_json
+from probekit.validation import Boolean, Interval, ListOf, Options, validate_params
 
 __all__ = [
     "Recipe", "FinetuneRecipe", "MagnitudePruneRecipe", "HeadPruneRecipe", "QuantizeRecipe", "DistillRecipe",
@@ -25,11 +27,29 @@ def _check(cond: bool, msg: str) -> None:
         raise ValueError(msg)
 
 
+_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+_NON_NEGATIVE = Interval(Real, 0, None, closed="left")
+_FRACTION = Interval(Real, 0, 1, closed="left")
+_SEED = Interval(Integral, 0, None, closed="left")
+_PRECISION = Options({"auto", "fp32", "bf16", "fp16"})
+_MODULES = Options({"blocks", "all-linear"})
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """Base class: every recipe has a ``kind`` and a stable fingerprint."""
+    """Base class: every recipe has a ``kind`` and a stable fingerprint.
+
+    Each recipe declares what its fields accept in ``_parameter_constraints``
+    and checks them when it is built (also shared with the experiment-config
+    schema of :mod:`probekit.pipeline`).
+    """
 
     kind: ClassVar[str] = "base"
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
+
+    def __post_init__(self):
+        validate_params(type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters, with ``kind``."""
@@ -81,6 +101,22 @@ class FinetuneRecipe(Recipe):
     """
 
     kind: ClassVar[str] = "finetune"
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "task": [Options({"sequence-classification", "token-classification"})],
+        "epochs": [_POSITIVE],
+        "lr": [_POSITIVE],
+        "batch_size": [_POSITIVE_INT],
+        "grad_accum": [_POSITIVE_INT],
+        "warmup_ratio": [_FRACTION],
+        "weight_decay": [_NON_NEGATIVE],
+        "max_grad_norm": [_POSITIVE],
+        "precision": [_PRECISION],
+        "max_length": [Interval(Integral, 8, None, closed="left")],
+        "early_stopping": [_POSITIVE_INT, None],
+        "metric": [Options({"accuracy", "macro_f1"})],
+        "group_by_length": [Boolean()],
+        "seed": [_SEED],
+    }
     task: Literal["sequence-classification", "token-classification"] = "sequence-classification"
     epochs: float = 3.0
     lr: float = 5e-5
@@ -96,18 +132,6 @@ class FinetuneRecipe(Recipe):
     group_by_length: bool = False
     seed: int = 0
 
-    def __post_init__(self):
-        _check(self.task in ("sequence-classification", "token-classification"),
-               f"task must be 'sequence-classification' or 'token-classification', not {self.task!r}")
-        _check(self.epochs > 0, f"epochs must be > 0, got {self.epochs}")
-        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        _check(self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be >= 1")
-        _check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        _check(self.precision in ("auto", "fp32", "bf16", "fp16"),
-               f"precision must be auto, fp32, bf16 or fp16, not {self.precision!r}")
-        _check(self.max_length >= 8, f"max_length must be >= 8, got {self.max_length}")
-        _check(self.early_stopping is None or self.early_stopping >= 1, "early_stopping must be None or >= 1")
-        _check(self.metric in ("accuracy", "macro_f1"), f"metric must be accuracy or macro_f1, not {self.metric!r}")
 
 
 @dataclass(frozen=True)
@@ -133,20 +157,19 @@ class MagnitudePruneRecipe(Recipe):
     """
 
     kind: ClassVar[str] = "magnitude-prune"
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "sparsity": [_FRACTION],
+        "scope": [Options({"global", "layer"})],
+        "modules": [_MODULES],
+        "recover_epochs": [_NON_NEGATIVE],
+        "recover_lr": [_POSITIVE],
+    }
     sparsity: float = 0.5
     scope: Literal["global", "layer"] = "global"
     modules: Literal["blocks", "all-linear"] = "blocks"
     recover_epochs: float = 0.0
     recover_lr: float = 5e-5
 
-    def __post_init__(self):
-        _check(isinstance(self.sparsity, (int, float)) and 0 <= self.sparsity < 1,
-               f"sparsity must be in [0, 1), got {self.sparsity!r}")
-        _check(self.scope in ("global", "layer"), f"scope must be 'global' or 'layer', not {self.scope!r}")
-        _check(self.modules in ("blocks", "all-linear"),
-               f"modules must be 'blocks' or 'all-linear', not {self.modules!r}")
-        _check(self.recover_epochs >= 0, f"recover_epochs must be >= 0, got {self.recover_epochs}")
-        _check(self.recover_lr > 0, f"recover_lr must be > 0, got {self.recover_lr}")
 
 
 @dataclass(frozen=True)
@@ -174,6 +197,14 @@ class HeadPruneRecipe(Recipe):
     """
 
     kind: ClassVar[str] = "head-prune"
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "fraction": [_FRACTION],
+        "heads": [ListOf(ListOf(Interval(Integral, 0, None, closed="left"), min_len=2), min_len=1), None],
+        "importance": [Options({"michel", "magnitude"})],
+        "ffn_fraction": [_FRACTION],
+        "recover_epochs": [_NON_NEGATIVE],
+        "recover_lr": [_POSITIVE],
+    }
     fraction: float = 0.0
     heads: tuple[tuple[int, int], ...] | None = None
     importance: Literal["michel", "magnitude"] = "michel"
@@ -182,14 +213,10 @@ class HeadPruneRecipe(Recipe):
     recover_lr: float = 5e-5
 
     def __post_init__(self):
+        super().__post_init__()
         if self.heads is not None:
+            _check(all(len(h) == 2 for h in self.heads), f"heads must be (layer, head) pairs, got {self.heads!r}")
             object.__setattr__(self, "heads", tuple(sorted({(int(a), int(b)) for a, b in self.heads})))
-        _check(0 <= self.fraction < 1, f"fraction must be in [0, 1), got {self.fraction}")
-        _check(0 <= self.ffn_fraction < 1, f"ffn_fraction must be in [0, 1), got {self.ffn_fraction}")
-        _check(self.importance in ("michel", "magnitude"),
-               f"importance must be 'michel' or 'magnitude', not {self.importance!r}")
-        _check(self.recover_epochs >= 0, "recover_epochs must be >= 0")
-        _check(self.recover_lr > 0, f"recover_lr must be > 0, got {self.recover_lr}")
         _check(self.heads is not None or self.fraction > 0 or self.ffn_fraction > 0,
                "nothing to prune: give fraction > 0, heads=..., or ffn_fraction > 0")
 
@@ -214,17 +241,17 @@ class QuantizeRecipe(Recipe):
     """
 
     kind: ClassVar[str] = "quantize"
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "method": [Options({"dynamic-int8", "static-int8", "weight-int8", "weight-int4"})],
+        "backend": [Options({"auto", "torch.ao", "torchao", "probekit"})],
+        "modules": [_MODULES],
+        "calibration_size": [_POSITIVE_INT],
+    }
     method: Literal["dynamic-int8", "static-int8", "weight-int8", "weight-int4"] = "dynamic-int8"
     backend: Literal["auto", "torch.ao", "torchao", "probekit"] = "auto"
     modules: Literal["blocks", "all-linear"] = "all-linear"
     calibration_size: int = 128
 
-    def __post_init__(self):
-        methods = ("dynamic-int8", "static-int8", "weight-int8", "weight-int4")
-        _check(self.method in methods, f"method must be one of {methods}, not {self.method!r}")
-        _check(self.backend in ("auto", "torch.ao", "torchao", "probekit"), f"unknown backend {self.backend!r}")
-        _check(self.modules in ("blocks", "all-linear"), "modules must be 'blocks' or 'all-linear'")
-        _check(self.calibration_size >= 1, "calibration_size must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -248,6 +275,21 @@ class DistillRecipe(Recipe):
     """
 
     kind: ClassVar[str] = "distill"
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "layers": [ListOf(Interval(Integral, 0, None, closed="left"), min_len=1), None],
+        "n_layers": [_POSITIVE_INT, None],
+        "alpha": [Interval(Real, 0, 1, closed="both")],
+        "temperature": [_POSITIVE],
+        "cosine": [_NON_NEGATIVE],
+        "epochs": [_POSITIVE],
+        "lr": [_POSITIVE],
+        "batch_size": [_POSITIVE_INT],
+        "grad_accum": [_POSITIVE_INT],
+        "precision": [_PRECISION],
+        "max_length": [Interval(Integral, 8, None, closed="left")],
+        "group_by_length": [Boolean()],
+        "seed": [_SEED],
+    }
     layers: tuple[int, ...] | None = None
     n_layers: int | None = None
     alpha: float = 0.5
@@ -263,16 +305,10 @@ class DistillRecipe(Recipe):
     seed: int = 0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
-            _check(len(self.layers) >= 1, "layers must name at least one teacher layer")
             _check(list(self.layers) == sorted(set(self.layers)), f"layers must be increasing, got {self.layers}")
-            _check(min(self.layers) >= 0, "layers must be >= 0")
-        _check(self.n_layers is None or self.n_layers >= 1, "n_layers must be >= 1")
-        _check(0 <= self.alpha <= 1, f"alpha must be in [0, 1], got {self.alpha}")
-        _check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        _check(self.cosine >= 0, "cosine must be >= 0")
-        _check(self.epochs > 0 and self.lr > 0 and self.batch_size >= 1, "epochs, lr, batch_size must be positive")
 
     def teacher_layers(self, n_teacher: int) -> tuple[int, ...]:
         """The teacher layer behind each student layer; errors if the student is too deep."""
