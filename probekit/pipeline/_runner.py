@@ -11,6 +11,15 @@ extraction itself resumes at its last complete shard).
 the closing stages (the report) run, so that the report they write from
 ``run.json`` says when the run finished; a run that stopped early has no
 ``finished``.
+
+What the report may show is decided by the keys: ``run.json`` holds
+``stage_keys``, the key each stage has under the run's config (written
+before the first stage starts, and completed as upstream stages finish;
+``null`` while it depends on a stage not yet run), and a stage about to
+re-run marks its record ``"state": "running"`` first. A table or figure is
+current only when the record that lists it is complete and its key is the
+config's; an interrupted, edited run therefore shows no table of the settings
+it replaced (see :class:`probekit.report.RunFolder`).
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from probekit.pipeline._stages import STAGES, Stage
 from probekit.profiling import Profile
 from probekit.version import __version__
 
-__all__ = ["Stage", "Context", "run_experiment", "stage_key", "plan"]
+__all__ = ["Stage", "Context", "run_experiment", "stage_key", "plan", "expected_keys"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +89,39 @@ def _get(cfg: dict, path: str) -> Any:
     for part in path.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
+
+
+def expected_keys(stages: list[Stage], cfg: dict, run_dir: Path, records: dict[str, dict], *,
+                  force: bool = False) -> dict[str, str | None]:
+    """The key of every planned stage under ``cfg``, as far as it can be known now.
+
+    A stage's key hashes its upstream stages' fingerprints, so it is known once
+    every upstream stage has a record: one finished in this run (``records``)
+    or, unless ``force``, one on disk that this run will reuse (same key, outputs
+    present). A stage downstream of one that will run again has ``None``.
+    """
+    known = dict(records)
+    planned = {s.name for s in stages}
+    out: dict[str, str | None] = {}
+    for stage in stages:
+        if any(n in planned and n not in known for n in stage.needs):
+            out[stage.name] = None
+            continue
+        key = stage_key(stage, cfg, known)
+        out[stage.name] = key
+        if stage.name in known:
+            out[stage.name] = known[stage.name]["key"]
+            continue
+        rec = None if force else _load_record(run_dir, stage.name)
+        if _reusable(rec, key, run_dir):
+            known[stage.name] = rec
+    return out
+
+
+def _reusable(rec: dict | None, key: str, run_dir: Path) -> bool:
+    """Whether a stage record is a finished run of ``key`` whose outputs are all there."""
+    return (rec is not None and rec.get("key") == key and rec.get("state", "done") == "done"
+            and all((run_dir / p).exists() for p in rec.get("outputs", [])))
 
 
 def _record_path(run_dir: Path, name: str) -> Path:
@@ -171,24 +213,31 @@ def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, pr
         info["machine"]["torch_threads"] = torch.get_num_threads()
     except ImportError:  # pragma: no cover
         pass
-    for stage in plan(cfg):
+    stages = plan(cfg)
+    # before any stage runs: run.json names the config's stage keys, so a report of an interrupted run can tell
+    # the tables of this config from those an earlier config left
+    info["stage_keys"] = expected_keys(stages, cfg, run_dir, ctx.records, force=force)
+    _write_json(run_dir / "run.json", info)
+    for stage in stages:
         if stage.closing and info["finished"] is None:
             _finish(info)  # every analysis stage is done: the closing stages read a finished run.json
             _write_json(run_dir / "run.json", info)
         t0, c0 = time.perf_counter(), time.process_time()
         key = stage_key(stage, cfg, ctx.records)
         rec = None if force else _load_record(run_dir, stage.name)
-        if rec is not None and rec.get("key") == key and all((run_dir / p).exists() for p in rec.get("outputs", [])):
+        if _reusable(rec, key, run_dir):
             ctx.records[stage.name] = rec
             info["cached"][stage.name] = True
             emit("cached", stage.name, rec)
         else:
             emit("start", stage.name, {})
             logger.info("stage %s (key %s)", stage.name, key)
+            if not stage.closing:
+                _mark_running(run_dir, stage.name, key)
             with Profile() as prof:
                 result = stage.fn(ctx) or {}
             fps = result.get("fingerprints", {})
-            rec = {"key": key, "fingerprint": _h({"key": key, "fingerprints": fps}),
+            rec = {"key": key, "state": "done", "fingerprint": _h({"key": key, "fingerprints": fps}),
                    "outputs": result.get("outputs", []),
                    "fingerprints": fps, "info": result.get("info", {}), "seconds": time.perf_counter() - t0,
                    "profile": prof.to_dict(), "finished": _now()}
@@ -201,10 +250,22 @@ def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, pr
         info["fingerprints"].update(rec.get("fingerprints", {}))
         info["stages"][stage.name] = {"key": rec["key"], "computed_seconds": round(rec.get("seconds", 0.0), 3),
                                       "profile": rec.get("profile", {}), "info": rec.get("info", {})}
+        info["stage_keys"] = expected_keys(stages, cfg, run_dir, ctx.records, force=force)
         _write_json(run_dir / "run.json", info)
     _finish(info, keep_time=info["finished"] is not None)
     _write_json(run_dir / "run.json", info)
     return info
+
+
+def _mark_running(run_dir: Path, name: str, key: str) -> None:
+    """Before a stage runs again: its record says so, keeping the outputs it listed (stale until it finishes).
+
+    ``since`` dates the start, so that a report can also tell the files the
+    interrupted stage had already rewritten (newer than ``since``).
+    """
+    old = _load_record(run_dir, name) or {}
+    _write_json(_record_path(run_dir, name), {"key": key, "state": "running", "since": time.time(),
+                                              "outputs": old.get("outputs", []), "started": _now()})
 
 
 def _finish(info: dict, *, keep_time: bool = False) -> None:

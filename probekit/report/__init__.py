@@ -129,8 +129,9 @@ def write_report(run_dir: str | Path, *, max_rows: int = 25, title: str | None =
     model = (run.run.get("config") or {}).get("model") if isinstance(run.run.get("config"), dict) else None
     finished = run.run.get("finished")
     when = f"finished {finished}" if finished else ("not finished" if run.run.get("started") else None)
+    stale = f"{len(run.stale)} outputs of other settings left out" if run.stale else None
     subtitle = " · ".join(str(x) for x in (model if isinstance(model, str) else None, when,
-                                            f"{len(present)} of {len(sections)} sections") if x)
+                                            f"{len(present)} of {len(sections)} sections", stale) if x)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     footer = f"written by probekit {__version__} on {stamp} from {root.resolve()}"
     html_text = render_html(sections, title=title, subtitle=subtitle, footer=footer)

@@ -16,7 +16,7 @@ from probekit.report._derived import expected_layers, probe_summary
 from probekit.report._format import fmt_number
 from probekit.report._run import RunFolder
 
-__all__ = ["findings_section", "probe_findings", "variant_warnings"]
+__all__ = ["findings_section", "probe_findings", "variant_warnings", "stale_lines"]
 
 
 def _ci(row, lo: str = "ci_low", hi: str = "ci_high") -> str:
@@ -206,9 +206,29 @@ def findings_section(run: RunFolder) -> Section:
              ("Comparison with the base model, by layer of the base",
               _comparison_findings(run.table("compare_diagonal"), run.table("probe_deltas"),
                                    run.table("attention_deltas"))))
+    if run.stale:
+        s.blocks.append(Block("text", stale_lines(run.stale), caption="Left out: results of other settings"))
     for caption, lines in parts:
         if lines:
             s.blocks.append(Block("text", lines, caption=caption))
     if not s.blocks:
         s.note = "No findings to report: the run has no result tables."
     return s
+
+
+def stale_lines(stale: dict[str, str]) -> list[str]:
+    """One sentence per reason: which files were left out of the report and why.
+
+    Examples
+    --------
+    >>> stale_lines({"tables/probes.csv": "stage probes was run with other settings",
+    ...              "figures/probes__curves.png": "stage probes was run with other settings"})[0][:60]
+    'Not shown, as stage probes was run with other settings: tabl'
+    """
+    by_reason: dict[str, list[str]] = {}
+    for rel, why in stale.items():
+        by_reason.setdefault(why, []).append(rel)
+    out = [f"Not shown, as {why}: {', '.join(files)}." for why, files in by_reason.items()]
+    out.append("Run the config again (probekit run) to bring them up to date; the findings below use only the "
+               "results of this config.")
+    return out

@@ -2,12 +2,24 @@
 
 The layout is shared with the pipeline that writes it; every part is
 optional except that the folder must hold at least one of them.
+
+Only outputs of the run's own config are read. In a pipeline run folder every
+stage keeps a record (``.stages/<stage>.json``: its key, its state and the
+files it wrote) and ``run.json`` names the key each stage has under the run's
+config (``stage_keys``). A table, figure or attribution that a record lists is
+*stale*, left out and named in :attr:`RunFolder.stale`, when that record's key
+is not the config's (an edited config whose stage has not run again, e.g. a
+run interrupted after ``probes.n_boot`` changed), when the stage was running
+again and did not finish, or when the config no longer has the stage; so is a
+file that an interrupted stage had already rewritten. Files no record lists
+(written by ``probekit probe``, ``attention`` or ``amnesic``) are read as they are.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +27,7 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunFolder", "SECTIONS", "TABLES", "RunFolderError"]
+__all__ = ["RunFolder", "SECTIONS", "TABLES", "RunFolderError", "stale_outputs"]
 
 #: Figure sections, in report order (``figures/<section>__<name>.png``).
 SECTIONS = ("probes", "attention", "attributions", "variants", "compare", "amnesic")
@@ -49,6 +61,9 @@ class RunFolder:
         PNGs whose name does not start with a known ``<section>__``.
     attributions : list of Path
         ``attributions/*.html`` fragments.
+    stale : dict
+        Path relative to the folder -> why it was left out (see the module
+        docstring): outputs of a stage whose settings are not the config's.
 
     Examples
     --------
@@ -73,6 +88,7 @@ class RunFolder:
     figures: dict = field(default_factory=dict)
     unsorted_figures: list = field(default_factory=list)
     attributions: list = field(default_factory=list)
+    stale: dict = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: str | Path) -> RunFolder:
@@ -101,10 +117,13 @@ class RunFolder:
         cfg = path / "config.yaml"
         if cfg.is_file():
             out.config_text = cfg.read_text(encoding="utf-8")
+        out.stale = stale_outputs(path, out.run)
         tdir = path / "tables"
         if tdir.is_dir():
             for f in sorted(tdir.glob("*.csv")):
                 if f.stem.startswith("report_"):  # summaries written by an earlier report, not run inputs
+                    continue
+                if f"tables/{f.name}" in out.stale:
                     continue
                 try:
                     out.tables[f.stem] = pd.read_csv(f)
@@ -115,6 +134,8 @@ class RunFolder:
         fdir = path / "figures"
         if fdir.is_dir():
             for f in sorted(fdir.glob("*.png")):
+                if f"figures/{f.name}" in out.stale:
+                    continue
                 section = f.name.split("__", 1)[0] if "__" in f.name else None
                 if section in SECTIONS:
                     out.figures.setdefault(section, []).append(f)
@@ -122,9 +143,9 @@ class RunFolder:
                     out.unsorted_figures.append(f)
         adir = path / "attributions"
         if adir.is_dir():
-            out.attributions = sorted(adir.glob("*.html"))
+            out.attributions = sorted(f for f in adir.glob("*.html") if f"attributions/{f.name}" not in out.stale)
         if not (out.run or out.config_text or out.tables or out.figures or out.unsorted_figures
-                or out.attributions):
+                or out.attributions or out.stale):
             raise RunFolderError(f"{path} is not a run folder: it has no run.json, config.yaml, tables/*.csv, "
                                  "figures/*.png or attributions/*.html")
         return out
@@ -133,3 +154,85 @@ class RunFolder:
         """``tables/<name>.csv`` or None; an empty table counts as absent."""
         df = self.tables.get(name)
         return None if df is None or df.empty else df
+
+
+#: The parts of a run folder whose files the report reads (the ones that can be stale).
+_REPORTED = ("tables", "figures", "attributions")
+
+
+def _records(path: Path) -> dict[str, dict]:
+    out = {}
+    sdir = path / ".stages"
+    if sdir.is_dir():
+        for f in sorted(sdir.glob("*.json")):
+            try:
+                rec = json.loads(f.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+                rec = {"state": "unreadable"}
+            out[f.stem] = rec if isinstance(rec, dict) else {"state": "unreadable"}
+    return out
+
+
+def stale_outputs(path: str | os.PathLike, run: dict) -> dict[str, str]:
+    """Files of the run folder that do not belong to its config: relative path -> why.
+
+    Parameters
+    ----------
+    path : path
+        The run folder.
+    run : dict
+        Its ``run.json`` (without it nothing can be checked, and nothing is stale).
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> (d / ".stages").mkdir()
+    >>> _ = (d / ".stages" / "probes.json").write_text(json.dumps({"key": "old", "outputs": ["tables/probes.csv"]}))
+    >>> stale_outputs(d, {"stage_keys": {"probes": "new"}})["tables/probes.csv"][:40]
+    'stage probes was run with other settings'
+    >>> stale_outputs(d, {"stage_keys": {"probes": "old"}})
+    {}
+    """
+    path = Path(path)
+    if not run:
+        return {}
+    records = _records(path)
+    if not records:
+        return {}
+    expected = run.get("stage_keys")
+    if not isinstance(expected, dict):  # a run folder written before stage_keys: the stages it recorded
+        stages = run.get("stages") if isinstance(run.get("stages"), dict) else {}
+        expected = {n: s.get("key") for n, s in stages.items() if isinstance(s, dict)}
+    out: dict[str, str] = {}
+    for name, rec in records.items():
+        state = rec.get("state", "done")
+        if state == "running":
+            why = (f"stage {name} was running again with this config's settings when the run stopped; it did not "
+                   "finish")
+        elif state != "done":
+            why = f"the record of stage {name} (.stages/{name}.json) cannot be read"
+        elif name not in expected:
+            why = f"stage {name} is not part of this run's config"
+        elif expected[name] is None:
+            why = (f"stage {name} comes after a stage that has not run with this config's settings yet, so its "
+                   "results may be of other settings")
+        elif expected[name] != rec.get("key"):
+            why = (f"stage {name} was run with other settings than this config's (config.yaml); the run stopped "
+                   "before running it again")
+        else:
+            continue
+        for rel in rec.get("outputs", []) or []:
+            if isinstance(rel, str) and rel.split("/", 1)[0] in _REPORTED:
+                out[rel] = why
+        since = rec.get("since")
+        if state == "running" and isinstance(since, (int, float)):
+            for part in _REPORTED:  # what the interrupted stage had already rewritten
+                d = path / part
+                if d.is_dir():
+                    for f in d.iterdir():
+                        rel = f"{part}/{f.name}"
+                        if f.is_file() and rel not in out and f.stat().st_mtime >= since \
+                                and not f.name.startswith("report_"):
+                            out[rel] = why
+    return dict(sorted(out.items()))
