@@ -118,7 +118,8 @@ CALLS = {
 
 #: What the issue asked to be covered at least (each must declare its settings).
 REQUIRED = {"probekit.store._extract.extract", "probekit.probes._suite.ProbeSuite",
-            "probekit.probes._linear.LinearProbe", "probekit.probes._mlp.MLPProbe", "probekit.probes._structural.DistanceProbe",
+            "probekit.probes._linear.LinearProbe", "probekit.probes._mlp.MLPProbe",
+            "probekit.probes._structural.DistanceProbe",
             "probekit.attention._suite.AttentionSuite", "probekit.attribution._core.Attributor",
             "probekit.compare._compare.compare", "probekit.variants._recipes.FinetuneRecipe",
             "probekit.variants._recipes.MagnitudePruneRecipe", "probekit.variants._recipes.HeadPruneRecipe",
