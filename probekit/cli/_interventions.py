@@ -18,6 +18,16 @@ def _task(name: str, source: str, ud_path: str | None, limit: int | None, seed: 
     return build_task(name, source, path=ud_path, limit=limit, seed=seed)
 
 
+def _class_indices(labels: list, names) -> list[int]:
+    """The classifier's class index of each sentence label: the integer itself for integer labels, else the
+    label's place among the task's classes (sentiment: ``neg`` 0, ``pos`` 1, as the corpus numbers them)."""
+    try:
+        return [int(str(v)) for v in labels]
+    except ValueError:
+        order = list(names)
+        return [order.index(str(v)) for v in labels]
+
+
 def _sites(text: str | None) -> list[str] | None:
     if not text:
         return None
@@ -68,8 +78,8 @@ def erase_cmd(model_spec, task_name, source, ud_path, limit, seed, site, method,
     """
     check_output(out)
     from probekit.interventions import InlpEraser, LeaceEraser
-    from probekit.model import load_model
     from probekit.probes import LinearProbe, extract_task, task_inputs
+    from probekit.variants import load_model  # probekit.load_model: saved variants too
 
     out_p = Path(out)
     if (out_p / "eraser.json").exists() and not overwrite:
@@ -120,15 +130,18 @@ def amnesic_cmd(model_spec, task_name, source, ud_path, limit, seed, sites, beha
     if held_out < 1 or n_random < 1 or n_boot < 1:
         raise click.ClickException("--held-out, --n-random and --n-boot must be >= 1")
     from probekit.interventions import ClassifierBehaviour, NextTokenBehaviour, amnesic_probe, amnesic_table
-    from probekit.model import load_model
+    from probekit.model import as_hooked_model
     from probekit.plots import amnesic_plot
     from probekit.probes import extract_task
     from probekit.report import write_report
+    from probekit.variants import is_variant_folder, load_model  # probekit.load_model: saved variants too
 
     t0 = time.time()
-    head = "causal-lm" if behaviour == "lm" else None
-    model = load_model(model_spec, head=head) if head else load_model(model_spec)
-    if behaviour == "classifier" and not type(model.model).__name__.endswith("ForSequenceClassification"):
+    # a saved variant fixes its own head; otherwise a language model needs its LM head
+    head = "causal-lm" if behaviour == "lm" and not is_variant_folder(model_spec) else None
+    model = load_model(model_spec, head=head)
+    if behaviour == "classifier" and not type(as_hooked_model(model).model).__name__.endswith(
+            "ForSequenceClassification"):
         raise click.ClickException(f"{model_spec} is not a sequence classifier; --behaviour classifier needs one "
                                    "(e.g. a folder written by 'probekit finetune')")
     task = _task(task_name, source, ud_path, limit, seed)
@@ -143,7 +156,12 @@ def amnesic_cmd(model_spec, task_name, source, ud_path, limit, seed, sites, beha
         if task.level != "sentence":
             raise click.ClickException("--behaviour classifier needs a sentence-level task (its labels are the "
                                        "classifier's classes)")
-        labels = [int(task.dataset.labels[i]) for i in test]
+        labels = _class_indices([task.dataset.labels[i] for i in test], task.label_names)
+        n_out = int(getattr(as_hooked_model(model).config, "num_labels", 0) or 0)
+        if n_out and max(labels) >= n_out:
+            raise click.ClickException(f"task {task_name} has {len(task.label_names)} classes "
+                                       f"({', '.join(task.label_names)}) but the classifier {model_spec} has "
+                                       f"{n_out} outputs")
         beh = ClassifierBehaviour(texts, labels)
     out_p = Path(out)
     store = extract_task(model, task, out_p / "store", _sites(sites), progress=progress)
