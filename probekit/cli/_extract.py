@@ -14,7 +14,8 @@ def _split(values: tuple[str, ...]) -> list[str]:
 
 INTERVENE_HELP = ("Intervene during the forward pass (repeatable, applied in order): 'ablate:SITE' (zero the "
                   "site), 'heads:BLOCK:H1,H2' (zero attention heads of a block), 'erase:DIR' (an eraser saved by "
-                  "'probekit erase'). Mean ablation, patching and steering take arrays: use the Python API. The "
+                  "'probekit erase', on the model it was fitted on; 'erase-other-model:DIR' applies it to another "
+                  "model). Mean ablation, patching and steering take arrays: use the Python API. The "
                   "interventions are part of the store's fingerprint.")
 
 
@@ -32,11 +33,11 @@ def parse_intervention(spec: str):
         if kind == "heads" and rest.count(":") == 1:
             block, heads = rest.split(":")
             return AblateHeads(int(block), [int(h) for h in heads.split(",") if h.strip()])
-        if kind == "erase" and rest:
-            return Eraser.load(rest)
+        if kind in ("erase", "erase-other-model") and rest:
+            return Eraser.load(rest, allow_other_model=kind == "erase-other-model")
     except (ValueError, TypeError, FileNotFoundError, LookupError) as exc:
         raise click.BadParameter(f"{spec!r}: {exc}", param_hint="--intervene") from None
-    raise click.BadParameter(f"{spec!r} is not ablate:SITE, heads:BLOCK:H1,H2 or erase:DIR",
+    raise click.BadParameter(f"{spec!r} is not ablate:SITE, heads:BLOCK:H1,H2, erase:DIR or erase-other-model:DIR",
                              param_hint="--intervene")
 
 

@@ -56,7 +56,9 @@ class Eraser(TransformerMixin, BaseEstimator):
     left_, right_, bias_ : torch.Tensor (float64)
         ``L`` ``[d, rank]``, ``R`` ``[rank, d]`` and ``b`` ``[d]``.
     fit_info_ : dict
-        How it was fitted (source rows, store fingerprint, diagnostics); JSON values only.
+        How it was fitted (source rows, store fingerprint, diagnostics); JSON values only. Fitted on a
+        store, ``fit_info_["model"]`` names the model it was extracted from (weights hash, name, width):
+        the only model the eraser applies to, unless ``allow_other_model=True``.
 
     Examples
     --------
@@ -141,6 +143,36 @@ class Eraser(TransformerMixin, BaseEstimator):
         return out.numpy() if is_np else out
 
     # ---------------------------------------------------------------- as an intervention
+    @property
+    def fitted_on(self) -> dict | None:
+        """The model the eraser was fitted on (``name``, ``weights`` hash, ``d_model``); ``None`` for features
+        given as arrays, whose model is unknown."""
+        self._check_fitted()
+        model = self.fit_info_.get("model")
+        return dict(model) if isinstance(model, dict) and model.get("weights") else None
+
+    def check_model(self, model) -> None:
+        """Refuse to act on a model other than the one the eraser was fitted on (unless ``allow_other_model``).
+
+        A LEACE or INLP eraser removes a concept's subspace from one model's
+        activations; in another model's activations of the same width that
+        subspace is an arbitrary one. Called by the model whenever the eraser
+        enters it as an intervention.
+        """
+        on = self.fitted_on
+        if on is None or getattr(self, "allow_other_model", False):
+            return
+        weights = model.weights_hash()
+        if weights == on["weights"]:
+            return
+        raise ValueError(
+            f"this {self.method} eraser at {self.site_} was fitted on {on.get('name')!r} (weights "
+            f"{str(on['weights'])[:12]}..., d_model {on.get('d_model')}), not on {model.name!r} (weights "
+            f"{weights[:12]}..., d_model {model.d_model}): in another model's activations it would remove an "
+            f"arbitrary subspace. Fit an eraser on {model.name!r}, or opt in with allow_other_model=True "
+            f"(Eraser.load(path, allow_other_model=True); 'erase-other-model:DIR' on the command line), which "
+            f"is recorded in the eraser's description and so in any store's fingerprint")
+
     def target(self) -> tuple[Site, None]:
         """Where the eraser acts as an intervention: the site it was fitted on.
 
@@ -196,6 +228,8 @@ class Eraser(TransformerMixin, BaseEstimator):
         """
         self._check_fitted()
         params = {k: jsonable(getattr(self, k)) for k in self._json_params}
+        if getattr(self, "allow_other_model", False):  # absent otherwise, so plain erasers keep their description
+            params["allow_other_model"] = True
         return {"kind": "eraser", "format": ERASER_FORMAT, "method": self.method,
                 "site": None if self.site_ is None else str(self.site_), "d": self.d_, "rank": self.rank_,
                 "params": params, "classes": list(self.classes_), "fit": self.fit_info_,
@@ -221,9 +255,18 @@ class Eraser(TransformerMixin, BaseEstimator):
         save_eraser(self, path, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Eraser:
-        """Read an eraser written by :meth:`save` (checked against its tensor hash); returns its own class."""
+    def load(cls, path: str | os.PathLike, *, allow_other_model: bool = False) -> Eraser:
+        """Read an eraser written by :meth:`save`; returns its own class.
+
+        ``eraser.json`` is checked against its own checksum (a hand-edited
+        description, e.g. another site, is refused) and the tensors against
+        theirs. ``allow_other_model=True`` lets it act on a model other than
+        the one it was fitted on (see :meth:`check_model`); the choice enters
+        its description.
+        """
         eraser = load_eraser(path, Eraser._registry)
         if not isinstance(eraser, cls):
             raise TypeError(f"{path} holds a {type(eraser).__name__}, not a {cls.__name__}")
+        if allow_other_model:
+            eraser.allow_other_model = True
         return eraser

@@ -121,8 +121,10 @@ class InlpEraser(Eraser):
     _json_params = ("n_iter", "eval_fraction", "max_rows", "svd_rtol", "random_state")
 
     def __init__(self, site=None, *, n_iter: int = 10, classifier=None, eval_fraction: float = 0.1,
-                 max_rows: int | None = None, svd_rtol: float = 1e-6, random_state: int = 0):
+                 max_rows: int | None = None, svd_rtol: float = 1e-6, random_state: int = 0,
+                 allow_other_model: bool = False):
         self.site = site
+        self.allow_other_model = allow_other_model
         self.n_iter = n_iter
         self.classifier = classifier
         self.eval_fraction = eval_fraction

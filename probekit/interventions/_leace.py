@@ -239,12 +239,13 @@ class LeaceEraser(Eraser):
     _json_params = ("shrinkage", "svd_rtol", "svd_atol", "chunk_rows")
 
     def __init__(self, site=None, *, shrinkage: bool = False, svd_rtol: float = 1e-8, svd_atol: float = 0.0,
-                 chunk_rows: int = 32768):
+                 chunk_rows: int = 32768, allow_other_model: bool = False):
         self.site = site
         self.shrinkage = shrinkage
         self.svd_rtol = svd_rtol
         self.svd_atol = svd_atol
         self.chunk_rows = chunk_rows
+        self.allow_other_model = allow_other_model
 
     def fit(self, X, y=None, *, level: str | None = None, pooling: str | None = None, rows=None,
             split: str | None = None) -> LeaceEraser:

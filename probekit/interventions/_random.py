@@ -61,8 +61,9 @@ class RandomEraser(Eraser):
     method = "random"
     _json_params = ("rank", "random_state")
 
-    def __init__(self, site=None, *, rank: int = 1, random_state: int = 0):
+    def __init__(self, site=None, *, rank: int = 1, random_state: int = 0, allow_other_model: bool = False):
         self.site = site
+        self.allow_other_model = allow_other_model
         self.rank = rank
         self.random_state = random_state
 
@@ -112,6 +113,8 @@ def random_eraser_like(eraser: Eraser, *, random_state: int = 0) -> RandomEraser
     """
     eraser._check_fitted()
     out = RandomEraser(site=None if eraser.site_ is None else str(eraser.site_), rank=eraser.rank_,
-                       random_state=random_state)
+                       random_state=random_state, allow_other_model=getattr(eraser, "allow_other_model", False))
     describe = {"source": "like", "like_method": eraser.method, "like_fingerprint": eraser.fingerprint()}
+    if eraser.fitted_on is not None:  # the control acts on the same model as the eraser it imitates
+        describe["model"] = eraser.fitted_on
     return out._fit_mean(eraser.bias_.clone(), eraser.d_, describe, eraser.site_)

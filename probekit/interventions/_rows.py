@@ -241,6 +241,14 @@ def _task_rows(task, level: str | None, split: str | None):
     return task.level, labels, mask, split
 
 
+def store_model(store) -> dict:
+    """The identity of the model a store was extracted from: its weights hash, name and width."""
+    manifest = store.manifest
+    model = manifest.get("model") or {}
+    return {"name": model.get("name"), "weights": (manifest.get("components") or {}).get("weights"),
+            "d_model": model.get("d_model")}
+
+
 def resolve_rows(X, y=None, *, site=None, level: str | None = None, pooling: str | None = None, rows=None,
                  split: str | None = None, need_labels: bool = True) -> Rows:
     """Normalise what an eraser is fitted on into :class:`Rows`.
@@ -321,7 +329,7 @@ def resolve_rows(X, y=None, *, site=None, level: str | None = None, pooling: str
     if labels is not None and need_labels:
         classes, codes = encode_labels(labels if mask is None else labels[mask], n)
     describe = {"source": "store", "store_fingerprint": store.fingerprint, "site": str(site), "level": level,
-                "pooling": pooling, "rows": n}
+                "pooling": pooling, "rows": n, "model": store_model(store)}
     if task is not None:
         describe.update(task=task.name, task_seed=int(task.seed), split=split)
     if user_mask is not None:

@@ -176,7 +176,7 @@ class HookedModel:
 
     @contextlib.contextmanager
     def hooks(self, sites: Sequence[Site | str], sink, *, detach: bool = True, interventions=(),
-              examples: Sequence[int] | None = None) -> Iterator[None]:
+              examples: Sequence[int] | None = None, check_models: bool = True) -> Iterator[None]:
         """Low-level: call ``sink(site, tensor)`` for each site during forwards in the block.
 
         Hooks are removed when the block exits, also on error. Attention
@@ -187,10 +187,23 @@ class HookedModel:
         parsed = [self.site(s).without_head() for s in sites]
         targets = {s: self._module_hook(s) for s in dict.fromkeys(parsed)}
         needs_eager = any(s.is_attention for s in parsed)
-        with self.eager_attention(needs_eager), self.intervening(interventions, examples=examples), \
+        with self.eager_attention(needs_eager), \
+                self.intervening(interventions, examples=examples, check_models=check_models), \
                 self._token_shape() as shape, \
                 capture(targets, lambda s, t: sink(s, _unflatten(t, shape) if s.is_token_level else t), detach=detach):
             yield
+
+    def check_interventions(self, interventions) -> list:
+        """Let each intervention refuse this model (``check_model(model)``, e.g. an eraser fitted on another).
+
+        Returns the interventions as a list (see :func:`as_interventions`).
+        """
+        ivs = as_interventions(interventions)
+        for iv in ivs:
+            check = getattr(iv, "check_model", None)
+            if callable(check):
+                check(self)
+        return ivs
 
     @contextlib.contextmanager
     def _token_shape(self) -> Iterator[list]:
@@ -205,7 +218,8 @@ class HookedModel:
             yield shape
 
     @contextlib.contextmanager
-    def intervening(self, interventions, *, examples: Sequence[int] | None = None) -> Iterator[None]:
+    def intervening(self, interventions, *, examples: Sequence[int] | None = None,
+                    check_models: bool = True) -> Iterator[None]:
         """Apply ``interventions`` (in order) to every forward pass run inside the block.
 
         Parameters
@@ -217,6 +231,10 @@ class HookedModel:
         examples : sequence of int, optional
             The example index of each batch row, for interventions that
             differ per example (patching stored activations back in).
+        check_models : bool
+            Let each intervention refuse this model first
+            (:meth:`check_interventions`); callers that checked once before a
+            loop of forward passes skip it.
 
         Each intervention replaces the output of its site's module (or the
         input, for sites read at a module's input, and for head
@@ -236,7 +254,7 @@ class HookedModel:
         >>> float(out.abs().max())
         0.0
         """
-        ivs = as_interventions(interventions)
+        ivs = self.check_interventions(interventions) if check_models else as_interventions(interventions)
         if not ivs:
             yield
             return
@@ -347,12 +365,13 @@ class HookedModel:
         rows_out: dict[Site, list[torch.Tensor]] = {s: [] for s in plain}
         wants_weights = self.adapter.weights_on_request and any(s.is_attention for s in plain)
         ask = {"output_attentions": True} if wants_weights else {}
-        ivs = as_interventions(interventions)
+        ivs = self.check_interventions(interventions)
         self.model.eval()
         for chunk in _chunks(batch.windows, batch_size):
             captured: dict[Site, torch.Tensor] = {}
             examples = None if batch.is_windowed else [w.example for w in chunk]
-            with torch.inference_mode(), self.hooks(plain, captured.__setitem__, interventions=ivs, examples=examples):
+            with torch.inference_mode(), self.hooks(plain, captured.__setitem__, interventions=ivs, examples=examples,
+                                                    check_models=False):
                 self.forward_rows([w.row_ids for w in chunk], **ask)
             for s in plain:
                 t = captured[s].to("cpu") if to_cpu else captured[s]

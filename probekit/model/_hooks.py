@@ -35,7 +35,9 @@ class InterventionLike(Protocol):
     site's tensor, e.g. ``[batch, tokens, d]``). ``apply(x, examples)``
     returns the replacement; ``examples`` holds the example index of every
     batch row when known (``None`` otherwise). ``to_dict()`` describes it as
-    JSON for fingerprints.
+    JSON for fingerprints. An intervention may also define
+    ``check_model(model)``, called before it acts on a model, to refuse one it
+    does not fit (a fitted eraser refuses a model other than its own).
     """
 
     def target(self) -> tuple: ...

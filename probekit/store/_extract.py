@@ -43,7 +43,6 @@ from probekit.model import (
     LongInputPolicy,
     Site,
     as_hooked_model,
-    as_interventions,
     tokenize,
 )
 from probekit.profiling import current, phase
@@ -230,7 +229,7 @@ def extract(
     word_pooling = check_pooling(word_pooling, WORD_POOLING, "word_pooling")
     sentence_pooling = check_pooling(sentence_pooling, SENTENCE_POOLING, "sentence_pooling")
     site_list = resolve_sites(model, sites)
-    ivs = as_interventions(interventions)
+    ivs = model.check_interventions(interventions)  # e.g. an eraser of another model: refused before any work
     for iv in ivs:
         model._intervention_target(iv, None)  # a bad site or head fails before any work
     if not tokens and not word_pooling and not sentence_pooling and not any(s.is_attention for s in site_list):
@@ -500,7 +499,7 @@ class _Job:
             examples = None if batch.is_windowed else [w.example for w in wins]
             with phase("forward"), torch.inference_mode(), amp, \
                     self.model.hooks(self.sites, captured.__setitem__, interventions=self.interventions,
-                                     examples=examples):
+                                     examples=examples, check_models=False):
                 self.model.forward_rows([w.row_ids for w in wins], **ask)
             writer.submit(ctx.write_batch, rows, wins, captured)
             real = sum(len(w.row_ids) for w in wins)

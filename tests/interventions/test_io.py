@@ -9,7 +9,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 
-from probekit.fingerprint import canonical_json
+from probekit.fingerprint import canonical_json, hash_json
 from probekit.interventions import Eraser, InlpEraser, LeaceEraser, RandomEraser, random_eraser_like
 
 
@@ -98,8 +98,109 @@ def test_load_detects_mismatched_or_damaged_files(erasers, tmp_path):
     meta = json.loads((tmp_path / "d" / "eraser.json").read_text())
     meta["rank"] = 5
     (tmp_path / "d" / "eraser.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="does not match its checksum: the description .* was edited"):
+        Eraser.load(tmp_path / "d")
+    del meta["checksum"]  # a forger recomputes the checksum: the tensors still do not fit the description
+    meta["checksum"] = {"sha256": hash_json(meta)}
+    (tmp_path / "d" / "eraser.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="do not match d=7, rank=5"):
         Eraser.load(tmp_path / "d")
     erasers["leace"].save(tmp_path / "e")
     with pytest.raises(TypeError, match="holds a LeaceEraser"):
         InlpEraser.load(tmp_path / "e")
+
+
+# ------------------------------------------------------------------ issue 25, item 4: edits and other models
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    """Two tiny BERTs of the same width (different weights) and an eraser fitted from a store of the first."""
+    import probekit
+    from probekit.data import build_task
+    from probekit.probes import extract_task
+    from tests.conftest import tiny_config
+
+    root = tmp_path_factory.mktemp("eraser-models")
+    a = probekit.load_model(tiny_config("bert"), seed=0, name="bert-a")
+    b = probekit.load_model(tiny_config("bert"), seed=1, name="bert-b")
+    task = build_task("upos", "rt", limit=30)
+    store = extract_task(a, task, root / "store", ["L1.resid"], progress=False)
+    eraser = LeaceEraser("L1.resid").fit(store, task)
+    eraser.save(root / "eraser")
+    return {"a": a, "b": b, "eraser": eraser, "root": root}
+
+
+def test_an_eraser_records_the_model_it_was_fitted_on(two_models):
+    on = two_models["eraser"].fitted_on
+    assert on == {"name": "bert-a", "weights": two_models["a"].weights_hash(), "d_model": 32}
+    assert Eraser.load(two_models["root"] / "eraser").fitted_on == on
+    assert "model" in two_models["eraser"].to_dict()["fit"]  # so in the fingerprint of what it produces
+
+
+def test_a_hand_edited_site_is_refused(two_models, tmp_path):
+    import shutil
+
+    shutil.copytree(two_models["root"] / "eraser", tmp_path / "e")
+    path = tmp_path / "e" / "eraser.json"
+    meta = json.loads(path.read_text())
+    assert meta["site"] == "L1.resid"
+    meta["site"] = "L0.resid"  # the edit of the issue: the eraser would act at another layer
+    path.write_text(json.dumps(meta, indent=1))
+    with pytest.raises(ValueError, match="does not match its checksum"):
+        Eraser.load(tmp_path / "e")
+    del meta["checksum"]  # even with a recomputed checksum, the rows were read at L1
+    meta["checksum"] = {"sha256": hash_json(meta)}
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="names site L0.resid but its rows were read at L1.resid"):
+        Eraser.load(tmp_path / "e")
+
+
+def test_an_eraser_of_one_model_is_refused_on_another_unless_allowed(two_models):
+    import torch
+
+    a, b, eraser = two_models["a"], two_models["b"], two_models["eraser"]
+    text = ["the film was fine"]
+    a.run_with_cache(text, ["L1.resid"], interventions=[eraser])  # its own model: fine
+    with pytest.raises(ValueError, match=r"fitted on 'bert-a' .* not on 'bert-b' .*allow_other_model=True"):
+        b.run_with_cache(text, ["L1.resid"], interventions=[eraser])
+    with pytest.raises(ValueError, match="not on 'bert-b'"):
+        with b.intervening([eraser]):
+            pass
+    other = Eraser.load(two_models["root"] / "eraser", allow_other_model=True)
+    got = b.run_with_cache(text, ["L1.resid"], interventions=[other])["L1.resid"]
+    plain = b.run_with_cache(text, ["L1.resid"])["L1.resid"]
+    assert not torch.equal(got, plain)  # it acted
+    assert other.to_dict()["params"]["allow_other_model"] is True
+    assert "allow_other_model" not in eraser.to_dict()["params"]
+    assert other.fingerprint() != eraser.fingerprint()  # the opt-in enters every fingerprint it is part of
+
+
+def test_extract_refuses_another_models_eraser_before_writing(two_models, tmp_path):
+    import probekit
+
+    with pytest.raises(ValueError, match="not on 'bert-b'"):
+        probekit.extract(two_models["b"], ["a b c"], ["L1.resid"], tmp_path / "s",
+                         interventions=[two_models["eraser"]], progress=False)
+    assert not (tmp_path / "s").exists()
+    other = Eraser.load(two_models["root"] / "eraser", allow_other_model=True)
+    s1 = probekit.extract(two_models["b"], ["a b c"], ["L1.resid"], tmp_path / "s", interventions=[other],
+                          progress=False)
+    assert s1.manifest["components"]["interventions"][0]["params"]["allow_other_model"] is True
+
+
+def test_command_line_erase_specs(two_models, tmp_path):
+    from click.testing import CliRunner
+
+    from probekit.cli import main
+
+    b = tmp_path / "bert-b"
+    two_models["b"].model.save_pretrained(b)
+    two_models["b"].tokenizer.save_pretrained(b)
+    eraser = str(two_models["root"] / "eraser")
+    r = CliRunner().invoke(main, ["extract", "--model", str(b), "--data", "rt", "--limit", "5", "--sites",
+                                  "L1.resid", "--intervene", f"erase:{eraser}", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 1 and "fitted on 'bert-a'" in r.output and "erase-other-model:DIR" in r.output
+    assert not (tmp_path / "s").exists()
+    r = CliRunner().invoke(main, ["extract", "--model", str(b), "--data", "rt", "--limit", "5", "--sites",
+                                  "L1.resid", "--intervene", f"erase-other-model:{eraser}", "--out",
+                                  str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
