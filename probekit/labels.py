@@ -1,4 +1,9 @@
-"""Missing labels are errors, wherever labels enter (data sets, task builders, extraction and training data).
+"""Labels as classes: one canonical name per class, and missing labels as errors, wherever labels enter.
+
+Class names are text (:func:`canonical_label`): a label and its spelling in a
+CSV are one class, so ``1``, ``1.0``, ``numpy.int64(1)``, ``"1"`` and
+``"1.0"`` are all the class ``'1'`` (``str()`` alone would make ``1`` and
+``1.0`` two classes, ``'1'`` and ``'1.0'``).
 
 ``None``, a float NaN, pandas' ``NA``/``NaT`` and an empty (or whitespace-only)
 string are *missing*: were they kept, ``str()`` would turn them into classes
@@ -8,11 +13,59 @@ named ``'None'``, ``'nan'`` or ``''``.
 from __future__ import annotations
 
 import math
+import numbers
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["MissingLabelError", "is_missing", "check_labels"]
+__all__ = ["MissingLabelError", "is_missing", "check_labels", "canonical_label", "canonical_labels"]
+
+#: A number written plainly: an optional sign, no leading zeros (so ids like "007" stay text), optional decimals.
+_NUMBER = re.compile(r"[+-]?(0|[1-9][0-9]*)(\.[0-9]+)?")
+
+
+def canonical_label(value: Any) -> str:
+    """The name of ``value``'s class: integral numbers (and their plain spellings) as integers, other text as is.
+
+    Integers and integral floats of any type, and strings spelling them plainly
+    (``"1"``, ``"1.0"``, ``"+1"``), are the class ``'1'``; other finite numbers
+    and their plain spellings are the shortest float text (``0.50`` and
+    ``"0.50"`` are ``'0.5'``); booleans are ``'True'``/``'False'``; any other
+    string is kept exactly (``"007"``, ``"NOUN"``). Missing labels are refused
+    before this is called (:func:`check_labels`).
+
+    Examples
+    --------
+    >>> [canonical_label(v) for v in (1, 1.0, "1", "1.0", 2, 0.5, "0.50", "007", "NOUN", True)]
+    ['1', '1', '1', '1', '2', '0.5', '0.5', '007', 'NOUN', 'True']
+    """
+    np = sys.modules.get("numpy")
+    if isinstance(value, bool) or (np is not None and isinstance(value, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        if math.isfinite(f) and f == int(f):
+            return str(int(f))
+        return repr(f)
+    if isinstance(value, str):
+        if _NUMBER.fullmatch(value):
+            return canonical_label(float(value)) if "." in value else str(int(value))
+        return value
+    return str(value)
+
+
+def canonical_labels(values: Iterable[Any]) -> list[str]:
+    """:func:`canonical_label` of every value.
+
+    Examples
+    --------
+    >>> sorted(set(canonical_labels([1, 1.0, 2])))
+    ['1', '2']
+    """
+    return [canonical_label(v) for v in values]
 
 
 class MissingLabelError(ValueError):

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from probekit.data._conllu import read_conllu
-from probekit.labels import MissingLabelError, check_labels, is_missing
+from probekit.labels import MissingLabelError, canonical_label, canonical_labels, check_labels, is_missing
 from probekit.model import validate_inputs
 
 __all__ = ["ProbingDataset", "Level", "LEVELS"]
@@ -212,11 +212,11 @@ class ProbingDataset:
         ds = cls(tuple(texts), words, tuple(labels), level, tuple(splits) if splits is not None else (), ())
         if level == "structural":
             return ds
-        present = sorted({str(x) for x in ds.flat_labels()})
+        present = sorted(set(canonical_labels(ds.flat_labels())))
         if label_names is None:
             names = tuple(present)
         else:
-            names = tuple(str(x) for x in label_names)
+            names = tuple(canonical_labels(label_names))
             unknown = sorted(set(present) - set(names))
             if unknown:
                 raise ValueError(f"unknown label name(s) {unknown[:10]}; known: {list(names)[:20]}")
@@ -303,12 +303,13 @@ class ProbingDataset:
 
 
 def _stringify(labels, level):
+    """Class names of the labels (:func:`probekit.labels.canonical_label`: ``1``, ``1.0`` and ``"1"`` are one class)."""
     if level == "sentence":
-        return tuple(str(x) for x in labels)
+        return tuple(canonical_label(x) for x in labels)
     if level == "word":
-        return tuple(tuple(str(x) for x in row) for row in labels)
+        return tuple(tuple(canonical_label(x) for x in row) for row in labels)
     if level == "edge":
-        return tuple(tuple((a, b, str(lab)) for a, b, lab in row) for row in labels)
+        return tuple(tuple((a, b, canonical_label(lab)) for a, b, lab in row) for row in labels)
     return labels
 
 

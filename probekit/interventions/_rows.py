@@ -23,6 +23,7 @@ import torch
 
 from probekit.data import Task
 from probekit.fingerprint import canonical_json, hash_bytes
+from probekit.labels import canonical_labels
 from probekit.model import Site
 from probekit.probes import check_alignment
 from probekit.store import ActivationStore, SiteView
@@ -90,7 +91,7 @@ def encode_labels(labels, n_rows: int | None = None) -> tuple[np.ndarray, np.nda
         missing = np.array([v is None or (isinstance(v, float) and math.isnan(v)) or v == "" for v in y],
                            dtype=bool)
         if not missing.any():
-            y = y.astype(str)
+            y = np.asarray(canonical_labels(y), dtype=str)  # 1, 1.0 and "1" are one class
     elif y.dtype.kind == "U":
         missing = y == ""
     else:
@@ -227,7 +228,7 @@ def _task_rows(task, level: str | None, split: str | None):
     if level is not None and level != task.level:
         raise ValueError(f"task {task.name!r} labels {task.level} rows, not {level} rows")
     ds = task.dataset
-    labels = np.asarray(ds.flat_labels(), dtype=object).astype(str)
+    labels = np.asarray(canonical_labels(ds.flat_labels()), dtype=str)
     splits = np.asarray(ds.splits)
     if task.level == "word":
         splits = np.repeat(splits, [len(r) for r in ds.labels])

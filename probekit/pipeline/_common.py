@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from probekit.data import load_sentences
+from probekit.labels import canonical_label
 from probekit.pipeline._outputs import Outputs
 from probekit.store import FingerprintMismatchError
 from probekit.variants import load_model
@@ -47,7 +48,7 @@ def sentences_frame(cfg: dict, limit: int | None) -> pd.DataFrame:
     labels = [getattr(s, "extra", {}).get("label") if isinstance(getattr(s, "extra", None), dict) else None
               for s in sents]
     if any(v is not None for v in labels):
-        df["label"] = [v if v is None else str(v) for v in labels]  # a missing one is refused by extract
+        df["label"] = [v if v is None else canonical_label(v) for v in labels]  # a missing one is refused by extract
     return df
 
 

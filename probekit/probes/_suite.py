@@ -63,7 +63,7 @@ from probekit.probes._mlp import MLPProbe
 from probekit.probes._stats import bootstrap_ci, center_of_gravity, expected_layer, mcnemar, paired_bootstrap
 from probekit.probes._stream import DEFAULT_BUDGET, StreamConfig, fit_streamed, parse_bytes
 from probekit.probes._structural import DepthProbe, DistanceProbe
-from probekit.probes._task_store import TaskInputs, stream_inputs, task_inputs
+from probekit.probes._task_store import TaskInputs, stream_inputs, task_inputs, task_labels
 from probekit.profiling import phase
 from probekit.results import Results, store_blocks
 from probekit.store import ActivationStore
@@ -291,7 +291,7 @@ class ProbeSuite:
                         use = full
                     acc = self._classify(ctx, task, task.name, use, use.y, pname, est, rows, got)
                     if control is not None:
-                        y_c = np.asarray(control.dataset.flat_labels(), dtype=object).astype(str)
+                        y_c = task_labels(control)
                         acc_c = self._classify(ctx, task, control.name, use, y_c, pname, est, rows,
                                                streamed.get((si, control.name, pname)))
                         rows += self._selectivity(ctx, task, inp, pname, acc, acc_c)
@@ -368,7 +368,7 @@ class ProbeSuite:
                 label_sets.append(inputs[(si, task.name)].y)
                 if task.name in controls:
                     names.append(controls[task.name].name)
-                    label_sets.append(np.asarray(controls[task.name].dataset.flat_labels(), dtype=object).astype(str))
+                    label_sets.append(task_labels(controls[task.name]))
             classes, codes = [], []
             for name, y in zip(names, label_sets):
                 cl = np.unique(y[train])

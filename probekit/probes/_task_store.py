@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.fingerprint import hash_json_lines
+from probekit.labels import canonical_labels
 from probekit.model import Site, as_hooked_model, site_layer
 from probekit.results import store_blocks
 from probekit.store import extract, resolve_sites
@@ -330,7 +331,7 @@ def _row_splits(task) -> np.ndarray:
 
 def task_labels(task) -> np.ndarray:
     """Flat labels of a classification task, one per probe row."""
-    return np.asarray(task.dataset.flat_labels(), dtype=object).astype(str)
+    return np.asarray(canonical_labels(task.dataset.flat_labels()), dtype=str)
 
 
 def _edge_index(task, word_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
