@@ -129,6 +129,8 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         task_objs = [build_task(t, source, path=ud_path, limit=limit, seed=task_seed) for t in _split(tasks)]
+        # every suite setting (--n-boot, --seeds) is checked now, before any store is extracted or probe trained
+        ProbeSuite(task_objs, list(probes), seed_list, controls=controls, n_boot=n_boot, control_seed=task_seed)
         if models:
             groups = _extract_for_tasks(models, task_objs, Path(out) / "stores", random_init, from_stores,
                                         autocast, device)

@@ -130,3 +130,17 @@ def test_bf16_autocast_warns_where_the_cpu_emulates_it(tmp_path, caplog, monkeyp
         probekit.extract(model, ["a cat sat"], ["L0.resid"], tmp_path / "s", autocast="bf16", progress=False)
     assert "no native bf16" in caplog.text
     assert _extract.native_bf16(torch.device("cpu")) in (True, False)
+
+
+@pytest.mark.parametrize("flag, value, name", [("--n-boot", "0", "n_boot"), ("--seeds", "0,-3", "seeds")])
+def test_probe_cli_refuses_bad_suite_settings_before_extracting(tmp_path, flag, value, name):
+    """`--n-boot 0` used to fail only after the stores were extracted and the probes trained (issue 25)."""
+    model_dir = tmp_path / "tiny"
+    m = probekit.load_model(tiny_config("bert"), seed=0)
+    m.model.save_pretrained(model_dir)
+    m.tokenizer.save_pretrained(model_dir)
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["probe", "--model", str(model_dir), "--task", "upos", "--ud-path",
+                                  str(UD_SAMPLE_DEV), "--limit", "20", flag, value, "--out", str(out)])
+    assert r.exit_code == 1 and f"the '{name}' parameter of ProbeSuite must be" in r.output
+    assert not out.exists()  # no store extracted, nothing written

@@ -229,3 +229,20 @@ def test_docstring_examples():
     for mod in (sites, results):
         res = doctest.testmod(mod)
         assert res.failed == 0 and res.attempted > 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"alpha": 1.5}, "'alpha' parameter of ProbeSuite must be a float in the range (0, 1); got 1.5"),
+    ({"alpha": 0.0}, "'alpha' parameter of ProbeSuite"),
+    ({"n_boot": 0}, "'n_boot' parameter of ProbeSuite must be an int in the range [1, inf); got 0"),
+    ({"seeds": []}, "'seeds' parameter of ProbeSuite must be a non-empty list"),
+])
+def test_suite_settings_are_refused_when_given(kwargs, message):
+    """ProbeSuite(task, alpha=1.5) was accepted and reported ci_low > ci_high; n_boot=0 failed after training."""
+    from probekit.data import build_task
+    from probekit.validation import InvalidParameterError
+
+    task = build_task("sentiment", "rt", limit=20)
+    with pytest.raises(InvalidParameterError) as err:
+        ProbeSuite(task, **kwargs)
+    assert message in str(err.value)
