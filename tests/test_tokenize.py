@@ -61,28 +61,44 @@ def test_bpe_alignment(bpe_tok):
     assert all((w is None) == (t == "Ġ") for t, w in zip(toks, ex.word_ids))
 
 
-def test_a_word_the_tokenizer_drops_is_an_error_naming_example_and_word(bert_tok):
-    """Plain text must not silently lose a word (4 word rows for 5 whitespace words): the same error as for
-    pre-split words, naming the example and the word."""
-    with pytest.raises(ValueError, match=r"input 1: word 2 of 5 whitespace-separated words \('\\x97'\) produced "
-                                         r"no tokens"):
-        tokenize(bert_tok, ["a fine film", "the film \x97 a mess"], max_length=512)
-    with pytest.raises(ValueError, match=r"input 0: word 1 \('\\x97'\) produced no tokens"):
-        tokenize(bert_tok, [["bad", "\x97", "film"]], max_length=512)
-    with pytest.raises(ValueError, match=r"input 41: word 0"):  # numbered within a larger data set
-        tokenize(bert_tok, ["\uf0b7 bullet"], max_length=512, first_index=41)
+def test_a_word_the_tokenizer_drops_has_tokens_and_sentences_but_no_word_row(bert_tok):
+    """Plain text with a character the tokenizer drops still tokenizes (token and sentence rows are well defined);
+    only its word rows are refused, naming the example and the word (issue 25, item 9)."""
+    b = tokenize(bert_tok, ["a fine film", "the film \x97 a mess"], max_length=512)
+    ex = b.examples[1]
+    assert ex.words == ("the", "film", "\x97", "a", "mess")
+    assert ex.word_spans()[2] == (-1, -1) and ex.word_spans()[3][0] > 0
+    pieces = _words_from_tokens(bert_tok, ex)
+    assert [pieces[j] for j in (0, 1, 3, 4)] == [["the"], ["film"], ["a"], ["mess"]]  # the others still align
+    x = torch.arange(float(ex.n_tokens * 2)).reshape(ex.n_tokens, 2)
+    with pytest.raises(ValueError, match=r"example 1: word 2 \('\\x97'\) produced no tokens"):
+        pool_words(x, ex.word_spans(), "mean", words=ex.words, example=1)
+    for how in ("first", "last"):  # never a silent row from index -1
+        with pytest.raises(ValueError, match="produced no tokens"):
+            pool_words(x, ex.word_spans(), how)
+    split = tokenize(bert_tok, [["bad", "\x97", "film"]], max_length=512).examples[0]
+    assert split.word_spans()[1] == (-1, -1)
     ex = tokenize(bert_tok, ["the film \u2014 a mess"], max_length=512).examples[0]
     assert len(ex.words) == 5 and len(set(w for w in ex.word_ids if w is not None)) == 5
 
 
-def test_extract_names_the_example_of_the_whole_data_set(tmp_path):
+def test_extract_stores_tokens_and_sentences_and_names_the_example_for_word_rows(tmp_path):
     import probekit
     from tests.conftest import tiny_config
 
     m = probekit.load_model(tiny_config("bert"), seed=0)
     texts = [f"sentence number {i}" for i in range(9)] + ["the film \x97 a mess"]
-    with pytest.raises(ValueError, match=r"example 9: word 2 of 5 .* \(shard 2;"):
-        probekit.extract(m, texts, ["L0.resid"], tmp_path / "s", shard_size=4, progress=False)
+    store = probekit.extract(m, texts, ["L0.resid"], tmp_path / "s", shard_size=4, sentence_pooling=["mean"],
+                             progress=False)
+    assert store.n_examples == 10 and store["L0.resid"].example(9).shape[0] == 6  # [CLS] the film a mess [SEP]
+    with pytest.raises(ValueError, match=r"example 9: word 2 \('\\x97'\) produced no tokens"):
+        store["L0.resid"].words(9)
+    with pytest.raises(ValueError, match=r"example 9: word 2 \('\\x97'\) produced no tokens.* \(shard 2;"):
+        probekit.extract(m, texts, ["L0.resid"], tmp_path / "w", shard_size=4, word_pooling=["mean"],
+                         progress=False)
+    cache = m.run_with_cache(texts[-2:], ["L0.resid"])
+    with pytest.raises(ValueError, match=r"example 1: word 2"):
+        cache.word_pooled("L0.resid")
 
 
 @pytest.mark.parametrize("bad, exc, msg", [

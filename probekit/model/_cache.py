@@ -79,7 +79,8 @@ class ActivationCache(Mapping):
     def word_pooled(self, site: Site | str, how: WordPooling = "mean") -> list[torch.Tensor]:
         """``[words, d]`` per example, pooling each word's subword tokens."""
         s = _token_site(site)
-        return [pool_words(x, ex.word_spans(), how) for x, ex in zip(self.examples(s), self.batch.examples)]
+        return [pool_words(x, ex.word_spans(), how, words=ex.words, example=k)
+                for k, (x, ex) in enumerate(zip(self.examples(s), self.batch.examples))]
 
     def sentence_pooled(self, site: Site | str, how: SentencePooling = "mean") -> torch.Tensor:
         """``[batch, d]``, one vector per example."""

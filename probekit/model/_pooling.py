@@ -22,7 +22,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["pool_words", "pool_sentence", "pool_words_many", "pool_sentences_many", "PoolPlan",
+__all__ = ["pool_words", "pool_sentence", "pool_words_many", "pool_sentences_many", "PoolPlan", "check_word_spans",
            "WORD_POOLING", "SENTENCE_POOLING", "POOLING_VERSION"]
 
 WordPooling = Literal["first", "last", "mean"]
@@ -167,7 +167,37 @@ def pool_sentences_many(x: torch.Tensor, plan: PoolPlan, how: SentencePooling = 
     return (out / plan.lengths.to(dev, torch.float32)[:, None]).to(dtype)
 
 
-def pool_words(x: torch.Tensor, spans: Sequence[tuple[int, int]], how: WordPooling = "mean") -> torch.Tensor:
+def check_word_spans(spans: Sequence[tuple[int, int]], words: Sequence[str] | None = None, *,
+                     example: int | None = None) -> None:
+    """Refuse word rows for a text with a word that produced no tokens, naming the example and the word.
+
+    A word made only of characters the tokenizer drops (control characters
+    such as ``'\x97'``, private-use symbols) has no token, so it can have no
+    word row (and the word rows would no longer line up with the words). Its
+    text's token and sentence rows are well defined and are not refused.
+
+    Examples
+    --------
+    >>> check_word_spans([(1, 2), (-1, -1)], ["film", "\x97"], example=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: example 3: word 1 ('\x97') produced no tokens with this tokenizer ...
+    """
+    empty = [j for j, (a, b) in enumerate(spans) if b <= a]
+    if not empty:
+        return
+    j = empty[0]
+    word = f" ({words[j]!r})" if words is not None and j < len(words) else ""
+    where = f"example {example}: " if example is not None else ""
+    more = f" (and {len(empty) - 1} more in this example)" if len(empty) > 1 else ""
+    raise ValueError(
+        f"{where}word {j}{word} produced no tokens with this tokenizer (it drops characters such as control "
+        f"characters){more}, so it has no word row; token and sentence rows of this text are fine. Remove or "
+        "replace the character (probekit.data.load_movie_reviews repairs the corpus's), or keep no word rows")
+
+
+def pool_words(x: torch.Tensor, spans: Sequence[tuple[int, int]], how: WordPooling = "mean", *,
+               words: Sequence[str] | None = None, example: int | None = None) -> torch.Tensor:
     """Pool ``x`` (``[tokens, d]``, one example) over each word's token span.
 
     Parameters
@@ -178,6 +208,8 @@ def pool_words(x: torch.Tensor, spans: Sequence[tuple[int, int]], how: WordPooli
         Token span of every word (from :meth:`Example.word_spans`).
     how : {"first", "last", "mean"}
         Take the word's first or last subword, or the mean of its subwords.
+    words, example : optional
+        Named in the error for a word with no tokens (see :func:`check_word_spans`).
 
     Returns
     -------
@@ -192,6 +224,7 @@ def pool_words(x: torch.Tensor, spans: Sequence[tuple[int, int]], how: WordPooli
     """
     if how not in WORD_POOLING:
         raise ValueError(f"word pooling must be one of {WORD_POOLING}, not {how!r}")
+    check_word_spans(spans, words, example=example)
     return pool_words_many(x, PoolPlan.build([0], [x.shape[0]], [spans]), how)
 
 

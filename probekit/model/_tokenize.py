@@ -1,15 +1,14 @@
 """Tokenization with word alignment, and the long-input policy.
 
 Inputs are plain strings (words are its whitespace-separated pieces) or
-pre-split words (as in a treebank). Every word must produce at least one
-token: a word made only of characters the tokenizer drops (control
-characters such as ``'\x97'``, private-use symbols) would have no
-activation, so it is an error naming the example and the word, for plain
-text as for pre-split words; remove or replace such characters first. Either
-way the model sees its natural
+pre-split words (as in a treebank). Either way the model sees its natural
 tokenization of the text, and every subword token is mapped back to the word
 it came from through character offsets, so BERT WordPiece, GPT-2 byte-level
-BPE and SentencePiece all align the same way.
+BPE and SentencePiece all align the same way. A word made only of characters
+the tokenizer drops (control characters such as ``'\x97'``, private-use
+symbols) gets no token: the text's token and sentence rows are well defined,
+and only word rows of such a text are refused, naming the example and the
+word (:func:`probekit.model.check_word_spans`).
 
 An example longer than the model's maximum length is never cut silently:
 ``long_inputs="error"`` (the default) raises naming the example, and
@@ -171,7 +170,7 @@ def tokenize(
     ------
     ValueError
         An input longer than ``max_length`` (with ``long_inputs="error"``),
-        or a word that produces no token, naming the input and the word.
+        naming the input.
     """
     if long_inputs not in ("error", "window"):
         raise ValueError(f"long_inputs must be 'error' or 'window', not {long_inputs!r}")
@@ -208,14 +207,6 @@ def _encode(tokenizer, index: int, text: str, given: tuple[str, ...] | None) -> 
             continue
         w = bisect.bisect_right(starts, b - 1) - 1
         word_ids.append(w if w >= 0 and b - 1 < spans[w][1] else None)
-    seen = set(w for w in word_ids if w is not None)
-    if len(seen) != len(words):
-        j = next(j for j in range(len(words)) if j not in seen)
-        piece = "" if given is not None else f" of {len(words)} whitespace-separated words"
-        raise ValueError(
-            f"input {index}: word {j}{piece} ({words[j]!r}) produced no tokens with this tokenizer (it drops "
-            "characters such as control characters), so it would have no activation and the words would no "
-            "longer line up with their rows; remove or replace it")
     n_prefix = 0
     while n_prefix < len(special) and special[n_prefix]:
         n_prefix += 1

@@ -28,7 +28,15 @@ import numpy as np
 import torch
 
 from probekit.fingerprint import hash_json
-from probekit.model import SENTENCE_POOLING, WORD_POOLING, PoolPlan, Site, pool_sentences_many, pool_words_many
+from probekit.model import (
+    SENTENCE_POOLING,
+    WORD_POOLING,
+    PoolPlan,
+    Site,
+    check_word_spans,
+    pool_sentences_many,
+    pool_words_many,
+)
 from probekit.profiling import phase
 from probekit.store._data import as_data
 from probekit.store._extract import check_pooling, pooling_component
@@ -343,6 +351,8 @@ def _write_shard(root: Path, k: int, start: int, stop: int, sources, src, ex, si
                     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
                     spans = [items[e][0].word_spans(items[e][1]) for e in chunk] \
                         if any(level == "word" for level, _ in streams[s].values()) else None
+                    for e, ex_spans in zip(chunk, spans or ()):  # a word with no tokens has no word row
+                        check_word_spans(ex_spans, items[e][0].words(items[e][1]), example=start + e)
                     plan = PoolPlan.build(starts, lengths, spans)
                 for name, (level, how) in streams[s].items():
                     keep = set(todo[name])

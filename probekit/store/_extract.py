@@ -43,6 +43,7 @@ from probekit.model import (
     LongInputPolicy,
     Site,
     as_hooked_model,
+    check_word_spans,
     tokenize,
 )
 from probekit.profiling import current, phase
@@ -468,6 +469,12 @@ class _Job:
             msg = "example " + msg[len("input "):] if msg.startswith("input ") else msg
             raise ValueError(f"{msg} (shard {k}; the complete shards before it are kept)") from exc
         exs = batch.examples
+        if self.s["word_pooling"]:  # word rows of a word with no tokens: refused before the shard is computed
+            for e, ex in enumerate(exs):
+                try:
+                    check_word_spans(ex.word_spans(), ex.words, example=start + e)
+                except ValueError as exc:
+                    raise ValueError(f"{exc} (shard {k}; the complete shards before it are kept)") from None
         n_tok = [ex.n_tokens for ex in exs]
         n_words = [len(ex.words) for ex in exs]
         dims = self._site_dims()

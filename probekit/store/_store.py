@@ -413,7 +413,8 @@ class SiteView:
             a, b = st._word_off[k][j], st._word_off[k][j + 1]
             return st._map(k, name)[a:b]
         x = torch.from_numpy(np.asarray(self.example(i), dtype=np.float32))
-        return pool_words(x, st.word_spans(i), how or "mean").to(_torch_dtype(st.dtype)).numpy()
+        return pool_words(x, st.word_spans(i), how or "mean", words=st.words(i), example=i).to(
+            _torch_dtype(st.dtype)).numpy()
 
     def sentences(self, how: str | None = None) -> np.ndarray:
         """One vector per example (``[examples, d]``), stored or pooled from tokens."""
