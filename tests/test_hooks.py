@@ -52,3 +52,17 @@ def test_unknown_module_path_is_lookup_error():
     m = probekit.load_model(tiny_config("bert"))
     with pytest.raises(LookupError, match="encoder.nope"):
         resolve_module(m.base, "encoder.nope")
+
+
+def test_run_with_cache_and_extract_leave_the_users_mode(tmp_path):
+    """extract and run_with_cache ran in eval() and left a model the user had put in train() in eval()."""
+    m = probekit.load_model(tiny_config("bert"), seed=0)
+    m.model.train()
+    m.model.embeddings.eval()  # a mixed state comes back exactly too
+    modes = {name: mod.training for name, mod in m.model.named_modules()}
+    a = m.run_with_cache(["a cat sat", "the dog ran off"], ["L1.resid"])["L1.resid"]
+    b = m.run_with_cache(["a cat sat", "the dog ran off"], ["L1.resid"])["L1.resid"]
+    assert torch.equal(a, b)  # dropout was off during the passes
+    assert {name: mod.training for name, mod in m.model.named_modules()} == modes
+    probekit.extract(m, ["a cat sat"], ["L1.resid"], tmp_path / "s", progress=False)
+    assert {name: mod.training for name, mod in m.model.named_modules()} == modes

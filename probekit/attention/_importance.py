@@ -86,11 +86,10 @@ def head_importance(model: HookedModel, texts: Sequence, labels: Sequence[int] |
     batch = model.tokenize(texts)
     xi = torch.ones(model.n_layers, model.n_heads, requires_grad=True, device=model.device)
     total = torch.zeros(model.n_layers, model.n_heads, dtype=torch.float64)
-    model.model.eval()
     steps = range(0, len(batch.examples), batch_size)
     for start in tqdm(steps, desc="head importance", unit="batch", disable=not progress):
         exs = batch.examples[start: start + batch_size]
-        with head_mask(model, xi), torch.enable_grad():
+        with model.evaluating(), head_mask(model, xi), torch.enable_grad():
             logits = model.forward_rows([e.input_ids for e in exs]).logits
             y = (torch.tensor(labels[start: start + len(exs)], device=logits.device) if labels is not None
                  else logits.argmax(-1).detach())

@@ -206,29 +206,30 @@ class Attributor:
         """
         validate_params(Attributor.attribute, locals())
         batch = self.model.tokenize(inputs)  # long inputs are refused with the example named
-        self.model.model.eval()
         results = []
-        for ex in batch.examples:
-            ids = torch.tensor([ex.input_ids], device=self.model.device)
-            mask = torch.ones_like(ids)
-            special = [w is None for w in ex.word_ids]
-            base_ids = self._baseline_ids(ids, special, baseline)
-            with torch.no_grad():
-                probs = self.forward(ids, mask)
-                f_base_all = self.forward(base_ids, mask)
-            tgt = int(probs.argmax(-1)) if target is None else int(target)
-            if not 0 <= tgt < probs.shape[-1]:
-                raise ValueError(f"target {tgt} is outside the model's {probs.shape[-1]} classes")
-            scores, delta, extra = self._run(ids, base_ids, mask, tgt, n_steps, internal_batch_size, n_samples, seed)
-            has_completeness = self.method in ("integrated_gradients", "deeplift", "gradient_shap")
-            a = Attribution(self.method, self.model.tokenizer.convert_ids_to_tokens(list(ex.input_ids)),
-                            scores, tgt, float(probs[0, tgt]),
-                            float(f_base_all[0, tgt]) if has_completeness else None, delta, extra,
-                            site=str(self.site), n_blocks=self.model.n_layers)
-            if self.method == "integrated_gradients" and a.completeness_error > max_delta:
-                logger.warning("integrated gradients: completeness error %.3g > %.3g for %r; raise n_steps",
-                               a.completeness_error, max_delta, ex.text[:60])
-            results.append(a)
+        with self.model.evaluating():  # the model's own train()/eval() mode comes back after
+            for ex in batch.examples:
+                ids = torch.tensor([ex.input_ids], device=self.model.device)
+                mask = torch.ones_like(ids)
+                special = [w is None for w in ex.word_ids]
+                base_ids = self._baseline_ids(ids, special, baseline)
+                with torch.no_grad():
+                    probs = self.forward(ids, mask)
+                    f_base_all = self.forward(base_ids, mask)
+                tgt = int(probs.argmax(-1)) if target is None else int(target)
+                if not 0 <= tgt < probs.shape[-1]:
+                    raise ValueError(f"target {tgt} is outside the model's {probs.shape[-1]} classes")
+                scores, delta, extra = self._run(ids, base_ids, mask, tgt, n_steps, internal_batch_size, n_samples,
+                                                 seed)
+                has_completeness = self.method in ("integrated_gradients", "deeplift", "gradient_shap")
+                a = Attribution(self.method, self.model.tokenizer.convert_ids_to_tokens(list(ex.input_ids)),
+                                scores, tgt, float(probs[0, tgt]),
+                                float(f_base_all[0, tgt]) if has_completeness else None, delta, extra,
+                                site=str(self.site), n_blocks=self.model.n_layers)
+                if self.method == "integrated_gradients" and a.completeness_error > max_delta:
+                    logger.warning("integrated gradients: completeness error %.3g > %.3g for %r; raise n_steps",
+                                   a.completeness_error, max_delta, ex.text[:60])
+                results.append(a)
         return results
 
     def _run(self, ids, base_ids, mask, tgt, n_steps, ibs, n_samples, seed):

@@ -96,10 +96,9 @@ class NextTokenBehaviour(Behaviour):
         n = len(rows)
         loss, correct, count = np.zeros(n), np.zeros(n), np.zeros(n)
         order = np.argsort([len(r) for r in rows], kind="stable")
-        model.model.eval()
         for a in range(0, n, self.batch_size):
             idx = [int(i) for i in order[a: a + self.batch_size]]
-            with torch.inference_mode(), model.intervening(interventions, examples=idx):
+            with model.evaluating(), torch.inference_mode(), model.intervening(interventions, examples=idx):
                 logits = model.forward_rows([rows[i] for i in idx]).logits.float()
             for j, i in enumerate(idx):
                 k = len(rows[i])

@@ -303,6 +303,21 @@ class HookedModel:
         finally:
             self.model.set_attn_implementation(current)
 
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """``eval()`` mode inside the block; every module's own mode (``train()`` too) is restored after.
+
+        Analysis runs with dropout off, but it must not change the mode a user
+        left the model in (e.g. ``train()`` between fine-tuning steps).
+        """
+        modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        try:
+            yield
+        finally:
+            for m, mode in modes:
+                m.training = mode
+
     def forward_rows(self, rows: Sequence[Sequence[int]], **kwargs):
         """Run the model on right-padded rows of token ids; returns the HF output."""
         width = max(len(r) for r in rows)
@@ -366,18 +381,18 @@ class HookedModel:
         wants_weights = self.adapter.weights_on_request and any(s.is_attention for s in plain)
         ask = {"output_attentions": True} if wants_weights else {}
         ivs = self.check_interventions(interventions)
-        self.model.eval()
-        for chunk in _chunks(batch.windows, batch_size):
-            captured: dict[Site, torch.Tensor] = {}
-            examples = None if batch.is_windowed else [w.example for w in chunk]
-            with torch.inference_mode(), self.hooks(plain, captured.__setitem__, interventions=ivs, examples=examples,
-                                                    check_models=False):
-                self.forward_rows([w.row_ids for w in chunk], **ask)
-            for s in plain:
-                t = captured[s].to("cpu") if to_cpu else captured[s]
-                for k, w in enumerate(chunk):
-                    n = len(w.row_ids)
-                    rows_out[s].append(t[k, :, :n, :n] if s.is_attention else t[k, :n])
+        with self.evaluating():  # eval() for the passes; the model's own mode comes back after
+            for chunk in _chunks(batch.windows, batch_size):
+                captured: dict[Site, torch.Tensor] = {}
+                examples = None if batch.is_windowed else [w.example for w in chunk]
+                with torch.inference_mode(), self.hooks(plain, captured.__setitem__, interventions=ivs,
+                                                        examples=examples, check_models=False):
+                    self.forward_rows([w.row_ids for w in chunk], **ask)
+                for s in plain:
+                    t = captured[s].to("cpu") if to_cpu else captured[s]
+                    for k, w in enumerate(chunk):
+                        n = len(w.row_ids)
+                        rows_out[s].append(t[k, :, :n, :n] if s.is_attention else t[k, :n])
         per_example = {s: _stitch(batch, rows) for s, rows in rows_out.items()}
         return ActivationCache(batch, per_example)
 

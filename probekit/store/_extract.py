@@ -439,13 +439,13 @@ class _Job:
         stats = {"shards_computed": len(todo), "shards_reused": reused, "tokens": 0, "examples": 0}
         if todo:
             logger.info("extracting %d shards (%d examples); %d complete shards reused", len(todo), n_todo, reused)
-            self.model.model.eval()
             bar = tqdm(total=n_todo, unit="ex", disable=(not progress) if progress is not None else None,
                        desc="extract", dynamic_ncols=True)
             writer = Writer(self.overlap)
             try:
-                for k in todo:
-                    self._shard(k, writer, bar, stats)
+                with self.model.evaluating():  # the user's train()/eval() mode comes back after
+                    for k in todo:
+                        self._shard(k, writer, bar, stats)
                 writer.close()
             finally:
                 writer.stop()

@@ -84,12 +84,17 @@ def predict_logits(model: HookedModel | ModelVariant, texts, *, batch_size: int 
     ``interventions`` (:mod:`probekit.interventions`) are applied during every forward pass.
     """
     model = as_hooked_model(model)
+    cls = type(model.model).__name__
+    if not cls.endswith(_HEAD_CLASS["sequence-classification"]):
+        raise ValueError(f"predict_logits and evaluate need a sequence classifier, and {model.name!r} is a {cls} "
+                         f"without a classification head (it returns hidden states, no logits). Fine-tune one "
+                         f"(probekit.variants.finetune), or load a classifier with probekit.load_model(spec, "
+                         f"head='sequence-classification', num_labels=N)")
     tok = model.tokenizer
     enc = tok(list(map(str, texts)), truncation=True, max_length=max_length)
     order = np.argsort([len(x) for x in enc["input_ids"]], kind="stable")
     out: list[torch.Tensor | None] = [None] * len(order)
-    model.model.eval()
-    with torch.inference_mode(), model.intervening(interventions):
+    with model.evaluating(), torch.inference_mode(), model.intervening(interventions):
         for s in range(0, len(order), batch_size):
             idx = order[s: s + batch_size]
             batch = tok.pad({"input_ids": [enc["input_ids"][i] for i in idx],

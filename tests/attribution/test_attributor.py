@@ -115,3 +115,26 @@ def test_agreement():
     assert mean[("a", "c")] == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="one array per example"):
         agreement({"a": x, "b": x[:1]})
+
+
+def test_a_quantized_model_is_refused_for_gradient_methods_with_what_to_do(clf):
+    """An int8 variant gave a raw autograd RuntimeError; now: quantized kernels have no gradients, and what to do."""
+    from probekit.variants import quantize
+
+    q = quantize(clf, method="dynamic-int8")
+    with pytest.raises(ValueError, match=r"integrated_gradients needs gradients.*is quantized \(\d+ int8 modules.*"
+                                         r"its float parent.*method='blank_out'"):
+        Attributor(q, "integrated_gradients")
+    with pytest.raises(ValueError, match="saliency needs gradients"):
+        Attributor(q.model, "saliency")
+    out = Attributor(q, "blank_out").attribute(TEXTS[:1], target=0)  # forward passes only: works
+    assert np.isfinite(out[0].scores).all()
+
+
+def test_attribute_leaves_the_model_in_its_own_mode(clf):
+    clf.model.train()
+    try:
+        Attributor(clf, "saliency").attribute(TEXTS[:1])
+        assert clf.model.training and all(m.training for m in clf.model.modules())
+    finally:
+        clf.model.eval()

@@ -75,3 +75,26 @@ def test_a_model_without_the_task_head_is_a_clear_error(rt_small):
         finetune(bare, rt_small, RECIPE, progress=False)
     with pytest.raises(ValueError, match="token-classification head"):
         finetune(bare, rt_small, FinetuneRecipe(task="token-classification"), progress=False)
+
+
+def test_predict_logits_and_evaluate_need_a_classifier_and_say_so(rt_small):
+    """A model without a classification head gave AttributeError: ... 'logits'."""
+    from probekit.variants import predict_logits
+    from tests.conftest import tiny_config
+
+    bare = probekit.load_model(tiny_config("bert"), seed=0)
+    with pytest.raises(ValueError, match=r"need a sequence classifier, and 'random-bert' is a BertModel without a "
+                                         r"classification head.*head='sequence-classification'"):
+        predict_logits(bare, ["a fine film"])
+    with pytest.raises(ValueError, match="need a sequence classifier"):
+        evaluate(bare, rt_small.head(4))
+
+
+def test_predict_logits_restores_train_mode(rt_small):
+    from probekit.variants import predict_logits
+    from tests.variants.conftest import tiny_classifier
+
+    clf = tiny_classifier()
+    clf.model.train()
+    predict_logits(clf, list(rt_small["text"][:3]))
+    assert clf.model.training
