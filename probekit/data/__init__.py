@@ -36,7 +36,7 @@ from probekit.data._conllu import (
     ud_files,
 )
 from probekit.data._control import control_task
-from probekit.data._dataset import ProbingDataset, from_conllu
+from probekit.data._dataset import ProbingDataset, SplitWarning, from_conllu
 from probekit.data._fetch import FetchError, data_home, fetch, fetched_path, verify_fetched
 from probekit.data._movie_reviews import load_movie_reviews
 from probekit.data._pins import (
@@ -62,6 +62,7 @@ __all__ = [
     "FilePin",
     "ProbingDataset",
     "Sentence",
+    "SplitWarning",
     "TASKS",
     "Task",
     "annotate",

@@ -35,13 +35,18 @@ from probekit.data._conllu import read_conllu
 from probekit.labels import MissingLabelError, canonical_label, canonical_labels, check_labels, is_missing
 from probekit.model import validate_inputs
 
-__all__ = ["ProbingDataset", "Level", "LEVELS"]
+__all__ = ["ProbingDataset", "Level", "LEVELS", "SplitWarning"]
 
 logger = logging.getLogger(__name__)
 
 Level = Literal["sentence", "word", "edge", "structural"]
 LEVELS = ("sentence", "word", "edge", "structural")
 SPLITS = ("train", "dev", "test")
+
+
+class SplitWarning(UserWarning):
+    """The splits do not give what an analysis expects: no ``train`` split (a UD folder with only dev and test
+    files, so training falls back on ``dev``), or classes that occur in the test split only."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from probekit.data import Task
+from probekit.data import SplitWarning, Task
 from probekit.fingerprint import canonical_json, hash_bytes
 from probekit.labels import canonical_labels
 from probekit.model import Site
@@ -234,6 +234,10 @@ def _task_rows(task, level: str | None, split: str | None):
         splits = np.repeat(splits, [len(r) for r in ds.labels])
     if split is None:
         split = "train" if "train" in set(ds.splits) else None
+        if split is None:
+            warnings.warn(SplitWarning(f"task {task.name!r} has no 'train' split (it has "
+                                       f"{', '.join(sorted(set(ds.splits)))}): the eraser is fitted on every row; "
+                                       "pass split=... to choose"), stacklevel=4)
     mask = None
     if split is not None:
         if split not in set(ds.splits):

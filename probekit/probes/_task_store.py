@@ -17,12 +17,14 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from probekit.data import SplitWarning
 from probekit.fingerprint import hash_json_lines
 from probekit.labels import canonical_labels
 from probekit.model import Site, as_hooked_model, site_layer
@@ -309,15 +311,37 @@ class TaskInputs:
     d: int | None = None  # feature width (set by stream_inputs)
 
 
-def _splits(splits: Sequence[str]) -> tuple[str, str]:
+def _splits(splits: Sequence[str], name: str = "the task") -> tuple[str, str]:
+    """The splits probes train and test on: ``train`` and ``test``, else ``dev`` in their place, said aloud."""
     have = set(splits)
     train = "train" if "train" in have else "dev"
     test = "test" if "test" in have else "dev"
     if train not in have or test not in have:
-        raise ValueError(f"the task needs a train (or dev) and a test (or dev) split; it has {sorted(have)}")
+        raise ValueError(f"{name} needs a train (or dev) and a test (or dev) split; it has {sorted(have)}")
+    counts = {s: sum(1 for x in splits if x == s) for s in have}
     if train == test:
-        logger.warning("task has only the %r split: training and evaluating on it", train)
+        warnings.warn(SplitWarning(f"{name} has only the {train!r} split ({counts[train]} examples): the probes "
+                                   "are trained and evaluated on the same examples"), stacklevel=3)
+    elif train != "train":
+        warnings.warn(SplitWarning(f"{name} has no 'train' split (it has {', '.join(sorted(have))}; e.g. a UD "
+                                   f"folder without a *-ud-train.conllu file): the probes are trained on the "
+                                   f"{counts[train]} {train!r} examples and tested on {test!r}"), stacklevel=3)
     return train, test
+
+
+def warn_test_only_classes(y: np.ndarray, train: np.ndarray, test: np.ndarray, name: str) -> list[str]:
+    """Warn (and return them) when classes occur among the test rows but never among the training rows.
+
+    No probe trained on the training rows can predict such a class, so its test rows are errors by construction.
+    """
+    only = sorted(set(y[test].tolist()) - set(y[train].tolist()))
+    if only:
+        n = int(np.isin(y[test], only).sum())
+        shown = ", ".join(map(repr, only[:8])) + (f" and {len(only) - 8} more" if len(only) > 8 else "")
+        what = f"classes {shown} occur" if len(only) > 1 else f"class {shown} occurs"
+        warnings.warn(SplitWarning(f"{name}: {what} only in the test split ({n} of {int(test.sum())} test rows): "
+                                   "no probe trained on the training rows can predict them"), stacklevel=3)
+    return only
 
 
 def _row_splits(task) -> np.ndarray:
@@ -392,9 +416,10 @@ def stream_inputs(store, task, sites=None) -> TaskInputs:
         raise ValueError(f"stream_inputs is for classification tasks, not {task.level!r} tasks")
     check_alignment(store, task)
     sites, n_blocks = _task_sites(store, sites)
-    train_split, test_split = _splits(task.dataset.splits)
+    train_split, test_split = _splits(task.dataset.splits, f"task {task.name!r}")
     rs = _row_splits(task)
     y = task_labels(task)
+    warn_test_only_classes(y, rs == train_split, rs == test_split, f"task {task.name!r}")
     X, widths = [], []
     for s in sites:
         read, d = _level_reader(store, s, "sentence" if task.level == "sentence" else "word")
@@ -426,9 +451,11 @@ def task_inputs(store, task, sites=None) -> TaskInputs:
     """
     check_alignment(store, task)
     sites, n_blocks = _task_sites(store, sites)
-    train_split, test_split = _splits(task.dataset.splits)
+    train_split, test_split = _splits(task.dataset.splits, f"task {task.name!r}")
     rs = _row_splits(task)
     train, test = rs == train_split, rs == test_split
+    if task.level in ("sentence", "word", "edge"):
+        warn_test_only_classes(task_labels(task), train, test, f"task {task.name!r}")
     X: list = []
     if task.level == "sentence":
         y = task_labels(task)

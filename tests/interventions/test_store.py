@@ -172,3 +172,18 @@ def test_edge_and_structural_tasks_are_refused(upos_store, ud_folder):
     arc = build_task("arc", "ud", path=ud_folder, limit=20)
     with pytest.raises(ValueError, match="edge-level: an eraser is fitted on the rows of one site"):
         LeaceEraser("L1.resid").fit(store, arc)
+
+
+def test_a_task_without_a_train_split_says_the_eraser_fits_every_row(tmp_path):
+    from probekit.data import ProbingDataset, SplitWarning, Task
+
+    texts = [["a", "cat"], ["the", "dog"], ["one", "bird"], ["some", "fish"]]
+    labels = [["DET", "NOUN"], ["DET", "NOUN"], ["NUM", "NOUN"], ["DET", "NOUN"]]
+    ds = ProbingDataset.from_lists(texts, labels, level="word", splits=["dev", "dev", "test", "test"])
+    task = Task("tags", "word", ds, ds.label_names, 0, "hand-made", "custom")
+    store = extract_task(probekit.load_model(tiny_config("bert"), seed=0), task, tmp_path / "s", ["L1.resid"],
+                         progress=False)
+    with pytest.warns(SplitWarning, match=r"task 'tags' has no 'train' split \(it has dev, test\): the eraser is "
+                                          r"fitted on every row"):
+        eraser = LeaceEraser("L1.resid").fit(store, task)
+    assert eraser.fit_info_["rows"] == 8
