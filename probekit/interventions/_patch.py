@@ -106,25 +106,36 @@ class Patch(Intervention):
         return cls(site, values, positions=positions, source={"from": "store", "store": store.fingerprint})
 
     # ------------------------------------------------------------ apply
-    def _select(self, x: torch.Tensor, src: torch.Tensor, out: torch.Tensor, row) -> None:
+    def _select(self, x: torch.Tensor, src: torch.Tensor, out: torch.Tensor, row, length: int | None,
+                example=None) -> None:
         n = src.shape[0]
         if src.shape[1] != x.shape[-1]:
             raise ValueError(f"patch at {self.site}: values have {src.shape[1]} dimensions but the site has "
                              f"{x.shape[-1]}")
-        width = x.shape[-2]
+        tokens = x.shape[-2] if length is None else length  # the row's own tokens, never its padding
         pos = list(range(n)) if self.patch_positions is None else list(self.patch_positions)
-        bad = [p for p in pos if p >= n or p >= width]
-        if bad:
-            raise ValueError(f"patch at {self.site}: positions {bad[:5]} are beyond the source ({n} tokens) or the "
-                             f"input ({width} tokens)")
+        beyond_input = [p for p in pos if p >= tokens]
+        if beyond_input:
+            which = f"example {example}" if example is not None else f"batch row {row}"
+            raise ValueError(f"patch at {self.site}: the source has {n} tokens but the input of {which} has "
+                             f"{tokens}; positions {beyond_input[:5]} fall beyond it. Patch a source no longer than "
+                             f"the input, or pass positions=... within both")
+        beyond_source = [p for p in pos if p >= n]
+        if beyond_source:
+            raise ValueError(f"patch at {self.site}: positions {beyond_source[:5]} are beyond the source ({n} tokens)")
         src = src.to(device=x.device, dtype=x.dtype)
         out[row][..., pos, :] = src[pos]
 
-    def apply(self, x: torch.Tensor, examples: Sequence[int] | None = None) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, examples: Sequence[int] | None = None,
+              lengths: Sequence[int] | None = None) -> torch.Tensor:
+        """Patch each row; ``lengths`` (the rows' real token counts, given by the model) keeps padding out of it."""
         out = x.clone()
+        if lengths is not None and len(lengths) != x.shape[0]:
+            lengths = None
         if self.shared is not None:
             for r in range(x.shape[0]):
-                self._select(x, self.shared, out, r)
+                self._select(x, self.shared, out, r, None if lengths is None else lengths[r],
+                             None if examples is None else examples[r])
             return out
         if examples is None:
             raise ValueError(f"patch at {self.site} holds activations per example, but this forward pass does not "
@@ -133,7 +144,7 @@ class Patch(Intervention):
         for r, e in enumerate(examples):
             if e not in self.values:
                 raise ValueError(f"patch at {self.site} has no activations for example {e}")
-            self._select(x, self.values[e], out, r)
+            self._select(x, self.values[e], out, r, None if lengths is None else lengths[r], e)
         return out
 
     # ------------------------------------------------------------ describe

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -258,10 +259,18 @@ class HookedModel:
         if not ivs:
             yield
             return
-        with self._token_shape() as shape, intervene([self._intervention_target(iv, examples, shape) for iv in ivs]):
-            yield
+        rows = _RowLengths()
+        wanted = any("lengths" in inspect.signature(iv.apply).parameters for iv in ivs)
+        handle = self.model.register_forward_pre_hook(rows, with_kwargs=True) if wanted else None
+        try:
+            with self._token_shape() as shape, \
+                    intervene([self._intervention_target(iv, examples, shape, rows) for iv in ivs]):
+                yield
+        finally:
+            if handle is not None:
+                handle.remove()
 
-    def _intervention_target(self, iv, examples, shape: Sequence[int] = ()):
+    def _intervention_target(self, iv, examples, shape: Sequence[int] = (), rows: _RowLengths | None = None):
         site, heads = iv.target()
         site = self.site(site)
         if heads is None:
@@ -272,6 +281,8 @@ class HookedModel:
                 raise ValueError(f"{site}: router logits are read, not replaced (the router picks its experts "
                                  f"inside the block); intervene on L{site.layer}.mlp.out instead")
             module, hook = self._module_hook(site)
+            if rows is not None and "lengths" in inspect.signature(iv.apply).parameters:
+                return module, hook, _tokenwise(lambda x: iv.apply(x, examples, lengths=rows.lengths), shape)
             return module, hook, _tokenwise(lambda x: iv.apply(x, examples), shape)
         path = self.adapter.attn_output_proj
         if not path:
@@ -458,6 +469,28 @@ def _tokenwise(fn, shape: Sequence[int]):
             return fn(x.reshape(*shape, x.shape[-1])).reshape(x.shape)
         return fn(x)
     return run
+
+
+class _RowLengths:
+    """A forward pre-hook that reads each batch row's real token count from the attention mask.
+
+    Interventions whose ``apply`` takes ``lengths`` get it (``None`` when the
+    pass has no mask, or a mask that is not right-padded), so what they do to
+    a row never depends on which other rows share its batch.
+    """
+
+    def __init__(self):
+        self.lengths: list[int] | None = None
+
+    def __call__(self, _module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        self.lengths = None
+        if isinstance(mask, torch.Tensor) and mask.ndim == 2:
+            lengths = mask.sum(-1)
+            prefix = torch.arange(mask.shape[1], device=mask.device)[None, :] < lengths[:, None]
+            if bool((prefix == mask.bool()).all()):  # right-padded: the row's tokens come first
+                self.lengths = [int(n) for n in lengths.tolist()]
+        return None
 
 
 def as_hooked_model(model) -> HookedModel:

@@ -75,6 +75,27 @@ def test_patch_from_another_input_copies_its_activations(model):
     assert torch.equal(got[2:], plain[2:])
 
 
+def test_a_source_longer_than_the_input_is_one_error_whatever_the_batch(model):
+    """A longer source errored alone but wrote silently into the padding of a short row batched with a long one
+    (issue 25): the row's own length decides, not the batch's width."""
+    src = Patch.from_input(model, "the dog ran over the hill", "L0.resid")
+    short, long = "a dog", "it rained all day long in the town and later too"
+    with pytest.raises(ValueError, match=r"patch at L0.resid: the source has \d+ tokens but the input of example 0 "
+                                         r"has \d+; positions .* fall beyond it"):
+        model.run_with_cache([short], ["L0.resid"], interventions=[src])
+    with pytest.raises(ValueError, match=r"the input of example 0 has \d+; positions"):
+        model.run_with_cache([short, long], ["L0.resid"], interventions=[src], batch_size=2)
+    per_example = Patch("L0.resid", {0: src.shared, 1: src.shared})
+    with pytest.raises(ValueError, match=r"the input of example 0 has"):
+        model.run_with_cache([short, long], ["L0.resid"], interventions=[per_example], batch_size=2)
+    # within both, the short row is patched and its neighbour's extra length changes nothing
+    within = Patch.from_input(model, "the dog ran over the hill", "L0.resid", positions=[0, 1])
+    alone = model.run_with_cache([short], ["L0.resid"], interventions=[within]).examples("L0.resid")[0]
+    batched = model.run_with_cache([short, long], ["L0.resid"], interventions=[within],
+                                   batch_size=2).examples("L0.resid")[0]
+    assert torch.allclose(alone, batched, atol=1e-5)
+
+
 def test_steer_and_project_out(model):
     d = model.d_model
     v = torch.zeros(d)
