@@ -126,3 +126,31 @@ def test_extract_autocast_is_checked(tmp_path):
     validate({"extract": {"autocast": None}})
     with pytest.raises(ConfigError, match="extract.autocast"):
         validate({"extract": {"autocast": "fp8"}})
+
+
+def test_a_duplicate_key_is_an_error_with_both_lines(tmp_path):
+    """YAML keeps the last of two equal keys silently: a changed value far down the file would win unseen."""
+    p = _write(tmp_path, "name: x\nprobes:\n  tasks: [sentiment]\n  n_boot: 200\n  seeds: [0]\n  n_boot: 50\n")
+    with pytest.raises(ConfigError, match=r"key 'probes.n_boot' is given twice, at lines 4 and 6"):
+        load_config(p)
+    p = _write(tmp_path, "name: x\nname: y\n")
+    with pytest.raises(ConfigError, match=r"key 'name' is given twice, at lines 1 and 2"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "/tmp/elsewhere", ".hidden", "a\\\\b"])
+def test_a_run_name_that_would_leave_runs_is_refused(tmp_path, monkeypatch, name):
+    """`name: ../../x` wrote the run outside runs/ (the run folder is runs/<name>)."""
+    from click.testing import CliRunner
+
+    from probekit.cli import main
+
+    p = _write(tmp_path, f"name: '{name}'\nmodel: minilm-l6\ndata:\n  source: rt\n  sentences: 20\n")
+    with pytest.raises(ConfigError, match=r"'name' \(line 1\) must be a plain folder name"):
+        load_config(p)
+    cwd = tmp_path / "a" / "b"
+    cwd.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    r = CliRunner().invoke(main, ["run", str(p)], catch_exceptions=False)
+    assert r.exit_code == 1 and "plain folder name" in r.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "exp.yaml"]  # nothing written anywhere

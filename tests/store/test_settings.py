@@ -1,0 +1,36 @@
+"""extract's settings are checked before the store folder is made (long_inputs, stride, device; issue 25)."""
+
+from __future__ import annotations
+
+import pytest
+
+import probekit
+from probekit.validation import InvalidParameterError
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def model():
+    return probekit.load_model(tiny_config("bert"), seed=0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"long_inputs": "windows"}, r"'long_inputs' parameter of extract must be one of 'error', 'window'; got "
+                                 r"'windows' \(did you mean 'window'\?\)"),
+    ({"long_inputs": "window", "stride": -1}, r"'stride' parameter of extract must be an int in the range \[0, inf\)"),
+    ({"long_inputs": "window", "stride": 510}, r"stride must be in \[0, 510\) for random-bert"),
+    ({"batch_tokens": 0}, r"'batch_tokens' parameter of extract"),
+    ({"dtype": "bfloat16"}, r"'dtype' parameter of extract must be one of 'float16', 'float32'"),
+])
+def test_bad_settings_fail_before_the_store_folder_exists(model, tmp_path, kwargs, message):
+    out = tmp_path / "store"
+    with pytest.raises((InvalidParameterError, ValueError), match=message):
+        probekit.extract(model, ["a cat sat", "it rained"], ["L0.resid"], out, **kwargs)
+    assert not out.exists()
+
+
+def test_a_long_text_with_a_good_stride_still_windows(model, tmp_path):
+    text = " ".join(f"w{i}" for i in range(300))  # longer than 512 tokens
+    store = probekit.extract(model, [text], ["L0.resid"], tmp_path / "s", long_inputs="window", stride=64,
+                             progress=False)
+    assert store["L0.resid"].example(0).shape[0] > 512
