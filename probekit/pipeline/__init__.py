@@ -17,7 +17,9 @@ second run reuses every stage whose key and outputs are unchanged.
 
 The run folder ``RUN/`` holds ``run.json`` (config, versions, seeds,
 fingerprints, timings in stage order, start/finish, which stages were cached,
-machine), ``config.yaml``, ``stores/``, ``models/``, ``tables/*.csv``,
+machine, and ``stage_keys``: each stage's key under the config, so that a
+report leaves out tables an earlier config left), ``.stages/<stage>.json``
+(each stage's key, state and outputs), ``config.yaml``, ``stores/``, ``models/``, ``tables/*.csv``,
 ``figures/<section>__<name>.png``, ``attributions/*.html`` and the report.
 The ``probekit probe`` and ``probekit attention`` commands write their tables
 and figures with the same functions (:func:`probe_outputs`,
