@@ -384,7 +384,20 @@ def satisfies(value: Any, alternatives: list) -> bool:
 
 
 def describe(alternatives: list) -> str:
-    """The accepted values in words, e.g. ``"an int in the range [1, inf) or None"``."""
+    """The accepted values in words, e.g. ``"an int in the range [1, inf) or None"``.
+
+    Examples
+    --------
+    >>> describe([ListOf(Options({"a", "b"}), min_len=1), Options({"a", "b"})])
+    "one of 'a', 'b', or a non-empty list of them"
+    """
+    alternatives = list(alternatives)
+    lists = [c for c in alternatives if isinstance(c, ListOf) and isinstance(c.item, Options)]
+    for lst in lists:  # "one of X or a list of them" instead of naming the options twice
+        same = [c for c in alternatives if isinstance(c, Options) and c.options == lst.item.options]
+        if same:
+            alternatives.remove(same[0])
+            alternatives[alternatives.index(lst)] = _OneOrList(lst)
     parts = []
     for c in alternatives:
         if c is None:
@@ -398,6 +411,16 @@ def describe(alternatives: list) -> str:
     if len(parts) <= 2:
         return " or ".join(parts)
     return ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+class _OneOrList:
+    """How :func:`describe` names an option or a list of options."""
+
+    def __init__(self, lst: ListOf):
+        self.lst = lst
+
+    def __str__(self) -> str:
+        return f"{self.lst.item}, or {'a non-empty list' if self.lst.min_len else 'a list'} of them"
 
 
 def _name(owner: Any) -> str:

@@ -75,7 +75,7 @@ def test_missing_folder_and_bad_spec(tmp_path):
         probekit.load_model(tmp_path / "empty")
     with pytest.raises(TypeError, match="spec must be"):
         probekit.load_model(3.5)
-    with pytest.raises(ValueError, match="head must be one of"):
+    with pytest.raises(ValueError, match="'head' parameter of load_model must be one of"):
         probekit.load_model(tiny_config("bert"), head="regression")
 
 

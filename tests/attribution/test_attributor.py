@@ -95,13 +95,13 @@ def test_probe_attribution_through_frozen_model():
 
 
 def test_bad_input(clf):
-    with pytest.raises(ValueError, match="unknown attribution method"):
+    with pytest.raises(ValueError, match="'method' parameter of Attributor must be one of .*; got 'lime'"):
         Attributor(clf, "lime")
     with pytest.raises(TypeError, match="sequence-classification"):
         Attributor(probekit.load_model(tiny_config("bert")), "saliency")
     with pytest.raises(ValueError, match="target 7 is outside"):
         Attributor(clf, "saliency").attribute(TEXTS[:1], target=7)
-    with pytest.raises(ValueError, match="baseline must be"):
+    with pytest.raises(ValueError, match="'baseline' parameter of Attributor.attribute must be one of"):
         Attributor(clf, "integrated_gradients").attribute(TEXTS[:1], baseline="zeros")
     with pytest.raises(ValueError, match="input 0 is empty"):
         Attributor(clf, "saliency").attribute([""])

@@ -74,7 +74,8 @@ def test_compare_cli_token_level_explicit_map_and_errors(stores, tmp_path):
     bad = CliRunner().invoke(main, ["compare", str(a), str(b), "--out", str(out), "--layer-map", "L9.resid=L0.resid"])
     assert bad.exit_code != 0 and "L9.resid" in bad.output
     bad = CliRunner().invoke(main, ["compare", str(a), str(b), "--out", str(out), "--measure", "cka"])
-    assert bad.exit_code != 0 and "unknown similarity measure 'cka'" in bad.output
+    assert bad.exit_code != 0 and "'measures' parameter of compare must be one of 'linear_cka'" in bad.output
+    assert "got ['cka']" in bad.output
 
 
 def test_compare_cli_layer_map_from_student_recipe(tmp_path):

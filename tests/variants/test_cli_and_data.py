@@ -44,7 +44,8 @@ def test_cli_bad_recipe_is_a_clear_error(model_dir, tmp_path):
     r = CliRunner().invoke(main, ["prune", "--model", str(model_dir), "--out", str(tmp_path / "x"),
                                   "--sparsity", "1.5"])
     assert r.exit_code == 1 and isinstance(r.exception, SystemExit)  # one "Error:" line, no traceback
-    assert "Error: sparsity must be in [0, 1)" in r.output
+    assert "Error: the 'sparsity' parameter of MagnitudePruneRecipe must be a float in the range [0, 1); got 1.5" \
+        in r.output
     assert not (tmp_path / "x").exists()
 
 
