@@ -96,13 +96,21 @@ def stage_task_stores(ctx) -> dict:
     # a seed other than the model's own, so that a model built from a config is not its own random copy
     rand_seed = max(cfg["seed"], model_spec(cfg)[2]) + 1
     rand = random_init_copy(model, seed=rand_seed) if cfg["probes"]["random_init"] else None
+    # the sentences the main store lacks run with its attention kernel (eager where it holds attention
+    # patterns), so that its rows and theirs come from one forward and can share a derived store
+    forward = sources[0].manifest["components"].get("forward", {}) if sources else {}
+    eager = forward.get("attn_implementation") == "eager"
     made = {}
     for label, m, src in (("tasks", model, sources), ("random", rand, [])):
         if m is None:
             continue
-        made[label] = fresh_store(ctx, lambda ow, m=m, label=label, src=src: extract_tasks(
-            m, tasks, ctx.path("stores", label), dtype=dtype, sources=src, autocast=autocast, progress=ctx.progress,
-            overwrite=ow))
+
+        def make(ow, m=m, label=label, src=src):
+            with m.eager_attention(eager and bool(src)):
+                return extract_tasks(m, tasks, ctx.path("stores", label), dtype=dtype, sources=src,
+                                     autocast=autocast, progress=ctx.progress, overwrite=ow)
+
+        made[label] = fresh_store(ctx, make)
         outputs.append(f"stores/{label}")
     for i, (group, store) in enumerate(made["tasks"]):
         name = f"tasks/{store.path.name}"

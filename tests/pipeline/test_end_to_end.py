@@ -177,3 +177,18 @@ def test_report_records_when_the_run_finished(analysis_config, tmp_path):
     assert titles[0] == "Findings" and titles[-1] == "Provenance"
     assert "Largest mean attention mass" in md.split("## Findings\n", 1)[1].split("\n## ", 1)[0]
     assert run["total_seconds"] == pytest.approx(sum(run["timings"].values()), abs=0.01)
+
+
+def test_task_sentences_missing_from_an_attention_store_join_it(analysis_config, tmp_path):
+    """The main store holds attention patterns (an eager forward); bigramshift's rewritten sentences are not in it,
+    so they run through the model and their rows are derived together with the main store's: one forward for both."""
+    cfg = dict(analysis_config, probes={"tasks": ["bigramshift"], "seeds": [0], "n_boot": 10, "controls": False,
+                                        "random_init": False})
+    out = tmp_path / "run"
+    info = run_experiment(cfg, out, progress=False)
+    extracted = probekit.ActivationStore.open(out / "stores" / "tasks" / "@extracted")
+    main = probekit.ActivationStore.open(out / "stores" / "main")
+    assert extracted.manifest["components"]["forward"] == main.manifest["components"]["forward"]
+    assert main.manifest["components"]["forward"]["attn_implementation"] == "eager"
+    assert "probes" in info["timings"]
+    assert (out / "tables" / "probes.csv").is_file()
