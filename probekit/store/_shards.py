@@ -281,9 +281,14 @@ def open_stream(root: Path, sidecar: Mapping[str, Any], name: str, mode: str = "
         return np.memmap(f, dtype=dtype, mode=mode, shape=shape)
 
 
-def read_store_sidecars(path: Path, manifest: Mapping[str, Any]) -> list[dict]:
+def read_store_sidecars(path: Path, manifest: Mapping[str, Any], sizes: Mapping[str, int] | None = None) -> list[dict]:
     """Every sidecar of a complete store, checked against the manifest, and every file they name looked at
-    (a regular file of the declared size) before anything is read or mapped."""
+    (a regular file of the declared size) before anything is read or mapped.
+
+    ``sizes`` (key relative to the store -> bytes) are the objects of a store at a URL whose sidecars were
+    copied into ``path`` (see :mod:`probekit.store._cache`): each data file's declared size is compared with
+    its object's instead of a local file's.
+    """
     root = path / "shards"
     try:
         check_dir(root)
@@ -307,6 +312,14 @@ def read_store_sidecars(path: Path, manifest: Mapping[str, Any]) -> list[dict]:
     check_sidecars(sidecars, manifest, str(path / MANIFEST))
     for sc in sidecars:
         for name, info in sc["streams"].items():
+            if sizes is not None:
+                check_stream(name, info, str(root / f"{shard_name(sc['shard'])}.json"))
+                rel = f"shards/{shard_name(sc['shard'])}/{info['file']}"
+                if rel not in sizes:
+                    raise CorruptShardError(f"shard {shard_name(sc['shard'])}, stream {name} ({rel}) is missing; "
+                                            "re-run probekit.extract with the same arguments to repair the store")
+                check_size(info, sizes[rel], f"shard {shard_name(sc['shard'])}, stream {name} ({rel})")
+                continue
             file, where = stream_path(root, sc, name)
             try:
                 check_size(info, stat_file(file).st_size, where)

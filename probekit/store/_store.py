@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,9 +36,13 @@ from probekit.store._manifest import (
     describe_mismatch,
     read_manifest,
 )
+from probekit.store._remote import local_path
 from probekit.store._row_view import RowView
 from probekit.store._shards import open_stream, read_store_sidecars, verify_file
 from probekit.store._validate import stream_names
+
+if TYPE_CHECKING:
+    from probekit.store._cache import ShardCache
 
 __all__ = ["ActivationStore", "SiteView", "Batch", "stream_names"]
 
@@ -96,6 +100,7 @@ class ActivationStore:
         self._word_off = [np.concatenate([[0], np.cumsum(sc["n_words"])]) for sc in sidecars]
         self._examples: pd.DataFrame | None = None
         self._examples_ok = False
+        self._fetcher: ShardCache | None = None  # a store at a URL: fetches data files into the local cache
 
     # ---------------------------------------------------------------- open
     @classmethod
@@ -105,8 +110,10 @@ class ActivationStore:
 
         Parameters
         ----------
-        path : path
-            The store directory.
+        path : path or URL
+            The store directory, or its fsspec URL (``s3://bucket/run``, ``memory://...``, ``hf://...``,
+            ``file://...``): a store at a URL is read through the verified local cache (see
+            :mod:`probekit.store._cache`).
         model : HookedModel or ModelVariant, optional
             When given, the store must have been made from its weights, and
             with ``interventions`` (by default none: a store extracted with
@@ -129,7 +136,15 @@ class ActivationStore:
         """
         if verify not in ("lazy", "full"):
             raise ValueError(f"verify must be 'lazy' or 'full', not {verify!r}")
-        path = Path(path)
+        local = local_path(path)
+        fetcher = sizes = None
+        if local is None:  # a store at a URL: its small files mirrored into the cache, its data fetched on use
+            from probekit.store._cache import open_remote
+
+            path, sizes, fetcher = open_remote(str(path))
+        else:
+            path = local
+        shown = fetcher.remote.url if fetcher is not None else path
         mpath = path / MANIFEST
         try:
             manifest = read_manifest(mpath)
@@ -137,11 +152,11 @@ class ActivationStore:
             what = "does not exist" if not path.exists() else "has no manifest.json"
             raise StoreError(f"{path} {what}: it is not a probekit activation store") from None
         if not manifest["complete"]:
-            raise StoreError(f"{path} is incomplete (the extraction was interrupted or is still running); "
+            raise StoreError(f"{shown} is incomplete (the extraction was interrupted or is still running); "
                              "re-run probekit.extract with the same arguments to resume it")
         if not isinstance(manifest["files"].get(EXAMPLES), str):
-            raise StoreError(f"{mpath} records no checksum of {EXAMPLES} (edited by hand or damaged); re-extract "
-                             "the store")
+            raise StoreError(f"{shown}/{MANIFEST} records no checksum of {EXAMPLES} (edited by hand or damaged); "
+                             "re-extract the store")
         comps = manifest["components"]
         if model is not None:
             model = as_hooked_model(model)
@@ -174,7 +189,8 @@ class ActivationStore:
                     f"{path} was extracted from other data ({comps['data']['n_examples']} examples, sha256 "
                     f"{comps['data']['sha256'][:12]}...; given data: {len(as_data(data))} examples, sha256 "
                     f"{digest[:12]}...)")
-        store = cls(path, manifest, read_store_sidecars(path, manifest), verify)
+        store = cls(path, manifest, read_store_sidecars(path, manifest, sizes), verify)
+        store._fetcher = fetcher
         if verify == "full":
             store.verify()
         return store
@@ -227,7 +243,7 @@ class ActivationStore:
         return self.n_examples
 
     def __repr__(self) -> str:
-        return (f"ActivationStore({str(self.path)!r}, {self.manifest['model']['name']}, {self.n_examples} examples, "
+        return (f"ActivationStore({self.location!r}, {self.manifest['model']['name']}, {self.n_examples} examples, "
                 f"{len(self.sites)} sites, {self.settings['dtype']})")
 
     def __contains__(self, site: object) -> bool:
@@ -318,7 +334,32 @@ class ActivationStore:
         k = int(np.searchsorted(self._starts, i, side="right") - 1)
         return k, i - int(self._starts[k])
 
+    @property
+    def url(self) -> str | None:
+        """The URL of a store opened from one (its files are then read through the local cache at ``path``)."""
+        return None if self._fetcher is None else self._fetcher.remote.url
+
+    @property
+    def location(self) -> str:
+        """Where the store lives: its URL, or its local path."""
+        return self.url or str(self.path)
+
     def _check(self, k: int, name: str) -> None:
+        fetcher = self._fetcher
+        if fetcher is not None:
+            if fetcher.fetch(self._sidecars[k], name):  # fetched now: every byte checked on the way
+                self._checked.add((k, name))
+            elif (k, name) not in self._checked:  # a cached copy: hashed like a local file, fetched again if bad
+                try:
+                    verify_file(self.path / "shards", self._sidecars[k], name)
+                except CorruptShardError as exc:
+                    logger.warning("cached copy of %s: %s; fetching it again", self.url, exc)
+                    fetcher.drop(self._sidecars[k], name)
+                    fetcher.fetch(self._sidecars[k], name)
+                self._checked.add((k, name))
+            if k + 1 < len(self._sidecars):  # the next shard of the same stream, fetched while this one is read
+                fetcher.prefetch(self._sidecars[k + 1], name)
+            return
         if (k, name) not in self._checked:
             verify_file(self.path / "shards", self._sidecars[k], name)
             self._checked.add((k, name))
