@@ -22,6 +22,7 @@ every rank (no rank is left waiting), and to gather run statistics.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -57,6 +58,8 @@ from probekit.store._manifest import (
     FingerprintMismatchError,
     read_manifest,
 )
+from probekit.store._remote import local_path
+from probekit.store._remote_write import RemoteTarget
 from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
 from probekit.store._writer import ShardContext, Writer, commit, write_ids
@@ -141,8 +144,11 @@ def extract(
         Default: the residual sites (``emb`` and every ``L{i}.resid``);
         ``"all"`` for every site. Attention-pattern sites are stored per
         example as ``[heads, n, n]`` without padding.
-    out : path
-        Store directory. An existing store with the same fingerprint is
+    out : path or URL
+        Store directory, or an fsspec URL (``s3://bucket/run``, ``memory://...``; ``file://`` is a local
+        path): a store at a URL is written shard by shard through a local staging folder, each shard
+        committed by its sidecar and the store by its manifest, uploaded last (see
+        :mod:`probekit.store._remote_write`). An existing store with the same fingerprint is
         reused (and completed or repaired if needed); one with another
         fingerprint is an error unless ``overwrite``. A directory holding
         anything probekit did not write is refused and left untouched. The
@@ -239,10 +245,12 @@ def extract(
         raise ValueError("attention patterns cannot be stitched across windows; drop the attn.pattern sites "
                          "or use long_inputs='error'")
     data = as_data(data)
-    out = Path(out)
+    local = local_path(out)
     if overlap is None:
         overlap = _spare_core(model)
     rank, world = dist_env()
+    target = None if local is not None else RemoteTarget(str(out), rank)  # a URL: shards staged, then uploaded
+    out = local if target is None else target.stage
     if world > 1 and torch.cuda.is_available() and model.device.type == "cpu":
         local = int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count()))
         model.model.to(f"cuda:{local}")
@@ -259,28 +267,31 @@ def extract(
     with contextlib.ExitStack() as lock, distributed(world) as dist:
         with dist.step("preparing the store"):
             if rank == 0:
-                lock.enter_context(writing(out))
-                _start_store(out, fp, components, overwrite, model, site_list, settings, data, n_shards)
+                lock.enter_context(writing(out) if target is None else target.writing())
+                _start_store(out, fp, components, overwrite, model, site_list, settings, data, n_shards, target)
         stats = None
         with dist.step("extracting its shards"):
-            manifest = read_manifest(out / MANIFEST)
+            manifest = read_manifest(out / MANIFEST) if target is None else target.read_manifest()
             if manifest["fingerprint"] != fp:
                 raise FingerprintMismatchError(f"rank {rank}: the manifest written by rank 0 has another "
                                                "fingerprint; every rank must get the same model, data and settings")
-            job = _Job(model, data, site_list, settings, manifest, out / "shards", batch_tokens, overlap, ivs)
+            job = _Job(model, data, site_list, settings, manifest, out / "shards", batch_tokens, overlap, ivs, target)
             mine = [k for k in range(n_shards) if k % world == rank]
             stats = job.run(mine, progress=progress if rank == 0 else False)
         all_stats = dist.gather_stats(stats)
         with dist.step("finishing the store"):
             if rank == 0:
-                _finish(out, fp, n_shards, all_stats)
+                _finish(out, fp, n_shards, all_stats, target)
+    if target is not None:
+        target.cleanup()
+        return ActivationStore.open(target.url)
     return ActivationStore.open(out)
 
 
 def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: HookedModel, site_list: list[Site],
-                 settings: dict, data: ExtractData, n_shards: int) -> None:
+                 settings: dict, data: ExtractData, n_shards: int, target: RemoteTarget | None = None) -> None:
     """Rank 0: check or create the directory, then write the (incomplete) manifest and the examples."""
-    begin_store(out, {
+    (functools.partial(begin_store, out) if target is None else target.begin)({
         "format_version": FORMAT_VERSION,
         "fingerprint": fp,
         "components": components,
@@ -387,8 +398,9 @@ def _components(model: HookedModel, data: ExtractData, sites: list[Site], settin
     }
 
 
-def _finish(out: Path, fp: str, n_shards: int, stats: list[dict]) -> None:
-    manifest = finish_store(out, fp, n_shards, {
+def _finish(out: Path, fp: str, n_shards: int, stats: list[dict], target: RemoteTarget | None = None) -> None:
+    finish = functools.partial(finish_store, out) if target is None else target.finish
+    manifest = finish(fp, n_shards, {
         "ranks": len(stats),
         "seconds": max(s["seconds"] for s in stats),
         "shards_computed": sum(s["shards_computed"] for s in stats),
@@ -396,7 +408,8 @@ def _finish(out: Path, fp: str, n_shards: int, stats: list[dict]) -> None:
         "tokens_computed": sum(s["tokens"] for s in stats),
         "examples_computed": sum(s["examples"] for s in stats),
     }, "extraction")
-    logger.info("%s: complete (%d examples, %d tokens)", out, manifest["n_examples"], manifest["n_tokens"])
+    where = out if target is None else target.url
+    logger.info("%s: complete (%d examples, %d tokens)", where, manifest["n_examples"], manifest["n_tokens"])
 
 
 # --------------------------------------------------------------- the work
@@ -404,11 +417,13 @@ class _Job:
     """Compute and write a set of shards."""
 
     def __init__(self, model: HookedModel, data: ExtractData, sites: list[Site], settings: dict, manifest: dict,
-                 root: Path, batch_tokens: int, overlap: bool, interventions: Sequence = ()):
+                 root: Path, batch_tokens: int, overlap: bool, interventions: Sequence = (),
+                 target: RemoteTarget | None = None):
         self.model, self.data, self.sites, self.s = model, data, sites, settings
         self.manifest, self.fp = manifest, manifest["fingerprint"]
         self.interventions = list(interventions)
         self.root, self.batch_tokens, self.overlap = root, batch_tokens, overlap
+        self.target = target  # a store at a URL: shards are reused from it and uploaded to it
         self.np_dtype, self.torch_dtype = DTYPES[settings["dtype"]]
         self.weights_on_request = model.adapter.weights_on_request and any(s.is_attention for s in sites)
         self._dims: dict[Site, int] | None = None
@@ -431,7 +446,8 @@ class _Job:
         todo = []
         reused = 0
         for k in shards:
-            if reuse_shard(self.root, k, self.manifest):
+            if (reuse_shard(self.root, k, self.manifest) if self.target is None
+                    else self.target.reuse(k, self.manifest)):
                 reused += 1
             else:
                 todo.append(k)
@@ -517,6 +533,8 @@ class _Job:
             rate = stats["tokens"] / max(bar.format_dict.get("elapsed", 0) or 1e-9, 1e-9)
             bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
         writer.submit(commit, sw, prof)
+        if self.target is not None:
+            writer.submit(self.target.publish, k)
 
 
 def _windows_by_example(batch) -> dict[int, list[int]] | None:

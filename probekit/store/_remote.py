@@ -120,11 +120,12 @@ class Remote:
         """How messages name an object: its full URL."""
         return f"{self.url}/{rel}"
 
-    def listing(self) -> dict[str, int]:
-        """Every object under the store URL: key relative to it -> size in bytes (fresh, never a cached listing)."""
+    def listing(self, prefix: str = "") -> dict[str, int]:
+        """Every object under the store URL (whose key starts with ``prefix``, a folder such as
+        ``"shards/00007/"``): key relative to the store -> size in bytes (fresh, never a cached listing)."""
         self.fs.invalidate_cache()
         try:
-            found = self.fs.find(self.root, detail=True)
+            found = self.fs.find(f"{self.root}/{prefix}".rstrip("/"), detail=True)
         except FileNotFoundError:
             return {}
         out = {}
