@@ -16,6 +16,7 @@ from probekit.cli import (  # noqa: F401  (each adds its commands to main)
     _probe,
     _report,
     _run,
+    _store,
     _tasks,
     _variants,
 )

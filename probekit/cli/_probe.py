@@ -56,7 +56,7 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
 
 @main.command("probe")
 @click.option("--store", "stores", multiple=True,
-              help="Store directory (from extract_task), or MODEL=DIR / MODEL:VARIANT=DIR. Repeatable; the first "
+              help="Store directory or URL (s3://..., from extract_task), or MODEL=DIR / MODEL:VARIANT=DIR. Repeatable; the first "
                    "is the reference of model comparisons.")
 @click.option("--model", "models", multiple=True,
               help="Instead of --store: a model (alias, folder or hub name) to extract the task stores from, "

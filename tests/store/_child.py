@@ -6,7 +6,8 @@ Usage: python _child.py OUT N [--kill MODE AT] [--sleep S] [--hold FILE] [--rss]
 ``--one-line-errors``: report a failure as the command line does (``Error: <message>``, exit status 1).
 
 Kill modes: ``mid-write`` (shard AT half written), ``before-sidecar`` (shard AT in place, no sidecar),
-``before-manifest`` (the first manifest write half done; AT is ignored).
+``before-manifest`` (the first manifest write half done; AT is ignored), ``before-remote-sidecar`` (a store at
+a URL: shard AT's data objects uploaded, its sidecar not).
 """
 
 from __future__ import annotations
@@ -73,6 +74,16 @@ def main() -> None:
                         f.write(json.dumps(obj)[: 50])
                     _die()
             _manifest.write_json_atomic = write_manifest_json
+        elif mode == "before-remote-sidecar":
+            from probekit.store import _remote
+
+            orig_upload = _remote.Remote.upload
+
+            def upload(self, src, rel):
+                if rel == f"shards/{_shards.shard_name(at)}.json":
+                    _die()
+                orig_upload(self, src, rel)
+            _remote.Remote.upload = upload
     if a.sleep:
         orig_fwd = model.forward_rows
 
