@@ -56,8 +56,8 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
 
 @main.command("probe")
 @click.option("--store", "stores", multiple=True,
-              help="Store directory or URL (s3://..., from extract_task), or MODEL=DIR / MODEL:VARIANT=DIR. Repeatable; the first "
-                   "is the reference of model comparisons.")
+              help="Store directory or URL (s3://..., from extract_task), or MODEL=DIR / MODEL:VARIANT=DIR. "
+                   "Repeatable; the first is the reference of model comparisons.")
 @click.option("--model", "models", multiple=True,
               help="Instead of --store: a model (alias, folder or hub name) to extract the task stores from, "
                    "into OUT/stores/ (reused on re-run). Repeatable.")

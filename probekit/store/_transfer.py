@@ -11,7 +11,6 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 from probekit.fingerprint import file_checksum
 from probekit.store._errors import EXAMPLES, LOCK, MANIFEST, CorruptShardError, StoreError
