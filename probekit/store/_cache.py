@@ -12,12 +12,14 @@ A cached file is hashed again when a store opened later first reads it, exactly 
 
 The data files of all cached stores share a size budget (``$PROBEKIT_CACHE_BYTES``, e.g. ``20GB``;
 default 20 GiB): before a file is fetched, the least recently used cached files are deleted until it fits.
-A file larger than the whole budget is still fetched (a read never fails for the budget), with a warning.
+The files of the two latest reads are never evicted, so the cache may exceed the budget by them: a read
+never fails for the budget (a file larger than the whole budget is fetched all the same, with a warning).
 A sidecar that changed in the remote store (the store was re-extracted) drops its shard's cached files.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import hashlib
 import logging
@@ -151,7 +153,7 @@ class _Budget:
     def __init__(self, root: Path, limit: int):
         self.root, self.limit = root, limit
 
-    def make_room(self, nbytes: int, keep: Path) -> None:
+    def make_room(self, nbytes: int, keep: Path, pinned=()) -> None:
         files = []
         for p in self.root.glob("stores/*/shards/*/*.bin"):
             try:
@@ -168,7 +170,7 @@ class _Budget:
         for _mtime, size, p in sorted(files):
             if total + nbytes <= self.limit:
                 break
-            if p == keep:
+            if p == keep or p in pinned:
                 continue
             p.unlink(missing_ok=True)  # a process that has it mapped keeps reading it (POSIX)
             total -= size
@@ -186,12 +188,14 @@ class ShardCache:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: dict[str, concurrent.futures.Future] = {}
         self.fetched = 0  # bytes fetched by this cache (a figure for benchmarks and logs)
+        #: the files of the latest reads: never evicted to make room for a prefetch or the next read
+        self._pinned: collections.deque[Path] = collections.deque(maxlen=2)
 
     def _lock(self, rel: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(rel, threading.Lock())
 
-    def fetch(self, sidecar: Mapping[str, Any], name: str) -> bool:
+    def fetch(self, sidecar: Mapping[str, Any], name: str, pin: bool = True) -> bool:
         """Make stream ``name`` of the shard ``sidecar`` describes present in the mirror; ``True`` when it was
         fetched now (and so verified), ``False`` when a cached copy was already there (the caller hashes it).
 
@@ -200,6 +204,8 @@ class ShardCache:
         info = sidecar["streams"][name]
         rel = f"shards/{shard_name(sidecar['shard'])}/{info['file']}"
         path = self.mirror / rel
+        if pin:
+            self._pinned.append(path)
         with self._lock(rel):
             try:
                 os.utime(path)  # most recently used
@@ -211,7 +217,7 @@ class ShardCache:
                 raise CorruptShardError(f"{self.remote.where(rel)} is {self.sizes.get(rel, 'missing')}"
                                         f"{' bytes' if rel in self.sizes else ''}, not the {size} bytes its sidecar "
                                         "declares; re-run probekit.extract with the same arguments to repair it")
-            self.budget.make_room(size, path)
+            self.budget.make_room(size, path, set(self._pinned))
             tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
             try:
                 self.remote.download(rel, tmp, size)
@@ -244,7 +250,7 @@ class ShardCache:
 
     def _quiet_fetch(self, sidecar: Mapping[str, Any], name: str) -> None:
         try:
-            self.fetch(sidecar, name)
+            self.fetch(sidecar, name, pin=False)
         except Exception as exc:  # noqa: BLE001  (the read of the same file raises it again)
             logger.debug("prefetch of shard %s stream %s failed: %s", sidecar["shard"], name, exc)
 

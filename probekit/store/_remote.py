@@ -77,6 +77,8 @@ class Remote:
         ``scheme://...`` of the store (its "folder").
     storage_options : dict, optional
         Passed to the fsspec driver (e.g. ``{"endpoint_url": ...}`` for S3).
+    bucket_ok : bool
+        Accept a bucket's root (only to list the stores in it; a store is always a folder inside a bucket).
 
     Examples
     --------
@@ -88,7 +90,7 @@ class Remote:
     {}
     """
 
-    def __init__(self, url: str, storage_options: dict | None = None):
+    def __init__(self, url: str, storage_options: dict | None = None, *, bucket_ok: bool = False):
         try:
             import fsspec
         except ImportError:
@@ -102,7 +104,8 @@ class Remote:
             raise StoreError(f"{url}: no fsspec driver for {self.scheme}:// ({exc}); for S3 pip install "
                              "'probekit[remote]'") from None
         self.root = root.rstrip("/")
-        if not self.root or self.root.count("/") == 0 and self.scheme in ("s3", "gs", "gcs", "az", "abfs"):
+        bucket_root = not self.root or self.root.count("/") == 0
+        if not bucket_ok and bucket_root and self.scheme in ("s3", "gs", "gcs", "az", "abfs"):
             raise StoreError(f"{url}: a store needs a folder inside the bucket (s3://bucket/NAME), not a bucket "
                              "root, so that probekit's objects never mix with others")
 

@@ -120,6 +120,7 @@ def pull(url: str, dest: str | os.PathLike) -> Transfer:
         probekit did not write or another store.
     """
     from probekit.store._layout import prepare_dir, writing
+    from probekit.store._manifest import write_manifest
     from probekit.store._shards import load_sidecar, verify_shard
     from probekit.store._store import ActivationStore
 
@@ -134,8 +135,10 @@ def pull(url: str, dest: str | os.PathLike) -> Transfer:
     with writing(dest):
         prepare_dir(dest, store.fingerprint, store.manifest["components"], overwrite=False)
         mirror = store.path
-        if (dest / MANIFEST).is_file() and (dest / MANIFEST).read_bytes() != (mirror / MANIFEST).read_bytes():
-            (dest / MANIFEST).unlink()  # an incomplete or older copy of the same store: complete it
+        have = (dest / MANIFEST).read_bytes() if (dest / MANIFEST).is_file() else None
+        if have != (mirror / MANIFEST).read_bytes():
+            # until every file is in place the copy says it is incomplete (and whose it is: a re-run resumes it)
+            write_manifest(dest / MANIFEST, {**store.manifest, "complete": False})
         root = dest / "shards"
         root.mkdir(exist_ok=True)
         for k, sc in enumerate(store._sidecars):
@@ -215,7 +218,7 @@ def list_stores(url: str) -> list[tuple[str, dict | None]]:
     from probekit.store._manifest import check_manifest
     from probekit.store._validate import parse_json
 
-    remote = Remote(url)
+    remote = Remote(url, bucket_ok=True)
     out = []
     for rel in sorted(remote.listing()):
         if rel != MANIFEST and not rel.endswith("/" + MANIFEST):
