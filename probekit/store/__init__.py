@@ -35,6 +35,7 @@ from probekit.store._manifest import (
 from probekit.store._row_view import RowView
 from probekit.store._rows import RowReader
 from probekit.store._store import ActivationStore, Batch, SiteView
+from probekit.store._transfer import Transfer, list_stores, pull, push, verify_store
 
 __all__ = [
     "ActivationStore",
@@ -49,14 +50,19 @@ __all__ = [
     "SiteView",
     "StoreError",
     "StoreLockedError",
+    "Transfer",
     "as_data",
     "derive",
     "extract",
     "find_examples",
+    "list_stores",
     "load_source",
     "native_bf16",
+    "pull",
+    "push",
     "read_json",
     "resolve_sites",
     "token_budget_batches",
+    "verify_store",
     "write_json_atomic",
 ]

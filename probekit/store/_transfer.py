@@ -50,6 +50,26 @@ def push(src: str | os.PathLike, url: str, *, overwrite: bool = False) -> Transf
     StoreError
         ``src`` is not a complete, intact store; ``url`` holds anything probekit did not write, or another
         store and not ``overwrite``.
+
+    Examples
+    --------
+    >>> import os, probekit, tempfile, transformers
+    >>> os.environ["PROBEKIT_CACHE"] = tempfile.mkdtemp()  # where stores at URLs are cached when read
+    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> d = tempfile.mkdtemp() + "/acts"
+    >>> _ = probekit.extract(m, ["a cat sat", "it rained"], ["L1.resid"], d)
+    >>> print(push(d, "memory://doc-bucket/acts"))
+    6 files copied (... bytes), 0 already there
+    >>> print(push(d, "memory://doc-bucket/acts"))
+    0 files copied (0 bytes), 6 already there
+    >>> verify_store("memory://doc-bucket/acts")
+    []
+    >>> [where for where, _ in list_stores("memory://doc-bucket")]
+    ['memory://doc-bucket/acts']
+    >>> pulled = tempfile.mkdtemp() + "/copy"
+    >>> print(pull("memory://doc-bucket/acts", pulled))
+    6 files copied (... bytes), 0 already there
     """
     from probekit.store._remote_write import Lease
     from probekit.store._store import ActivationStore
