@@ -9,8 +9,8 @@ network. Side by side in one run, on MiniLM-L6 and the UD English EWT train and 
 
 ``study``: the probe suite (upos and deprel, linear probes with control tasks, streamed from the store) on the
 local store, then on the remote store with a cold cache (emptied first: every shard fetched, hashed and
-prefetched while the previous one is fitted), then again with the warm cache; ``study_cold_vs_local`` and
-``study_warm_vs_local`` are their seconds over the local study's.
+prefetched while the previous one is fitted), then again with the warm cache, then on the local store once
+more; ``study_cold_vs_local`` and ``study_warm_vs_local`` are their seconds over the faster local study's.
 
 Writes ``benchmarks/results/remote_store.json`` (``ratios``, ``targets``, peak RSS, the machine facts and
 what else ran, ``--note``) and prints a table.
@@ -96,6 +96,11 @@ def run(a, endpoint: str, work: Path) -> dict:
     warm = probekit.ActivationStore.open(url)
     out["study_warm_s"], out["study_warm_anon_mb"] = _study(tasks, warm, n_boot)
     out["warm_fetched_bytes"] = warm._fetcher.fetched
+    # the local study again, last: the first study of a process also pays for warming up (allocator, kernels);
+    # the faster of the two local runs is the reference, which can only make the remote ratios look worse
+    again, _ = _study(tasks, probekit.ActivationStore.open(work / "local"), n_boot)
+    out["study_local_runs_s"] = [out["study_local_s"], again]
+    out["study_local_s"] = min(out["study_local_s"], again)
     return out
 
 

@@ -94,7 +94,7 @@ def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[st
     except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     st = store.manifest.get("stats", {})
-    click.echo(f"{store.path}: {store.n_examples} examples, {store.manifest['n_tokens']} tokens, "
+    click.echo(f"{store.location}: {store.n_examples} examples, {store.manifest['n_tokens']} tokens, "
                f"{len(store.sites)} sites ({', '.join(map(str, store.sites))}), {store.settings['dtype']}; "
                f"{st.get('shards_computed', 0)} shards computed, {st.get('shards_reused', 0)} reused"
                + (f"; interventions: {', '.join(map(repr, interventions))}" if interventions else ""))

@@ -197,7 +197,7 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     if isinstance(model, str):
         model = load_model(model)
     # opened against the model: another model's store raises FingerprintMismatchError naming it
-    sources = [ActivationStore.open(getattr(s, "path", s), model=model) for s in sources]
+    sources = [ActivationStore.open(getattr(s, "location", s), model=model) for s in sources]
     out_root = Path(out_root)
     kwargs.setdefault("tokens", False)
     groups = group_tasks(tasks)

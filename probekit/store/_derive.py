@@ -250,7 +250,7 @@ def derive(
             "format_version": FORMAT_VERSION, "fingerprint": fp, "components": components, "complete": False,
             "model": dict(sources[0].manifest["model"]), "sites": [str(s) for s in site_list], "settings": settings,
             "n_examples": len(data), "n_shards": n_shards, "files": {},
-            "derived_from": [str(st.path) for st in sources],
+            "derived_from": [st.location for st in sources],
         }, overwrite, data)
         root = out / "shards"
         manifest = read_manifest(out / MANIFEST)

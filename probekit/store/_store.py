@@ -189,7 +189,14 @@ class ActivationStore:
                     f"{path} was extracted from other data ({comps['data']['n_examples']} examples, sha256 "
                     f"{comps['data']['sha256'][:12]}...; given data: {len(as_data(data))} examples, sha256 "
                     f"{digest[:12]}...)")
-        store = cls(path, manifest, read_store_sidecars(path, manifest, sizes), verify)
+        try:
+            sidecars = read_store_sidecars(path, manifest, sizes)
+        except StoreError as exc:
+            if fetcher is None:
+                raise
+            # messages name the store's URL, not the cache folder its JSON files were checked in
+            raise type(exc)(str(exc).replace(str(path), fetcher.remote.url)) from None
+        store = cls(path, manifest, sidecars, verify)
         store._fetcher = fetcher
         if verify == "full":
             store.verify()
