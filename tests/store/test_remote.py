@@ -197,6 +197,21 @@ def test_remote_store_streams_into_the_probe_suite(s3_url, tmp_path):
     frames = [ProbeSuite(task, seeds=(0,), n_boot=50).run({"tiny": st}).to_frame() for st in (local, remote)]
     pd.testing.assert_frame_equal(frames[0], frames[1])
     assert remote._fetcher.fetched > 0 and remote._fetcher._pending  # the next shard was fetched ahead
+    res = CliRunner().invoke(main, ["probe", "--store", s3_url, "--task", "upos", "--ud-path", str(UD_SAMPLE_DEV),
+                                    "--limit", "60", "--n-boot", "50", "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    assert list((tmp_path / "cli").rglob("*.csv")) or list((tmp_path / "cli").rglob("*.parquet"))
+
+
+def test_s3_oversized_json_is_refused_unread(s3_url, local_ref, monkeypatch, tmp_path):
+    push(local_ref, s3_url)
+    sizes = Remote(s3_url).listing()
+    limit = sizes["manifest.json"]
+    assert sizes["shards/00000.json"] > limit
+    monkeypatch.setattr("probekit.store._cache.MAX_JSON_BYTES", limit)  # the sidecar is now "huge"
+    with pytest.raises(StoreError, match=rf"shards/00000\.json is \d+ bytes, more than the {limit} a probekit file"):
+        probekit.ActivationStore.open(s3_url)
+    assert not (tmp_path / "cache" / "stores").exists() or not list((tmp_path / "cache").rglob("00000.json"))
 
 
 def _forged_copy(local_ref, tmp_path, forge) -> tuple:
