@@ -32,7 +32,7 @@ def store() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace another probekit store at URL.")
 def push_cmd(src: str, url: str, overwrite: bool) -> None:
     """Upload the local store SRC to URL (verified first; shards already there are skipped)."""
-    from probekit.store._transfer import push
+    from probekit.store import push
 
     click.echo(f"{src} -> {url}: {push(src, url, overwrite=overwrite)}")
 
@@ -42,7 +42,7 @@ def push_cmd(src: str, url: str, overwrite: bool) -> None:
 @click.argument("dest", type=click.Path(file_okay=False))
 def pull_cmd(url: str, dest: str) -> None:
     """Download the store at URL into the local folder DEST (each file checked before it is kept)."""
-    from probekit.store._transfer import pull
+    from probekit.store import pull
 
     click.echo(f"{url} -> {dest}: {pull(url, dest)}")
 
@@ -51,7 +51,7 @@ def pull_cmd(url: str, dest: str) -> None:
 @click.argument("url")
 def ls_cmd(url: str) -> None:
     """The stores at or under URL: model, examples, shards, sites, dtype, complete or not."""
-    from probekit.store._transfer import list_stores
+    from probekit.store import list_stores
 
     found = list_stores(url)
     for where, info in found:
@@ -69,7 +69,7 @@ def ls_cmd(url: str) -> None:
 @click.argument("location")
 def verify_cmd(location: str) -> None:
     """Check every byte of the store at LOCATION (a folder or URL) against its checksums; exit 1 on damage."""
-    from probekit.store._transfer import verify_store
+    from probekit.store import verify_store
 
     problems = verify_store(location)
     if problems:

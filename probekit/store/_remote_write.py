@@ -160,6 +160,7 @@ class RemoteTarget:
         self.remote = Remote(url)
         self.remote._writable()
         self.url = self.remote.url
+        self.rank = rank
         self.stage = cache_root() / "staging" / f"{url_key(self.url)}.{rank}"
 
     # ------------------------------------------------------------ rank 0
@@ -246,10 +247,10 @@ class RemoteTarget:
 
     # ---------------------------------------------------------- every rank
     def read_manifest(self) -> dict:
-        """The store's manifest as rank 0 wrote it, copied into this rank's staging folder."""
-        if not (self.stage / MANIFEST).is_file():
-            if self.stage.exists():
-                shutil.rmtree(self.stage)
+        """The store's manifest as rank 0 wrote it (rank 0 has it staged; every other rank copies it into its
+        staging folder, emptied first of anything an earlier, killed run left there)."""
+        if self.rank != 0:
+            self.cleanup()
             write_bytes_atomic(self.stage / MANIFEST, self.remote.read_bytes(MANIFEST, MAX_JSON_BYTES))
         (self.stage / "shards").mkdir(parents=True, exist_ok=True)
         return read_manifest(self.stage / MANIFEST)
@@ -273,6 +274,8 @@ class RemoteTarget:
                     if key not in sizes:
                         raise StoreError(f"{self.remote.where(key)} is missing")
                     check_size(info, sizes[key], f"shard {name}, stream {stream}")
+                named = {f"shards/{name}/{info['file']}" for info in side["streams"].values()}
+                self.remote.remove(sorted(set(sizes) - named))  # objects its sidecar does not name
                 remove_shard(root, index)
                 return True
             except StoreError as exc:

@@ -134,6 +134,11 @@ def _cases():
                                 "ablate:L0.resid"],
         "intervene/outside-the-model": ["intervene", "--model", model, "--data", texts, "--out", out,
                                         "--intervene", "ablate:L9.resid"],
+        "store/non-store": ["store", "verify", ns],
+        "store/corrupt": ["store", "verify", cs],
+        "store/push-non-store": ["store", "push", ns, "memory://probekit-cli-errors/pushed"],
+        "store/pull-no-store": ["store", "pull", "memory://probekit-cli-errors/nothing-here", out],
+        "store/pull-unwritable": ["store", "pull", "memory://probekit-cli-errors/pushed-store", un],
         "intervene/unwritable": ["intervene", "--model", model, "--data", texts, "--out", un, "--intervene",
                                  "ablate:L0.resid"],
     }
@@ -148,6 +153,8 @@ def test_library_errors_are_one_error_line(paths, case, monkeypatch):
     # fetched data goes to a fresh cache of the test's own (an unwritable one for the unwritable case)
     cache = paths["unwritable"] if case == "data/unwritable" else paths["root"] / f"cache-{case.replace('/', '-')}"
     monkeypatch.setenv("PROBEKIT_CACHE", str(cache))
+    if case == "store/pull-unwritable":
+        probekit.store.push(paths["store"], "memory://probekit-cli-errors/pushed-store")
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 1, (r.exit_code, r.output, r.exception)
     assert isinstance(r.exception, SystemExit), repr(r.exception)  # not an uncaught exception
