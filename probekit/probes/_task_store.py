@@ -20,6 +20,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -120,6 +121,16 @@ def _levels(tasks) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return (("mean",) if word else ()), (("mean",) if sent else ())
 
 
+class _Root:
+    """A folder or a URL that ``/ name`` extends (``s3://b/x`` / ``upos`` is ``s3://b/x/upos``)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = str(root).rstrip("/") if "://" in str(root) else Path(root)
+
+    def __truediv__(self, name: str) -> str | Path:
+        return f"{self.root}/{name}" if isinstance(self.root, str) else self.root / name
+
+
 def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtype: str = "float32",
                   sources=(), **kwargs) -> list[tuple[list, object]]:
     """One store per group of tasks that share their examples, running the model over each sentence once.
@@ -190,15 +201,13 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     >>> os.listdir(root + "/tasks")
     ['upos+deprel']
     """
-    from pathlib import Path
-
     from probekit.store import ActivationStore, derive, find_examples
 
     if isinstance(model, str):
         model = load_model(model)
     # opened against the model: another model's store raises FingerprintMismatchError naming it
     sources = [ActivationStore.open(getattr(s, "location", s), model=model) for s in sources]
-    out_root = Path(out_root)
+    out_root = _Root(out_root)
     kwargs.setdefault("tokens", False)
     groups = group_tasks(tasks)
     frames = []

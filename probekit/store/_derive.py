@@ -42,6 +42,7 @@ from probekit.store._data import as_data
 from probekit.store._extract import check_pooling, pooling_component
 from probekit.store._layout import begin_store, finish_store, writing
 from probekit.store._manifest import FORMAT_VERSION, MANIFEST, StoreError, read_manifest
+from probekit.store._remote import local_path
 from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
 
@@ -154,9 +155,11 @@ def derive(
         The examples, in the order the new store keeps (as for
         :func:`probekit.extract`; metadata columns are kept). Pre-split
         examples are found by their words, texts by their text.
-    out : path
+    out : path or URL
         Store directory (reused when it holds this derivation, resumed when
-        interrupted; anything probekit did not write is refused untouched).
+        interrupted; anything probekit did not write is refused untouched). A
+        URL (``s3://...``) is derived into a local staging folder, then pushed
+        (see :func:`probekit.store.push`).
     sites : sequence of Site or str, optional
         Default: every token-level site of the first source.
     word_pooling, sentence_pooling : sequence of str
@@ -201,6 +204,18 @@ def derive(
     if isinstance(sources, (ActivationStore, str, os.PathLike)):
         sources = [sources]
     sources = [s if isinstance(s, ActivationStore) else ActivationStore.open(s) for s in sources]
+    if local_path(out) is None:  # a URL: derived in a local staging folder, then pushed (manifest last)
+        import shutil
+
+        from probekit.store._cache import cache_root, url_key
+        from probekit.store._transfer import push
+
+        stage = cache_root() / "staging" / f"{url_key(str(out))}.derive"
+        derive(sources, data, stage, sites, word_pooling=word_pooling, sentence_pooling=sentence_pooling,
+               dtype=dtype, shard_size=shard_size, overwrite=True, progress=progress, device=device)
+        push(stage, str(out), overwrite=overwrite)
+        shutil.rmtree(stage)
+        return ActivationStore.open(str(out))
     first = _check_sources(sources)
     word_pooling = check_pooling(word_pooling, WORD_POOLING, "word_pooling")
     sentence_pooling = check_pooling(sentence_pooling, SENTENCE_POOLING, "sentence_pooling")

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 import probekit
 from probekit.cli import main
-from probekit.store import CorruptShardError, StoreError, StoreLockedError
+from probekit.store import CorruptShardError, StoreError, StoreLockedError, derive
 from probekit.store._remote import Remote
 from probekit.store._remote_write import Lease
 from probekit.store._transfer import push
@@ -274,3 +274,17 @@ def test_remote_memory_and_file_urls(tiny, local_ref, tmp_path, monkeypatch):
     hub.scheme = "hf"  # hf:// itself needs the Hub (offline here): its scheme is what makes it read-only
     with pytest.raises(StoreError, match="read-only"):
         hub.put_bytes("manifest.json", b"{}")
+
+
+def test_remote_derive_from_and_into_s3(s3_url, tiny, local_ref, tmp_path):
+    push(local_ref, s3_url + "/tokens")
+    subset = make_texts(N)[5:17]
+    local = derive(probekit.ActivationStore.open(local_ref), subset, tmp_path / "derived", shard_size=5)
+    remote = derive(s3_url + "/tokens", subset, s3_url + "/derived", shard_size=5)
+    assert remote.url == s3_url + "/derived" and remote.fingerprint == local.fingerprint
+    got = remote_files(s3_url + "/derived")
+    want = store_files(tmp_path / "derived")
+    assert got.keys() == want.keys()
+    assert {k: v for k, v in got.items() if k != "manifest.json"} == {k: v for k, v in want.items()
+                                                                       if k != "manifest.json"}
+    assert not list((tmp_path / "cache" / "staging").glob("*.derive"))  # the staged copy is gone
