@@ -33,7 +33,7 @@ from typing import Any
 from probekit.fingerprint import file_checksum
 from probekit.store._errors import EXAMPLES, MANIFEST, CorruptShardError, StoreError
 from probekit.store._remote import Remote
-from probekit.store._shards import shard_name
+from probekit.store._shards import shard_name, verify_file
 from probekit.store._validate import MAX_JSON_BYTES
 
 __all__ = ["cache_root", "cache_budget", "ShardCache", "mirror_store", "open_remote", "write_bytes_atomic", "url_key"]
@@ -232,6 +232,24 @@ class ShardCache:
             self.fetched += size
             logger.debug("fetched %s (%d bytes)", self.remote.where(rel), size)
             return True
+
+    def check(self, store, k: int, name: str) -> None:
+        """What :class:`~probekit.store.ActivationStore` does before it maps stream ``name`` of shard ``k`` of a
+        store at a URL: fetch it (verified on the way) or hash the cached copy once (fetched again when damaged),
+        then start fetching the same stream of the next shard."""
+        sidecars = store._sidecars
+        if self.fetch(sidecars[k], name):
+            store._checked.add((k, name))
+        elif (k, name) not in store._checked:
+            try:
+                verify_file(store.path / "shards", sidecars[k], name)
+            except CorruptShardError as exc:
+                logger.warning("cached copy of %s: %s; fetching it again", self.remote.url, exc)
+                self.drop(sidecars[k], name)
+                self.fetch(sidecars[k], name)
+            store._checked.add((k, name))
+        if k + 1 < len(sidecars):
+            self.prefetch(sidecars[k + 1], name)
 
     def drop(self, sidecar: Mapping[str, Any], name: str) -> None:
         """Delete the cached copy of a stream (it failed its checksum: fetched again on the next read)."""

@@ -352,20 +352,8 @@ class ActivationStore:
         return self.url or str(self.path)
 
     def _check(self, k: int, name: str) -> None:
-        fetcher = self._fetcher
-        if fetcher is not None:
-            if fetcher.fetch(self._sidecars[k], name):  # fetched now: every byte checked on the way
-                self._checked.add((k, name))
-            elif (k, name) not in self._checked:  # a cached copy: hashed like a local file, fetched again if bad
-                try:
-                    verify_file(self.path / "shards", self._sidecars[k], name)
-                except CorruptShardError as exc:
-                    logger.warning("cached copy of %s: %s; fetching it again", self.url, exc)
-                    fetcher.drop(self._sidecars[k], name)
-                    fetcher.fetch(self._sidecars[k], name)
-                self._checked.add((k, name))
-            if k + 1 < len(self._sidecars):  # the next shard of the same stream, fetched while this one is read
-                fetcher.prefetch(self._sidecars[k + 1], name)
+        if self._fetcher is not None:  # a store at a URL: fetched (or a cached copy hashed), the next shard prefetched
+            self._fetcher.check(self, k, name)
             return
         if (k, name) not in self._checked:
             verify_file(self.path / "shards", self._sidecars[k], name)
