@@ -10,13 +10,6 @@ from probekit.cli._errors import check_output
 from probekit.cli._main import main
 
 
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def _conllu_file(ud_path: str | None, conllu: str | None) -> Path | None:
     if conllu:
         return Path(conllu)
@@ -52,24 +45,27 @@ def _gold_trees(store, path: Path) -> tuple[list, list]:
               help="The store's model (alias, folder or hub name); only its tokenizer is loaded.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--example", "example", default=0, show_default=True, help="Example drawn as heatmap and rollout.")
-@click.option("--layer", type=int, default=None,
-              help="Layer of the heatmap: block i's attention is layer i + 1 (default: the last stored).")
+@click.option("--layer", "layers", type=int, multiple=True,
+              help="Layer of a heatmap: block i's attention is layer i + 1 (repeatable; default: the first, middle "
+                   "and last stored).")
 @click.option("--ud-path", default=None,
               help="UD folder (e.g. the one 'probekit data path ud_ewt' prints): score heads as parsers against its "
                    "dev split.")
 @click.option("--conllu", default=None, type=click.Path(exists=True, dir_okay=False),
               help="CoNLL-U file the store was extracted from (its first N sentences): score heads as parsers.")
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Progress bars.")
-def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer: int | None, ud_path: str | None,
+def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layers: tuple[int, ...],
+                  ud_path: str | None,
                   conllu: str | None, progress: bool) -> None:
     """Attention report of a store: head statistics, special-token mass, grids, heatmap, rollout.
 
-    Writes, in the pipeline's layout and with its functions,
+    Writes what the attention stage of 'probekit run' writes, with the same
+    function:
     tables/attention_heads.csv (every head statistic), tables/special_mass.csv
     (mean [CLS]/[SEP]/punctuation/self/prev/next mass and entropy per layer),
     figures/attention__special_mass.png, figures/attention__grid_{sep,cls,entropy}.png
     (layer x head), figures/attention__heatmap_ex{I}_L{B}.png (example I, the
-    pattern of block B = layer - 1, mean over heads) and
+    pattern of block B = layer - 1, mean over heads, one per --layer) and
     figures/attention__rollout_ex{I}.png. With --conllu or --ud-path, also
     tables/dependency_heads.csv (every head as a parser) and
     tables/dependency_best.csv (best head per relation beside the
@@ -83,60 +79,29 @@ def attention_cmd(store_dir: str, model_spec: str, out: str, example: int, layer
       probekit attention --store runs/attn --model minilm-l6 --out runs/attn-report --example 3 --layer 6
     """
     check_output(out)
-    import torch
-
     from probekit.attention import AttentionSuite
-    from probekit.model import Site, load_tokenizer
-    from probekit.pipeline import Outputs, attention_outputs
-    from probekit.plots import attention_heatmap, pattern_frame
+    from probekit.model import load_tokenizer
+    from probekit.pipeline import attention_outputs
+    from probekit.runfolder import Outputs
     from probekit.store import ActivationStore, StoreError
 
-    outp = Path(out)
     try:
         store = ActivationStore.open(store_dir)
-        tokenizer = load_tokenizer(model_spec)
-        suite = AttentionSuite(store, tokenizer)
-        if not 0 <= example < store.n_examples:
-            raise ValueError(f"--example {example} is outside the store's {store.n_examples} examples")
-        stored = [b + 1 for b in suite.blocks]  # the layer axis: block i's pattern is layer i + 1
-        layer = stored[-1] if layer is None else layer
-        if layer not in stored:
-            raise ValueError(f"--layer {layer} has no stored attention pattern; stored layers: {stored} "
-                             "(block i's pattern L{i}.attn.pattern is layer i + 1)")
+        suite = AttentionSuite(store, load_tokenizer(model_spec))
         gold_path = _conllu_file(ud_path, conllu)
         gold = _gold_trees(store, gold_path) if gold_path is not None else None
+        written = Outputs(out)
+        tables = attention_outputs(suite, written, example=example, layers=list(layers) or None, gold=gold,
+                                   progress=progress)
     except (ValueError, FileNotFoundError, OSError, StoreError) as exc:
         raise click.ClickException(str(exc)) from exc
-    out_ = Outputs(outp)
-    _, mass = attention_outputs(suite, out_, progress=progress)
-
-    tokens = tokenizer.convert_ids_to_tokens(store.input_ids(example).tolist())
-    block = layer - 1
-    pattern = torch.from_numpy(store[Site(block, "attn.pattern")].example(example).astype("float32"))
-    out_.figure(lambda: attention_heatmap(
-        pattern_frame(pattern, tokens), title=f"example {example}, layer {layer} (L{block}.attn.pattern), "
-                                              "mean over heads"), "attention", f"heatmap_ex{example}_L{block}")
-    if suite.blocks == list(range(len(suite.blocks))):
-        roll = suite.rollout(example)
-        out_.figure(lambda: attention_heatmap(
-            pattern_frame(torch.as_tensor(roll[-1]), tokens),
-            title=f"example {example}, attention rollout through layer {len(suite.blocks)}"),
-                    "attention", f"rollout_ex{example}")
-    else:
-        click.echo(f"rollout skipped: it needs every block's pattern from block 0, the store has blocks "
-                   f"{suite.blocks}", err=True)
-
-    if gold is not None:
-        results, best, _ = suite.dependency_heads(*gold, progress=progress)
-        out_.table(results.to_frame(), "dependency_heads")
-        out_.table(best, "dependency_best")
-    written = out_.written
-
-    click.echo(f"{store.n_examples} examples, attention at layers {stored}; wrote {', '.join(written)} to {outp}")
-    click.echo(mass.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    stored = [b + 1 for b in suite.blocks]
+    click.echo(f"{store.n_examples} examples, attention at layers {stored}; wrote {', '.join(written.written)} "
+               f"to {out}")
+    click.echo(tables["special_mass"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if gold is not None:
         cols = ["relation", "layer", "block", "head", "direction", "accuracy", "baseline_accuracy", "n"]
-        click.echo(best[cols].head(10).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        click.echo(tables["dependency_best"][cols].head(10).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 @main.command("attribute")
@@ -155,12 +120,13 @@ def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, .
                   baseline: str, n_steps: int, num_labels: int | None) -> None:
     """Attribute a classifier's prediction to input tokens, methods side by side.
 
-    Writes attribution.html (every text, one row per method), attribution_{i}.png
-    per text, scores.csv (text, method, position, token, score, target,
-    f_input, completeness_error, delta) and results.csv, the same scores as
-    tidy result rows (task "attribution:ex{i}:{position}:{token}", metric the
-    method) plus, with two or more methods, their agreement over the content
-    tokens (metric "spearman:{a}~{b}", mean over texts with a bootstrap CI).
+    Writes what the attribution stage of 'probekit run' writes, with the same
+    function: attributions/example_{i}.html and figures/attributions__example_{i}.png
+    per text (one row per method), tables/attributions.csv (tidy rows),
+    tables/attribution_scores.csv (example, method, position, token, score,
+    target, f_input, completeness_error, delta) and, with two or more
+    methods, tables/attribution_agreement.csv (Spearman correlation per text
+    and pair of methods, over the content tokens).
     Prints each completeness error
     (|sum of scores - (f(input) - f(baseline))|, for integrated gradients,
     deeplift and gradient SHAP).
@@ -171,17 +137,14 @@ def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, .
           --text "dull and far too long" --method integrated_gradients --method saliency --out runs/attr
     """
     check_output(out)
-    import numpy as np
-    import pandas as pd
-
-    from probekit.attribution import METHODS, Attributor, agreement, agreement_results, attribution_results
-    from probekit.plots import attribution_html, attribution_png
+    from probekit.attribution import METHODS, Attributor
+    from probekit.pipeline import attribution_outputs
+    from probekit.runfolder import Outputs
     from probekit.variants import load_model
 
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise click.BadParameter(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}", param_hint="--method")
-    outp = Path(out)
     try:
         model = load_model(model_spec, head="sequence-classification", num_labels=num_labels)
         by_method = {m: Attributor(model, m).attribute(list(texts), target=target, baseline=baseline,
@@ -189,32 +152,12 @@ def attribute_cmd(model_spec: str, texts: tuple[str, ...], methods: tuple[str, .
                      for m in dict.fromkeys(methods)}
     except (ValueError, TypeError, FileNotFoundError, OSError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
-    outp.mkdir(parents=True, exist_ok=True)
-    rows, fragments = [], []
+    written = Outputs(out)
+    attribution_outputs(by_method, written, special_tokens=model.tokenizer.all_special_tokens, model=model_spec)
     for i in range(len(texts)):
-        atts = {m: res[i] for m, res in by_method.items()}
-        tokens = next(iter(atts.values())).tokens
-        scores = {m: np.asarray(a.scores, float) for m, a in atts.items()}
-        title = f"text {i}: target class {next(iter(atts.values())).target}"
-        fragments.append(attribution_html(tokens, scores, title=title))
-        _save(attribution_png(tokens, scores, title=title), outp / f"attribution_{i}.png")
-        for m, a in atts.items():
+        for m, res in by_method.items():
+            a = res[i]
             err = a.completeness_error
             click.echo(f"text {i} {m}: target {a.target}, f(input) {a.f_input:.4f}, completeness error "
                        + ("n/a" if err is None else f"{err:.4g}"))
-            for pos, (tok, s) in enumerate(zip(a.tokens, a.scores)):
-                rows.append({"text": i, "method": m, "position": pos, "token": tok, "score": float(s),
-                             "target": a.target, "f_input": a.f_input, "completeness_error": err, "delta": a.delta})
-    (outp / "attribution.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>probekit attribution</title>\n" + "\n".join(fragments) + "\n",
-        encoding="utf-8")
-    pd.DataFrame(rows).to_csv(outp / "scores.csv", index=False)
-    tidy = attribution_results(by_method, model=model_spec)
-    if len(by_method) > 1:
-        special = set(model.tokenizer.all_special_tokens)
-        first = next(iter(by_method.values()))
-        content = [np.array([t not in special for t in a.tokens]) for a in first]
-        table = agreement({m: [a.scores for a in res] for m, res in by_method.items()}, content=content)
-        tidy = tidy + agreement_results(table, per_example=True, model=model_spec)
-    tidy.to_csv(outp / "results.csv")
-    click.echo(f"wrote attribution.html, {len(texts)} PNG(s), scores.csv and results.csv to {outp}")
+    click.echo(f"wrote {', '.join(written.written)} to {out}")

@@ -7,16 +7,15 @@ from pathlib import Path
 
 import click
 
-from probekit.cli._errors import check_output
+from probekit.cli._errors import check_output, split_list
 from probekit.cli._main import main
-from probekit.cli._probe import _split
 
 logger = logging.getLogger(__name__)
 
 
 def _parse_layer_map(spec: str) -> dict[str, str]:
     out = {}
-    for item in _split((spec,)):
+    for item in split_list((spec,)):
         if "=" not in item:
             raise click.BadParameter(f"layer map entries look like SITE_A=SITE_B (e.g. L1.resid=L0.resid), "
                                      f"got {item!r}", param_hint="--layer-map")
@@ -25,49 +24,6 @@ def _parse_layer_map(spec: str) -> dict[str, str]:
     if not out:
         raise click.BadParameter("empty layer map", param_hint="--layer-map")
     return out
-
-
-def _summary(store_a, store_b, cmp, map_source: str, probe_table) -> str:
-    import pandas as pd
-
-    from probekit.pipeline import markdown_table as _markdown
-
-    name = lambda s: (s.manifest.get("model") or {}).get("name") or s.path.name
-    lines = [f"# Comparison: {name(store_a)} (A) vs {name(store_b)} (B)", "",
-             f"- A: `{store_a.path}` ({store_a.n_examples} examples)",
-             f"- B: `{store_b.path}` ({store_b.n_examples} examples)",
-             f"- level: {cmp.level}; rows per measure: "
-             + ", ".join(f"{m} {n:,}" for m, n in cmp.rows_used.items()),
-             f"- layer map ({map_source}): " + ", ".join(f"{a} -> {b}" for a, b in cmp.layer_map.items()), "",
-             "## Aligned layers", ""]
-    diag = None
-    for m in cmp.measures:
-        d = cmp.diagonal(m).round(4)
-        diag = d if diag is None else diag.merge(d, on=["site_a", "site_b"])
-    lines.append(_markdown(diag))
-    lines += ["## Most similar layer of A for each layer of B", "",
-              "(`procrustes` is a distance: smallest wins; every other measure: largest.)", ""]
-    best = []
-    for m in cmp.measures:
-        b = cmp.best_matches(m)
-        best.append(b.assign(measure=m)[["measure", "site", "best", "value", "margin", "mapped", "correct"]]
-                    .rename(columns={"site": "site_b", "best": "best_a", "mapped": "mapped_a"}).round(4))
-    table = pd.concat(best, ignore_index=True)
-    lines.append(_markdown(table))
-    for m in cmp.measures:
-        b = cmp.best_matches(m)
-        mapped = b["mapped"].notna()
-        lines.append(f"- {m}: {int(b.loc[mapped, 'correct'].sum())} of {int(mapped.sum())} mapped layers of B "
-                     "have their mapped layer of A as the most similar one.")
-    att = cmp.results.to_frame()
-    att = att[att["metric"].isin(["attention_jsd_bits", "attention_corr"])]
-    if not att.empty:
-        per_layer = att.pivot_table(index="layer", columns="metric", values="value", aggfunc="mean").round(4)
-        lines += ["", "## Attention deltas (mean over heads)", "", _markdown(per_layer.reset_index())]
-    if probe_table is not None and not probe_table.empty:
-        lines += ["", "## Probe deltas (B - A, seed mean, paired bootstrap over test examples)", "",
-                  _markdown(probe_table)]
-    return "\n".join(lines) + "\n"
 
 
 def _probe_deltas(store_a, store_b, tasks, lmap, source, ud_path, limit, task_seed, probe, seeds, n_boot, seed):
@@ -81,16 +37,7 @@ def _probe_deltas(store_a, store_b, tasks, lmap, source, ud_path, limit, task_se
         suite = ProbeSuite(task_objs, [probe], seeds, controls=False, n_boot=n_boot)
         suite.run([store])
         suites.append(suite)
-    res = probe_deltas(suites[0], suites[1], layer_map=lmap, n_boot=n_boot, seed=seed)
-    df = res.to_frame()
-    mean = df[df["metric"] == "delta_accuracy_mean"]
-    keys = ["task", "site", "layer", "site_b"]
-    acc = df[df["metric"].isin(["accuracy_a", "accuracy_b"])].pivot_table(
-        index=keys, columns="metric", values="value").reset_index()
-    acc.columns.name = None
-    table = mean[keys + ["value", "ci_low", "ci_high"]].rename(columns={"value": "delta_accuracy"})
-    table = acc.merge(table, on=keys).round(4)
-    return res, table
+    return probe_deltas(suites[0], suites[1], layer_map=lmap, n_boot=n_boot, seed=seed)
 
 
 @main.command("compare")
@@ -127,10 +74,13 @@ def compare_cmd(store_a: str, store_b: str, out: str, measures: tuple[str, ...],
                 n_boot: int) -> None:
     """Compare STORE_A (e.g. a base model) with STORE_B (e.g. its variant) on the same data.
 
-    Writes compare.csv (tidy: aligned layers, every matrix cell, attention
-    deltas), compare_diagonal.csv, summary.md, one heatmap PNG per measure,
-    diagonal.png (aligned-layer curves) and, with --probes,
-    probe_deltas.csv and probe_deltas.png.
+    Writes what the compare stage of 'probekit run' writes, with the same
+    function, so 'probekit report OUT' renders it: tables/compare.csv (every
+    matrix cell), tables/compare_diagonal.csv (aligned layers),
+    tables/compare_best.csv (most similar layer of A for each layer of B),
+    tables/attention_deltas.csv (per head, when both stores hold attention),
+    with --probes tables/probe_deltas.csv, figures/compare__*.png and
+    summaries/compare.md (also printed). B is named by its store folder.
 
     \b
     Examples:
@@ -140,10 +90,9 @@ def compare_cmd(store_a: str, store_b: str, out: str, measures: tuple[str, ...],
       probekit compare runs/upos-a runs/upos-b --probes upos --ud-path data/ud_en_ewt --limit 500 --out cmp
     """
     check_output(out)
-    import matplotlib.pyplot as plt
-
     from probekit.compare import compare, layer_map_for
-    from probekit.plots import diagonal_curves, probe_delta_heatmap, similarity_heatmap
+    from probekit.pipeline import compare_outputs
+    from probekit.runfolder import Outputs
     from probekit.store import ActivationStore
 
     try:
@@ -154,47 +103,20 @@ def compare_cmd(store_a: str, store_b: str, out: str, measures: tuple[str, ...],
                 (s.manifest.get("components") or {}).get("recipe") for s in (sa, sb)) else "same-named sites"
         else:
             lmap, map_source = _parse_layer_map(layer_map), "given"
-        cmp = compare(sa, sb, layer_map=lmap, level=level, measures=_split(measures), max_rows=max_rows,
+        cmp = compare(sa, sb, layer_map=lmap, level=level, measures=split_list(measures), max_rows=max_rows,
                       seed=seed, attention=attention, progress=False)
-        probe_res = probe_table = None
-        tasks = _split(probe_tasks)
+        probe_res = None
+        tasks = split_list(probe_tasks)
         if tasks:
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-            probe_res, probe_table = _probe_deltas(sa, sb, tasks, lmap, source, ud_path, limit, task_seed, probe,
-                                                   seed_list, n_boot, seed)
+            probe_res = _probe_deltas(sa, sb, tasks, lmap, source, ud_path, limit, task_seed, probe, seed_list,
+                                      n_boot, seed)
     except (ValueError, LookupError, FileNotFoundError, TypeError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    cmp.to_results(matrix=True).to_csv(out_dir / "compare.csv")
-    diag = cmp.results.to_frame()
-    att = diag[diag["metric"].isin(["attention_jsd_bits", "attention_corr"])]
-    diag[~diag.index.isin(att.index)].to_csv(out_dir / "compare_diagonal.csv", index=False)
-    written += ["compare.csv", "compare_diagonal.csv"]
-    if not att.empty:
-        att.to_csv(out_dir / "attention_deltas.csv", index=False)
-        written.append("attention_deltas.csv")
-    for m, frame in cmp.matrices.items():
-        vmax = max(1.0, float(frame.values.max())) if m == "procrustes" else 1.0
-        fig = similarity_heatmap(frame, title=f"{m} ({level} level): A rows, B columns", vmax=vmax)
-        fig.savefig(out_dir / f"heatmap_{m}.png", dpi=110)
-        plt.close(fig)
-        written.append(f"heatmap_{m}.png")
-    fig, axes = plt.subplots(1, len(cmp.measures), figsize=(5.2 * len(cmp.measures), 3.6), squeeze=False)
-    for ax, m in zip(axes[0], cmp.measures):
-        diagonal_curves(diag, measure=m, ax=ax)
-    fig.savefig(out_dir / "diagonal.png", dpi=110)
-    plt.close(fig)
-    written.append("diagonal.png")
-    if probe_res is not None:
-        probe_res.to_csv(out_dir / "probe_deltas.csv")
-        fig = probe_delta_heatmap(probe_res.to_frame())
-        fig.savefig(out_dir / "probe_deltas.png", dpi=110)
-        plt.close(fig)
-        written += ["probe_deltas.csv", "probe_deltas.png"]
-    md = _summary(sa, sb, cmp, map_source, probe_table)
-    (out_dir / "summary.md").write_text(md, encoding="utf-8")
-    written.append("summary.md")
-    click.echo(md)
-    click.echo(f"wrote {', '.join(written)} to {out_dir}")
+    name = Path(store_b).resolve().name
+    written = Outputs(out)
+    compare_outputs({name: cmp}, written, probe_deltas={name: probe_res} if probe_res is not None else None)
+    click.echo(f"A: {sa.path} ({sa.n_examples} examples); B: {sb.path} ({sb.n_examples} examples); "
+               f"layer map {map_source}")
+    click.echo((Path(out) / "summaries" / "compare.md").read_text(encoding="utf-8"))
+    click.echo(f"wrote {', '.join(written.written)} to {out}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["Group", "error_message", "check_output"]
+__all__ = ["Group", "error_message", "check_output", "split_list"]
 
 logger = logging.getLogger("probekit.cli")
 
@@ -76,3 +76,16 @@ def check_output(path: str | os.PathLike, *, kind: str = "directory") -> Path:
     if not os.access(target, os.W_OK | os.X_OK):
         raise click.ClickException(f"cannot write to {path}: {target} is not writable (permission denied)")
     return path
+
+
+def split_list(values: tuple[str, ...] | list[str] | str | None) -> list[str]:
+    """Comma-separated option values (one or several, as a repeatable option gives them) as one list.
+
+    >>> split_list(("upos, deprel", "sentlen")), split_list("L1.resid,"), split_list(None)
+    (['upos', 'deprel', 'sentlen'], ['L1.resid'], [])
+    """
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = (values,)
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]

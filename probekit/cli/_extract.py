@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import click
 
-from probekit.cli._errors import check_output
+from probekit.cli._errors import check_output, split_list
 from probekit.cli._main import main
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
 
 INTERVENE_HELP = ("Intervene during the forward pass (repeatable, applied in order): 'ablate:SITE' (zero the "
                   "site), 'heads:BLOCK:H1,H2' (zero attention heads of a block), 'erase:DIR' (an eraser saved by "
@@ -87,8 +82,8 @@ def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[st
     try:
         data = load_source(source, limit=limit)
         model = load_model(model_spec)
-        store = extract(model, data, _split(sites), out, dtype=dtype, tokens=not no_tokens,
-                        word_pooling=_split(word_pooling), sentence_pooling=_split(sentence_pooling),
+        store = extract(model, data, split_list(sites), out, dtype=dtype, tokens=not no_tokens,
+                        word_pooling=split_list(word_pooling), sentence_pooling=split_list(sentence_pooling),
                         shard_size=shard_size, batch_tokens=batch_tokens, long_inputs=long_inputs,
                         autocast=autocast, progress=progress, overwrite=overwrite, interventions=interventions)
     except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from probekit.cli._errors import check_output
+from probekit.cli._errors import check_output, split_list
 from probekit.cli._main import main
 
 
@@ -26,12 +26,6 @@ def _class_indices(labels: list, names) -> list[int]:
     except ValueError:
         order = list(names)
         return [order.index(str(v)) for v in labels]
-
-
-def _sites(text: str | None) -> list[str] | None:
-    if not text:
-        return None
-    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 _TASK_OPTIONS = [
@@ -117,9 +111,11 @@ def amnesic_cmd(model_spec, task_name, source, ud_path, limit, seed, sites, beha
                 n_boot, out, progress) -> None:
     """Amnesic probing: erase a property at each layer, measure the behaviour change against random erasure.
 
-    Writes OUT/tables/amnesic.csv (tidy rows), OUT/figures/amnesic__by_layer.png,
-    OUT/run.json and the report (OUT/report.html, report.md) with an
-    "Amnesic probing" section.
+    Writes, with the function the pipeline's amnesic stage uses,
+    OUT/tables/amnesic.csv (tidy rows), OUT/tables/amnesic_summary.csv (one
+    row per site), OUT/figures/amnesic__by_layer.png,
+    OUT/summaries/amnesic.md, OUT/run.json and the report (OUT/report.html,
+    report.md) with an "Amnesic probing" section.
 
     \b
     Examples:
@@ -129,11 +125,12 @@ def amnesic_cmd(model_spec, task_name, source, ud_path, limit, seed, sites, beha
     check_output(out)
     if held_out < 1 or n_random < 1 or n_boot < 1:
         raise click.ClickException("--held-out, --n-random and --n-boot must be >= 1")
-    from probekit.interventions import ClassifierBehaviour, NextTokenBehaviour, amnesic_probe, amnesic_table
+    from probekit.interventions import ClassifierBehaviour, NextTokenBehaviour, amnesic_probe
     from probekit.model import as_hooked_model
-    from probekit.plots import amnesic_plot
+    from probekit.pipeline import amnesic_outputs
     from probekit.probes import extract_task
     from probekit.report import write_report
+    from probekit.runfolder import RUN_JSON, Outputs
     from probekit.variants import is_variant_folder, load_model  # probekit.load_model: saved variants too
 
     t0 = time.time()
@@ -164,21 +161,16 @@ def amnesic_cmd(model_spec, task_name, source, ud_path, limit, seed, sites, beha
                                        f"{n_out} outputs")
         beh = ClassifierBehaviour(texts, labels)
     out_p = Path(out)
-    store = extract_task(model, task, out_p / "store", _sites(sites), progress=progress)
+    store = extract_task(model, task, out_p / "store", split_list(sites) or None, progress=progress)
     res = amnesic_probe(model, store, task, beh, method=method, n_random=n_random, seed=seed, n_boot=n_boot,
                         progress=progress)
-    (out_p / "tables").mkdir(parents=True, exist_ok=True)
-    (out_p / "figures").mkdir(exist_ok=True)
-    res.to_csv(out_p / "tables" / "amnesic.csv")
-    table = amnesic_table(res)
-    fig = amnesic_plot(table)
-    fig.savefig(out_p / "figures" / "amnesic__by_layer.png", dpi=110)
+    table = amnesic_outputs(res, Outputs(out_p))["amnesic_summary"]
     run = {"name": out_p.name, "command": "amnesic", "model": model_spec, "task": task_name, "source": source,
            "behaviour": behaviour, "method": method, "seed": seed, "n_held_out": len(texts),
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(time.time() - t0, 1),
            "stores": {"task": store.fingerprint}}
-    (out_p / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+    (out_p / RUN_JSON).write_text(json.dumps(run, indent=1) + "\n")
     path = write_report(out_p)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     click.echo(f"wrote {out_p / 'tables' / 'amnesic.csv'} and {path}")

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import click
 
-from probekit.cli._errors import check_output
+from probekit.cli._errors import check_output, split_list
 from probekit.cli._main import main
 
 logger = logging.getLogger(__name__)
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
 def _store_key(spec: str):
@@ -86,12 +82,12 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
               tasks: tuple[str, ...], out: str,
               source: str, ud_path: str | None, limit: int | None, task_seed: int, probes: tuple[str, ...],
               seeds: str, n_boot: int, controls: bool, autocast: str | None, device: str | None) -> None:
-    """Probe stored activations for tasks; write the probe tables, plots and summary.md.
+    """Probe stored activations for tasks; write the probe tables, plots and summaries/probes.md.
 
     The tables and figures are the pipeline's own (the same functions write
     them): tables/probes.csv (tidy rows), tables/probe_summary.csv (per task,
     probe and layer), tables/expected_layer.csv, tables/probe_best.csv (the
-    best layer of each task, also as summary.md) and figures/probes__*.png,
+    best layer of each task, also as summaries/probes.md) and figures/probes__*.png,
     so 'probekit report OUT' renders them. --task-seed also seeds the control
     tasks, as the pipeline's seed does.
 
@@ -113,8 +109,9 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
     """
     check_output(out)
     from probekit.data import build_task
-    from probekit.pipeline import Outputs, best_layers, markdown_table, probe_outputs
+    from probekit.pipeline import probe_outputs
     from probekit.probes import ProbeSuite
+    from probekit.runfolder import Outputs
     from probekit.store import ActivationStore
 
     if bool(stores) == bool(models):
@@ -128,7 +125,7 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
         raise click.UsageError("--from-store needs exactly one --model (the model its token rows come from)")
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        task_objs = [build_task(t, source, path=ud_path, limit=limit, seed=task_seed) for t in _split(tasks)]
+        task_objs = [build_task(t, source, path=ud_path, limit=limit, seed=task_seed) for t in split_list(tasks)]
         # every suite setting (--n-boot, --seeds) is checked now, before any store is extracted or probe trained
         ProbeSuite(task_objs, list(probes), seed_list, controls=controls, n_boot=n_boot, control_seed=task_seed)
         if models:
@@ -150,10 +147,7 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
             results = part if results is None else results + part
     except (ValueError, LookupError, FileNotFoundError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
-    out_dir = Path(out)
-    written = Outputs(out_dir)
-    summary = probe_outputs(results, written, controls=controls)
-    best = markdown_table(best_layers(summary))
-    (out_dir / "summary.md").write_text(best, encoding="utf-8")
-    click.echo(best)
-    click.echo(f"wrote {', '.join(written.written + ['summary.md'])} to {out_dir}")
+    written = Outputs(out)
+    probe_outputs(results, written, controls=controls)
+    click.echo((Path(out) / "summaries" / "probes.md").read_text(encoding="utf-8"))
+    click.echo(f"wrote {', '.join(written.written)} to {out}")

@@ -21,9 +21,19 @@ machine, and ``stage_keys``: each stage's key under the config, so that a
 report leaves out tables an earlier config left), ``.stages/<stage>.json``
 (each stage's key, state and outputs), ``config.yaml``, ``stores/``, ``models/``, ``tables/*.csv``,
 ``figures/<section>__<name>.png``, ``attributions/*.html`` and the report.
-The ``probekit probe`` and ``probekit attention`` commands write their tables
-and figures with the same functions (:func:`probe_outputs`,
-:func:`attention_outputs`, through :class:`Outputs`), into the same layout.
+The layout is owned by :mod:`probekit.runfolder` (its writer
+:class:`~probekit.runfolder.Outputs` and reader
+:class:`~probekit.runfolder.RunFolder`). Each analysis turns its results into
+tables and figures in one function, called by its stage and by its command
+(``probekit probe``, ``attention``, ``compare``, ``attribute``, ``amnesic``):
+:func:`probe_outputs`, :func:`attention_outputs`, :func:`compare_outputs`,
+:func:`attribution_outputs`, :func:`amnesic_outputs`.
+
+Modules: ``_config`` (schema, defaults, validation), ``_runner`` (stage keys,
+records, reuse), ``_stages`` (the stage table), ``_analysis`` (extract, task
+stores, probes, attention), ``_variants`` (fine-tuning, variants,
+attribution, compare), ``_common`` (model spec, sentences), ``_tables``,
+``_compare_tables`` and ``_model_tables`` (the per-analysis outputs).
 
 Notes
 -----
@@ -56,6 +66,7 @@ Rotten Tomatoes sentences), cached stage by stage:
 {'task_stores': True, 'probes': True}
 """
 
+from probekit.pipeline._compare_tables import compare_outputs, probe_delta_table
 from probekit.pipeline._config import (
     DEMO_CONFIG,
     FULL_OVERRIDES,
@@ -67,9 +78,10 @@ from probekit.pipeline._config import (
     resolve,
     validate,
 )
-from probekit.pipeline._outputs import Outputs, attention_outputs, best_layers, markdown_table, probe_outputs
+from probekit.pipeline._model_tables import amnesic_outputs, attribution_outputs
 from probekit.pipeline._runner import Context, plan, run_experiment, stage_key
 from probekit.pipeline._stages import STAGES, Stage
+from probekit.pipeline._tables import attention_outputs, best_layers, probe_outputs
 
 __all__ = [
     "DEMO_CONFIG",
@@ -79,14 +91,16 @@ __all__ = [
     "STAGES",
     "ConfigError",
     "Context",
-    "Outputs",
     "Stage",
+    "amnesic_outputs",
     "attention_outputs",
+    "attribution_outputs",
     "best_layers",
+    "compare_outputs",
     "load_config",
-    "markdown_table",
     "merge",
     "plan",
+    "probe_delta_table",
     "probe_outputs",
     "resolve",
     "run_experiment",

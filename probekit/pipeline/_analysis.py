@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-import pandas as pd
-
 from probekit.attention import AttentionSuite
 from probekit.data import build_task
-from probekit.model import Site
-from probekit.pipeline._common import (
-    fresh_store,
-    load_base,
-    model_spec,
-    sentences_frame,
-    try_figure,
-)
-from probekit.pipeline._outputs import Outputs, attention_outputs, best_layers, probe_outputs
-from probekit.plots import (
-    attention_heatmap,
-    pattern_frame,
-)
+from probekit.pipeline._common import fresh_store, load_base, model_spec, outputs, sentences_frame
+from probekit.pipeline._tables import attention_outputs, probe_outputs
 from probekit.probes import ProbeSuite, extract_tasks, group_tasks, random_init_copy
 from probekit.results import Results
 from probekit.store import ActivationStore, StoreError, extract, resolve_sites
@@ -143,45 +129,25 @@ def stage_probes(ctx) -> dict:
         suite = ProbeSuite(group, list(pc["probes"]), pc["seeds"], controls=pc["controls"], n_boot=pc["n_boot"],
                            control_seed=cfg["seed"])
         results = results + suite.run(stores)
-    out = Outputs(ctx.run_dir, figures=ctx.cfg["outputs"]["figures"])
-    summary = probe_outputs(results, out, controls=pc["controls"])
-    best = best_layers(summary)
+    out = outputs(ctx)
+    tables = probe_outputs(results, out, controls=pc["controls"])
+    best = tables["probe_best"]
     return {"outputs": out.written, "info": {"best": best[["task", "probe", "layer", "accuracy"]].to_dict("records")}}
-
 
 
 def stage_attention(ctx) -> dict:
     """Head statistics, [CLS]/[SEP] mass by layer, one sentence's heatmaps and its rollout map."""
-    import torch
-
     ac = ctx.cfg["attention"]
     store = ActivationStore.open(ctx.run_dir / "stores" / "main")
-    tok = load_base(ctx).tokenizer
-    suite = AttentionSuite(store, tok)
-    out = Outputs(ctx.run_dir, figures=ctx.cfg["outputs"]["figures"])
-    sdf, mass = attention_outputs(suite, out, progress=ctx.progress)
-    outputs = out.written
+    suite = AttentionSuite(store, load_base(ctx).tokenizer)
+    out = outputs(ctx)
     i = int(ac["example"])
-    if not 0 <= i < store.n_examples:
-        raise ValueError(f"attention.example is {i}, but the store has {store.n_examples} examples")
-    tokens = tok.convert_ids_to_tokens(store.input_ids(i).tolist())
-    n = len(suite.blocks)
-    # heatmap_layers are on the layer axis: block i's pattern is layer i + 1
-    stored = [b + 1 for b in suite.blocks]
-    layers = ac["heatmap_layers"] if ac["heatmap_layers"] is not None else sorted({1, n // 2 + 1, n})
-    for lay in layers:
-        if lay not in stored:
-            raise ValueError(f"attention.heatmap_layers names layer {lay}; the stored attention patterns are layers "
-                             f"{stored} (block i's pattern is layer i + 1; layer 0, the embeddings, has none)")
-        block = lay - 1
-        p = torch.from_numpy(np.asarray(store[Site(block, "attn.pattern")].example(i), np.float32))
-        try_figure(ctx, lambda p=p, lay=lay, block=block: attention_heatmap(
-            pattern_frame(p, tokens, head="mean"), title=f"layer {lay} (L{block}.attn.pattern), mean over heads"),
-                   "attention", f"heatmap_L{block}", outputs)
-    roll = suite.rollout(i)[-1]
-    frame = pd.DataFrame(roll, index=tokens, columns=tokens)
-    try_figure(ctx, lambda: attention_heatmap(frame, title=f"attention rollout through layer {n}"), "attention",
-               "rollout", outputs)
+    try:
+        tables = attention_outputs(suite, out, example=i, layers=ac["heatmap_layers"], progress=ctx.progress)
+    except ValueError as exc:
+        raise ValueError(f"attention (example {i}, heatmap_layers {ac['heatmap_layers']}): {exc}") from exc
+    sdf, mass = tables["attention_heads"], tables["special_mass"]
     top = sdf[sdf["metric"] == "sep"].nlargest(3, "value")[["layer", "block", "head", "value"]]
-    return {"outputs": outputs, "info": {"example": " ".join(store.words(i)), "top_sep_heads": top.to_dict("records"),
-                                         "special_mass": mass.round(4).to_dict("records")}}
+    return {"outputs": out.written, "info": {"example": " ".join(store.words(i)),
+                                             "top_sep_heads": top.to_dict("records"),
+                                             "special_mass": mass.round(4).to_dict("records")}}

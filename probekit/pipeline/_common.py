@@ -9,7 +9,7 @@ import pandas as pd
 
 from probekit.data import load_sentences
 from probekit.labels import canonical_label
-from probekit.pipeline._outputs import Outputs
+from probekit.runfolder import Outputs
 from probekit.store import FingerprintMismatchError
 from probekit.variants import load_model
 
@@ -52,20 +52,9 @@ def sentences_frame(cfg: dict, limit: int | None) -> pd.DataFrame:
     return df
 
 
-def _outputs(ctx, outputs: list[str]) -> Outputs:
-    out = Outputs(ctx.run_dir, figures=ctx.cfg["outputs"]["figures"])
-    out.written = outputs  # what it writes is recorded in the stage's list
-    return out
-
-
-def try_figure(ctx, make, section: str, name: str, outputs: list[str]) -> None:
-    """Make and save a figure when the config asks for figures (see :meth:`Outputs.figure`)."""
-    _outputs(ctx, outputs).figure(make, section, name)
-
-
-def write_table(ctx, df: pd.DataFrame, name: str, outputs: list[str]) -> None:
-    """Write ``tables/<name>.csv`` (see :meth:`Outputs.table`)."""
-    _outputs(ctx, outputs).table(df, name)
+def outputs(ctx, written: list[str] | None = None) -> Outputs:
+    """The run folder's writer, figures as the config says; what it writes is appended to ``written``."""
+    return Outputs(ctx.run_dir, figures=ctx.cfg["outputs"]["figures"], written=written)
 
 
 def fresh_store(ctx, make):

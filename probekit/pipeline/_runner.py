@@ -40,6 +40,7 @@ from probekit.fingerprint import hash_json
 from probekit.pipeline._config import resolve
 from probekit.pipeline._stages import STAGES, Stage
 from probekit.profiling import Profile
+from probekit.runfolder import CONFIG_FILE, RUN_JSON, stage_record_path
 from probekit.version import __version__
 
 __all__ = ["Stage", "Context", "run_experiment", "stage_key", "plan", "expected_keys"]
@@ -125,7 +126,7 @@ def _reusable(rec: dict | None, key: str, run_dir: Path) -> bool:
 
 
 def _record_path(run_dir: Path, name: str) -> Path:
-    return run_dir / ".stages" / f"{name}.json"
+    return stage_record_path(run_dir, name)
 
 
 def _load_record(run_dir: Path, name: str) -> dict | None:
@@ -199,7 +200,7 @@ def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, pr
     cfg = resolve(cfg, base_dir=base_dir)
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     ctx = Context(cfg, run_dir, force=force, progress=progress)
     emit = on_event or (lambda *a: None)
     info = {"name": cfg["name"], "config": cfg, "probekit_version": __version__, "versions": _versions(),
@@ -217,11 +218,11 @@ def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, pr
     # before any stage runs: run.json names the config's stage keys, so a report of an interrupted run can tell
     # the tables of this config from those an earlier config left
     info["stage_keys"] = expected_keys(stages, cfg, run_dir, ctx.records, force=force)
-    _write_json(run_dir / "run.json", info)
+    _write_json(run_dir / RUN_JSON, info)
     for stage in stages:
         if stage.closing and info["finished"] is None:
             _finish(info)  # every analysis stage is done: the closing stages read a finished run.json
-            _write_json(run_dir / "run.json", info)
+            _write_json(run_dir / RUN_JSON, info)
         t0, c0 = time.perf_counter(), time.process_time()
         key = stage_key(stage, cfg, ctx.records)
         rec = None if force else _load_record(run_dir, stage.name)
@@ -251,9 +252,9 @@ def run_experiment(cfg: dict, out: str | os.PathLike, *, force: bool = False, pr
         info["stages"][stage.name] = {"key": rec["key"], "computed_seconds": round(rec.get("seconds", 0.0), 3),
                                       "profile": rec.get("profile", {}), "info": rec.get("info", {})}
         info["stage_keys"] = expected_keys(stages, cfg, run_dir, ctx.records, force=force)
-        _write_json(run_dir / "run.json", info)
+        _write_json(run_dir / RUN_JSON, info)
     _finish(info, keep_time=info["finished"] is not None)
-    _write_json(run_dir / "run.json", info)
+    _write_json(run_dir / RUN_JSON, info)
     return info
 
 

@@ -7,16 +7,15 @@ import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from probekit.attention import head_importance
-from probekit.attribution import Attributor, agreement, attribution_results
-from probekit.compare import attention_deltas, compare, probe_deltas
+from probekit.attribution import Attributor
+from probekit.compare import compare, layer_map_for, probe_deltas
 from probekit.data import build_task
-from probekit.model import site_layer
-from probekit.pipeline._common import fresh_store, model_spec, sentences_frame, try_figure, write_table
-from probekit.plots import attribution_html, attribution_png, layer_head_grid, similarity_heatmap
+from probekit.pipeline._common import fresh_store, model_spec, outputs, sentences_frame
+from probekit.pipeline._compare_tables import compare_outputs
+from probekit.pipeline._model_tables import attribution_outputs
 from probekit.probes import ProbeSuite, extract_task
 from probekit.store import extract
 from probekit.variants import (
@@ -169,10 +168,10 @@ def stage_variants(ctx) -> dict:
     table["recipe"] = [json.dumps(v.recipe.to_dict(), default=str) for v in made.values()]
     table["layers"] = [v.model.n_layers for v in made.values()]
     table["warnings"] = [_warnings(v) for v in made.values()]
-    outputs: list[str] = [f"models/{n}" for n in made if n != "finetuned"]
-    write_table(ctx, table, "variants", outputs)
-    try_figure(ctx, lambda: _variants_plot(table), "variants", "accuracy_latency", outputs)
-    return {"outputs": outputs, "fingerprints": {f"model:{n}": v.fingerprint() for n, v in made.items()},
+    out = outputs(ctx, [f"models/{n}" for n in made if n != "finetuned"])
+    out.table(table, "variants")
+    out.figure(lambda: _variants_plot(table), "variants", "accuracy_latency")
+    return {"outputs": out.written, "fingerprints": {f"model:{n}": v.fingerprint() for n, v in made.items()},
             "info": {"test_sentences": len(sp["test"]),
                      "table": table.drop(columns=["recipe"]).round(4).to_dict("records")}}
 
@@ -209,28 +208,13 @@ def stage_attribution(ctx) -> dict:
     texts = list(pick["text"])
     model = _finetuned(ctx).model
     by_method = {m: Attributor(model, m).attribute(texts, n_steps=ac["n_steps"]) for m in ac["methods"]}
-    outputs: list[str] = []
-    label_names = {0: "negative", 1: "positive"}
-    for k in range(len(texts)):
-        first = by_method[ac["methods"][0]][k]
-        scores = {m: by_method[m][k].scores for m in ac["methods"]}
-        gold = label_names.get(int(pick["label"].iloc[k]), str(pick["label"].iloc[k]))
-        title = f"example {k}: predicted {label_names.get(first.target, first.target)}, gold {gold}"
-        rel = f"attributions/example_{k}.html"
-        ctx.path(rel).write_text(attribution_html(first.tokens, scores, title=title), encoding="utf-8")
-        outputs.append(rel)
-        try_figure(ctx, lambda t=first.tokens, s=scores, ti=title: attribution_png(t, s, title=ti), "attributions",
-                   f"example_{k}", outputs)
-    # one row per token and method (example, position, token columns) plus per-example summaries
-    tidy = attribution_results(by_method, task="sentiment", model=str(model.name), variant="finetuned",
-                               split="test").to_frame()
-    write_table(ctx, tidy, "attributions", outputs)
-    content = [np.array([t not in ("[CLS]", "[SEP]", "<s>", "</s>") for t in a.tokens]) for a in
-               by_method[ac["methods"][0]]]
-    agree = agreement({m: [a.scores for a in atts] for m, atts in by_method.items()}, content=content)
-    write_table(ctx, agree, "attribution_agreement", outputs)
-    return {"outputs": outputs, "info": {"texts": texts,
-                                         "mean_spearman": float(agree["spearman"].mean()) if len(agree) else None}}
+    out = outputs(ctx)
+    tables = attribution_outputs(by_method, out, special_tokens=model.tokenizer.all_special_tokens,
+                                 label_names={0: "negative", 1: "positive"}, gold=list(pick["label"]),
+                                 task="sentiment", model=str(model.name), variant="finetuned", split="test")
+    agree = tables.get("attribution_agreement")
+    mean = float(agree["spearman"].mean()) if agree is not None and len(agree) else None
+    return {"outputs": out.written, "info": {"texts": texts, "mean_spearman": mean}}
 
 
 # ------------------------------------------------------------------ compare
@@ -251,18 +235,6 @@ def _extract_for_compare(model, data, out: Path, progress: bool, overwrite: bool
                    progress=progress, overwrite=overwrite)
 
 
-def _maps(layer_map, n_heads: int) -> tuple[dict, dict]:
-    """Site map (original -> variant) and head map ((layer, head) original -> variant) from a LayerMap."""
-    sites = {"emb": "emb"}
-    heads = {}
-    for i, base in enumerate(layer_map.layers):
-        sites[f"L{base}.resid"] = f"L{i}.resid"
-        kept = layer_map.heads[i] if layer_map.heads is not None else range(n_heads)
-        for k, h in enumerate(kept):
-            heads[(base, int(h))] = (i, k)
-    return sites, heads
-
-
 def stage_compare(ctx) -> dict:
     """Each variant against the fine-tuned original, layer by layer, on stores of the same sentences.
 
@@ -273,98 +245,28 @@ def stage_compare(ctx) -> dict:
     data = _compare_data(cfg)
     ft = _finetuned(ctx)
     names = ["finetuned"] + [n for n in VARIANT_ORDER if (cfg["variants"] or {}).get(n) is not None]
-    stores, fps, outputs = {}, {}, []
+    stores, fps, outputs_ = {}, {}, []
     for n in names:
         v = ft if n == "finetuned" else load_variant(ctx.run_dir / "models" / n)
         st = fresh_store(ctx, lambda ow, v=v, n=n: _extract_for_compare(
             v, data, ctx.path("stores", f"compare-{n}"), ctx.progress, ow))
         stores[n] = (v, st)
         fps[f"compare-{n}"] = st.fingerprint
-        outputs.append(f"stores/compare-{n}")
+        outputs_.append(f"stores/compare-{n}")
     base_v, base_st = stores["finetuned"]
-    n_heads = base_v.model.n_heads
-    mat_rows, diag_rows, att, site_maps = [], [], [], {}
-    for n in names[1:]:
-        v, st = stores[n]
-        site_map, head_map = _maps(v.layer_map, n_heads)
-        site_maps[n] = site_map
-        comp = compare(base_st, st, layer_map=site_map, attention=False, progress=ctx.progress)
-        for measure, m in comp.matrices.items():
-            for a in m.index:
-                for b in m.columns:
-                    mat_rows.append({"variant": n, "measure": measure, "site": a, "layer": site_layer(a),
-                                     "site_b": b, "layer_b": site_layer(b), "value": float(m.loc[a, b])})
-            for a, b in site_map.items():
-                diag_rows.append({"variant": n, "measure": measure, "site": a, "layer": site_layer(a),
-                                  "site_b": b, "value": float(m.loc[a, b])})
-        ad = attention_deltas(base_st, st, head_map=head_map, progress=ctx.progress).to_frame()
-        ad["variant"] = n
-        att.append(ad)
-    mats = pd.DataFrame(mat_rows, columns=["variant", "measure", "site", "layer", "site_b", "layer_b", "value"])
-    diag = pd.DataFrame(diag_rows, columns=["variant", "measure", "site", "layer", "site_b", "value"])
-    write_table(ctx, mats, "compare", outputs)
-    write_table(ctx, diag, "compare_diagonal", outputs)
-    attdf = pd.concat(att, ignore_index=True) if att else pd.DataFrame()
-    write_table(ctx, attdf, "attention_deltas", outputs)
+    # the layer and head maps come from the variant records in the stores' manifests
+    comps = {n: compare(base_st, st, layer_map=layer_map_for(base_st, st), attention=True, progress=ctx.progress)
+             for n, (_, st) in list(stores.items())[1:]}
+    deltas = None
     if hasattr(data, "dataset"):
         suite = ProbeSuite(data, "linear", [cfg["seed"]], controls=False, n_boot=200)
         model_name = str(base_v.model.name)
         suite.run({(model_name, k): s for k, (_, s) in stores.items()})
-        deltas = [_probe_delta_table(probe_deltas(suite, suite, layer_map=site_maps[n], key_a=(model_name, "finetuned"),
-                                                  key_b=(model_name, n), n_boot=200, seed=cfg["seed"]).to_frame(), n)
-                  for n in names[1:]]
-        write_table(ctx, pd.concat(deltas, ignore_index=True) if deltas else pd.DataFrame(), "probe_deltas", outputs)
-    try_figure(ctx, lambda: _diag_plot(diag), "compare", "diagonal_cka", outputs)
-    for n in names[1:]:
-        try_figure(ctx, lambda n=n: _matrix_plot(mats, n), "compare", f"cka_{n}", outputs)
-    if len(attdf):
-        try_figure(ctx, lambda: _att_plot(attdf), "compare", "attention_jsd", outputs)
+        deltas = {n: probe_deltas(suite, suite, layer_map=comps[n].layer_map, key_a=(model_name, "finetuned"),
+                                  key_b=(model_name, n), n_boot=200, seed=cfg["seed"]) for n in comps}
+    out = outputs(ctx, outputs_)
+    tables = compare_outputs(comps, out, probe_deltas=deltas) if comps else {}
+    diag = tables.get("compare_diagonal", pd.DataFrame(columns=["variant", "measure", "value"]))
     summary = diag[diag["measure"] == "linear_cka"].groupby("variant")["value"].agg(["min", "mean"]).round(4)
-    return {"outputs": outputs, "fingerprints": fps,
+    return {"outputs": out.written, "fingerprints": fps,
             "info": {"sentences": int(base_st.n_examples), "cka": summary.reset_index().to_dict("records")}}
-
-
-def _probe_delta_table(res: pd.DataFrame, variant: str) -> pd.DataFrame:
-    """One row per task and aligned layer: the original's (base) probe accuracy, the variant's, and the paired delta."""
-    keys = ["task", "site", "layer", "site_b"]
-    wide = res.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
-    ci = res[res["metric"] == "delta_accuracy_mean"].set_index(keys)[["ci_low", "ci_high"]]
-    out = pd.DataFrame({"accuracy_base": wide["accuracy_a"], "accuracy": wide["accuracy_b"],
-                        "delta": wide["delta_accuracy_mean"]}).join(ci).reset_index()
-    out.insert(0, "variant", variant)
-    return out.sort_values(["task", "layer"], ignore_index=True)
-
-
-def _diag_plot(diag: pd.DataFrame):
-    import matplotlib.pyplot as plt
-
-    d = diag[diag["measure"] == "linear_cka"]
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for n, g in d.groupby("variant", sort=False):
-        ax.plot(g["layer"], g["value"], marker="o", label=n)
-    ax.set_xlabel("layer of the original (0 = embeddings)")
-    ax.set_ylabel("linear CKA with the fine-tuned original")
-    ax.set_ylim(0, 1.02)
-    ax.legend(frameon=False, fontsize=8)
-    ax.set_title("representation similarity along the layer map")
-    fig.tight_layout()
-    return fig
-
-
-def _matrix_plot(mats: pd.DataFrame, variant: str):
-    m = mats[(mats["variant"] == variant) & (mats["measure"] == "linear_cka")]
-    if m.empty:
-        raise ValueError(f"no CKA matrix for {variant}")
-    frame = m.pivot(index="layer", columns="layer_b", values="value")
-    order_a = list(dict.fromkeys(m["layer"]))
-    order_b = list(dict.fromkeys(m["layer_b"]))
-    frame = frame.loc[order_a, order_b]
-    frame.index = [f"layer {i}" for i in frame.index]
-    frame.columns = [f"layer {i}" for i in frame.columns]
-    return similarity_heatmap(frame, title=f"linear CKA: finetuned (rows) vs {variant}")
-
-
-def _att_plot(attdf: pd.DataFrame):
-    d = attdf[attdf["metric"] == "attention_jsd_bits"]
-    d = d.groupby(["layer", "head"], as_index=False)["value"].mean()
-    return layer_head_grid(d, title="attention JSD (bits) vs original, mean over variants", fmt=".2f")

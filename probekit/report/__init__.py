@@ -39,9 +39,9 @@ import pandas as pd
 
 from probekit.report._browser import BrowserError, PageCheck, find_chromium, render_in_browser
 from probekit.report._format import Table, fmt_number, format_frame, merge_intervals
-from probekit.report._render import render_html, render_markdown
-from probekit.report._run import SECTIONS, TABLES, RunFolder, RunFolderError
+from probekit.report._render import markdown_table, render_html, render_markdown
 from probekit.report._sections import Section, build_sections, expected_layers, head_summary, probe_summary
+from probekit.runfolder import SECTIONS, TABLES, RunFolder, RunFolderError
 from probekit.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BrowserError", "PageCheck", "RunFolder", "RunFolderError", "SECTIONS", "Section", "TABLES", "Table",
     "build_sections", "expected_layers", "find_chromium", "fmt_number", "format_frame", "head_summary",
+    "markdown_table",
     "merge_intervals", "probe_summary", "render_in_browser", "screenshot", "write_report",
 ]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probekit.report._run import RunFolder
+from probekit.runfolder import RunFolder, table_path
 
 __all__ = ["Block", "Section", "figures", "src", "absent"]
 
@@ -55,7 +55,7 @@ def figures(run: RunFolder, section: str, blocks: list) -> None:
 
 def src(name: str) -> str:
     """The run-relative path of table ``name``."""
-    return f"tables/{name}.csv"
+    return table_path(name)
 
 
 def absent(section: Section, what: str) -> Section:

@@ -11,11 +11,12 @@ __all__ = ["probe_summary", "expected_layers", "head_summary", "layer_means"]
 def probe_summary(probes: pd.DataFrame) -> pd.DataFrame:
     """Wide per-layer summary of tidy :class:`~probekit.probes.ProbeSuite` rows.
 
-    Columns: ``model, variant, task, probe, layer, accuracy, ci_low, ci_high``
-    (the mean over seeds of the per-seed accuracy and of its bootstrap
-    interval), ``control`` (the control task's accuracy), ``selectivity``,
-    ``majority`` and ``random_init`` (the ``random-init`` variant's accuracy
-    at the same layer) where those rows exist.
+    Columns: ``model, variant, task, probe, layer, site, accuracy, ci_low, ci_high``
+    (``site`` the probed site beside its layer, where the rows name it; the
+    mean over seeds of the per-seed accuracy and of its bootstrap interval),
+    ``control`` (the control task's accuracy), ``selectivity``, ``majority``
+    and ``random_init`` (the ``random-init`` variant's accuracy at the same
+    layer) where those rows exist.
 
     Examples
     --------
@@ -62,6 +63,10 @@ def probe_summary(probes: pd.DataFrame) -> pd.DataFrame:
     if not rand.empty:
         r = rand[["model", "base_task", "probe", "layer", "accuracy"]].rename(columns={"accuracy": "random_init"})
         out = out[out["variant"] != "random-init"].merge(r, on=["model", "base_task", "probe", "layer"], how="left")
+    if "site" in acc.columns and acc["site"].notna().any():
+        site = acc.groupby(["model", "variant", "base_task", "probe", "layer"])["site"].first().rename("site")
+        out = out.merge(site.reset_index(), on=["model", "variant", "base_task", "probe", "layer"], how="left")
+        out.insert(list(out.columns).index("layer") + 1, "site", out.pop("site"))
     out = out.rename(columns={"base_task": "task"})
     out["layer"] = out["layer"].astype(int)
     if (out["variant"] == "").all():

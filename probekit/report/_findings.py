@@ -14,7 +14,7 @@ import pandas as pd
 from probekit.report._blocks import Block, Section
 from probekit.report._derived import expected_layers, probe_summary
 from probekit.report._format import fmt_number
-from probekit.report._run import RunFolder
+from probekit.runfolder import RunFolder
 
 __all__ = ["findings_section", "probe_findings", "variant_warnings", "stale_lines"]
 
@@ -143,43 +143,34 @@ def _variant_findings(v: pd.DataFrame | None) -> list[str]:
 
 def _comparison_findings(diag, pdel, adel) -> list[str]:
     out = []
-    if diag is not None and {"layer", "value"} <= set(diag.columns):
-        col = "measure" if "measure" in diag.columns else "metric"
-        d = diag
-        if col in d.columns:
-            measures = list(dict.fromkeys(d[col].astype(str)))
-            pick = next((m for m in measures if m.startswith("linear_cka")), measures[0])
-            d = d[d[col].astype(str) == pick]
-        else:
-            pick = "similarity"
+    if diag is not None and {"variant", "measure", "layer", "value"} <= set(diag.columns):
+        measures = list(dict.fromkeys(diag["measure"].astype(str)))
+        pick = "linear_cka" if "linear_cka" in measures else measures[0]
+        d = diag[diag["measure"].astype(str) == pick]
         label = pick.split(":")[0].replace("_", " ")
         for short, name in (("cka", "CKA"), ("svcca", "SVCCA"), ("pwcca", "PWCCA")):
             label = label.replace(short, name)
-        groups = d.groupby("variant", sort=False) if "variant" in d.columns else [("B", d)]
-        for name, g in groups:
+        for name, g in d.groupby("variant", sort=False):
             low = g.loc[g["value"].idxmin()]
             out.append(f"{name}: {label} with the base {fmt_number(g['value'].min())}-"
                        f"{fmt_number(g['value'].max())} along the layer map (lowest at layer {int(low['layer'])}).")
-    if pdel is not None and {"layer", "delta"} <= set(pdel.columns):
-        groups = pdel.groupby("variant", sort=False) if "variant" in pdel.columns else [("B", pdel)]
-        for name, g in groups:
+    if pdel is not None and {"variant", "layer", "delta"} <= set(pdel.columns):
+        for name, g in pdel.groupby("variant", sort=False):
             g = g.dropna(subset=["delta"])
             if g.empty:
                 continue
             r = g.loc[g["delta"].abs().idxmax()]
             where = f"layer {int(r['layer'])}"
-            if {"site", "site_b"} <= set(r.index) and pd.notna(r["site_b"]) and r["site_b"] != r["site"]:
+            if pd.notna(r["site_b"]) and r["site_b"] != r["site"]:
                 where += f" ({r['site']} vs the variant's {r['site_b']})"
-            task = f" ({r['task']})" if "task" in r.index else ""
-            text = f"{name}: largest probe accuracy change {r['delta']:+.3f}{_ci(r)} at {where}{task}"
-            if {"ci_low", "ci_high"} <= set(g.columns) and g["ci_low"].notna().any():
+            text = f"{name}: largest probe accuracy change {r['delta']:+.3f}{_ci(r)} at {where} ({r['task']})"
+            if g["ci_low"].notna().any():
                 sig = int(((g["ci_low"] > 0) | (g["ci_high"] < 0)).sum())
                 text += f"; {sig} of {len(g)} layer intervals exclude 0"
             out.append(text + ".")
-    if adel is not None and {"layer", "metric", "value"} <= set(adel.columns):
+    if adel is not None and {"variant", "layer", "metric", "value"} <= set(adel.columns):
         jsd = adel[adel["metric"] == "attention_jsd_bits"]
-        groups = jsd.groupby("variant", sort=False) if "variant" in jsd.columns else [("B", jsd)]
-        for name, g in groups:
+        for name, g in jsd.groupby("variant", sort=False):
             per = g.groupby("layer")["value"].mean()
             if len(per):
                 out.append(f"{name}: attention changes most at layer {int(per.idxmax())} (mean Jensen-Shannon "

@@ -12,7 +12,7 @@ import pandas as pd
 
 from probekit.report._blocks import Block, Section, absent
 from probekit.report._format import Table, pretty_seconds
-from probekit.report._run import RunFolder
+from probekit.runfolder import RunFolder
 
 __all__ = ["provenance_section", "NOT_FINISHED"]
 

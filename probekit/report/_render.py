@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from probekit.report._format import Table, pretty_seconds
 
-__all__ = ["render_html", "render_markdown"]
+__all__ = ["markdown_table", "render_html", "render_markdown"]
 
 CSS = """
 :root { --ink:#1d2330; --muted:#5b6475; --line:#e3e6ec; --accent:#2f5bd3; --bg:#f6f7f9; }
@@ -198,7 +198,7 @@ def _md_cell(v: str) -> str:
 def _table_md(t: Table) -> str:
     cols = list(t.frame.columns)
     num = set(t.numeric or [])
-    lines = [f"**{t.caption}**", "", "| " + " | ".join(_md_cell(c) for c in cols) + " |",
+    lines = ([f"**{t.caption}**", ""] if t.caption else []) + ["| " + " | ".join(_md_cell(c) for c in cols) + " |",
              "|" + "|".join("---:" if c in num else "---" for c in cols) + "|"]
     for _, r in t.frame.iterrows():
         lines.append("| " + " | ".join(_md_cell(v) for v in r.tolist()) + " |")
@@ -210,6 +210,29 @@ def _table_md(t: Table) -> str:
     if extra:
         lines += ["", "*" + " · ".join(extra) + "*"]
     return "\n".join(lines)
+
+
+def markdown_table(df, *, caption: str = "", max_rows: int | None = None) -> str:
+    """``df`` as a Markdown table for people: the report's own rendering (numbers rounded, intervals merged).
+
+    Parameters
+    ----------
+    df : DataFrame
+    caption : str
+        Shown in bold above the table when given.
+    max_rows : int, optional
+        Longest table shown in full (default: every row).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> print(markdown_table(pd.DataFrame({"layer": [1], "accuracy": [0.91234], "note": [None]})), end="")
+    | layer | accuracy |
+    |---:|---:|
+    | 1 | 0.912 |
+    """
+    t = Table.build(df, caption, max_rows=max(max_rows or len(df), 1))
+    return _table_md(t) + "\n"
 
 
 def render_markdown(sections: list, *, title: str, subtitle: str = "") -> str:

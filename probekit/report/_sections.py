@@ -20,7 +20,7 @@ from probekit.report._derived import expected_layers, head_summary, layer_means,
 from probekit.report._findings import findings_section, variant_warnings
 from probekit.report._format import Table, fmt_number
 from probekit.report._provenance import provenance_section
-from probekit.report._run import RunFolder
+from probekit.runfolder import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +133,8 @@ def _variants(run: RunFolder, max_rows: int) -> Section:
 def _comparison(run: RunFolder, max_rows: int) -> Section:
     s = Section("comparison", "Comparison")
     diag = run.table("compare_diagonal")
-    if diag is not None and {"layer", "value"} <= set(diag.columns):
-        col = "measure" if "measure" in diag.columns else "metric"
-        wide = layer_means(diag, col) if col in diag.columns else diag
+    if diag is not None:
+        wide = layer_means(diag, "measure")
         s.blocks.append(Block("table", Table.build(
             wide, "Layer-by-layer similarity to the base model (aligned layers)", source=src("compare_diagonal"),
             max_rows=max_rows)))
@@ -143,16 +142,17 @@ def _comparison(run: RunFolder, max_rows: int) -> Section:
     if pdel is not None:
         s.blocks.append(Block("table", Table.build(pdel, "Probe accuracy deltas (variant - base)",
                                                    source=src("probe_deltas"), max_rows=max_rows)))
+    best = run.table("compare_best")
+    if best is not None:
+        s.blocks.append(Block("table", Table.build(
+            best, "Most similar layer of the base (A) for each layer of the variant (B); procrustes is a distance",
+            source=src("compare_best"), max_rows=max_rows)))
     adel = run.table("attention_deltas")
     if adel is not None:
-        if {"layer", "metric", "value"} <= set(adel.columns):
-            s.blocks.append(Block("table", Table.build(
-                layer_means(adel, "metric"), f"Attention deltas per layer, mean over heads ({len(adel):,} per-head "
-                                              "rows in the full table)", source=src("attention_deltas"),
-                max_rows=max_rows)))
-        else:
-            s.blocks.append(Block("table", Table.build(adel, "Attention deltas", source=src("attention_deltas"),
-                                                       max_rows=max_rows)))
+        s.blocks.append(Block("table", Table.build(
+            layer_means(adel, "metric"), f"Attention deltas per layer, mean over heads ({len(adel):,} per-head "
+                                          "rows in the full table)", source=src("attention_deltas"),
+            max_rows=max_rows)))
     figures(run, "compare", s.blocks)
     full = run.table("compare")
     if full is not None:
@@ -165,16 +165,19 @@ def _comparison(run: RunFolder, max_rows: int) -> Section:
 def _amnesic(run: RunFolder, max_rows: int) -> Section:
     s = Section("amnesic", "Amnesic probing")
     tidy = run.table("amnesic")
-    if tidy is not None:
+    wide = run.table("amnesic_summary")
+    if wide is None and tidy is not None:
         from probekit.interventions import amnesic_table
 
         wide = amnesic_table(tidy)
         s.derived["amnesic_table"] = wide
+    if wide is not None:
+        where = src("amnesic_summary") if run.table("amnesic_summary") is not None else src("report_amnesic_table")
         s.blocks.append(Block("table", Table.build(
             wide, "Amnesic probing (Elazar et al. 2021): the property erased at each layer; linear-probe accuracy "
                   "before, after and after a random erasure of the same rank (test rows); behaviour before, and "
                   "its change after erasure and after the random erasure (95% paired bootstrap over held-out "
-                  "examples)", source=src("report_amnesic_table"), max_rows=max_rows)))
+                  "examples)", source=where, max_rows=max_rows)))
     figures(run, "amnesic", s.blocks)
     if tidy is not None:
         s.blocks.append(Block("link", src("amnesic"), caption=f"All amnesic probing rows, tidy ({len(tidy):,} rows)"))

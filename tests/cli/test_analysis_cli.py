@@ -91,7 +91,7 @@ def test_attention_errors(tiny_dir, conllu_store, tmp_path):
     r = CliRunner().invoke(main, base + ["--layer", "5"])
     assert r.exit_code != 0 and "no stored attention pattern" in r.output
     r = CliRunner().invoke(main, base + ["--layer", "0"])  # layer 0 is the embeddings: no attention there
-    assert r.exit_code != 0 and "stored layers: [1, 2]" in r.output
+    assert r.exit_code != 0 and "the stored layers are [1, 2]" in r.output
     r = CliRunner().invoke(main, base + ["--example", "9"])
     assert r.exit_code != 0 and "outside the store's 2 examples" in r.output
     other = tmp_path / "other.conllu"
@@ -108,31 +108,37 @@ def test_attribute_report(tiny_dir, tmp_path):
                                   "--target", "1", "--n-steps", "20"])
     assert r.exit_code == 0, r.output
     assert r.output.count("completeness error") == 4
-    html = (out / "attribution.html").read_text()
+    html = (out / "attributions" / "example_0.html").read_text() + (out / "attributions" / "example_1.html").read_text()
     assert html.count("<tr>") == 4 and "gripping" in html and "integrated_gradients" in html
-    assert (out / "attribution_0.png").stat().st_size > 0 and (out / "attribution_1.png").stat().st_size > 0
-    df = pd.read_csv(out / "scores.csv")
+    for k in (0, 1):
+        assert (out / "figures" / f"attributions__example_{k}.png").stat().st_size > 0
+    df = pd.read_csv(out / "tables" / "attribution_scores.csv")
     assert set(df["method"]) == {"integrated_gradients", "saliency"} and set(df["target"]) == {1}
     ig = df[df["method"] == "integrated_gradients"]
     assert ig["completeness_error"].notna().all() and (ig["completeness_error"] < 0.05).all()
     assert df[df["method"] == "saliency"]["completeness_error"].isna().all()
     assert (df[df["method"] == "saliency"]["score"] >= 0).all()
-    first = df[(df["text"] == 0) & (df["method"] == "saliency")]
+    first = df[(df["example"] == 0) & (df["method"] == "saliency")]
     assert first["token"].iloc[0] == "[CLS]" and "funny" in set(first["token"])
     # the same scores as tidy result rows, plus the two methods' agreement
     from probekit.attribution import token_frame
     from probekit.results import RESULT_COLUMNS
 
-    tidy = pd.read_csv(out / "results.csv")
+    tidy = pd.read_csv(out / "tables" / "attributions.csv")
     assert list(tidy.columns) == list(RESULT_COLUMNS) and set(tidy["model"]) == {str(tiny_dir)}
     tok = token_frame(tidy).sort_values(["method", "example", "position"]).reset_index(drop=True)
-    wide = df.sort_values(["method", "text", "position"]).reset_index(drop=True)
+    wide = df.sort_values(["method", "example", "position"]).reset_index(drop=True)
     assert tok["token"].tolist() == wide["token"].tolist()
     assert tok["value"].to_numpy() == pytest.approx(wide["score"].to_numpy())
     agree = tidy[tidy["metric"] == "spearman:integrated_gradients~saliency"]
     mean = agree[agree["example"].isna()].iloc[0]
     assert len(agree) == 3 and -1 <= mean["value"] <= 1 and mean["ci_low"] <= mean["value"] <= mean["ci_high"]
     assert mean["value"] == pytest.approx(agree[agree["example"].notna()]["value"].mean())
+    table = pd.read_csv(out / "tables" / "attribution_agreement.csv")
+    assert table["spearman"].tolist() == pytest.approx(agree[agree["example"].notna()]["value"].tolist())
+    report = CliRunner().invoke(main, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    assert "Agreement between attribution methods" in (out / "report.md").read_text()
 
 
 def test_attribute_errors(tiny_dir, tmp_path):

@@ -45,18 +45,24 @@ def test_compare_cli_default_outputs(stores, tmp_path):
     out = tmp_path / "cmp"
     r = CliRunner().invoke(main, ["compare", str(a), str(b), "--out", str(out), "--measure", "linear_cka,svcca"])
     assert r.exit_code == 0, r.output
-    for name in ("compare.csv", "compare_diagonal.csv", "attention_deltas.csv", "summary.md", "heatmap_linear_cka.png",
-                 "heatmap_svcca.png", "diagonal.png"):
+    for name in ("tables/compare.csv", "tables/compare_diagonal.csv", "tables/compare_best.csv",
+                 "tables/attention_deltas.csv", "summaries/compare.md", "figures/compare__linear_cka_b.png",
+                 "figures/compare__svcca_b.png", "figures/compare__diagonal_linear_cka.png",
+                 "figures/compare__attention_jsd.png"):
         assert (out / name).stat().st_size > 0, name
-    diag = pd.read_csv(out / "compare_diagonal.csv").set_index(["site", "metric"])["value"]
-    assert diag[("L0.resid", "linear_cka:sentence")] == pytest.approx(1.0, abs=1e-6)
-    assert diag[("L1.resid", "linear_cka:sentence")] < 0.99
-    full = pd.read_csv(out / "compare.csv")
-    assert (full.metric == "svcca:sentence:matrix").sum() == 9
-    att = pd.read_csv(out / "attention_deltas.csv")
+    diag = pd.read_csv(out / "tables" / "compare_diagonal.csv").set_index(["site", "measure"])["value"]
+    assert diag[("L0.resid", "linear_cka")] == pytest.approx(1.0, abs=1e-6)
+    assert diag[("L1.resid", "linear_cka")] < 0.99
+    full = pd.read_csv(out / "tables" / "compare.csv")
+    assert (full.measure == "svcca").sum() == 9 and set(full.variant) == {"b"} and set(full.level) == {"sentence"}
+    att = pd.read_csv(out / "tables" / "attention_deltas.csv")
     assert len(att) == 2 * 2 * 4  # 2 metrics x 2 layers x 4 heads
-    md = (out / "summary.md").read_text()
-    assert "layer map (same-named sites)" in md and "## Most similar layer of A for each layer of B" in md
+    md = (out / "summaries" / "compare.md").read_text()
+    assert "layer map same-named sites" in r.output and "Most similar layer of A for each layer of B" in md
+    report = CliRunner().invoke(main, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    page = (out / "report.md").read_text()
+    assert "Layer-by-layer similarity to the base model" in page and "Attention deltas per layer" in page
 
 
 def test_compare_cli_token_level_explicit_map_and_errors(stores, tmp_path):
@@ -65,10 +71,10 @@ def test_compare_cli_token_level_explicit_map_and_errors(stores, tmp_path):
     r = CliRunner().invoke(main, ["compare", str(a), str(b), "--out", str(out), "--level", "token", "--no-attention",
                                   "--layer-map", "L0.resid=L1.resid", "--measure", "procrustes"])
     assert r.exit_code == 0, r.output
-    diag = pd.read_csv(out / "compare_diagonal.csv")
+    diag = pd.read_csv(out / "tables" / "compare_diagonal.csv")
     assert list(diag.site) == ["L0.resid"] and list(diag.site_b) == ["L1.resid"] and list(diag.layer) == [1]
-    assert list(diag.metric) == ["procrustes:token"]
-    assert not (out / "attention_deltas.csv").exists()
+    assert list(diag.measure) == ["procrustes"] and list(diag.level) == ["token"]
+    assert not (out / "tables" / "attention_deltas.csv").exists()
     bad = CliRunner().invoke(main, ["compare", str(a), str(b), "--out", str(out), "--layer-map", "L0.resid"])
     assert bad.exit_code != 0 and "SITE_A=SITE_B" in bad.output
     bad = CliRunner().invoke(main, ["compare", str(a), str(b), "--out", str(out), "--layer-map", "L9.resid=L0.resid"])
@@ -87,8 +93,9 @@ def test_compare_cli_layer_map_from_student_recipe(tmp_path):
     out = tmp_path / "cmp"
     r = CliRunner().invoke(main, ["compare", str(ta.path), str(sb.path), "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert "layer map (from the stores' variant records): emb -> emb, L1.resid -> L0.resid" in r.output
-    diag = pd.read_csv(out / "compare_diagonal.csv")
+    assert "layer map from the stores' variant records" in r.output
+    assert "layer map emb -> emb, L1.resid -> L0.resid" in r.output
+    diag = pd.read_csv(out / "tables" / "compare_diagonal.csv")
     assert list(diag.site) == ["emb", "L1.resid"] and list(diag.site_b) == ["emb", "L0.resid"]
     assert list(diag.layer) == [0, 2]  # the teacher's (A's) layer axis
 
@@ -102,9 +109,10 @@ def test_compare_cli_probe_deltas(tmp_path):
                                   "--ud-path", str(UD_SAMPLE_DEV), "--limit", "60", "--n-boot", "100",
                                   "--seeds", "0,1"])
     assert r.exit_code == 0, r.output
-    assert (out / "probe_deltas.png").stat().st_size > 0
-    df = pd.read_csv(out / "probe_deltas.csv")
-    assert set(df.task) == {"upos"} and set(df.seed.dropna()) == {0, 1}
-    emb = df[(df.metric == "delta_accuracy_mean") & (df.site == "emb") & (df.site_b == "emb")].iloc[0]
-    assert emb.value == 0  # the embeddings are the same in both models
-    assert "## Probe deltas" in (out / "summary.md").read_text()
+    assert (out / "figures" / "compare__probe_deltas.png").stat().st_size > 0
+    df = pd.read_csv(out / "tables" / "probe_deltas.csv")
+    assert set(df.task) == {"upos"} and list(df.layer) == [0, 1, 2]
+    emb = df[(df.site == "emb") & (df.site_b == "emb")].iloc[0]
+    assert emb.delta == 0 and emb.accuracy_a == emb.accuracy_b  # the embeddings are the same in both models
+    assert (df.delta - (df.accuracy_b - df.accuracy_a)).abs().max() < 1e-9
+    assert "**Probe deltas" in (out / "summaries" / "compare.md").read_text()

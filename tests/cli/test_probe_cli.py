@@ -33,14 +33,16 @@ def test_probe_cli_end_to_end(stores, tmp_path):
                                   "--seeds", "0,1", "--n-boot", "100", "--out", str(out)])
     assert r.exit_code == 0, r.output
     for name in ("tables/probes.csv", "tables/probe_summary.csv", "tables/expected_layer.csv",
-                 "tables/probe_best.csv", "summary.md", "figures/probes__curves.png", "figures/probes__heatmap.png",
-                 "figures/probes__selectivity.png"):
+                 "tables/probe_best.csv", "summaries/probes.md", "figures/probes__curves.png",
+                 "figures/probes__heatmap.png", "figures/probes__selectivity.png"):
         assert (out / name).stat().st_size > 0, name
     df = pd.read_csv(out / "tables" / "probes.csv")
     assert {"upos", "upos.control", "xpos", "xpos.control"} <= set(df.task)
     assert set(df.variant.dropna()) == {"random-init"}
-    md = (out / "summary.md").read_text()
-    assert md.startswith("| task | probe | layer | accuracy |") and md.count("\n") == 2 + 2  # best layer per task
+    md = (out / "summaries" / "probes.md").read_text()
+    table = md.split("\n\n", 1)[1]
+    assert md.startswith("# Best layer") and table.startswith("| task | probe | layer | site |")
+    assert table.count("\n") == 2 + 2  # the header, the rule, and the best layer of each task
     summary = pd.read_csv(out / "tables" / "probe_summary.csv")
     assert summary["random_init"].notna().all()  # the random-init copy sits beside the model, per layer
     assert "upos" in r.output

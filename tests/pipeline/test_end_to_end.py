@@ -61,7 +61,7 @@ def test_run_folder_contract(tiny_run):
     figures = {p.name for p in (out / "figures").glob("*.png")}
     sections = {f.split("__")[0] for f in figures}
     assert sections == {"probes", "attention", "attributions", "variants", "compare"}
-    assert {"probes__curves.png", "attention__rollout.png", "attention__heatmap_L0.png"} <= figures
+    assert {"probes__curves.png", "attention__rollout_ex1.png", "attention__heatmap_ex1_L0.png"} <= figures
     assert len(list((out / "attributions").glob("*.html"))) == 2
     md = (out / "report.md").read_text()
     findings = md.split("## Findings\n", 1)[1].split("\n## ", 1)[0]
@@ -90,11 +90,11 @@ def test_tables_hold_the_run(tiny_run):
     assert v["accuracy_drop_points"].round(6).tolist() == (100 * (first["accuracy"] - v["accuracy"])).round(6).tolist()
     assert (v["throughput_ratio_min"] <= v["throughput_ratio"] + 1e-9).all() and (v["threads"] >= 1).all()
     diag = pd.read_csv(out / "tables" / "compare_diagonal.csv")
-    assert list(diag.columns) == ["variant", "measure", "site", "layer", "site_b", "value"]
+    assert list(diag.columns) == ["variant", "measure", "level", "site", "layer", "site_b", "layer_b", "value"]
     cka = diag[(diag["measure"] == "linear_cka") & (diag["variant"] == "magnitude_prune")]
     assert cka["layer"].tolist() == [0, 1, 2] and cka["value"].iloc[0] == pytest.approx(1.0, abs=1e-4)
     comp = pd.read_csv(out / "tables" / "compare.csv")
-    assert list(comp.columns) == ["variant", "measure", "site", "layer", "site_b", "layer_b", "value"]
+    assert list(comp.columns) == ["variant", "measure", "level", "site", "layer", "site_b", "layer_b", "value"]
     student = diag[diag["variant"] == "distill"]
     assert set(student["layer"]) == {0, 2}  # the 1-layer student's L0.resid stands for the original's layer 2
     assert set(zip(student["site"], student["site_b"])) == {("emb", "emb"), ("L1.resid", "L0.resid")}
@@ -108,7 +108,7 @@ def test_tables_hold_the_run(tiny_run):
     pdel = pd.read_csv(out / "tables" / "probe_deltas.csv")
     sd = pdel[pdel["variant"] == "distill"]
     assert set(zip(sd["site"], sd["layer"], sd["site_b"])) == {("emb", 0, "emb"), ("L1.resid", 2, "L0.resid")}
-    assert (pdel["delta"] - (pdel["accuracy"] - pdel["accuracy_base"])).abs().max() < 1e-9
+    assert (pdel["delta"] - (pdel["accuracy_b"] - pdel["accuracy_a"])).abs().max() < 1e-9
     assert (pdel["ci_low"] <= pdel["delta"] + 1e-12).all() and (pdel["delta"] <= pdel["ci_high"] + 1e-12).all()
     att = pd.read_csv(out / "tables" / "attributions.csv")
     assert list(att.columns) == list(RESULT_COLUMNS)

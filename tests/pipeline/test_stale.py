@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from probekit.pipeline import Outputs, run_experiment
+from probekit.pipeline import run_experiment
 from probekit.probes import ProbeSuite
 from probekit.report import RunFolder, write_report
+from probekit.runfolder import Outputs
 from tests.pipeline.conftest import TINY_MODEL
 
 CONFIG = {

@@ -50,7 +50,7 @@ def test_markdown_of_real_run(run_copy):
     summ = pd.read_csv(run_copy / "tables" / "probe_summary.csv")
     for _, row in summ.iterrows():
         cell = f"{row.accuracy:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
-        assert f"| {row.task} | {row.probe} | {row.layer} | {cell} |" in md, cell
+        assert f"| {row.task} | {row.probe} | {row.layer} | {row.site} | {cell} |" in md, cell
     variants = pd.read_csv(run_copy / "tables" / "variants.csv")
     assert f"{int(variants.params.iloc[0]):,}" in md
     assert "| stage | time | share | cached |" in md

@@ -1,7 +1,21 @@
-"""Read a run folder (``run.json``, ``config.yaml``, ``tables/``, ``figures/``, ``attributions/``).
+"""The run-folder layout, its writer and its reader: every analysis folder probekit writes has this shape.
 
-The layout is shared with the pipeline that writes it; every part is
-optional except that the folder must hold at least one of them.
+A run folder holds, each part optional::
+
+    run.json                      what ran: config, versions, seeds, fingerprints, timings (RUN_JSON)
+    config.yaml                   the experiment config as written (CONFIG_FILE)
+    .stages/<stage>.json          each pipeline stage's key, state and outputs (stage_record_path)
+    tables/<name>.csv             tidy and summary tables (table_path)
+    figures/<section>__<name>.png figures, grouped by report section (figure_path)
+    attributions/<name>.html      attribution snippets (attribution_path)
+    summaries/<section>.md        short Markdown summaries for a terminal (summary_path)
+
+:class:`Outputs` writes tables, figures, snippets and summaries in this
+layout, recording what it wrote; :class:`RunFolder` reads a folder back.
+The ``probekit run`` stages and the ``probekit probe``, ``attention``,
+``attribute``, ``compare`` and ``amnesic`` commands write through the same
+:class:`Outputs` and the same per-analysis functions, and ``probekit report``
+renders any such folder.
 
 Only outputs of the run's own config are read. In a pipeline run folder every
 stage keeps a record (``.stages/<stage>.json``: its key, its state and the
@@ -12,7 +26,7 @@ is not the config's (an edited config whose stage has not run again, e.g. a
 run interrupted after ``probes.n_boot`` changed), when the stage was running
 again and did not finish, or when the config no longer has the stage; so is a
 file that an interrupted stage had already rewritten. Files no record lists
-(written by ``probekit probe``, ``attention`` or ``amnesic``) are read as they are.
+(written by a command) are read as they are.
 """
 
 from __future__ import annotations
@@ -20,22 +34,134 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from probekit.profiling import phase
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunFolder", "SECTIONS", "TABLES", "RunFolderError", "stale_outputs"]
+__all__ = ["CONFIG_FILE", "Outputs", "RUN_JSON", "RunFolder", "RunFolderError", "SECTIONS", "TABLES",
+           "attribution_path", "figure_path", "stage_record_path", "stale_outputs", "summary_path", "table_path"]
+
+#: The run record and the config, at the top of the folder.
+RUN_JSON = "run.json"
+CONFIG_FILE = "config.yaml"
 
 #: Figure sections, in report order (``figures/<section>__<name>.png``).
 SECTIONS = ("probes", "attention", "attributions", "variants", "compare", "amnesic")
 
 #: Tables the report reads from ``tables/`` when present.
-TABLES = ("probes", "probe_summary", "expected_layer", "attention_heads", "special_mass", "attributions",
-          "attribution_agreement", "variants", "compare", "compare_diagonal", "probe_deltas", "attention_deltas",
-          "amnesic")
+TABLES = ("probes", "probe_summary", "expected_layer", "probe_best", "attention_heads", "special_mass",
+          "dependency_heads", "dependency_best", "attributions", "attribution_scores", "attribution_agreement",
+          "variants", "compare", "compare_diagonal", "compare_best", "probe_deltas", "attention_deltas", "amnesic",
+          "amnesic_summary")
+
+
+def table_path(name: str) -> str:
+    """The folder-relative path of table ``name``: ``tables/<name>.csv``."""
+    return f"tables/{name}.csv"
+
+
+def figure_path(section: str, name: str) -> str:
+    """The folder-relative path of a figure: ``figures/<section>__<name>.png`` (``section`` one of SECTIONS)."""
+    if section not in SECTIONS:
+        raise ValueError(f"figure section {section!r} is not one of {', '.join(SECTIONS)}")
+    return f"figures/{section}__{name}.png"
+
+
+def attribution_path(name: str) -> str:
+    """The folder-relative path of an attribution snippet: ``attributions/<name>.html``."""
+    return f"attributions/{name}.html"
+
+
+def summary_path(section: str) -> str:
+    """The folder-relative path of a section's Markdown summary: ``summaries/<section>.md``."""
+    return f"summaries/{section}.md"
+
+
+def stage_record_path(root: str | os.PathLike, stage: str) -> Path:
+    """Where a pipeline stage keeps its record: ``<root>/.stages/<stage>.json``."""
+    return Path(root) / ".stages" / f"{stage}.json"
+
+
+class Outputs:
+    """Writes tables, figures, snippets and summaries under ``root`` in the run-folder layout, recording them.
+
+    Parameters
+    ----------
+    root : path
+        The run (or output) folder; ``tables/``, ``figures/``... are made in it as needed.
+    figures : bool
+        Draw figures (``False``: tables only).
+    written : list of str, optional
+        The list the folder-relative paths written are appended to (default: a new one).
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> out = Outputs(tempfile.mkdtemp(), figures=False)
+    >>> out.table(pd.DataFrame({"layer": [1, 2], "value": [0.5, 0.7]}), "demo")
+    >>> out.summary("probes", "# best layers\\n")
+    >>> out.written
+    ['tables/demo.csv', 'summaries/probes.md']
+    """
+
+    def __init__(self, root: str | os.PathLike, *, figures: bool = True, written: list[str] | None = None):
+        self.root = Path(root)
+        self.figures = figures
+        self.written: list[str] = [] if written is None else written
+
+    def path(self, rel: str) -> Path:
+        """``root / rel``, its folder made."""
+        p = self.root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def _text(self, rel: str, text: str) -> None:
+        p = self.path(rel)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(p)
+        self.written.append(rel)
+
+    def table(self, df: pd.DataFrame, name: str) -> None:
+        """Write ``tables/<name>.csv`` (a results frame's ``extra`` mappings as JSON text)."""
+        rel = table_path(name)
+        with phase("tables"):
+            if "extra" in df.columns:
+                df = df.assign(extra=[v if v is None or isinstance(v, str) or v != v
+                                      else json.dumps(v, sort_keys=True, default=str) for v in df["extra"]])
+            df.to_csv(self.path(rel), index=False)
+        self.written.append(rel)
+
+    def figure(self, make: Callable, section: str, name: str) -> None:
+        """Draw ``make()`` into ``figures/<section>__<name>.png``; a plot with nothing to draw is skipped."""
+        if not self.figures:
+            return
+        rel = figure_path(section, name)
+        with phase("figures"):
+            import matplotlib.pyplot as plt
+
+            try:
+                fig = make()
+            except ValueError as exc:
+                logger.info("skipping figure %s: %s", rel, exc)
+                return
+            fig.savefig(self.path(rel), dpi=110)
+            plt.close(fig)
+        self.written.append(rel)
+
+    def attribution(self, html: str, name: str) -> None:
+        """Write the snippet ``attributions/<name>.html``."""
+        self._text(attribution_path(name), html)
+
+    def summary(self, section: str, text: str) -> None:
+        """Write ``summaries/<section>.md``."""
+        self._text(summary_path(section), text)
 
 
 class RunFolderError(ValueError):
@@ -106,7 +232,7 @@ class RunFolder:
         if not path.is_dir():
             raise FileNotFoundError(f"run folder {path} does not exist (or is not a folder)")
         out = cls(path=path)
-        run_json = path / "run.json"
+        run_json = path / RUN_JSON
         if run_json.is_file():
             try:
                 out.run = json.loads(run_json.read_text(encoding="utf-8"))
@@ -114,7 +240,7 @@ class RunFolder:
                 raise RunFolderError(f"{run_json} is not valid JSON: {exc}") from exc
             if not isinstance(out.run, dict):
                 raise RunFolderError(f"{run_json} must hold a JSON object, not {type(out.run).__name__}")
-        cfg = path / "config.yaml"
+        cfg = path / CONFIG_FILE
         if cfg.is_file():
             out.config_text = cfg.read_text(encoding="utf-8")
         out.stale = stale_outputs(path, out.run)
@@ -162,7 +288,7 @@ _REPORTED = ("tables", "figures", "attributions")
 
 def _records(path: Path) -> dict[str, dict]:
     out = {}
-    sdir = path / ".stages"
+    sdir = stage_record_path(path, "x").parent
     if sdir.is_dir():
         for f in sorted(sdir.glob("*.json")):
             try:
