@@ -51,7 +51,7 @@ from _machine import machine  # noqa: E402
 from _variants_teacher import cached, cached_finetune, data_hash  # noqa: E402
 
 from probekit.fingerprint import hash_json  # noqa: E402
-from probekit.model import load_model  # noqa: E402
+from probekit.model import load_hooked_model as load_model  # noqa: E402
 from probekit.variants import (  # noqa: E402
     DistillRecipe,
     FinetuneRecipe,

@@ -155,6 +155,14 @@ def test_core_does_not_know_variants():
         assert not any(d.startswith(("probekit.variants", "probekit.store", "probekit.pipeline")) for d in graph[m]), m
 
 
+def test_store_and_probes_do_not_know_variants():
+    # they take any model-like object (probekit.model.ModelLike); spec strings of variants are resolved at the edges
+    graph = import_graph()
+    bad = [(m, d) for m, deps in graph.items() if m.startswith(("probekit.store", "probekit.probes"))
+           for d in deps if d.startswith("probekit.variants")]
+    assert bad == []
+
+
 def test_subpackages_do_not_import_the_facade():
     graph = import_graph()
     assert [m for m, deps in graph.items() if m.count(".") >= 1 and "probekit" in deps] == []

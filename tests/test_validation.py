@@ -92,7 +92,7 @@ def _suite(c):
 CALLS = {
     "probekit.store._extract.extract": lambda c, **kw: probekit.extract(c.model, ["a cat sat"], ["L0.resid"],
                                                                         c.out / "store", **kw),
-    "probekit.model._loading.load_model": lambda c, **kw: probekit.model.load_model(tiny_config("bert"), **kw),
+    "probekit.model._loading.load_model": lambda c, **kw: probekit.model.load_hooked_model(tiny_config("bert"), **kw),
     "probekit.variants._load.load_model": lambda c, **kw: probekit.load_model(tiny_config("bert"), **kw),
     "probekit.data._registry.build_task": lambda c, **kw: build_task(**{"name": "sentiment", "source": "rt",
                                                                         "limit": 20, **kw}),

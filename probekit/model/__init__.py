@@ -15,7 +15,9 @@ One line per file:
 - ``_cache``: :class:`ActivationCache`, the in-memory result of one hooked forward pass.
 - ``_hooked``: :class:`HookedModel`, a Hugging Face model run with hooks at named sites.
 - ``_assets``: the offline model aliases (:data:`ALIASES`, :data:`DEFAULT_MODEL`).
-- ``_loading``: :func:`load_model` / :func:`load_tokenizer` from an alias, a path, a hub id or a config.
+- ``_loading``: :func:`load_hooked_model` / :func:`load_tokenizer` from an alias, a path, a hub id or a config
+  (the public loader, which also knows saved variants, is ``probekit.load_model``).
+- ``_protocol``: :class:`ModelLike`, what the store, probes and suites need of a model; :func:`recipe_of`.
 - ``_onnx_convert``: ONNX initializers to a BERT folder (the ``minilm-l3`` alias ships as ONNX only).
 
 Examples
@@ -37,7 +39,8 @@ from probekit.model._discovery import (
 )
 from probekit.model._hooked import HookedModel, as_hooked_model
 from probekit.model._hooks import InterventionLike, as_interventions, capture, intervene, resolve_module
-from probekit.model._loading import HubUnreachableError, load_model, load_tokenizer
+from probekit.model._loading import HubUnreachableError, load_tokenizer
+from probekit.model._loading import load_model as load_hooked_model
 from probekit.model._pooling import (
     POOLING_VERSION,
     SENTENCE_POOLING,
@@ -51,6 +54,7 @@ from probekit.model._pooling import (
     pool_words,
     pool_words_many,
 )
+from probekit.model._protocol import ModelLike, recipe_of
 from probekit.model._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site, site_block, site_layer
 from probekit.model._tokenize import (
     LONG_INPUTS,
@@ -94,7 +98,9 @@ __all__ = [
     "capture",
     "check_word_spans",
     "intervene",
-    "load_model",
+    "ModelLike",
+    "recipe_of",
+    "load_hooked_model",
     "load_tokenizer",
     "POOLING_VERSION",
     "PoolPlan",

@@ -28,10 +28,9 @@ import pandas as pd
 from probekit.data import SplitWarning
 from probekit.fingerprint import hash_json_lines
 from probekit.labels import canonical_labels
-from probekit.model import Site, as_hooked_model, site_layer
+from probekit.model import Site, as_hooked_model, load_hooked_model, site_layer
 from probekit.results import store_blocks
 from probekit.store import extract, resolve_sites
-from probekit.variants import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,8 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
     Parameters
     ----------
     model : HookedModel or str
-        A loaded model or anything :func:`probekit.load_model` takes.
+        A model-like object (:class:`probekit.model.ModelLike`: a model or a variant), or anything
+        :func:`probekit.model.load_hooked_model` takes.
     task : Task
         From :func:`probekit.data.build_task`; its control task shares the
         examples, so one store serves both.
@@ -203,8 +203,8 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     """
     from probekit.store import ActivationStore, derive, find_examples
 
-    if isinstance(model, str):
-        model = load_model(model)
+    if isinstance(model, (str, os.PathLike)):
+        model = load_hooked_model(model)
     # opened against the model: another model's store raises FingerprintMismatchError naming it
     sources = [ActivationStore.open(getattr(s, "location", s), model=model) for s in sources]
     out_root = _Root(out_root)
@@ -268,7 +268,7 @@ def random_init_copy(model, seed: int = 0, name: str | None = None):
     model = as_hooked_model(model)
     cfg = copy.deepcopy(model.config)
     base = model.name or type(model.model).__name__
-    return load_model(cfg, tokenizer=model.tokenizer, seed=seed, name=name or f"{base}-random{seed}")
+    return load_hooked_model(cfg, tokenizer=model.tokenizer, seed=seed, name=name or f"{base}-random{seed}")
 
 
 def check_alignment(store, task) -> None:

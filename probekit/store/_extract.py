@@ -42,9 +42,12 @@ from probekit.model import (
     WORD_POOLING,
     HookedModel,
     LongInputPolicy,
+    ModelLike,
     Site,
     as_hooked_model,
     check_word_spans,
+    load_hooked_model,
+    recipe_of,
     tokenize,
 )
 from probekit.profiling import current, phase
@@ -64,7 +67,6 @@ from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
 from probekit.store._writer import ShardContext, Writer, commit, write_ids
 from probekit.validation import Boolean, Interval, ListOf, Options, declare, validate_params
-from probekit.variants import ModelVariant, load_model
 
 __all__ = ["extract", "resolve_sites", "DTYPES"]
 
@@ -110,7 +112,7 @@ _POSITIVE = Interval(Integral, 1, None, closed="left")
     "overwrite": [Boolean()],
 })
 def extract(
-    model: HookedModel | ModelVariant | str,
+    model: ModelLike | str,
     data: Any,
     sites: str | Sequence[Site | str] | None = None,
     out: str | os.PathLike = "activations",
@@ -133,9 +135,10 @@ def extract(
 
     Parameters
     ----------
-    model : HookedModel, ModelVariant or str
+    model : ModelLike or str
         A loaded model or variant (a variant's recipe enters the store's fingerprint; its bare
-        ``.model`` records none), or anything :func:`probekit.load_model` takes.
+        ``.model`` records none), or anything :func:`probekit.model.load_hooked_model` takes (a saved
+        variant folder: load it with :func:`probekit.load_model` first).
     data : list of str, list of list of str, or DataFrame
         Texts, pre-split words, or a DataFrame with a ``text`` (or
         ``words``) column; other columns (labels, ``id``) are kept as
@@ -221,12 +224,12 @@ def extract(
     """
     validate_params(extract, locals())  # every setting, before a model is loaded or a file written
     if isinstance(model, (str, os.PathLike)):
-        model = load_model(model)
-    recipe = _recipe_of(model)
+        model = load_hooked_model(model)
+    recipe = recipe_of(model)
     try:
         model = as_hooked_model(model)
     except TypeError:
-        raise TypeError(f"model must be a HookedModel, a ModelVariant or a load_model spec, not "
+        raise TypeError(f"model must be a HookedModel, a model variant or a load_model spec, not "
                         f"{type(model).__name__}") from None
     if autocast == "bf16" and not native_bf16(model.device):
         logger.warning("autocast='bf16': this CPU has no native bf16 arithmetic (AVX-512 BF16 or AMX; torch reports "
@@ -364,14 +367,6 @@ def batch_dependent(model: HookedModel) -> bool:
     input batch, so the same sentence gets (slightly) different activations in different batches.
     """
     return any(".quantized.dynamic" in type(m).__module__ for m in model.model.modules())
-
-
-def _recipe_of(model) -> Any:
-    """The recipe of a :class:`~probekit.variants.ModelVariant`, ``None`` for a plain model.
-
-    A model records no variant of its own: pass the variant itself to have its recipe in the fingerprint.
-    """
-    return model.recipe if isinstance(model, ModelVariant) else None
 
 
 def _components(model: HookedModel, data: ExtractData, sites: list[Site], settings: dict,

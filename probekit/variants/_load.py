@@ -8,8 +8,7 @@ from pathlib import Path
 
 import transformers
 
-from probekit.model import HookedModel, load_tokenizer
-from probekit.model import load_model as load_hooked_model
+from probekit.model import HookedModel, load_hooked_model, load_tokenizer
 from probekit.profiling import phase
 from probekit.validation import constraints_of, declare, validate_params
 from probekit.variants._heads import apply_structure
@@ -30,13 +29,14 @@ def is_variant_folder(spec) -> bool:
 def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | None = None, tokenizer=None,
                seed: int = 0, device=None, dtype=None, trust_remote_code: bool = False, revision: str | None = None,
                name: str | None = None) -> HookedModel | ModelVariant:
-    """:func:`probekit.model.load_model`, and a saved variant folder loads as its :class:`ModelVariant`.
+    """The one public loader: any model (alias, folder, hub name, config, model), and a saved variant folder.
 
-    This is ``probekit.load_model``. A folder holding ``recipe.json`` (written
+    This is ``probekit.load_model``; every entry point (the commands, the
+    pipeline) loads through it. A folder holding ``recipe.json`` (written
     by :meth:`ModelVariant.save`) gives the variant, with its recipe, lineage
     and layer map; it is accepted wherever a model is, and answers like its
     model (``variant.n_layers``, ``variant.run_with_cache``). Anything else
-    gives the :class:`~probekit.HookedModel` of ``probekit.model.load_model``
+    gives the :class:`~probekit.HookedModel` of :func:`probekit.model.load_hooked_model`
     with the same keyword arguments. For a variant folder only ``tokenizer``,
     ``device``, ``dtype`` and ``name`` apply: the folder fixes the head,
     labels and weights.

@@ -28,7 +28,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from probekit.model import HookedModel, as_hooked_model, load_model
+from probekit.model import HookedModel, as_hooked_model, load_hooked_model
 from probekit.variants._checks import TrainingWarning, loss_did_not_fall, one_class_predictions, warn_all
 from probekit.variants._data import as_frame, encode
 from probekit.variants._recipes import FinetuneRecipe
@@ -324,7 +324,7 @@ def finetune(model, data, recipe: FinetuneRecipe | None = None, *, eval_data=Non
             labels = df["label"] if recipe.task == "sequence-classification" else \
                 [x for row in df["label"] for x in row]
             num_labels = int(max(labels)) + 1
-        model = load_model(model, head=recipe.task, num_labels=num_labels, seed=recipe.seed)
+        model = load_hooked_model(model, head=recipe.task, num_labels=num_labels, seed=recipe.seed)
     parent, base, lineage, pmap, structure = parent_info(model)
     _check_head(parent, recipe.task)
     work = copy.deepcopy(parent.model)

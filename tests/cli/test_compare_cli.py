@@ -89,7 +89,8 @@ def test_compare_cli_layer_map_from_student_recipe(tmp_path):
     distill(teacher, (TEXTS, [i % 2 for i in range(len(TEXTS))]), n_layers=1, epochs=1, batch_size=16,
             max_length=16, precision="fp32", out=tmp_path / "student", progress=False)
     ta = extract(teacher, TEXTS, None, tmp_path / "ta", progress=False, dtype="float32")
-    sb = extract(tmp_path / "student", TEXTS, None, tmp_path / "sb", progress=False, dtype="float32")
+    sb = extract(probekit.load_model(tmp_path / "student"), TEXTS, None, tmp_path / "sb", progress=False,
+                 dtype="float32")
     out = tmp_path / "cmp"
     r = CliRunner().invoke(main, ["compare", str(ta.path), str(sb.path), "--out", str(out)])
     assert r.exit_code == 0, r.output

@@ -102,10 +102,17 @@ def test_the_model_holds_no_pointer_back_to_its_variant(variant):
 
 
 def test_a_saved_variant_loads_as_itself_and_the_core_loader_points_there(variant, tmp_path):
-    from probekit.model import load_model as core_load_model
+    from probekit.model import ModelLike, recipe_of
+    from probekit.model import load_hooked_model as core_load_model
 
+    assert isinstance(variant, ModelLike) and recipe_of(variant) == variant.recipe and recipe_of(variant.model) is None
+    assert not hasattr(probekit.model, "load_model")  # one public loader: probekit.load_model
     variant.save(tmp_path / "v")
     back = probekit.load_model(tmp_path / "v")
     assert back.recipe == variant.recipe and back.fingerprint() == variant.fingerprint()
     with pytest.raises(ValueError, match="saved model variant.*probekit.load_model"):
         core_load_model(tmp_path / "v")
+    with pytest.raises(ValueError, match="saved model variant.*probekit.load_model"):
+        probekit.extract(tmp_path / "v", ["a cat sat"], out=tmp_path / "s")  # the store resolves plain specs only
+    store = probekit.extract(back, ["a cat sat"], ["L0.resid"], out=tmp_path / "s", progress=False)
+    assert store.manifest["components"]["recipe"]["kind"] == variant.recipe.kind
