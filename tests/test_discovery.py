@@ -230,7 +230,7 @@ def test_heads_of_grouped_query_attention(model_type, tokenizer):
     """Query heads are counted and ablated (K/V heads are shared among them)."""
     m = probekit.load_model(reference_config(model_type), seed=0, tokenizer=tokenizer)
     assert m.heads_per_layer() == [4, 4] and m.n_heads == 4
-    proj = m._blocks[0].get_submodule(m.adapter.attn_output_proj)
+    proj = m.blocks[0].get_submodule(m.adapter.attn_output_proj)
     seen = []
     # a forward hook sees the input as the forward got it, after probekit's pre-hooks
     handle = proj.register_forward_hook(lambda _m, args, _out: seen.append(args[0].detach().clone()))

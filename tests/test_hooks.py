@@ -25,7 +25,7 @@ def test_no_hook_left_after_success_and_failure(family):
     def boom(*_):
         raise RuntimeError("boom in the forward pass")
 
-    victim = m._blocks[1].register_forward_hook(boom)
+    victim = m.blocks[1].register_forward_hook(boom)
     with pytest.raises(RuntimeError, match="boom"):
         m.run_with_cache(["hello world"], sites=m.sites())
     victim.remove()

@@ -163,6 +163,19 @@ def test_store_and_probes_do_not_know_variants():
     assert bad == []
 
 
+def test_no_private_model_members_outside_the_model_core():
+    # other packages use HookedModel's public blocks, module_of(site) and check_interventions
+    private = {"_blocks", "_module_hook", "_intervention_target", "_runner"}
+    bad = []
+    for path in _sources("probekit", *OUTSIDE):
+        if path.is_relative_to(ROOT / "probekit" / "model"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in private:
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno} uses .{node.attr}")
+    assert bad == []
+
+
 def test_subpackages_do_not_import_the_facade():
     graph = import_graph()
     assert [m for m, deps in graph.items() if m.count(".") >= 1 and "probekit" in deps] == []

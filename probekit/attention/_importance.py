@@ -48,7 +48,7 @@ def head_mask(model: HookedModel, mask: torch.Tensor):
         return pre
 
     try:
-        for layer, block in enumerate(model._blocks):
+        for layer, block in enumerate(model.blocks):
             handles.append(resolve_module(block, path).register_forward_pre_hook(make(layer)))
         yield
     finally:

@@ -83,7 +83,7 @@ class _Forward(nn.Module):
                 logits = self.inner(**kwargs).logits
         else:
             got: dict = {}
-            module, hook = self.hooked._module_hook(self.site)
+            module, hook = self.hooked.module_of(self.site)
             with self.hooked.intervening(self.interventions), \
                     capture({self.site: (module, hook)}, got.__setitem__, detach=False):
                 self.inner(**kwargs)
@@ -160,7 +160,7 @@ class Attributor:
             return self._embedding_module()
         if self.site.component != "resid":
             raise ValueError(f"layer attribution reads a residual site (emb or L{{i}}.resid), not {self.site}")
-        return self.model._blocks[self.site.layer]
+        return self.model.blocks[self.site.layer]
 
     def _baseline_ids(self, ids: torch.Tensor, special: Sequence[bool], baseline: str) -> torch.Tensor:
         tok = self.model.tokenizer
@@ -275,7 +275,7 @@ class Attributor:
         return attr[0].detach().double().sum(-1).cpu().numpy(), delta, extra
 
     def _attention_x_gradient(self, ids, mask, tgt) -> np.ndarray:
-        module, hook = self.model._module_hook(self.site)
+        module, hook = self.model.module_of(self.site)
         got: dict = {}
         with self.model.eager_attention(), capture({self.site: (module, hook)}, got.__setitem__, detach=False):
             with torch.enable_grad():

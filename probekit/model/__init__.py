@@ -13,7 +13,8 @@ One line per file:
 - ``_tokenize``: tokenization with word alignment and long-input windows (:class:`TokenizedBatch`).
 - ``_pooling``: word and sentence pooling of token activations.
 - ``_cache``: :class:`ActivationCache`, the in-memory result of one hooked forward pass.
-- ``_hooked``: :class:`HookedModel`, a Hugging Face model run with hooks at named sites.
+- ``_hooked``: :class:`HookedModel`, a Hugging Face model run with hooks at named sites; other packages use its
+  public ``blocks``, ``module_of(site)`` and ``check_interventions``, never its private members.
 - ``_assets``: the offline model aliases (:data:`ALIASES`, :data:`DEFAULT_MODEL`).
 - ``_loading``: :func:`load_hooked_model` / :func:`load_tokenizer` from an alias, a path, a hub id or a config
   (the public loader, which also knows saved variants, is ``probekit.load_model``).

@@ -161,7 +161,33 @@ class HookedModel:
                                  f"has heads 0-{n - 1}")
         return s
 
-    def _module_hook(self, site: Site) -> tuple[nn.Module, Hook]:
+    @property
+    def blocks(self) -> list[nn.Module]:
+        """The transformer blocks (layers), in order: block ``i`` holds the sites ``L{i}.*``.
+
+        Examples
+        --------
+        >>> import probekit, transformers
+        >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+        ...                         num_attention_heads=4, intermediate_size=37))
+        >>> len(m.blocks), type(m.blocks[0]).__name__
+        (2, 'BertLayer')
+        """
+        return list(self._blocks)
+
+    def module_of(self, site: Site | str) -> tuple[nn.Module, Hook]:
+        """The module a site is read at and how (the :class:`Hook`: its path, input or output, which tensor).
+
+        Examples
+        --------
+        >>> import probekit, transformers
+        >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+        ...                         num_attention_heads=4, intermediate_size=37))
+        >>> module, hook = m.module_of("L1.resid")
+        >>> module is m.blocks[1]
+        True
+        """
+        site = self.site(site)
         if site.component == "emb":
             hook = self.adapter.emb_hook(self.base)
             return resolve_module(self.base, hook.path), hook
@@ -186,7 +212,7 @@ class HookedModel:
         ``sink`` receives is the intervened activation.
         """
         parsed = [self.site(s).without_head() for s in sites]
-        targets = {s: self._module_hook(s) for s in dict.fromkeys(parsed)}
+        targets = {s: self.module_of(s) for s in dict.fromkeys(parsed)}
         needs_eager = any(s.is_attention for s in parsed)
         with self.eager_attention(needs_eager), \
                 self.intervening(interventions, examples=examples, check_models=check_models), \
@@ -195,15 +221,23 @@ class HookedModel:
             yield
 
     def check_interventions(self, interventions) -> list:
-        """Let each intervention refuse this model (``check_model(model)``, e.g. an eraser fitted on another).
+        """Check interventions against this model before any work: each may refuse it (``check_model(model)``,
+        e.g. an eraser fitted on another), and each must name a site and heads the model has and that can be
+        replaced (not an attention pattern, not router logits).
 
         Returns the interventions as a list (see :func:`as_interventions`).
+
+        Raises
+        ------
+        ValueError
+            An intervention refuses the model, or its site or heads cannot be intervened on.
         """
         ivs = as_interventions(interventions)
         for iv in ivs:
             check = getattr(iv, "check_model", None)
             if callable(check):
                 check(self)
+            self._intervention_target(iv, None)  # a bad site or head fails here
         return ivs
 
     @contextlib.contextmanager
@@ -280,7 +314,7 @@ class HookedModel:
             if site.component == "mlp.router":
                 raise ValueError(f"{site}: router logits are read, not replaced (the router picks its experts "
                                  f"inside the block); intervene on L{site.layer}.mlp.out instead")
-            module, hook = self._module_hook(site)
+            module, hook = self.module_of(site)
             if rows is not None and "lengths" in inspect.signature(iv.apply).parameters:
                 return module, hook, _tokenwise(lambda x: iv.apply(x, examples, lengths=rows.lengths), shape)
             return module, hook, _tokenwise(lambda x: iv.apply(x, examples), shape)

@@ -239,9 +239,7 @@ def extract(
     word_pooling = check_pooling(word_pooling, WORD_POOLING, "word_pooling")
     sentence_pooling = check_pooling(sentence_pooling, SENTENCE_POOLING, "sentence_pooling")
     site_list = resolve_sites(model, sites)
-    ivs = model.check_interventions(interventions)  # e.g. an eraser of another model: refused before any work
-    for iv in ivs:
-        model._intervention_target(iv, None)  # a bad site or head fails before any work
+    ivs = model.check_interventions(interventions)  # another model's eraser, a bad site or head: before any work
     if not tokens and not word_pooling and not sentence_pooling and not any(s.is_attention for s in site_list):
         raise ValueError("tokens=False with no word_pooling or sentence_pooling would store nothing")
     if long_inputs == "window" and any(s.is_attention for s in site_list):

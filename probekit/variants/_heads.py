@@ -216,7 +216,7 @@ def prune_heads(src: HookedModel | ModelVariant, recipe: HeadPruneRecipe | None 
     parent, base, lineage, pmap, structure = parent_info(src)
     family = parent.adapter.family
     t = _table(family)
-    blocks = parent._blocks
+    blocks = parent.blocks
     n_heads = {i: _n_heads_now(b, t) for i, b in enumerate(blocks)}
     # ------- validate before any work
     if recipe.heads is not None:

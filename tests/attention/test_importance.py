@@ -35,7 +35,7 @@ def test_zero_mask_equals_zeroing_the_heads_value_slice():
     off[1, 2] = 0
     with torch.no_grad(), head_mask(m, off):
         masked = m.forward_rows(rows).logits
-    v = m._blocks[1].attention.self.value
+    v = m.blocks[1].attention.self.value
     with torch.no_grad():
         v.weight[16:24] = 0
         v.bias[16:24] = 0

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def _perturbed(seed: int = 0):
     m = probekit.load_model(tiny_config("bert"), seed=seed)
     with torch.no_grad():
-        for p in m._blocks[1].parameters():
+        for p in m.blocks[1].parameters():
             p.add_(0.5 * torch.randn_like(p))
     return m
 

@@ -19,7 +19,7 @@ def stores(tmp_path_factory):
     base = probekit.load_model(tiny_config("bert"), seed=0)
     other = probekit.load_model(tiny_config("bert"), seed=0)
     with torch.no_grad():  # a "variant": perturb the second block only
-        for p in other._blocks[1].parameters():
+        for p in other.blocks[1].parameters():
             p.add_(0.5 * torch.randn_like(p))
     a = extract(base, TEXTS, SITES, root / "a", progress=False, dtype="float32")
     b = extract(other, TEXTS, SITES, root / "b", progress=False, dtype="float32")

@@ -22,7 +22,7 @@ def suites(tmp_path_factory):
     base = probekit.load_model(tiny_config("bert"), seed=0)
     other = probekit.load_model(tiny_config("bert"), seed=0)
     with torch.no_grad():
-        for p in other._blocks[1].parameters():
+        for p in other.blocks[1].parameters():
             p.add_(0.5 * torch.randn_like(p))
     sa = extract_task(base, task, root / "a", progress=False)
     sb = extract_task(other, task, root / "b", progress=False)

@@ -33,7 +33,7 @@ def pair(tmp_path_factory):
     base = probekit.load_model(tiny_config("bert"), seed=0)
     other = probekit.load_model(tiny_config("bert"), seed=0)
     with torch.no_grad():
-        for p in other._blocks[1].parameters():
+        for p in other.blocks[1].parameters():
             p.add_(0.5 * torch.randn_like(p))
     a = extract(base, TEXTS, None, root / "a", progress=False, dtype="float32", sentence_pooling=["mean"])
     b = extract(other, TEXTS, None, root / "b", progress=False, dtype="float32", sentence_pooling=["mean"])

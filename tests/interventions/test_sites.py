@@ -122,7 +122,7 @@ def test_interventions_compose_in_order(model):
 def test_head_ablation_equals_zeroing_that_heads_slice(model):
     layer, head = 1, 2
     ablated = _cache(model, ["L1.resid"], interventions=[AblateHeads(layer, [head])])
-    proj = resolve_module(model._blocks[layer], model.adapter.attn_output_proj)
+    proj = resolve_module(model.blocks[layer], model.adapter.attn_output_proj)
     hd = model.d_model // model.n_heads
     w = proj.weight
     saved = w.detach().clone()

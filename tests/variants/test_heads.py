@@ -12,7 +12,7 @@ def _zero_heads(model, family, heads, hs):
     """The reference: switch heads off by zeroing their columns of the output projection."""
     t = ATTENTION_TABLES[family]
     for layer, head in heads:
-        o = model._blocks[layer].get_submodule(t.o)
+        o = model.blocks[layer].get_submodule(t.o)
         with torch.no_grad():
             o.weight[:, head * hs:(head + 1) * hs] = 0
 
@@ -27,8 +27,8 @@ def test_pruned_model_equals_masked_original(family):
     torch.testing.assert_close(logits(v.model, TEXTS), logits(ref, TEXTS), atol=1e-5, rtol=1e-5)
     # slices really went: fewer parameters, smaller Q and O
     t = ATTENTION_TABLES[family]
-    assert v.model._blocks[0].get_submodule(t.q).weight.shape == (16, 32)
-    assert v.model._blocks[0].get_submodule(t.o).weight.shape == (32, 16)
+    assert v.model.blocks[0].get_submodule(t.q).weight.shape == (16, 32)
+    assert v.model.blocks[0].get_submodule(t.o).weight.shape == (32, 16)
     assert v.layer_map.heads == ((0, 2), (1, 2, 3))
 
 
@@ -64,7 +64,7 @@ def test_ffn_pruning_equals_zeroed_neurons(bert_cls):
     v = prune_heads(bert_cls, ffn_fraction=0.5, importance="magnitude")
     ref = tiny_classifier("bert")
     for layer, kept in enumerate(v.layer_map.ffn):
-        out = ref._blocks[layer].output.dense
+        out = ref.blocks[layer].output.dense
         drop = [i for i in range(out.weight.shape[1]) if i not in kept]
         with torch.no_grad():
             out.weight[:, drop] = 0
