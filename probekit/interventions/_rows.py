@@ -13,7 +13,6 @@ materialised.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import torch
 
 from probekit.data import SplitWarning, Task
 from probekit.fingerprint import canonical_json, hash_bytes
-from probekit.labels import canonical_labels
+from probekit.labels import canonical_labels, is_missing
 from probekit.model import Site
 from probekit.probes import check_alignment
 from probekit.store import ActivationStore, SiteView
@@ -53,7 +52,8 @@ def encode_labels(labels, n_rows: int | None = None) -> tuple[np.ndarray, np.nda
     Parameters
     ----------
     labels : array-like of shape (n,)
-        Class labels; ``None``, NaN or an empty string counts as missing.
+        Class labels; what :func:`probekit.labels.is_missing` calls missing (``None``, NaN, ``pd.NA``, an
+        empty or whitespace-only string) is refused, as everywhere in probekit.
     n_rows : int, optional
         The number of feature rows the labels must match.
 
@@ -87,18 +87,15 @@ def encode_labels(labels, n_rows: int | None = None) -> tuple[np.ndarray, np.nda
         raise ValueError(f"{len(y)} labels for {n_rows} feature rows: give exactly one label per row")
     if y.dtype.kind in "fc":
         missing = np.isnan(y)
-    elif y.dtype.kind == "O":
-        missing = np.array([v is None or (isinstance(v, float) and math.isnan(v)) or v == "" for v in y],
-                           dtype=bool)
-        if not missing.any():
+    elif y.dtype.kind in "OU":
+        missing = np.fromiter((is_missing(v) for v in y.tolist()), dtype=bool, count=len(y))
+        if y.dtype.kind == "O" and not missing.any():
             y = np.asarray(canonical_labels(y), dtype=str)  # 1, 1.0 and "1" are one class
-    elif y.dtype.kind == "U":
-        missing = y == ""
     else:
         missing = np.zeros(len(y), dtype=bool)
     if missing.any():
         first = int(np.flatnonzero(missing)[0])
-        raise ValueError(f"{int(missing.sum())} of {len(y)} labels are missing (None, NaN or empty), first at row "
+        raise ValueError(f"{int(missing.sum())} of {len(y)} labels are missing (None, NaN, NA or blank), first at row "
                          f"{first}; drop those rows (``rows=``) or label them")
     classes, codes = np.unique(y, return_inverse=True)
     if len(classes) < 2:

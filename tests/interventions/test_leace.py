@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -194,8 +195,11 @@ def test_one_class_is_refused():
         LeaceEraser().fit(np.ones((10, 3)) * np.arange(10)[:, None], ["a"] * 10)
 
 
-@pytest.mark.parametrize("labels", [None, ["a", None, "b", "a"], [0.0, np.nan, 1.0, 0.0], ["a", "", "b", "a"]])
+@pytest.mark.parametrize("labels", [None, ["a", None, "b", "a"], [0.0, np.nan, 1.0, 0.0], ["a", "", "b", "a"],
+                                    ["a", "  ", "b", "a"], np.array(["a", " ", "b", "a"]),
+                                    pd.array(["a", pd.NA, "b", "a"], dtype=object)])
 def test_missing_labels_are_refused(labels):
+    # one rule everywhere: probekit.labels.is_missing (whitespace-only strings and pd.NA are no labels)
     X = np.random.default_rng(0).normal(size=(4, 3))
     with pytest.raises(ValueError, match="missing"):
         LeaceEraser().fit(X, labels)
