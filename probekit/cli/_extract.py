@@ -16,24 +16,13 @@ INTERVENE_HELP = ("Intervene during the forward pass (repeatable, applied in ord
 
 def parse_intervention(spec: str):
     """One ``--intervene`` value as an intervention object; a bad value is a ``click.BadParameter``."""
-    from probekit.interventions import Ablate, AblateHeads, Eraser
+    from probekit.interventions import from_spec
 
-    kind, _, rest = spec.partition(":")
     try:
-        if kind == "ablate" and rest:
-            site, _, how = rest.partition(":")
-            if how not in ("", "zero"):
-                raise ValueError(f"only zero ablation is available from the command line, got {how!r}")
-            return Ablate(site, "zero")
-        if kind == "heads" and rest.count(":") == 1:
-            block, heads = rest.split(":")
-            return AblateHeads(int(block), [int(h) for h in heads.split(",") if h.strip()])
-        if kind in ("erase", "erase-other-model") and rest:
-            return Eraser.load(rest, allow_other_model=kind == "erase-other-model")
+        return from_spec(spec)
     except (ValueError, TypeError, FileNotFoundError, LookupError) as exc:
-        raise click.BadParameter(f"{spec!r}: {exc}", param_hint="--intervene") from None
-    raise click.BadParameter(f"{spec!r} is not ablate:SITE, heads:BLOCK:H1,H2, erase:DIR or erase-other-model:DIR",
-                             param_hint="--intervene")
+        raise click.BadParameter(str(exc) if spec in str(exc) else f"{spec!r}: {exc}",
+                                 param_hint="--intervene") from None
 
 
 @main.command("extract")

@@ -18,16 +18,6 @@ def _task(name: str, source: str, ud_path: str | None, limit: int | None, seed: 
     return build_task(name, source, path=ud_path, limit=limit, seed=seed)
 
 
-def _class_indices(labels: list, names) -> list[int]:
-    """The classifier's class index of each sentence label: the integer itself for integer labels, else the
-    label's place among the task's classes (sentiment: ``neg`` 0, ``pos`` 1, as the corpus numbers them)."""
-    try:
-        return [int(str(v)) for v in labels]
-    except ValueError:
-        order = list(names)
-        return [order.index(str(v)) for v in labels]
-
-
 _TASK_OPTIONS = [
     click.option("--model", "model_spec", default="minilm-l6", show_default=True,
                  help="Alias, model folder or hub name."),
@@ -71,28 +61,23 @@ def erase_cmd(model_spec, task_name, source, ud_path, limit, seed, site, method,
       probekit erase --model smollm2-135m --task deprel --site L10.resid --method inlp --out runs/erasers/dep
     """
     check_output(out)
-    from probekit.interventions import InlpEraser, LeaceEraser
-    from probekit.probes import LinearProbe, extract_task, task_inputs
+    from probekit.pipeline import fit_eraser
     from probekit.variants import load_model  # probekit.load_model: saved variants too
 
     out_p = Path(out)
     if (out_p / "eraser.json").exists() and not overwrite:
         raise click.ClickException(f"{out} already holds an eraser; pass --overwrite to replace it")
     model = load_model(model_spec)
-    site = str(model.site(site))
     task = _task(task_name, source, ud_path, limit, seed)
     store_p = Path(store_dir) if store_dir else out_p.with_name(out_p.name + "-store")
-    store = extract_task(model, task, store_p, [site], progress=False)
-    eraser = (LeaceEraser(site) if method == "leace" else InlpEraser(site, random_state=seed)).fit(store, task)
+    try:
+        eraser, info = fit_eraser(model, task, site, method, store_p, seed=seed)
+    except (ValueError, LookupError) as exc:
+        raise click.ClickException(str(exc)) from exc
     eraser.save(out_p, overwrite=overwrite)
-    inp = task_inputs(store, task, [site])
-    X, y = inp.X[0], inp.y
-    tr, te = inp.train, inp.test
-    before = LinearProbe(random_state=seed).fit(X[tr], y[tr]).score(X[te], y[te])
-    after = LinearProbe(random_state=seed).fit(eraser(X[tr]), y[tr]).score(eraser(X[te]), y[te])
-    click.echo(f"{out}: {method} eraser of {task_name} at {site}, rank {eraser.rank_} of {eraser.d_}; linear probe "
-               f"{inp.test_split} accuracy {100 * before:.1f}% -> {100 * after:.1f}% (fingerprint "
-               f"{eraser.fingerprint()[:12]})")
+    click.echo(f"{out}: {method} eraser of {task_name} at {info['site']}, rank {info['rank']} of {info['d']}; linear "
+               f"probe {info['split']} accuracy {100 * info['accuracy_before']:.1f}% -> "
+               f"{100 * info['accuracy_after']:.1f}% (fingerprint {info['fingerprint'][:12]})")
 
 
 @main.command("amnesic")
@@ -125,10 +110,7 @@ def amnesic_cmd(model_spec, task_name, source, ud_path, limit, seed, sites, beha
     check_output(out)
     if held_out < 1 or n_random < 1 or n_boot < 1:
         raise click.ClickException("--held-out, --n-random and --n-boot must be >= 1")
-    from probekit.interventions import ClassifierBehaviour, NextTokenBehaviour, amnesic_probe
-    from probekit.model import as_hooked_model
-    from probekit.pipeline import amnesic_outputs
-    from probekit.probes import extract_task
+    from probekit.pipeline import amnesic_analysis, amnesic_outputs
     from probekit.report import write_report
     from probekit.runfolder import RUN_JSON, Outputs
     from probekit.variants import is_variant_folder, load_model  # probekit.load_model: saved variants too
@@ -137,36 +119,17 @@ def amnesic_cmd(model_spec, task_name, source, ud_path, limit, seed, sites, beha
     # a saved variant fixes its own head; otherwise a language model needs its LM head
     head = "causal-lm" if behaviour == "lm" and not is_variant_folder(model_spec) else None
     model = load_model(model_spec, head=head)
-    if behaviour == "classifier" and not type(as_hooked_model(model).model).__name__.endswith(
-            "ForSequenceClassification"):
-        raise click.ClickException(f"{model_spec} is not a sequence classifier; --behaviour classifier needs one "
-                                   "(e.g. a folder written by 'probekit finetune')")
     task = _task(task_name, source, ud_path, limit, seed)
-    test = [i for i, s in enumerate(task.dataset.splits) if s == "test"][:held_out]
-    if not test:
-        raise click.ClickException(f"task {task_name} has no test split to measure behaviour on")
-    words = task.dataset.word_lists()
-    texts = [" ".join(words[i]) for i in test]
-    if behaviour == "lm":
-        beh = NextTokenBehaviour(texts)
-    else:
-        if task.level != "sentence":
-            raise click.ClickException("--behaviour classifier needs a sentence-level task (its labels are the "
-                                       "classifier's classes)")
-        labels = _class_indices([task.dataset.labels[i] for i in test], task.label_names)
-        n_out = int(getattr(as_hooked_model(model).config, "num_labels", 0) or 0)
-        if n_out and max(labels) >= n_out:
-            raise click.ClickException(f"task {task_name} has {len(task.label_names)} classes "
-                                       f"({', '.join(task.label_names)}) but the classifier {model_spec} has "
-                                       f"{n_out} outputs")
-        beh = ClassifierBehaviour(texts, labels)
     out_p = Path(out)
-    store = extract_task(model, task, out_p / "store", split_list(sites) or None, progress=progress)
-    res = amnesic_probe(model, store, task, beh, method=method, n_random=n_random, seed=seed, n_boot=n_boot,
-                        progress=progress)
+    try:
+        res, store, n_texts = amnesic_analysis(model, task, out_p / "store", sites=split_list(sites) or None,
+                                               behaviour=behaviour, method=method, held_out=held_out,
+                                               n_random=n_random, seed=seed, n_boot=n_boot, progress=progress)
+    except (ValueError, LookupError) as exc:
+        raise click.ClickException(str(exc)) from exc
     table = amnesic_outputs(res, Outputs(out_p))["amnesic_summary"]
     run = {"name": out_p.name, "command": "amnesic", "model": model_spec, "task": task_name, "source": source,
-           "behaviour": behaviour, "method": method, "seed": seed, "n_held_out": len(texts),
+           "behaviour": behaviour, "method": method, "seed": seed, "n_held_out": n_texts,
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(time.time() - t0, 1),
            "stores": {"task": store.fingerprint}}

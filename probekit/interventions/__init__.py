@@ -18,6 +18,11 @@ the same rank (Elazar et al. 2021). Every eraser applies itself to
 ``[..., d]`` features of its site, describes itself as canonical JSON
 (``to_dict``, ``fingerprint``) and saves/loads as safetensors + JSON.
 
+Written as data: :func:`from_dict` rebuilds an intervention from its
+``to_dict`` (where the description holds it all) and :func:`from_spec` reads
+the text forms (``ablate:SITE``, ``heads:BLOCK:H1,H2``, ``erase:DIR``) that
+``--intervene`` and a ``probekit run`` config's ``interventions:`` take.
+
 :func:`amnesic_probe` (Elazar et al. 2021) erases a property at each layer
 and measures the change in the model's behaviour against a same-rank random
 erasure, with the probe accuracy before and after.
@@ -67,6 +72,7 @@ from probekit.interventions._inlp import InlpEraser
 from probekit.interventions._leace import LeaceEraser, LeaceStatistics, linear_shrinkage
 from probekit.interventions._patch import Patch
 from probekit.interventions._random import RandomEraser, random_eraser_like
+from probekit.interventions._spec import INTERVENTION_GRAMMAR, from_dict, from_spec
 
 __all__ = [
     "AMNESIC_METHODS",
@@ -91,4 +97,7 @@ __all__ = [
     "linear_shrinkage",
     "random_eraser_like",
     "site_mean",
+    "INTERVENTION_GRAMMAR",
+    "from_dict",
+    "from_spec",
 ]

@@ -10,7 +10,10 @@ each sentence run once), ``probes``
 (:class:`~probekit.attention.AttentionSuite`), ``finetune`` (Rotten Tomatoes
 sentiment), ``variants`` (magnitude pruning, head pruning, int8, distillation),
 ``attribution`` (on the fine-tuned classifier), ``compare`` (each variant
-against the fine-tuned original) and ``report``.
+against the fine-tuned original), ``erase`` (a concept eraser),
+``amnesic`` (amnesic probing) and ``report``. A config's ``interventions:``
+(``ablate:SITE``, ``heads:BLOCK:H1,H2``, ``erase:DIR``, or descriptions)
+act on the model in ``extract`` and ``task_stores``.
 
 Each stage's key hashes its config sections and its upstream fingerprints; a
 second run reuses every stage whose key and outputs are unchanged.
@@ -78,6 +81,7 @@ from probekit.pipeline._config import (
     resolve,
     validate,
 )
+from probekit.pipeline._interventions import amnesic_analysis, config_interventions, fit_eraser
 from probekit.pipeline._model_tables import amnesic_outputs, attribution_outputs
 from probekit.pipeline._runner import Context, plan, run_experiment, stage_key
 from probekit.pipeline._stages import STAGES, Stage
@@ -92,11 +96,14 @@ __all__ = [
     "ConfigError",
     "Context",
     "Stage",
+    "amnesic_analysis",
     "amnesic_outputs",
     "attention_outputs",
     "attribution_outputs",
     "best_layers",
     "compare_outputs",
+    "config_interventions",
+    "fit_eraser",
     "load_config",
     "merge",
     "plan",

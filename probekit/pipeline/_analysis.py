@@ -7,6 +7,7 @@ import logging
 from probekit.attention import AttentionSuite
 from probekit.data import build_task
 from probekit.pipeline._common import fresh_store, load_base, model_spec, outputs, sentences_frame
+from probekit.pipeline._interventions import config_interventions
 from probekit.pipeline._tables import attention_outputs, probe_outputs
 from probekit.probes import ProbeSuite, extract_tasks, group_tasks, random_init_copy
 from probekit.results import Results
@@ -33,7 +34,7 @@ def stage_extract(ctx) -> dict:
     store = fresh_store(ctx, lambda ow: extract(
         model, df, sites, ctx.path("stores", "main"), dtype=cfg["extract"]["dtype"],
         batch_tokens=cfg["extract"]["batch_tokens"], sentence_pooling=("mean",), autocast=cfg["extract"]["autocast"],
-        progress=ctx.progress, overwrite=ow))
+        interventions=config_interventions(cfg), progress=ctx.progress, overwrite=ow))
     return {"outputs": ["stores/main"], "fingerprints": {"main": store.fingerprint},
             "info": {"examples": store.n_examples, "sites": [str(s) for s in store.sites]}}
 
@@ -91,10 +92,13 @@ def stage_task_stores(ctx) -> dict:
         if m is None:
             continue
 
-        def make(ow, m=m, label=label, src=src):
+        # the configured interventions act on the experiment's model, not on its random-weights copy
+        ivs = config_interventions(cfg) if m is model else []
+
+        def make(ow, m=m, label=label, src=src, ivs=ivs):
             with m.eager_attention(eager and bool(src)):
                 return extract_tasks(m, tasks, ctx.path("stores", label), dtype=dtype, sources=src,
-                                     autocast=autocast, progress=ctx.progress, overwrite=ow)
+                                     autocast=autocast, interventions=ivs, progress=ctx.progress, overwrite=ow)
 
         made[label] = fresh_store(ctx, make)
         outputs.append(f"stores/{label}")

@@ -22,6 +22,7 @@ from probekit.attention import AttentionSuite
 from probekit.attribution import Attributor
 from probekit.data import TASKS, build_task, default_ud_path
 from probekit.model import ALIASES, Site
+from probekit.pipeline._interventions import check_interventions_section
 from probekit.probes import PROBES, ProbeSuite
 from probekit.store import extract
 from probekit.validation import Interval, ListOf, constraint_of, explain
@@ -161,6 +162,25 @@ SCHEMA: dict[str, Any] = {
                        accepts=own(_n(2))),
         "probe_task": F((str, type(None)), "sentiment", doc="sentence task probed on every variant"),
     },
+    "interventions": F((list, type(None)), None, item=(str, dict),
+                       doc="interventions on every forward pass of the model in extract and task_stores: "
+                           "'ablate:SITE', 'heads:BLOCK:H1,H2', 'erase:DIR' or descriptions (to_dict)"),
+    "erase": {
+        "task": F((str,), "upos", doc="word- or sentence-level task whose concept is erased"),
+        "site": F((str,), "L1.resid", doc="site the eraser is fitted at (saved under models/erasers/)"),
+        "method": F((str,), "leace", choices=("leace", "inlp")),
+    },
+    "amnesic": {
+        "task": F((str,), "upos", doc="the property erased at each site"),
+        "sites": F((list, type(None)), None, item=(str,), doc="sites (null: every residual site)"),
+        "behaviour": F((str,), "lm", choices=("lm", "classifier"),
+                       doc="lm: next-token loss of the model with its LM head; classifier: the fine-tuned "
+                           "classifier's accuracy (needs finetune)"),
+        "method": F((str,), "leace", choices=("leace", "inlp")),
+        "held_out": F((int,), 200, doc="test sentences the behaviour runs on", accepts=own(_n(1))),
+        "n_random": F((int,), 1, doc="random same-rank erasures per site", accepts=own(_n(1))),
+        "n_boot": F((int,), 1000, accepts=own(_n(1))),
+    },
     "outputs": {
         "figures": F((bool,), True),
         "report": F((bool,), True),
@@ -168,7 +188,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 #: Sections that may be absent (their stages are then skipped). Sub-sections of ``variants`` too.
-OPTIONAL = {"extract", "probes", "attention", "finetune", "variants", "attribution", "compare",
+OPTIONAL = {"extract", "probes", "attention", "finetune", "variants", "attribution", "compare", "erase", "amnesic",
             "variants.magnitude_prune", "variants.prune_heads", "variants.quantize", "variants.distill"}
 
 #: What ``probekit demo`` runs (``examples/demo.yaml`` holds the same). Sized for a few minutes on
@@ -341,6 +361,14 @@ def _check_semantics(cfg: dict, lines: dict, errors: list[str], base_dir: Path) 
     comp = cfg.get("compare")
     if isinstance(comp, dict) and isinstance(comp.get("probe_task"), str):
         _check_task(comp["probe_task"], "compare.probe_task", source, lines, errors)
+    for sec in ("erase", "amnesic"):
+        if isinstance(cfg.get(sec), dict) and isinstance(cfg[sec].get("task"), str):
+            _check_task(cfg[sec]["task"], f"{sec}.task", source, lines, errors)
+    if isinstance(cfg.get("amnesic"), dict) and cfg["amnesic"].get("behaviour") == "classifier" \
+            and cfg.get("finetune") is None:
+        errors.append(f"'amnesic.behaviour'{_where(lines, 'amnesic.behaviour')} is 'classifier', which needs a "
+                      "'finetune' section (the classifier it measures)")
+    check_interventions_section(cfg, lines, errors, base_dir)
     att = cfg.get("attention")
     n = data.get("sentences")
     if isinstance(att, dict) and isinstance(att.get("example"), int) and isinstance(n, int) and att["example"] >= n:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from probekit.pipeline._analysis import stage_attention, stage_extract, stage_probes, stage_task_stores
+from probekit.pipeline._interventions import stage_amnesic, stage_erase
 from probekit.pipeline._variants import stage_attribution, stage_compare, stage_finetune, stage_variants
 from probekit.report import write_report
 
@@ -59,9 +60,9 @@ _ANALYSIS = ("model", "data")
 
 #: Every stage, in run order.
 STAGES: list[Stage] = [
-    Stage("extract", (), _ANALYSIS + ("extract",), _on("extract"), stage_extract),
-    Stage("task_stores", ("extract",), _ANALYSIS + ("extract", "probes.tasks", "probes.random_init"), _on("probes"),
-          stage_task_stores),
+    Stage("extract", (), _ANALYSIS + ("extract", "interventions"), _on("extract"), stage_extract),
+    Stage("task_stores", ("extract",), _ANALYSIS + ("extract", "interventions", "probes.tasks", "probes.random_init"),
+          _on("probes"), stage_task_stores),
     Stage("probes", ("task_stores",), _ANALYSIS + ("probes", "outputs.figures"), _on("probes"), stage_probes),
     Stage("attention", ("extract",), ("attention", "outputs.figures"), _on("attention"), stage_attention),
     Stage("finetune", (), ("model", "finetune"), _on("finetune"), stage_finetune),
@@ -70,6 +71,9 @@ STAGES: list[Stage] = [
           stage_attribution),
     Stage("compare", ("finetune", "variants"), _ANALYSIS + ("compare", "variants", "outputs.figures"),
           lambda cfg: cfg.get("compare") is not None and cfg.get("variants") is not None, stage_compare),
-    Stage("report", ("extract", "probes", "attention", "finetune", "variants", "attribution", "compare"),
+    Stage("erase", (), _ANALYSIS + ("erase", "outputs.figures"), _on("erase"), stage_erase),
+    Stage("amnesic", ("finetune",), _ANALYSIS + ("amnesic", "outputs.figures"), _on("amnesic"), stage_amnesic),
+    Stage("report", ("extract", "probes", "attention", "finetune", "variants", "attribution", "compare", "erase",
+                     "amnesic"),
           ("outputs", "name"), lambda cfg: bool(cfg["outputs"]["report"]), stage_report, closing=True),
 ]

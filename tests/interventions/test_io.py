@@ -204,3 +204,22 @@ def test_command_line_erase_specs(two_models, tmp_path):
                                   "L1.resid", "--intervene", f"erase-other-model:{eraser}", "--out",
                                   str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
+
+
+def test_interventions_round_trip_through_their_descriptions_and_text(tmp_path):
+    from probekit.interventions import Ablate, AblateHeads, Steer, from_dict, from_spec
+
+    for iv in (Ablate("L1.resid", "zero"), Ablate("L0.mlp.out", "zero", positions=[0, 2]), AblateHeads(1, [3, 0])):
+        back = from_dict(iv.to_dict())
+        assert type(back) is type(iv) and back.to_dict() == iv.to_dict() and back.fingerprint() == iv.fingerprint()
+    assert from_spec("ablate:L1.resid").fingerprint() == Ablate("L1.resid").fingerprint()
+    assert from_spec("heads:1:0,3").fingerprint() == AblateHeads(1, [0, 3]).fingerprint()
+    # arrays are described by their hash only: the description says it cannot rebuild them
+    with pytest.raises(ValueError, match="hash only"):
+        from_dict(Steer("L1.resid", [1.0, 2.0]).to_dict())
+    with pytest.raises(ValueError, match="mean ablation"):
+        from_dict({"type": "ablate", "site": "L1.resid", "params": {"how": "mean"}})
+    with pytest.raises(ValueError, match="is not ablate:SITE"):
+        from_spec("zap:L1.resid")
+    with pytest.raises(ValueError, match="erasers? entry|eraser"):
+        from_dict({"kind": "eraser", "method": "leace"})

@@ -71,8 +71,10 @@ def _stage_files(run, stage):
 
 
 def _files(folder):
+    """The analysis outputs in a folder (not the report's Parquet copies and derived tables)."""
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
-            if p.is_file() and p.parts[len(folder.parts)] in ("tables", "figures", "attributions", "summaries")}
+            if p.is_file() and p.parts[len(folder.parts)] in ("tables", "figures", "attributions", "summaries")
+            and p.suffix != ".parquet" and not p.name.startswith("report_")}
 
 
 def test_probe_cli_writes_the_pipelines_tables(pipeline_run, tiny_dir, tmp_path):
@@ -140,3 +142,33 @@ def test_attribute_cli_writes_the_stages_tables(variant_run, tmp_path):
         assert len(cli) > 0, name
         drop = [c for c in context if c in cli.columns]
         pd.testing.assert_frame_equal(cli.drop(columns=drop), pipe.drop(columns=drop), obj=name)
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory):
+    import transformers as T
+
+    folder = tmp_path_factory.mktemp("tiny-lm") / "tiny-gpt2"
+    T.GPT2LMHeadModel(tiny_config("gpt2")).save_pretrained(folder)
+    probekit.load_tokenizer("minilm-l6").save_pretrained(folder)
+    return folder
+
+
+def test_amnesic_cli_writes_the_stages_tables(lm_dir, tmp_path):
+    cfg = {"name": "same-amnesic", "seed": 0, "model": {"path": str(lm_dir)},
+           "data": {"source": "ud", "path": str(UD_SAMPLE_DEV), "sentences": 40},
+           "amnesic": {"task": "upos", "sites": ["L0.resid", "L1.resid"], "held_out": 6, "n_boot": 20},
+           "outputs": {"figures": True, "report": False}}
+    run = tmp_path / "run"
+    run_experiment(copy.deepcopy(cfg), run, progress=False)
+    out = tmp_path / "cli"
+    r = CliRunner().invoke(main, ["amnesic", "--model", str(lm_dir), "--task", "upos", "--ud-path",
+                                  str(UD_SAMPLE_DEV), "--limit", "40", "--seed", "0", "--sites", "L0.resid,L1.resid",
+                                  "--held-out", "6", "--n-boot", "20", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert _files(out) == _stage_files(run, "amnesic")
+    for name in ("amnesic", "amnesic_summary"):
+        cli, pipe = _table(out, name), _table(run, name)
+        assert len(cli) > 0, name
+        pd.testing.assert_frame_equal(cli, pipe, obj=name)
+    assert set(_table(out, "amnesic_summary")["site"]) == {"L0.resid", "L1.resid"}

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from probekit.pipeline import DEMO_CONFIG, FULL_OVERRIDES, QUICK_OVERRIDES, ConfigError, load_config, merge, resolve
+from probekit.pipeline import (
+    DEMO_CONFIG,
+    FULL_OVERRIDES,
+    QUICK_OVERRIDES,
+    ConfigError,
+    load_config,
+    merge,
+    plan,
+    resolve,
+)
 from tests.data.conftest import UD_SAMPLE
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -154,3 +163,26 @@ def test_a_run_name_that_would_leave_runs_is_refused(tmp_path, monkeypatch, name
     r = CliRunner().invoke(main, ["run", str(p)], catch_exceptions=False)
     assert r.exit_code == 1 and "plain folder name" in r.output
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "exp.yaml"]  # nothing written anywhere
+
+
+def test_interventions_erase_and_amnesic_sections_are_validated(tmp_path):
+    p = _write(tmp_path, "name: x\ninterventions:\n  - ablate:L1.resid\n  - zap:L2\n  - erase:no/such/eraser\n"
+                         "  - {type: ablate_heads, site: L0.attn.out, params: {heads: [1]}}\n"
+                         "amnesic:\n  task: upos\n  behaviour: classifier\n  held_out: 0\nerase:\n  task: upoz\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "'amnesic.held_out'" in msg and "(line 10)" in msg
+    p = _write(tmp_path, "name: x\ninterventions:\n  - ablate:L1.resid\n  - zap:L2\n  - erase:no/such/eraser\n"
+                         "  - {type: ablate_heads, site: L0.attn.out, params: {heads: [1]}}\n"
+                         "amnesic:\n  task: upos\n  behaviour: classifier\nerase:\n  task: upoz\n  site: L1.resid\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "'interventions[1]' (line 4): 'zap:L2' is not ablate:SITE" in msg
+    assert "'interventions[2]' (line 5): no eraser saved in no/such/eraser" in msg
+    assert "interventions[0]" not in msg and "interventions[3]" not in msg
+    assert "unknown task 'upoz' at 'erase.task'" in msg and "needs a 'finetune' section" in msg
+    cfg = resolve({"name": "x", "interventions": ["heads:0:1"], "amnesic": {"task": "upos"}})
+    assert cfg["amnesic"]["behaviour"] == "lm" and cfg["amnesic"]["held_out"] == 200
+    assert [s.name for s in plan(cfg)] == ["amnesic", "report"]

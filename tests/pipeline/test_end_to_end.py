@@ -192,3 +192,14 @@ def test_task_sentences_missing_from_an_attention_store_join_it(analysis_config,
     assert main.manifest["components"]["forward"]["attn_implementation"] == "eager"
     assert "probes" in info["timings"]
     assert (out / "tables" / "probes.csv").is_file()
+
+
+def test_config_interventions_act_on_the_experiments_forward_passes(analysis_config, tmp_path):
+    import numpy as np
+
+    cfg = dict(analysis_config, interventions=["ablate:L0.resid"], outputs={"figures": False, "report": False})
+    cfg.pop("attention")
+    run_experiment(cfg, tmp_path / "run", progress=False)
+    store = probekit.ActivationStore.open(tmp_path / "run" / "stores" / "main")
+    assert [iv["type"] for iv in store.manifest["components"]["interventions"]] == ["ablate"]
+    assert float(np.abs(store["L0.resid"].example(0)).max()) == 0.0 < float(np.abs(store["emb"].example(0)).max())
