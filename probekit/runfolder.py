@@ -194,12 +194,7 @@ class RunFolder:
     Examples
     --------
     >>> import tempfile
-    >>> from probekit.pipeline import run_experiment
-    >>> tiny = {"name": "tiny", "data": {"source": "rt", "sentences": 60},
-    ...         "model": {"name": "tiny-bert", "config": {"model_type": "bert", "hidden_size": 32,
-    ...                   "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}},
-    ...         "probes": {"tasks": ["sentiment"], "n_boot": 50, "random_init": False},
-    ...         "outputs": {"figures": False, "report": False}}
+    >>> from probekit.pipeline import TINY_CONFIG as tiny, run_experiment
     >>> folder = tempfile.mkdtemp() + "/tiny"
     >>> _ = run_experiment(tiny, folder, progress=False)
     >>> run = RunFolder.read(folder)

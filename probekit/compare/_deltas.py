@@ -104,8 +104,8 @@ def probe_deltas(a, b, *, layer_map: Mapping[str, str] | None = None, metric: st
     >>> from probekit.data import build_task
     >>> from probekit.probes import ProbeSuite, extract_task
     >>> from probekit.variants import magnitude_prune
-    >>> base = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                            num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> base = probekit.load_model(tiny_config(), seed=0)
     >>> task, d = build_task("sentiment", "rt", limit=60), tempfile.mkdtemp()
     >>> suites = []
     >>> for name, m in (("base", base), ("pruned", magnitude_prune(base, sparsity=0.5))):

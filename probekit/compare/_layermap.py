@@ -30,8 +30,8 @@ def variant_record(store) -> dict | None:
     Examples
     --------
     >>> import probekit, tempfile, transformers
-    >>> base = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                            num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> base = probekit.load_model(tiny_config(), seed=0)
     >>> from probekit.variants import prune_heads
     >>> pruned = prune_heads(base, heads=[(0, 1)], importance="magnitude")
     >>> store = probekit.extract(pruned, ["a cat sat", "it rained"], out=tempfile.mkdtemp() + "/acts")
@@ -210,8 +210,8 @@ def head_map_for(store_a, store_b) -> dict[tuple[int, int], tuple[int, int]]:
     Examples
     --------
     >>> import probekit, tempfile, transformers
-    >>> base = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                            num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> base = probekit.load_model(tiny_config(), seed=0)
     >>> from probekit.variants import prune_heads
     >>> pruned = prune_heads(base, heads=[(0, 1), (1, 3)], importance="magnitude")
     >>> sites, d = ["L0.attn.pattern", "L1.attn.pattern"], tempfile.mkdtemp()

@@ -48,8 +48,8 @@ Intervening during a forward pass:
 
 >>> import probekit, transformers
 >>> from probekit.interventions import Ablate, Steer
->>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-...                         num_attention_heads=4, intermediate_size=37))
+>>> from probekit.model import tiny_config
+>>> m = probekit.load_model(tiny_config())
 >>> cache = m.run_with_cache(["a cat sat"], ["L0.resid", "L1.resid"],
 ...                          interventions=[Ablate("L0.resid", "zero")])
 >>> float(cache["L0.resid"].abs().max())

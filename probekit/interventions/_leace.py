@@ -226,8 +226,8 @@ class LeaceEraser(Eraser):
     >>> import probekit, tempfile, transformers
     >>> from probekit.data import build_task
     >>> from probekit.probes import extract_task
-    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> m = probekit.load_model(tiny_config(), seed=0)
     >>> upos = build_task("upos", "rt", limit=20)
     >>> store = extract_task(m, upos, tempfile.mkdtemp() + "/upos", progress=False)
     >>> eraser = LeaceEraser("L1.resid").fit(store, upos)

@@ -19,6 +19,7 @@ One line per file:
 - ``_loading``: :func:`load_hooked_model` / :func:`load_tokenizer` from an alias, a path, a hub id or a config
   (the public loader, which also knows saved variants, is ``probekit.load_model``).
 - ``_protocol``: :class:`ModelLike`, what the store, probes and suites need of a model; :func:`recipe_of`.
+- ``_tiny``: :func:`tiny_config`, the 2-layer random BERT of the examples.
 - ``_onnx_convert``: ONNX initializers to a BERT folder (the ``minilm-l3`` alias ships as ONNX only).
 
 Examples
@@ -57,6 +58,7 @@ from probekit.model._pooling import (
 )
 from probekit.model._protocol import ModelLike, recipe_of
 from probekit.model._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site, site_block, site_layer
+from probekit.model._tiny import tiny_config
 from probekit.model._tokenize import (
     LONG_INPUTS,
     Example,
@@ -113,6 +115,7 @@ __all__ = [
     "resolve_module",
     "site_block",
     "site_layer",
+    "tiny_config",
     "tokenize",
     "validate_inputs",
 ]

@@ -168,8 +168,8 @@ class HookedModel:
         Examples
         --------
         >>> import probekit, transformers
-        >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-        ...                         num_attention_heads=4, intermediate_size=37))
+        >>> from probekit.model import tiny_config
+        >>> m = probekit.load_model(tiny_config())
         >>> len(m.blocks), type(m.blocks[0]).__name__
         (2, 'BertLayer')
         """
@@ -181,8 +181,8 @@ class HookedModel:
         Examples
         --------
         >>> import probekit, transformers
-        >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-        ...                         num_attention_heads=4, intermediate_size=37))
+        >>> from probekit.model import tiny_config
+        >>> m = probekit.load_model(tiny_config())
         >>> module, hook = m.module_of("L1.resid")
         >>> module is m.blocks[1]
         True
@@ -281,8 +281,8 @@ class HookedModel:
         --------
         >>> import probekit, transformers, torch
         >>> from probekit.interventions import Ablate
-        >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-        ...                         num_attention_heads=4, intermediate_size=37))
+        >>> from probekit.model import tiny_config
+        >>> m = probekit.load_model(tiny_config())
         >>> rows = m.tokenize(["a cat sat"]).windows[0].row_ids
         >>> with torch.no_grad(), m.intervening([Ablate("L1.resid", "zero")]):
         ...     out = m.forward_rows([rows]).last_hidden_state
@@ -470,8 +470,8 @@ class HookedModel:
         Examples
         --------
         >>> import probekit, transformers
-        >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-        ...                         num_attention_heads=4, intermediate_size=37))
+        >>> from probekit.model import tiny_config
+        >>> m = probekit.load_model(tiny_config())
         >>> before = m.forward_settings()
         >>> m.model.embeddings.LayerNorm.eps = 1e-3
         >>> m.forward_settings()["modules"] != before["modules"]
@@ -543,8 +543,8 @@ def as_hooked_model(model) -> HookedModel:
     Examples
     --------
     >>> import probekit, transformers
-    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                         num_attention_heads=4, intermediate_size=37))
+    >>> from probekit.model import tiny_config
+    >>> m = probekit.load_model(tiny_config())
     >>> as_hooked_model(m) is m
     True
     """

@@ -23,8 +23,8 @@ class ModelLike(Protocol):
     Examples
     --------
     >>> import probekit, transformers
-    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                         num_attention_heads=4, intermediate_size=37))
+    >>> from probekit.model import tiny_config
+    >>> m = probekit.load_model(tiny_config())
     >>> isinstance(m, ModelLike), recipe_of(m) is None
     (True, True)
     """

@@ -56,11 +56,7 @@ A tiny run (a 2-layer BERT built from its config, probed for sentiment on 60
 Rotten Tomatoes sentences), cached stage by stage:
 
 >>> import pathlib, tempfile
->>> tiny = {"name": "tiny", "data": {"source": "rt", "sentences": 60},
-...         "model": {"name": "tiny-bert", "config": {"model_type": "bert", "hidden_size": 32,
-...                   "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}},
-...         "probes": {"tasks": ["sentiment"], "n_boot": 50, "random_init": False},
-...         "outputs": {"figures": False, "report": False}}
+>>> from probekit.pipeline import TINY_CONFIG as tiny
 >>> run = tempfile.mkdtemp() + "/tiny"
 >>> _ = run_experiment(tiny, run, progress=False)
 >>> sorted(p.name for p in pathlib.Path(run, "tables").iterdir())[:2]
@@ -69,6 +65,7 @@ Rotten Tomatoes sentences), cached stage by stage:
 {'task_stores': True, 'probes': True}
 """
 
+from probekit.pipeline._common import TINY_CONFIG
 from probekit.pipeline._compare_tables import compare_outputs, probe_delta_table
 from probekit.pipeline._config import (
     DEMO_CONFIG,
@@ -93,6 +90,7 @@ __all__ = [
     "QUICK_OVERRIDES",
     "SCHEMA",
     "STAGES",
+    "TINY_CONFIG",
     "ConfigError",
     "Context",
     "Stage",

@@ -15,6 +15,16 @@ from probekit.variants import load_model
 
 logger = logging.getLogger(__name__)
 
+#: A tiny experiment for examples and quick checks: a 2-layer BERT built from its config, probed for sentiment on
+#: 60 Rotten Tomatoes sentences, no figures and no report (seconds on a CPU).
+TINY_CONFIG: dict = {
+    "name": "tiny", "data": {"source": "rt", "sentences": 60},
+    "model": {"name": "tiny-bert", "config": {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2,
+                                              "num_attention_heads": 4, "intermediate_size": 37}},
+    "probes": {"tasks": ["sentiment"], "n_boot": 50, "random_init": False},
+    "outputs": {"figures": False, "report": False},
+}
+
 
 def model_spec(cfg: dict):
     """``(spec for load_model, name, seed)`` of the config's ``model``."""

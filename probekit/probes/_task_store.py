@@ -85,8 +85,8 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
     --------
     >>> import probekit, tempfile, transformers
     >>> from probekit.data import build_task
-    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> m = probekit.load_model(tiny_config(), seed=0)
     >>> upos = build_task("upos", "rt", limit=20)
     >>> store = extract_task(m, upos, tempfile.mkdtemp() + "/upos", progress=False)
     >>> store.sites
@@ -182,8 +182,8 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     --------
     >>> import probekit, tempfile, transformers
     >>> from probekit.data import build_task
-    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> m = probekit.load_model(tiny_config(), seed=0)
     >>> upos, deprel = build_task("upos", "rt", limit=20), build_task("deprel", "rt", limit=20)
     >>> groups = extract_tasks(m, [upos, deprel], tempfile.mkdtemp(), progress=False)
     >>> [[t.name for t in ts] for ts, _ in groups]

@@ -15,12 +15,7 @@ Examples
 A report of a tiny pipeline run:
 
 >>> import tempfile
->>> from probekit.pipeline import run_experiment
->>> tiny = {"name": "tiny", "data": {"source": "rt", "sentences": 60},
-...         "model": {"name": "tiny-bert", "config": {"model_type": "bert", "hidden_size": 32,
-...                   "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}},
-...         "probes": {"tasks": ["sentiment"], "n_boot": 50, "random_init": False},
-...         "outputs": {"figures": False, "report": False}}
+>>> from probekit.pipeline import TINY_CONFIG as tiny, run_experiment
 >>> run = tempfile.mkdtemp() + "/tiny"
 >>> _ = run_experiment(tiny, run, progress=False)
 >>> from probekit.report import write_report
@@ -99,12 +94,7 @@ def write_report(run_dir: str | Path, *, max_rows: int = 25, title: str | None =
     Examples
     --------
     >>> import tempfile
-    >>> from probekit.pipeline import run_experiment
-    >>> tiny = {"name": "tiny", "data": {"source": "rt", "sentences": 60},
-    ...         "model": {"name": "tiny-bert", "config": {"model_type": "bert", "hidden_size": 32,
-    ...                   "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}},
-    ...         "probes": {"tasks": ["sentiment"], "n_boot": 50, "random_init": False},
-    ...         "outputs": {"figures": False, "report": False}}
+    >>> from probekit.pipeline import TINY_CONFIG as tiny, run_experiment
     >>> run = tempfile.mkdtemp() + "/tiny"
     >>> _ = run_experiment(tiny, run, progress=False)
     >>> html = write_report(run, title="tiny sentiment probes")

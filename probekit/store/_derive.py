@@ -192,8 +192,8 @@ def derive(
     Examples
     --------
     >>> import probekit, tempfile, transformers
-    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> m = probekit.load_model(tiny_config(), seed=0)
     >>> d = tempfile.mkdtemp()
     >>> tokens = probekit.extract(m, [["a", "cat", "sat"], ["it", "rained"], ["so", "it", "goes"]],
     ...                           out=d + "/tokens", progress=False)

@@ -215,8 +215,8 @@ def extract(
     Examples
     --------
     >>> import probekit, transformers
-    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                         num_attention_heads=4, intermediate_size=37))
+    >>> from probekit.model import tiny_config
+    >>> m = probekit.load_model(tiny_config())
     >>> import tempfile; d = tempfile.mkdtemp()
     >>> store = probekit.extract(m, ["a cat sat", "it rained"], ["L1.resid"], d + "/s")
     >>> store["L1.resid"].example(0).shape

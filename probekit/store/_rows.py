@@ -35,8 +35,8 @@ class RowReader:
     Examples
     --------
     >>> import probekit, tempfile, transformers
-    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> m = probekit.load_model(tiny_config(), seed=0)
     >>> store = probekit.extract(m, [["the", "cats", "slept"], ["it", "rained"]], ["L1.resid"],
     ...                          tempfile.mkdtemp() + "/acts", word_pooling=("mean",))
     >>> reader = store["L1.resid"].rows("word", "mean")

@@ -72,8 +72,8 @@ class ActivationStore:
     Examples
     --------
     >>> import probekit, tempfile, transformers
-    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                         num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> m = probekit.load_model(tiny_config(), seed=0)
     >>> out = tempfile.mkdtemp() + "/acts"
     >>> _ = probekit.extract(m, ["a cat sat", "it rained"], ["L0.resid", "L1.resid"], out)
     >>> store = ActivationStore.open(out)

@@ -330,8 +330,8 @@ def export(model: HookedModel | ModelVariant, path: str | os.PathLike, *, format
     Examples
     --------
     >>> import probekit, transformers
-    >>> model = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                             num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> model = probekit.load_model(tiny_config(), seed=0)
     >>> import tempfile
     >>> e = export(model, tempfile.mkdtemp() + "/model.onnx", format="onnx", repeats=2)
     >>> bool(e.max_abs_diff < 1e-4)

@@ -206,8 +206,8 @@ def prune_heads(src: HookedModel | ModelVariant, recipe: HeadPruneRecipe | None 
     Examples
     --------
     >>> import probekit, transformers
-    >>> model = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                             num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> model = probekit.load_model(tiny_config(), seed=0)
     >>> v = prune_heads(model, heads=[(0, 1), (1, 3)], importance="magnitude")
     >>> v.layer_map.heads
     ((0, 2, 3), (0, 1, 2))

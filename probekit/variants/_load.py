@@ -44,8 +44,8 @@ def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | N
     Examples
     --------
     >>> import probekit, transformers
-    >>> m = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                         num_attention_heads=4, intermediate_size=37))
+    >>> from probekit.model import tiny_config
+    >>> m = probekit.load_model(tiny_config())
     >>> type(m).__name__, m.n_layers
     ('HookedModel', 2)
     """

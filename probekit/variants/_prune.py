@@ -75,8 +75,8 @@ def magnitude_prune(src: HookedModel | ModelVariant, recipe: MagnitudePruneRecip
     Examples
     --------
     >>> import probekit, transformers
-    >>> model = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                             num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> model = probekit.load_model(tiny_config(), seed=0)
     >>> v = magnitude_prune(model, sparsity=0.5)
     >>> float(v.report["sparsity"].iloc[-1]["sparsity"])
     0.5

@@ -191,8 +191,8 @@ def quantize(src: HookedModel | ModelVariant, recipe: QuantizeRecipe | None = No
     Examples
     --------
     >>> import probekit, transformers
-    >>> model = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
-    ...                             num_attention_heads=4, intermediate_size=37), seed=0)
+    >>> from probekit.model import tiny_config
+    >>> model = probekit.load_model(tiny_config(), seed=0)
     >>> q = quantize(model, method="dynamic-int8")
     >>> q.model.run_with_cache(["a fine film"], sites=["L1.attn.pattern"])["L1.attn.pattern"].shape
     torch.Size([1, 4, 5, 5])
