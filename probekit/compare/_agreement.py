@@ -180,8 +180,7 @@ def prediction_agreement(model_a, model_b, texts, labels=None, *, batch_size: in
 
     >>> import probekit, transformers
     >>> from probekit.variants import quantize
-    >>> from probekit.model import tiny_config
-    >>> model = probekit.load_model(tiny_config(),
+    >>> model = probekit.load_model(probekit.model.tiny_config(),
     ...                             head="sequence-classification", num_labels=2, seed=0)
     >>> texts, labels = ["a fine film", "a dull film", "great fun", "long and boring"], [1, 0, 1, 0]
     >>> ag = prediction_agreement(model, quantize(model, method="dynamic-int8"), texts, labels, n_boot=100)

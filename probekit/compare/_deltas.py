@@ -104,8 +104,7 @@ def probe_deltas(a, b, *, layer_map: Mapping[str, str] | None = None, metric: st
     >>> from probekit.data import build_task
     >>> from probekit.probes import ProbeSuite, extract_task
     >>> from probekit.variants import magnitude_prune
-    >>> from probekit.model import tiny_config
-    >>> base = probekit.load_model(tiny_config(), seed=0)
+    >>> base = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> task, d = build_task("sentiment", "rt", limit=60), tempfile.mkdtemp()
     >>> suites = []
     >>> for name, m in (("base", base), ("pruned", magnitude_prune(base, sparsity=0.5))):

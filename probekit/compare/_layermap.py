@@ -30,8 +30,7 @@ def variant_record(store) -> dict | None:
     Examples
     --------
     >>> import probekit, tempfile, transformers
-    >>> from probekit.model import tiny_config
-    >>> base = probekit.load_model(tiny_config(), seed=0)
+    >>> base = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> from probekit.variants import prune_heads
     >>> pruned = prune_heads(base, heads=[(0, 1)], importance="magnitude")
     >>> store = probekit.extract(pruned, ["a cat sat", "it rained"], out=tempfile.mkdtemp() + "/acts")
@@ -209,10 +208,9 @@ def head_map_for(store_a, store_b) -> dict[tuple[int, int], tuple[int, int]]:
 
     Examples
     --------
-    >>> import probekit, tempfile, transformers
-    >>> from probekit.model import tiny_config
-    >>> base = probekit.load_model(tiny_config(), seed=0)
+    >>> import probekit, tempfile
     >>> from probekit.variants import prune_heads
+    >>> base = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> pruned = prune_heads(base, heads=[(0, 1), (1, 3)], importance="magnitude")
     >>> sites, d = ["L0.attn.pattern", "L1.attn.pattern"], tempfile.mkdtemp()
     >>> base_store = probekit.extract(base, ["a cat sat", "it rained"], sites, d + "/base")

@@ -48,8 +48,7 @@ Intervening during a forward pass:
 
 >>> import probekit, transformers
 >>> from probekit.interventions import Ablate, Steer
->>> from probekit.model import tiny_config
->>> m = probekit.load_model(tiny_config())
+>>> m = probekit.load_model(probekit.model.tiny_config())
 >>> cache = m.run_with_cache(["a cat sat"], ["L0.resid", "L1.resid"],
 ...                          interventions=[Ablate("L0.resid", "zero")])
 >>> float(cache["L0.resid"].abs().max())

@@ -226,8 +226,7 @@ class LeaceEraser(Eraser):
     >>> import probekit, tempfile, transformers
     >>> from probekit.data import build_task
     >>> from probekit.probes import extract_task
-    >>> from probekit.model import tiny_config
-    >>> m = probekit.load_model(tiny_config(), seed=0)
+    >>> m = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> upos = build_task("upos", "rt", limit=20)
     >>> store = extract_task(m, upos, tempfile.mkdtemp() + "/upos", progress=False)
     >>> eraser = LeaceEraser("L1.resid").fit(store, upos)

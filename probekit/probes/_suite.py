@@ -169,8 +169,7 @@ class ProbeSuite:
     --------
     >>> import probekit, tempfile, transformers
     >>> from probekit.data import build_task
-    >>> from probekit.model import tiny_config
-    >>> m = probekit.load_model(tiny_config(), seed=0)
+    >>> m = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> from probekit.probes import extract_task
     >>> upos = build_task("upos", "rt", limit=20)
     >>> store = extract_task(m, upos, tempfile.mkdtemp() + "/upos", progress=False)

@@ -85,8 +85,7 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
     --------
     >>> import probekit, tempfile, transformers
     >>> from probekit.data import build_task
-    >>> from probekit.model import tiny_config
-    >>> m = probekit.load_model(tiny_config(), seed=0)
+    >>> m = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> upos = build_task("upos", "rt", limit=20)
     >>> store = extract_task(m, upos, tempfile.mkdtemp() + "/upos", progress=False)
     >>> store.sites
@@ -182,8 +181,7 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     --------
     >>> import probekit, tempfile, transformers
     >>> from probekit.data import build_task
-    >>> from probekit.model import tiny_config
-    >>> m = probekit.load_model(tiny_config(), seed=0)
+    >>> m = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> upos, deprel = build_task("upos", "rt", limit=20), build_task("deprel", "rt", limit=20)
     >>> groups = extract_tasks(m, [upos, deprel], tempfile.mkdtemp(), progress=False)
     >>> [[t.name for t in ts] for ts, _ in groups]

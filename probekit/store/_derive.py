@@ -192,8 +192,7 @@ def derive(
     Examples
     --------
     >>> import probekit, tempfile, transformers
-    >>> from probekit.model import tiny_config
-    >>> m = probekit.load_model(tiny_config(), seed=0)
+    >>> m = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> d = tempfile.mkdtemp()
     >>> tokens = probekit.extract(m, [["a", "cat", "sat"], ["it", "rained"], ["so", "it", "goes"]],
     ...                           out=d + "/tokens", progress=False)

@@ -215,8 +215,7 @@ def extract(
     Examples
     --------
     >>> import probekit, transformers
-    >>> from probekit.model import tiny_config
-    >>> m = probekit.load_model(tiny_config())
+    >>> m = probekit.load_model(probekit.model.tiny_config())
     >>> import tempfile; d = tempfile.mkdtemp()
     >>> store = probekit.extract(m, ["a cat sat", "it rained"], ["L1.resid"], d + "/s")
     >>> store["L1.resid"].example(0).shape

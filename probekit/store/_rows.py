@@ -35,8 +35,7 @@ class RowReader:
     Examples
     --------
     >>> import probekit, tempfile, transformers
-    >>> from probekit.model import tiny_config
-    >>> m = probekit.load_model(tiny_config(), seed=0)
+    >>> m = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> store = probekit.extract(m, [["the", "cats", "slept"], ["it", "rained"]], ["L1.resid"],
     ...                          tempfile.mkdtemp() + "/acts", word_pooling=("mean",))
     >>> reader = store["L1.resid"].rows("word", "mean")

@@ -72,8 +72,7 @@ class ActivationStore:
     Examples
     --------
     >>> import probekit, tempfile, transformers
-    >>> from probekit.model import tiny_config
-    >>> m = probekit.load_model(tiny_config(), seed=0)
+    >>> m = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> out = tempfile.mkdtemp() + "/acts"
     >>> _ = probekit.extract(m, ["a cat sat", "it rained"], ["L0.resid", "L1.resid"], out)
     >>> store = ActivationStore.open(out)

@@ -330,8 +330,7 @@ def export(model: HookedModel | ModelVariant, path: str | os.PathLike, *, format
     Examples
     --------
     >>> import probekit, transformers
-    >>> from probekit.model import tiny_config
-    >>> model = probekit.load_model(tiny_config(), seed=0)
+    >>> model = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> import tempfile
     >>> e = export(model, tempfile.mkdtemp() + "/model.onnx", format="onnx", repeats=2)
     >>> bool(e.max_abs_diff < 1e-4)

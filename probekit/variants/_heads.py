@@ -206,8 +206,7 @@ def prune_heads(src: HookedModel | ModelVariant, recipe: HeadPruneRecipe | None 
     Examples
     --------
     >>> import probekit, transformers
-    >>> from probekit.model import tiny_config
-    >>> model = probekit.load_model(tiny_config(), seed=0)
+    >>> model = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> v = prune_heads(model, heads=[(0, 1), (1, 3)], importance="magnitude")
     >>> v.layer_map.heads
     ((0, 2, 3), (0, 1, 2))

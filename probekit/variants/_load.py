@@ -44,8 +44,7 @@ def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | N
     Examples
     --------
     >>> import probekit, transformers
-    >>> from probekit.model import tiny_config
-    >>> m = probekit.load_model(tiny_config())
+    >>> m = probekit.load_model(probekit.model.tiny_config())
     >>> type(m).__name__, m.n_layers
     ('HookedModel', 2)
     """

@@ -75,8 +75,7 @@ def magnitude_prune(src: HookedModel | ModelVariant, recipe: MagnitudePruneRecip
     Examples
     --------
     >>> import probekit, transformers
-    >>> from probekit.model import tiny_config
-    >>> model = probekit.load_model(tiny_config(), seed=0)
+    >>> model = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> v = magnitude_prune(model, sparsity=0.5)
     >>> float(v.report["sparsity"].iloc[-1]["sparsity"])
     0.5

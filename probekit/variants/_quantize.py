@@ -191,8 +191,7 @@ def quantize(src: HookedModel | ModelVariant, recipe: QuantizeRecipe | None = No
     Examples
     --------
     >>> import probekit, transformers
-    >>> from probekit.model import tiny_config
-    >>> model = probekit.load_model(tiny_config(), seed=0)
+    >>> model = probekit.load_model(probekit.model.tiny_config(), seed=0)
     >>> q = quantize(model, method="dynamic-int8")
     >>> q.model.run_with_cache(["a fine film"], sites=["L1.attn.pattern"])["L1.attn.pattern"].shape
     torch.Size([1, 4, 5, 5])
