@@ -1,7 +1,8 @@
 """The model core: sites, hooks, the hooked model, tokenization, pooling and loading.
 
 Everything else in probekit builds on these names; nothing here imports another probekit
-subpackage except :mod:`probekit.fingerprint` (and the settings checks of :mod:`probekit.validation`).
+subpackage except :mod:`probekit.fingerprint` (and the settings checks of :mod:`probekit.validation`;
+:meth:`ActivationCache.plot_attention` loads :mod:`probekit.plots` when a figure is asked for).
 
 One line per file:
 
@@ -12,7 +13,8 @@ One line per file:
 - ``_hooks``: the forward hooks themselves; :func:`capture` and :func:`intervene` remove them in ``finally``.
 - ``_tokenize``: tokenization with word alignment and long-input windows (:class:`TokenizedBatch`).
 - ``_pooling``: word and sentence pooling of token activations.
-- ``_cache``: :class:`ActivationCache`, the in-memory result of one hooked forward pass.
+- ``_cache``: :class:`ActivationCache`, the in-memory result of one hooked forward pass (it knows its tokenizer;
+  ``cache.plot_attention(site, example=0)`` draws a heatmap in one call).
 - ``_hooked``: :class:`HookedModel`, a Hugging Face model run with hooks at named sites; other packages use its
   public ``blocks``, ``module_of(site)`` and ``check_interventions``, never its private members.
 - ``_assets``: the offline model aliases (:data:`ALIASES`, :data:`DEFAULT_MODEL`).

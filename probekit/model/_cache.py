@@ -21,13 +21,26 @@ class ActivationCache(Mapping):
     sites and ``[batch, heads, q, k]`` for attention patterns, zero at padding;
     :attr:`attention_mask` tells real tokens from padding.
 
+    The cache knows the tokenizer of the model that made it, so
+    :meth:`tokens` and :meth:`plot_attention` need nothing more.
+
     For data that does not fit in memory use :func:`probekit.extract`, which
     writes to disk.
+
+    Examples
+    --------
+    >>> import probekit
+    >>> m = probekit.load_model(probekit.model.tiny_config(), seed=0)
+    >>> cache = m.run_with_cache(["the cat sat"], ["L1.attn.pattern"])
+    >>> cache.tokens()[0]
+    ['[CLS]', 'the', 'cat', 'sat', '[SEP]']
+    >>> fig = cache.plot_attention("L1.attn.pattern", example=0)
     """
 
-    def __init__(self, batch: TokenizedBatch, per_example: dict[Site, list[torch.Tensor]]):
+    def __init__(self, batch: TokenizedBatch, per_example: dict[Site, list[torch.Tensor]], tokenizer=None):
         self.batch = batch
         self._data = per_example
+        self.tokenizer = tokenizer
 
     # ------------------------------------------------------------- mapping
     def __getitem__(self, site: Site | str) -> torch.Tensor:
@@ -72,9 +85,40 @@ class ActivationCache(Mapping):
         """Word of every token of every example (``None`` for special tokens)."""
         return [ex.word_ids for ex in self.batch.examples]
 
-    def tokens(self, tokenizer) -> list[list[str]]:
-        """Token strings of every example."""
+    def tokens(self, tokenizer=None) -> list[list[str]]:
+        """Token strings of every example (with the cache's own tokenizer unless another is given)."""
+        tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+        if tokenizer is None:
+            raise ValueError("this cache was made without a tokenizer: pass one, tokens(tokenizer)")
         return [tokenizer.convert_ids_to_tokens(list(ex.input_ids)) for ex in self.batch.examples]
+
+    def plot_attention(self, site: Site | str, *, example: int = 0, head: int | str = "mean", title: str | None = None):
+        """One example's attention pattern as a labelled heatmap (a matplotlib Figure).
+
+        Parameters
+        ----------
+        site : Site or str
+            An attention-pattern site, e.g. ``"L5.attn.pattern"`` (block 5, layer 6 on the layer axis).
+        example : int
+        head : int or "mean"
+            One head, or the mean over heads.
+
+        Raises
+        ------
+        ValueError
+            ``site`` is not an attention pattern, or ``example`` is out of range.
+        """
+        s = Site.parse(site)
+        if not s.is_attention:
+            raise ValueError(f"{s} is not an attention pattern site (e.g. L{s.layer or 0}.attn.pattern)")
+        patterns = self.examples(s)
+        if not 0 <= example < len(patterns):
+            raise ValueError(f"example {example} is outside the cache's {len(patterns)} examples")
+        from probekit.plots import attention_heatmap, pattern_frame  # drawing is asked for: only then
+
+        label = "mean over heads" if head == "mean" else f"head {head}"
+        return attention_heatmap(pattern_frame(patterns[example], self.tokens()[example], head=head),
+                                 title=title or f"example {example}, {s} (layer {s.layer + 1}), {label}")
 
     def word_pooled(self, site: Site | str, how: WordPooling = "mean") -> list[torch.Tensor]:
         """``[words, d]`` per example, pooling each word's subword tokens."""

@@ -439,7 +439,7 @@ class HookedModel:
                         n = len(w.row_ids)
                         rows_out[s].append(t[k, :, :n, :n] if s.is_attention else t[k, :n])
         per_example = {s: _stitch(batch, rows) for s, rows in rows_out.items()}
-        return ActivationCache(batch, per_example)
+        return ActivationCache(batch, per_example, tokenizer=self.tokenizer)
 
     # --------------------------------------------------------- fingerprint
     def weights_hash(self, *, refresh: bool = False) -> str:

@@ -163,7 +163,7 @@ def _comparison_findings(diag, pdel, adel) -> list[str]:
             where = f"layer {int(r['layer'])}"
             if pd.notna(r["site_b"]) and r["site_b"] != r["site"]:
                 where += f" ({r['site']} vs the variant's {r['site_b']})"
-            text = f"{name}: largest probe accuracy change {r['delta']:+.3f}{_ci(r)} at {where} ({r['task']})"
+            text = f"{name}: largest probe accuracy change {fmt_number(r['delta'])}{_ci(r)} at {where} ({r['task']})"
             if g["ci_low"].notna().any():
                 sig = int(((g["ci_low"] > 0) | (g["ci_high"] < 0)).sum())
                 text += f"; {sig} of {len(g)} layer intervals exclude 0"

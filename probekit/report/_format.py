@@ -19,14 +19,17 @@ _COUNT_COLUMNS = {"params", "n", "n_examples", "count", "layer", "block", "head"
 
 
 def fmt_number(v, *, digits: int = 3, count: bool = False) -> str:
-    """Format one cell: NaN as an en dash, integers with separators, floats rounded.
+    """Format one cell for people: NaN as an en dash, integers with separators, floats to ``digits`` significant
+    figures (whole numbers from 1,000 up, scientific below ``10 ** -digits``).
 
     Examples
     --------
     >>> fmt_number(0.91234), fmt_number(22713216), fmt_number(float("nan")), fmt_number(1534.25)
     ('0.912', '22,713,216', '–', '1,534')
-    >>> fmt_number(12.3456), fmt_number(0.000123), fmt_number(True), fmt_number("x")
-    ('12.35', '1.23e-04', 'yes', 'x')
+    >>> fmt_number(12.3456), fmt_number(0.0123456), fmt_number(0.000123), fmt_number(True), fmt_number("x")
+    ('12.3', '0.0123', '1.23e-04', 'yes', 'x')
+    >>> fmt_number(0.0000000000000001), fmt_number(0.1 + 0.2), fmt_number(-0.5)
+    ('1.00e-16', '0.300', '-0.500')
     """
     if v is None:
         return "–"
@@ -40,18 +43,18 @@ def fmt_number(v, *, digits: int = 3, count: bool = False) -> str:
             return "–"
         if math.isinf(v):
             return "∞" if v > 0 else "-∞"
-        if count or (v.is_integer() and abs(v) >= 1000):
-            return f"{v:,.0f}"
         a = abs(v)
-        if a >= 1000:
+        if count or a >= 1000 or (v.is_integer() and a >= 10 ** (digits - 1)):
             return f"{v:,.0f}"
-        if a >= 100:
-            return f"{v:.1f}"
-        if a >= 10:
-            return f"{v:.2f}"
-        if a != 0 and a < 10 ** -digits:
-            return f"{v:.2e}"
-        return f"{v:.{digits}f}"
+        if a == 0:
+            return f"{0.0:.{digits - 1}f}"
+        if a < 10 ** -digits:
+            return f"{v:.{digits - 1}e}"
+        decimals = max(0, digits - 1 - math.floor(math.log10(a)))
+        text = f"{v:.{decimals}f}"
+        if abs(float(text)) >= 10 ** (digits - decimals - 1 + 1) and decimals > 0:  # rounding carried a digit
+            text = f"{v:.{decimals - 1}f}"
+        return text
     if isinstance(v, str):
         return v
     try:

@@ -26,12 +26,13 @@ def _run_folder(root, *, finished: str | None = "2024-05-01T12:30:00+00:00"):
                   "center_of_gravity": [1.6]}).to_csv(tables / "expected_layer.csv", index=False)
     pd.DataFrame({"variant": ["finetuned", "distill"], "accuracy": [0.85, 0.80], "size_mb": [90.0, 45.0],
                   "latency_ms_b1": [10.0, 5.0]}).to_csv(tables / "variants.csv", index=False)
-    pd.DataFrame({"variant": "distill", "measure": "linear_cka", "site": ["emb", "L1.resid", "L3.resid"],
+    pd.DataFrame({"variant": "distill", "measure": "linear_cka", "level": "sentence",
+                  "site": ["emb", "L1.resid", "L3.resid"],
                   "layer": [0, 2, 4], "site_b": ["emb", "L0.resid", "L1.resid"],
                   "value": [1.0, 0.8, 0.6]}).to_csv(tables / "compare_diagonal.csv", index=False)
     pd.DataFrame({"variant": "distill", "task": "upos", "site": ["emb", "L1.resid", "L3.resid"], "layer": [0, 2, 4],
-                  "site_b": ["emb", "L0.resid", "L1.resid"], "accuracy_base": [0.7, 0.93, 0.91],
-                  "accuracy": [0.7, 0.88, 0.90], "delta": [0.0, -0.05, -0.01], "ci_low": [0.0, -0.08, -0.03],
+                  "site_b": ["emb", "L0.resid", "L1.resid"], "accuracy_a": [0.7, 0.93, 0.91],
+                  "accuracy_b": [0.7, 0.88, 0.90], "delta": [0.0, -0.05, -0.01], "ci_low": [0.0, -0.08, -0.03],
                   "ci_high": [0.0, -0.02, 0.01]}).to_csv(tables / "probe_deltas.csv", index=False)
     return root
 
@@ -47,13 +48,13 @@ def test_findings_come_first_and_provenance_last(tmp_path):
             "0.610, control task 0.700); selectivity 0.230 there, highest 0.300 at layer 1; expected layer 1.37."
             in findings)
     assert "distill vs finetuned: accuracy -0.050, size x0.50, batch-1 latency x0.50." in findings
-    assert "distill: linear CKA with the base 0.600-1.000 along the layer map (lowest at layer 4)." in findings
-    assert ("distill: largest probe accuracy change -0.050 [-0.080, -0.020] at layer 2 (L1.resid vs the variant's "
+    assert "distill: linear CKA with the base 0.600-1.00 along the layer map (lowest at layer 4)." in findings
+    assert ("distill: largest probe accuracy change -0.0500 [-0.0800, -0.0200] at layer 2 (L1.resid vs the variant's "
             "L0.resid) (upos); 1 of 3 layer intervals exclude 0." in findings)
     # the 24 store fingerprints come after every finding, in the last section, collapsed in the page
     assert md.index("Activation store fingerprints") > md.index("## Provenance")
     assert md.index("## Provenance") > md.index("## Comparison")
-    assert "| distill | upos | L1.resid | 2 | L0.resid | 0.930 | 0.880 | -0.050 [-0.080, -0.020] |" in md
+    assert "| distill | upos | L1.resid | 2 | L0.resid | 0.930 | 0.880 | -0.0500 [-0.0800, -0.0200] |" in md
     prov = html.split('<section class="card" id="provenance">', 1)[1]
     assert '<details class="section"><summary>run facts, stage timings, 24 store fingerprints' in prov
     assert html.index('id="findings"') < html.index('id="probes"') < html.index('id="provenance"')

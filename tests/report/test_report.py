@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from probekit.cli import main
-from probekit.report import RunFolderError, _derived, _findings, _format, _provenance, write_report
+from probekit.report import RunFolderError, _derived, _findings, _format, _provenance, fmt_number, write_report
 
 SECTION_TITLES = ("Findings", "Probes", "Attention", "Attributions", "Variants", "Comparison", "Provenance")
-INTERVAL = re.compile(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]")
+INTERVAL = re.compile(r"\d\.\d{2,4} \[\d\.\d{2,4}, \d\.\d{2,4}\]")  # three significant figures
 # the pipeline's names: the fine-tuned model is the base of its variants, the int8 one is "quantize"
 BASE, VARIANT = "finetuned", "quantize"
 
@@ -46,10 +46,10 @@ def test_markdown_of_real_run(run_copy):
     for link in links:
         assert not link.startswith(("/", "http")) and (run_copy / link).is_file(), link
     assert INTERVAL.search(md), "no interval rendered as 'v [lo, hi]'"
-    # every number shown for the probe table is the CSV's, rounded to 3 decimals
+    # every number shown for the probe table is the CSV's, to three significant figures
     summ = pd.read_csv(run_copy / "tables" / "probe_summary.csv")
     for _, row in summ.iterrows():
-        cell = f"{row.accuracy:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        cell = f"{fmt_number(row.accuracy)} [{fmt_number(row.ci_low)}, {fmt_number(row.ci_high)}]"
         assert f"| {row.task} | {row.probe} | {row.layer} | {row.site} | {cell} |" in md, cell
     variants = pd.read_csv(run_copy / "tables" / "variants.csv")
     assert f"{int(variants.params.iloc[0]):,}" in md
