@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from numbers import Integral, Real
-from typing import Literal
+from typing import Literal, get_args
 
 import captum.attr as ca
 import numpy as np
@@ -35,13 +35,14 @@ __all__ = ["Attributor", "Attribution", "METHODS"]
 
 logger = logging.getLogger(__name__)
 
-METHODS: tuple[str, ...] = ("integrated_gradients", "layer_conductance", "saliency", "input_x_gradient",
-                            "deeplift", "gradient_shap", "attention_x_gradient", "blank_out")
 Method = Literal["integrated_gradients", "layer_conductance", "saliency", "input_x_gradient", "deeplift",
                  "gradient_shap", "attention_x_gradient", "blank_out"]
 #: a head over one site's activations: ``[batch, tokens, d], mask [batch, tokens] -> logits [batch, classes]``
 ProbeHead = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+
+#: The method names, in the order of the method table (``typing.get_args(Method)`` lists the same).
+METHODS: tuple[str, ...] = get_args(Method)
 
 #: Methods that run the model forward only (no gradients), so they also explain quantized models.
 GRADIENT_FREE = ("blank_out",)
@@ -233,46 +234,14 @@ class Attributor:
         return results
 
     def _run(self, ids, base_ids, mask, tgt, n_steps, ibs, n_samples, seed):
-        f, m = self.forward, self.method
-        extra: dict = {}
-        delta = None
-        if m == "integrated_gradients":
-            lig = ca.LayerIntegratedGradients(f, self._embedding_module())
-            attr, d = lig.attribute(ids, base_ids, target=tgt, additional_forward_args=(mask,), n_steps=n_steps,
-                                    internal_batch_size=ibs, return_convergence_delta=True)
-            delta = float(d.item())
-        elif m == "layer_conductance":
-            emb = self.model.model.get_input_embeddings()
-            attr = ca.LayerConductance(f, self._layer()).attribute(
-                emb(ids).detach(), emb(base_ids).detach(), target=tgt, additional_forward_args=(mask,),
-                n_steps=n_steps, internal_batch_size=ibs)
-        elif m == "saliency":
-            attr = ca.LayerGradientXActivation(f, self._embedding_module(), multiply_by_inputs=False).attribute(
-                ids, target=tgt, additional_forward_args=(mask,)).abs()
-        elif m == "input_x_gradient":
-            attr = ca.LayerGradientXActivation(f, self._embedding_module()).attribute(
-                ids, target=tgt, additional_forward_args=(mask,))
-        elif m == "deeplift":
-            attr, d = ca.LayerDeepLift(f, self._embedding_module()).attribute(
-                ids, base_ids, target=tgt, additional_forward_args=(mask,), return_convergence_delta=True)
-            delta = float(d.sum().item())
-        elif m == "gradient_shap":
-            torch.manual_seed(seed)
-            emb = self.model.model.get_input_embeddings()
-            attr, d = ca.LayerGradientShap(f, self._embedding_module()).attribute(
-                emb(ids).detach(), emb(base_ids).detach(), n_samples=n_samples, target=tgt,
-                additional_forward_args=(mask,), return_convergence_delta=True)
-            delta = float(d.mean().item())
-        elif m == "attention_x_gradient":
-            return self._attention_x_gradient(ids, mask, tgt), None, extra
-        else:  # blank_out: drop in f when each content token alone is replaced by the baseline token
-            feature_mask = torch.arange(ids.shape[1], device=ids.device)[None]
-            attr = ca.FeatureAblation(f).attribute(ids, base_ids, target=tgt, additional_forward_args=(mask,),
-                                                   feature_mask=feature_mask, perturbations_per_eval=ibs)
-            return attr[0].detach().double().cpu().numpy(), None, extra
+        run = _Run(self, ids, base_ids, mask, tgt, n_steps, ibs, n_samples, seed)
+        attr, delta, summed = _RUNNERS[self.method](run)
         if isinstance(attr, tuple):
             attr = attr[0]
-        return attr[0].detach().double().sum(-1).cpu().numpy(), delta, extra
+        if isinstance(attr, np.ndarray):
+            return attr, delta, {}
+        scores = attr[0].detach().double()
+        return (scores.sum(-1) if summed else scores).cpu().numpy(), delta, {}
 
     def _attention_x_gradient(self, ids, mask, tgt) -> np.ndarray:
         module, hook = self.model.module_of(self.site)
@@ -284,3 +253,80 @@ class Attributor:
                 (grad,) = torch.autograd.grad(out, attn)
         # per attended token: sum over heads and queries of attention times its gradient
         return (attn * grad)[0].sum(dim=(0, 1)).detach().double().cpu().numpy()
+
+
+class _Run:
+    """One example's attribution inputs, as every method in :data:`_RUNNERS` reads them."""
+
+    def __init__(self, attributor, ids, base_ids, mask, tgt, n_steps, ibs, n_samples, seed):
+        self.a, self.f = attributor, attributor.forward
+        self.ids, self.base_ids, self.mask, self.tgt = ids, base_ids, mask, tgt
+        self.n_steps, self.ibs, self.n_samples, self.seed = n_steps, ibs, n_samples, seed
+
+    def layer(self, cls, **kw):
+        return cls(self.f, self.a._embedding_module(), **kw)
+
+    def embedded(self):
+        emb = self.a.model.model.get_input_embeddings()
+        return emb(self.ids).detach(), emb(self.base_ids).detach()
+
+
+def _integrated_gradients(r: _Run):
+    attr, d = r.layer(ca.LayerIntegratedGradients).attribute(
+        r.ids, r.base_ids, target=r.tgt, additional_forward_args=(r.mask,), n_steps=r.n_steps,
+        internal_batch_size=r.ibs, return_convergence_delta=True)
+    return attr, float(d.item()), True
+
+
+def _layer_conductance(r: _Run):
+    x, base = r.embedded()
+    attr = ca.LayerConductance(r.f, r.a._layer()).attribute(
+        x, base, target=r.tgt, additional_forward_args=(r.mask,), n_steps=r.n_steps, internal_batch_size=r.ibs)
+    return attr, None, True
+
+
+def _saliency(r: _Run):
+    attr = r.layer(ca.LayerGradientXActivation, multiply_by_inputs=False).attribute(
+        r.ids, target=r.tgt, additional_forward_args=(r.mask,))
+    return attr.abs(), None, True
+
+
+def _input_x_gradient(r: _Run):
+    return r.layer(ca.LayerGradientXActivation).attribute(r.ids, target=r.tgt, additional_forward_args=(r.mask,)), \
+        None, True
+
+
+def _deeplift(r: _Run):
+    attr, d = r.layer(ca.LayerDeepLift).attribute(r.ids, r.base_ids, target=r.tgt, additional_forward_args=(r.mask,),
+                                                 return_convergence_delta=True)
+    return attr, float(d.sum().item()), True
+
+
+def _gradient_shap(r: _Run):
+    torch.manual_seed(r.seed)
+    x, base = r.embedded()
+    attr, d = r.layer(ca.LayerGradientShap).attribute(x, base, n_samples=r.n_samples, target=r.tgt,
+                                                      additional_forward_args=(r.mask,),
+                                                      return_convergence_delta=True)
+    return attr, float(d.mean().item()), True
+
+
+def _attention_x_gradient_run(r: _Run):
+    return r.a._attention_x_gradient(r.ids, r.mask, r.tgt), None, False
+
+
+def _blank_out(r: _Run):
+    """The drop in f when each content token alone is replaced by the baseline token."""
+    feature_mask = torch.arange(r.ids.shape[1], device=r.ids.device)[None]
+    attr = ca.FeatureAblation(r.f).attribute(r.ids, r.base_ids, target=r.tgt, additional_forward_args=(r.mask,),
+                                             feature_mask=feature_mask, perturbations_per_eval=r.ibs)
+    return attr, None, False
+
+
+#: The attribution methods, by name: each turns one example's inputs into ``(scores, convergence delta, whether
+#: the scores are summed over the hidden dimension)``. :data:`METHODS` is this table's keys.
+_RUNNERS: dict[str, Callable[[_Run], tuple]] = {
+    "integrated_gradients": _integrated_gradients, "layer_conductance": _layer_conductance, "saliency": _saliency,
+    "input_x_gradient": _input_x_gradient, "deeplift": _deeplift, "gradient_shap": _gradient_shap,
+    "attention_x_gradient": _attention_x_gradient_run, "blank_out": _blank_out,
+}

@@ -138,3 +138,11 @@ def test_attribute_leaves_the_model_in_its_own_mode(clf):
         assert clf.model.training and all(m.training for m in clf.model.modules())
     finally:
         clf.model.eval()
+
+
+def test_the_methods_are_one_table():
+    import typing
+
+    from probekit.attribution import _core
+
+    assert tuple(_core._RUNNERS) == _core.METHODS == typing.get_args(_core.Method)
