@@ -103,6 +103,10 @@ class AttentionSuite:
         return Results(self._row(**site_columns(Site(int(r.block), "attn.pattern", int(r.head))),
                                  metric=r.metric, value=r.value) for r in df.itertuples())
 
+    def run(self, *, progress: bool = True) -> Results:
+        """The suite's results: every head statistic (:meth:`head_statistics`), as every suite's ``run`` gives."""
+        return self.head_statistics(progress=progress)
+
     def special_mass_by_layer(self, stats: Results | None = None) -> pd.DataFrame:
         """:func:`special_mass` of :meth:`head_statistics` (or of ``stats``, when already computed)."""
         return special_mass(stats if stats is not None else self.head_statistics())

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from probekit.attribution._results import Attribution
+from probekit.attribution._results import Attribution, attribution_results
 from probekit.model import HookedModel, Site, as_hooked_model, capture
+from probekit.results import Results
 from probekit.validation import Interval, Options, declare, validate_params
 
 __all__ = ["Attributor", "Attribution", "METHODS"]
@@ -232,6 +233,23 @@ class Attributor:
                                    a.completeness_error, max_delta, ex.text[:60])
                 results.append(a)
         return results
+
+    def run(self, inputs, *, task: str = "attribution", **kwargs) -> Results:
+        """The attributions of ``inputs`` as tidy result rows, as every suite's ``run`` gives.
+
+        ``kwargs`` are those of :meth:`attribute`; see
+        :func:`probekit.attribution.attribution_results` for the rows.
+
+        Examples
+        --------
+        >>> import probekit
+        >>> m = probekit.load_model(probekit.model.tiny_config(), head="sequence-classification", num_labels=2)
+        >>> res = Attributor(m, "saliency").run(["a fine film"])
+        >>> sorted(set(res.to_frame()["metric"]))[:1]
+        ['saliency']
+        """
+        return attribution_results({self.method: self.attribute(inputs, **kwargs)}, task=task,
+                                   model=str(self.model.name))
 
     def _run(self, ids, base_ids, mask, tgt, n_steps, ibs, n_samples, seed):
         run = _Run(self, ids, base_ids, mask, tgt, n_steps, ibs, n_samples, seed)
