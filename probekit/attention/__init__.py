@@ -1,4 +1,13 @@
-"""Attention analysis: head statistics, heads as parsers, rollout and flow."""
+"""Attention analysis: head statistics, heads as parsers, rollout and flow.
+
+One line per file:
+
+- ``_flow``: Attention rollout and attention flow (Abnar & Zuidema 2020).
+- ``_importance``: Head importance for a classifier (Michel, Levy & Neubig 2019).
+- ``_stats``: Per-head attention statistics over a whole dataset.
+- ``_suite``: AttentionSuite: dataset-level attention analysis read from an activation store.
+- ``_syntax``: Attention heads as dependency parsers (Clark et al. 2019, section 4).
+"""
 
 from probekit.attention._flow import MAX_FLOW_TOKENS, attention_flow, attention_rollout, residual_attention
 from probekit.attention._importance import head_importance, head_mask

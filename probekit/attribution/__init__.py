@@ -1,4 +1,11 @@
-"""Attribution of predictions (classifiers and probes) to input tokens, through captum."""
+"""Attribution of predictions (classifiers and probes) to input tokens, through captum.
+
+One line per file:
+
+- ``_agreement``: Agreement between attribution methods (and attention-based scores).
+- ``_core``: One interface over captum's attribution methods, for classifiers and probes.
+- ``_results``: Attribution scores and method agreement as tidy :class:`probekit.Results` rows.
+"""
 
 from probekit.attribution._agreement import agreement
 from probekit.attribution._core import METHODS, Attribution, Attributor

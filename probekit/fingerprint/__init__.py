@@ -63,6 +63,14 @@ missed there; elsewhere call ``weights_hash(module, refresh=True)``
 parameter itself under ``torch.no_grad()`` (``p[3, 7] = 0``), which bumps its
 version.
 
+One line per file:
+
+- ``_json``: Canonical JSON: the one form of a value that is hashed (see :mod:`probekit.fingerprint`).
+- ``_modules``: What a forward pass depends on besides the weights: the module tree's settings, the config, and
+  hooks.
+- ``_weights``: Weights hashes that stay true: SHA-256 of a module's state, re-taken only when a cheap signature
+  changes.
+
 Examples
 --------
 >>> hash_json({"b": 1, "a": [1, 2]}) == hash_json({"a": [1, 2], "b": 1})

@@ -27,6 +27,21 @@ the text forms (``ablate:SITE``, ``heads:BLOCK:H1,H2``, ``erase:DIR``) that
 and measures the change in the model's behaviour against a same-rank random
 erasure, with the probe accuracy before and after.
 
+One line per file:
+
+- ``_amnesic``: Amnesic probing (Elazar et al. 2021): does the model *use* what a probe finds?
+- ``_base``: Interventions at sites: change an activation during the forward pass.
+- ``_behaviour``: What a model *does*, measured per example, with and without interventions.
+- ``_eraser``: The fitted eraser: an affine map that removes a concept subspace from one site's features.
+- ``_inlp``: INLP: iterative nullspace projection (Ravfogel et al. 2020).
+- ``_io``: Saving and loading erasers: safetensors for the tensors, JSON for the description. No pickle.
+- ``_leace``: LEACE: least-squares concept erasure in closed form (Belrose et al. 2023), fitted streaming.
+- ``_patch``: Activation patching: put activations from another run (or from a store) in place of a site's own.
+- ``_random``: The random-subspace control: project out ``rank`` random directions.
+- ``_rows``: Feature rows and their labels, from memory or from a store, read in bounded chunks.
+- ``_spec``: Interventions written as data: :func:`from_dict` (the inverse of ``to_dict``) and :func:`from_spec`
+  (text).
+
 Examples
 --------
 >>> import numpy as np

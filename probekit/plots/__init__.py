@@ -1,4 +1,17 @@
-"""Plots (seaborn/matplotlib). Every function takes a DataFrame and returns a matplotlib Figure."""
+"""Plots (seaborn/matplotlib). Every function takes a DataFrame and returns a matplotlib Figure.
+
+One line per file:
+
+- ``_amnesic``: Amnesic probing plot: probe accuracy before/after erasure and the behaviour change against random
+  erasure.
+- ``_attention``: Attention heatmaps and layer x head grids.
+- ``_attribution``: Token-coloured attribution views: self-contained HTML and PNG, methods side by side.
+- ``_compare``: Model-variant comparison plots: aligned-layer similarity curves and a task x layer probe-delta
+  heatmap.
+- ``_probes``: Probe-suite plots: accuracy by layer with intervals and controls, a task x layer heatmap,
+  selectivity.
+- ``_similarity``: Layer x layer similarity heatmaps.
+"""
 
 from probekit.plots._amnesic import amnesic_plot
 from probekit.plots._attention import attention_heatmap, layer_head_grid, pattern_frame

@@ -1,6 +1,22 @@
 """Probes: torch-backed scikit-learn classifiers trained in batches over layers, structural
 probes, MDL (online code) and the statistics the probe suite reports.
 
+One line per file:
+
+- ``_base``: The scikit-learn classifier shared by the linear, rank-limited and MLP probes.
+- ``_batched``: Fit the probes of all layers (and seeds) of one task as one batched computation.
+- ``_engine``: The batched training core shared by every classification probe.
+- ``_lbfgs``: Full-batch L-BFGS for L2 (or unpenalised) linear probes, batched over probes.
+- ``_linear``: Linear and rank-limited probes: multinomial logistic regression in torch.
+- ``_mdl``: Minimum description length probing, online code (Voita & Titov 2020).
+- ``_mlp``: A one- or two-hidden-layer MLP probe with dropout.
+- ``_stats``: Statistics for probe results: bootstrap CIs, McNemar, paired bootstrap, expected layer.
+- ``_stream``: Linear probes trained from features streamed out of a store, in bounded memory.
+- ``_structural``: Structural probes of Hewitt & Manning (2019): distance and depth probes of rank ``r``.
+- ``_suite``: ProbeSuite: tasks x sites x probes x seeds over one or more activation stores.
+- ``_task_store``: Stores extracted *for* a probing task, and the probe inputs they give.
+- ``_tree_metrics``: Tree metrics of Hewitt & Manning (2019): MST, UUAS, root accuracy and Spearman correlations.
+
 Examples
 --------
 >>> import numpy as np

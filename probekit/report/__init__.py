@@ -10,6 +10,20 @@ Attributions, Variants, Comparison, and last Provenance (run facts, when it
 finished, timings, versions, store fingerprints, config; collapsed, one
 click away); a section whose inputs are absent says so in one line.
 
+The run-folder layout, its writer and its reader live in :mod:`probekit.runfolder`. One line per file:
+
+- ``_blocks``: The report's building blocks: sections of text, facts, tables, figures and HTML fragments, as plain
+  data.
+- ``_browser``: Open a report in headless Chromium through chromedriver: check what rendered and save a screenshot.
+- ``_derived``: Tables the report derives from a run's tidy tables (summaries by layer; the layer axis of results
+  tables).
+- ``_findings``: The report's first section: what the run found, in sentences computed from its tables.
+- ``_format``: Readable tables: rounded numbers, intervals as ``0.91 [0.89, 0.93]``, long tables cut with a note.
+- ``_provenance``: The report's last section: how the run was made (facts, stage timings, versions, store
+  fingerprints, config).
+- ``_render``: Render sections as one self-contained HTML page and as Markdown.
+- ``_sections``: The report's sections as plain data (text, facts, tables, figures, HTML fragments).
+
 Examples
 --------
 A report of a tiny pipeline run:

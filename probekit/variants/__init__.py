@@ -6,6 +6,22 @@ A variant hooks through the same sites as its base, saves to a folder that
 :func:`probekit.load_model` reads back, and compares layer by layer with its
 base.
 
+One line per file:
+
+- ``_checks``: Checks that a training run learned something: warnings that name the numbers.
+- ``_data``: Training data for variants: one simple input contract, and the fixed Rotten Tomatoes split.
+- ``_distill``: Knowledge distillation into a smaller student (DistilBERT-style initialisation).
+- ``_export``: Export a model or variant to TorchScript, ``torch.export`` or ONNX, with a parity check and latency.
+- ``_heads``: Structured pruning: attention heads and feed-forward neurons, physically removed.
+- ``_load``: Loading saved variants: :func:`load_variant`, and :func:`load_model` (``probekit.load_model``), the
+  one public loader.
+- ``_prune``: Unstructured magnitude pruning with torch's pruning utilities, made permanent.
+- ``_quantize``: Post-training quantization of the linear layers.
+- ``_recipes``: Recipes: frozen, validated descriptions of how a variant was made.
+- ``_recover``: Recovery fine-tuning after pruning: what was pruned stays pruned.
+- ``_trainer``: Fine-tuning on top of the Hugging Face ``Trainer``.
+- ``_variant``: ``ModelVariant``: a model plus the recipe that made it and a layer map to its base.
+
 Examples
 --------
 Fine-tune a (here tiny, randomly initialised) classifier, quantize it, save
