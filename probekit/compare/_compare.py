@@ -14,6 +14,7 @@ rows join other suites' rows of A on ``(site, layer)``.
 from __future__ import annotations
 
 import difflib
+import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from probekit.results import Results, site_columns, store_blocks
 from probekit.store import RowView
 from probekit.validation import Boolean, Interval, ListOf, Options, declare, validate_params
 
-__all__ = ["compare", "Comparison", "attention_deltas", "MEASURES"]
+__all__ = ["compare", "Comparison", "CompareSuite", "attention_deltas", "MEASURES"]
 
 logger = logging.getLogger(__name__)
 
@@ -389,3 +390,49 @@ def attention_deltas(store_a, store_b, *, head_map: Mapping[tuple[int, int], tup
         out.append({**base, "metric": "attention_jsd_bits", "value": jsd[(lay, head)] / rows_seen})
         out.append({**base, "metric": "attention_corr", "value": corr[(lay, head)] / rows_seen})
     return Results(out)
+
+
+class CompareSuite:
+    """:func:`compare` in the suites' shape: the two stores and the options first, ``run()`` gives :class:`Results`.
+
+    Parameters
+    ----------
+    store_a, store_b : ActivationStore
+        The reference (e.g. the base model) and the model compared with it,
+        extracted from the same data.
+    **options
+        Any keyword of :func:`compare` but ``progress`` (``measures``,
+        ``level``, ``layer_map``, ...); checked here, before anything runs.
+
+    Attributes
+    ----------
+    comparison : Comparison or None
+        The last :meth:`run`'s full outcome (the layer x layer matrices as
+        well as the rows), ``None`` before the first run.
+
+    Examples
+    --------
+    >>> from probekit.compare import CompareSuite
+    >>> CompareSuite(None, None, level="phrase")
+    Traceback (most recent call last):
+    ...
+    probekit.validation.InvalidParameterError: the 'level' parameter of compare must be ...
+    """
+
+    def __init__(self, store_a, store_b, **options):
+        known = set(inspect.signature(compare).parameters) - {"store_a", "store_b", "progress"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"CompareSuite got unknown options {unknown}; it takes {sorted(known)}")
+        validate_params(compare, options)
+        self.store_a, self.store_b, self.options = store_a, store_b, dict(options)
+        self.comparison: Comparison | None = None
+
+    def run(self, *, progress: bool = True, matrix: bool = False) -> Results:
+        """The comparison's rows (the aligned diagonal and attention deltas), as every suite's ``run`` gives.
+
+        ``matrix=True`` adds every cell of the layer x layer matrices
+        (:meth:`Comparison.matrix_results`).
+        """
+        self.comparison = compare(self.store_a, self.store_b, progress=progress, **self.options)
+        return self.comparison.to_results(matrix=matrix)

@@ -1,12 +1,15 @@
 """compare() over two stores: identity, a perturbed variant, layer maps, data mismatch."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import probekit
-from probekit.compare import compare, linear_cka
+from probekit.compare import CompareSuite, compare, linear_cka
+from probekit.results import Results
 from probekit.store import extract
+from probekit.validation import InvalidParameterError
 from tests.conftest import tiny_config
 
 TEXTS = [f"sentence number {i} says something about the film ." for i in range(24)]
@@ -69,3 +72,24 @@ def test_different_data_is_refused(stores):
     a, _, c = stores
     with pytest.raises(ValueError, match="different data"):
         compare(a, c, progress=False)
+
+
+def test_compare_suite_runs_like_every_suite(stores):
+    a, b, _ = stores
+    suite = CompareSuite(a, b, measures=["linear_cka"], level="sentence")
+    assert suite.comparison is None
+    results = suite.run(progress=False)
+    assert isinstance(results, Results)
+    direct = compare(a, b, measures=["linear_cka"], progress=False)
+    pd.testing.assert_frame_equal(results.to_frame(), direct.to_results().to_frame())
+    assert suite.comparison is not None and suite.comparison.layer_map == direct.layer_map
+    with_matrix = suite.run(progress=False, matrix=True).to_frame()
+    assert len(with_matrix) == len(results.to_frame()) + 3 * 3  # every cell of the 3 x 3 residual matrix
+
+
+def test_compare_suite_checks_options_before_running(stores):
+    a, b, _ = stores
+    with pytest.raises(TypeError, match="unknown options \\['measure'\\]"):
+        CompareSuite(a, b, measure="linear_cka")
+    with pytest.raises(InvalidParameterError, match="'level'"):
+        CompareSuite(a, b, level="phrase")
