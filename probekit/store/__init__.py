@@ -12,6 +12,29 @@ build on: :func:`resolve_sites` (what ``sites="resid"`` means for a model),
 shard, from :meth:`SiteView.row_view`) and the atomic JSON files every probekit
 folder uses (:func:`write_json_atomic`, :func:`read_json`).
 
+One line per file:
+
+- ``_batching``: Token-budget batches over length-sorted rows, and per-example stitching of windows.
+- ``_cache``: Reading a store at a URL through a verified local cache.
+- ``_data``: What :func:`probekit.extract` accepts as data, normalised to one form.
+- ``_derive``: :func:`derive`: a store of pooled rows made from other stores of the same model, without the model.
+- ``_distributed``: Data parallelism: rank and world size from the launcher; ranks share failures and statistics.
+- ``_errors``: The store's file names, format version and errors: what every other store module shares.
+- ``_extract``: :func:`extract`: run a model over data and write an :class:`ActivationStore`.
+- ``_layout``: What probekit writes into a store directory, and nothing else: the only files it will ever delete.
+- ``_localfs``: Opening a local store's files as untrusted input: regular files and directories only, no links.
+- ``_lock``: One writer at a time: a store folder is locked while it is written.
+- ``_manifest``: The store manifest: format version, fingerprint, atomic JSON writes.
+- ``_remote``: Stores at fsspec URLs (``s3://bucket/run``, ``memory://x``, ``hf://...``): the object layer.
+- ``_remote_write``: Writing a store at a URL: shards staged locally, uploaded, committed by their sidecar.
+- ``_row_view``: :class:`RowView`, a row-sliceable view over a site's shards that never concatenates them.
+- ``_rows``: :class:`RowReader`, selected rows of one level of a site, chunk by chunk, without keeping them mapped.
+- ``_shards``: Shards: one range of examples, one flat binary file per stream, a checksummed sidecar.
+- ``_store``: Reading a store: :class:`ActivationStore` and its per-site memory-mapped views.
+- ``_transfer``: Moving stores between a disk and a URL: :func:`push`, :func:`pull`, :func:`verify_store`.
+- ``_validate``: A store is untrusted input: its JSON and every name, size, shape and dtype it declares are checked.
+- ``_writer``: Background writing of captured activations into a shard (overlapped with compute).
+
 Examples
 --------
 >>> from probekit.store import token_budget_batches
