@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe
+from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe, keep_params
 from probekit.probes._engine import Arch
 from probekit.validation import Interval, Options
 
@@ -89,34 +89,9 @@ class LinearProbe(BaseProbe):
     _parameter_constraints = {**SHARED_CONSTRAINTS, "penalty": [Options({"l1", "l2"})],
                               "C": [Interval(Real, 0, None, closed="neither")]}
 
-    def __init__(
-        self,
-        penalty="l2",
-        C=1.0,
-        *,
-        solver="adam",
-        lr=1e-2,
-        batch_size=1024,
-        max_iter=100,
-        tol=1e-3,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=2,
-        device="cpu",
-        random_state=None,
-    ):
-        self.penalty = penalty
-        self.C = C
-        self.solver = solver
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
+    def __init__(self, penalty="l2", C=1.0, *, solver="adam", lr=1e-2, batch_size=1024, max_iter=100, tol=1e-3,
+                 early_stopping=True, validation_fraction=0.1, n_iter_no_change=2, device="cpu", random_state=None):
+        keep_params(self, locals())
 
     def _arch(self) -> Arch:
         return Arch("linear")
@@ -167,34 +142,9 @@ class RankProbe(BaseProbe):
     _parameter_constraints = {**SHARED_CONSTRAINTS, "rank": [Interval(Integral, 1, None, closed="left")],
                               "C": [Interval(Real, 0, None, closed="neither")]}
 
-    def __init__(
-        self,
-        rank=8,
-        C=1.0,
-        *,
-        solver="adam",
-        lr=1e-2,
-        batch_size=1024,
-        max_iter=100,
-        tol=1e-3,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=2,
-        device="cpu",
-        random_state=None,
-    ):
-        self.rank = rank
-        self.C = C
-        self.solver = solver
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
+    def __init__(self, rank=8, C=1.0, *, solver="adam", lr=1e-2, batch_size=1024, max_iter=100, tol=1e-3,
+                 early_stopping=True, validation_fraction=0.1, n_iter_no_change=2, device="cpu", random_state=None):
+        keep_params(self, locals())
 
     def _arch(self) -> Arch:
         return Arch("rank", rank=int(self.rank))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 from numbers import Integral, Real
 
-from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe
+from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe, keep_params
 from probekit.probes._engine import Arch
 from probekit.probes._linear import _SHARED_DOC
 from probekit.validation import Interval, ListOf
@@ -52,36 +52,10 @@ class MLPProbe(BaseProbe):
         "alpha": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(
-        self,
-        hidden_layer_sizes=(256,),
-        dropout=0.1,
-        alpha=1e-4,
-        *,
-        solver="adam",
-        lr=1e-3,
-        batch_size=1024,
-        max_iter=200,
-        tol=1e-4,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=3,
-        device="cpu",
-        random_state=None,
-    ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.dropout = dropout
-        self.alpha = alpha
-        self.solver = solver
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
+    def __init__(self, hidden_layer_sizes=(256,), dropout=0.1, alpha=1e-4, *, solver="adam", lr=1e-3,
+                 batch_size=1024, max_iter=200, tol=1e-4, early_stopping=True, validation_fraction=0.1,
+                 n_iter_no_change=3, device="cpu", random_state=None):
+        keep_params(self, locals())
 
     def _hidden(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes

@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch.nn.utils.rnn import pad_sequence
 
-from probekit.probes._base import SHARED_CONSTRAINTS, seed_from
+from probekit.probes._base import SHARED_CONSTRAINTS, keep_params, seed_from
 from probekit.probes._engine import resolve_device
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, root_accuracy, uuas
 from probekit.validation import Interval, validate_params
@@ -66,30 +66,9 @@ class _StructuralProbe(BaseEstimator):
         "rank": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(
-        self,
-        rank=64,
-        *,
-        lr=1e-3,
-        batch_size=32,
-        max_iter=40,
-        tol=1e-4,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=4,
-        device="cpu",
-        random_state=None,
-    ):
-        self.rank = rank
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
+    def __init__(self, rank=64, *, lr=1e-3, batch_size=32, max_iter=40, tol=1e-4, early_stopping=True,
+                 validation_fraction=0.1, n_iter_no_change=4, device="cpu", random_state=None):
+        keep_params(self, locals())
 
     # subclasses: _predict_t(T, mask) and _loss(pred, gold, mask, lengths)
     def _batch_loss(self, proj, H, mask, gold, lengths):
