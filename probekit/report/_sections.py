@@ -28,13 +28,48 @@ __all__ = ["Section", "Block", "build_sections", "probe_summary", "expected_laye
 
 
 # ------------------------------------------------------------------ sections
+def _finish(run: RunFolder, s: Section, figures_of: str, missing: str, link: tuple[str, str] | None = None) -> Section:
+    """Close section ``s``: the run's ``figures_of`` figures, then a link to the full table ``link = (name,
+    caption)`` when the run holds it (``{n}``: its row count); a note naming the ``missing`` inputs if empty."""
+    figures(run, figures_of, s.blocks)
+    full = run.table(link[0]) if link is not None else None
+    if full is not None:
+        s.blocks.append(Block("link", src(link[0]), caption=link[1].replace("{n}", f"{len(full):,}")))
+    return s if s.blocks else absent(s, missing)
+
+
+def _tables(run: RunFolder, s: Section, max_rows: int, *specs: tuple) -> None:
+    """Append a table block to ``s`` for each ``(name, caption, shape)`` whose table the run holds.
+
+    ``shape`` (or ``None``) turns the table into what is shown; ``{n}`` in
+    the caption stands for the full table's row count.
+    """
+    for name, caption, shape in specs:
+        t = run.table(name)
+        if t is not None:
+            shown = shape(t) if shape is not None else t
+            s.blocks.append(Block("table", Table.build(shown, caption.replace("{n}", f"{len(t):,}"), source=src(name),
+                                                       max_rows=max_rows)))
+
+
+def _stored_or_derived(run: RunFolder, s: Section, name: str, derived: str, tidy, derive) -> tuple:
+    """``(table, source)``: the run's table ``name``, else ``derive(tidy)`` (kept in ``s.derived[derived]`` when not
+    empty, written beside the run's tables as ``report_<derived>``); ``(None, None)`` without either."""
+    stored = run.table(name)
+    if stored is not None:
+        return stored, src(name)
+    if tidy is None:
+        return None, None
+    made = derive(tidy)
+    if not made.empty:
+        s.derived[derived] = made
+    return made, src(f"report_{derived}")
+
+
 def _probes(run: RunFolder, max_rows: int) -> Section:
     s = Section("probes", "Probes")
     tidy = run.table("probes")
-    summ = run.table("probe_summary")
-    if summ is None and tidy is not None:
-        summ = probe_summary(tidy)
-        s.derived["probe_summary"] = summ
+    summ, where = _stored_or_derived(run, s, "probe_summary", "probe_summary", tidy, probe_summary)
     if summ is not None and not summ.empty:
         note = ""
         shown = summ
@@ -42,35 +77,22 @@ def _probes(run: RunFolder, max_rows: int) -> Section:
             keys = [c for c in ("model", "variant", "task", "probe") if c in summ.columns]
             shown = summ.loc[summ.groupby(keys)["accuracy"].idxmax()].reset_index(drop=True)
             note = f"best layer per {', '.join(keys)} ({len(summ):,} rows in the full table)"
-        where = src("probe_summary") if run.table("probe_summary") is not None else src("report_probe_summary")
         s.blocks.append(Block("table", Table.build(
             shown, "Probe accuracy by layer (0 = embeddings): mean over seeds, 95% bootstrap interval; control "
                    "task, selectivity (task - control) and baselines", source=where, max_rows=max_rows, note=note)))
-    exp = run.table("expected_layer")
-    if exp is None and tidy is not None:
-        exp = expected_layers(tidy)
-        if not exp.empty:
-            s.derived["expected_layer"] = exp
+    exp, where = _stored_or_derived(run, s, "expected_layer", "expected_layer", tidy, expected_layers)
     if exp is not None and not exp.empty:
-        where = src("expected_layer") if run.table("expected_layer") is not None else src("report_expected_layer")
         s.blocks.append(Block("table", Table.build(
             exp, "Expected layer (Tenney et al. 2019) and centre of gravity of the gain over the majority baseline",
             source=where, max_rows=max_rows)))
-    figures(run, "probes", s.blocks)
-    if tidy is not None:
-        s.blocks.append(Block("link", src("probes"), caption=f"All probe results, tidy ({len(tidy):,} rows)"))
-    if not s.blocks:
-        return absent(s, "probe tables (tables/probes.csv, probe_summary.csv) or probe figures")
-    return s
+    return _finish(run, s, "probes", "probe tables (tables/probes.csv, probe_summary.csv) or probe figures",
+                   ("probes", "All probe results, tidy ({n} rows)"))
 
 
 def _attention(run: RunFolder, max_rows: int) -> Section:
     s = Section("attention", "Attention")
-    mass = run.table("special_mass")
-    if mass is not None:
-        s.blocks.append(Block("table", Table.build(
-            mass, "Mean attention mass per layer on [CLS], [SEP], punctuation and the token itself",
-            source=src("special_mass"), max_rows=max_rows)))
+    _tables(run, s, max_rows, ("special_mass", "Mean attention mass per layer on [CLS], [SEP], punctuation and the "
+                                               "token itself", None))
     heads = run.table("attention_heads")
     if heads is not None and {"layer", "metric", "value"} <= set(heads.columns):
         summ = head_summary(heads)
@@ -84,10 +106,8 @@ def _attention(run: RunFolder, max_rows: int) -> Section:
             s.blocks.append(Block("table", Table.build(
                 ent[keep].rename(columns={"value": "entropy"}),
                 "The five most focused heads (lowest mean attention entropy, nats)", max_rows=5)))
-    figures(run, "attention", s.blocks)
-    if not s.blocks:
-        return absent(s, "head statistics (tables/attention_heads.csv, special_mass.csv) or attention figures")
-    return s
+    return _finish(run, s, "attention",
+                   "head statistics (tables/attention_heads.csv, special_mass.csv) or attention figures")
 
 
 _SCRIPT = re.compile(r"<script\b.*?</script\s*>|<link\b[^>]*>|\son\w+\s*=\s*(\"[^\"]*\"|'[^']*')",
@@ -99,18 +119,10 @@ def _attributions(run: RunFolder, max_rows: int) -> Section:
     for f in run.attributions:
         frag = _SCRIPT.sub("", f.read_text(encoding="utf-8"))
         s.blocks.append(Block("html", frag, caption=f.stem.replace("_", " "), source=f"attributions/{f.name}"))
-    agree = run.table("attribution_agreement")
-    if agree is not None:
-        s.blocks.append(Block("table", Table.build(
-            agree, "Agreement between attribution methods (Spearman rank correlation)",
-            source=src("attribution_agreement"), max_rows=max_rows)))
-    figures(run, "attributions", s.blocks)
-    scores = run.table("attributions")
-    if scores is not None:
-        s.blocks.append(Block("link", src("attributions"), caption=f"All attribution scores ({len(scores):,} rows)"))
-    if not s.blocks:
-        return absent(s, "attribution snippets (attributions/*.html) or tables")
-    return s
+    _tables(run, s, max_rows, ("attribution_agreement",
+                               "Agreement between attribution methods (Spearman rank correlation)", None))
+    return _finish(run, s, "attributions", "attribution snippets (attributions/*.html) or tables",
+                   ("attributions", "All attribution scores ({n} rows)"))
 
 
 def _variants(run: RunFolder, max_rows: int) -> Section:
@@ -124,66 +136,42 @@ def _variants(run: RunFolder, max_rows: int) -> Section:
             v.drop(columns=["warnings"], errors="ignore"),
             "Variants: held-out accuracy, size and CPU latency (batch 1, ms) / throughput (batch 32, "
             "examples/s)", source=src("variants"), max_rows=max_rows)))
-    figures(run, "variants", s.blocks)
-    if not s.blocks:
-        return absent(s, "a variants table (tables/variants.csv) or variant figures")
-    return s
+    return _finish(run, s, "variants", "a variants table (tables/variants.csv) or variant figures")
 
 
 def _comparison(run: RunFolder, max_rows: int) -> Section:
     s = Section("comparison", "Comparison")
-    diag = run.table("compare_diagonal")
-    if diag is not None:
-        wide = layer_means(diag, "measure")
-        s.blocks.append(Block("table", Table.build(
-            wide, "Layer-by-layer similarity to the base model (aligned layers)", source=src("compare_diagonal"),
-            max_rows=max_rows)))
-    pdel = run.table("probe_deltas")
-    if pdel is not None:
-        s.blocks.append(Block("table", Table.build(pdel, "Probe accuracy deltas (variant - base)",
-                                                   source=src("probe_deltas"), max_rows=max_rows)))
-    best = run.table("compare_best")
-    if best is not None:
-        s.blocks.append(Block("table", Table.build(
-            best, "Most similar layer of the base (A) for each layer of the variant (B); procrustes is a distance",
-            source=src("compare_best"), max_rows=max_rows)))
-    adel = run.table("attention_deltas")
-    if adel is not None:
-        s.blocks.append(Block("table", Table.build(
-            layer_means(adel, "metric"), f"Attention deltas per layer, mean over heads ({len(adel):,} per-head "
-                                          "rows in the full table)", source=src("attention_deltas"),
-            max_rows=max_rows)))
-    figures(run, "compare", s.blocks)
-    full = run.table("compare")
-    if full is not None:
-        s.blocks.append(Block("link", src("compare"), caption=f"Full layer x layer matrices ({len(full):,} rows)"))
-    if not s.blocks:
-        return absent(s, "comparison tables (tables/compare*.csv, probe_deltas.csv, attention_deltas.csv) or figures")
-    return s
+    _tables(run, s, max_rows,
+            ("compare_diagonal", "Layer-by-layer similarity to the base model (aligned layers)",
+             lambda t: layer_means(t, "measure")),
+            ("probe_deltas", "Probe accuracy deltas (variant - base)", None),
+            ("compare_best", "Most similar layer of the base (A) for each layer of the variant (B); procrustes is a "
+                             "distance", None),
+            ("attention_deltas", "Attention deltas per layer, mean over heads ({n} per-head rows in the full table)",
+             lambda t: layer_means(t, "metric")))
+    return _finish(run, s, "compare",
+                   "comparison tables (tables/compare*.csv, probe_deltas.csv, attention_deltas.csv) or figures",
+                   ("compare", "Full layer x layer matrices ({n} rows)"))
 
 
 def _amnesic(run: RunFolder, max_rows: int) -> Section:
     s = Section("amnesic", "Amnesic probing")
     tidy = run.table("amnesic")
-    wide = run.table("amnesic_summary")
-    if wide is None and tidy is not None:
-        from probekit.interventions import amnesic_table
-
-        wide = amnesic_table(tidy)
-        s.derived["amnesic_table"] = wide
+    wide, where = _stored_or_derived(run, s, "amnesic_summary", "amnesic_table", tidy, _amnesic_table)
     if wide is not None:
-        where = src("amnesic_summary") if run.table("amnesic_summary") is not None else src("report_amnesic_table")
         s.blocks.append(Block("table", Table.build(
             wide, "Amnesic probing (Elazar et al. 2021): the property erased at each layer; linear-probe accuracy "
                   "before, after and after a random erasure of the same rank (test rows); behaviour before, and "
                   "its change after erasure and after the random erasure (95% paired bootstrap over held-out "
                   "examples)", source=where, max_rows=max_rows)))
-    figures(run, "amnesic", s.blocks)
-    if tidy is not None:
-        s.blocks.append(Block("link", src("amnesic"), caption=f"All amnesic probing rows, tidy ({len(tidy):,} rows)"))
-    if not s.blocks:
-        return absent(s, "amnesic probing results (tables/amnesic.csv) or figures")
-    return s
+    return _finish(run, s, "amnesic", "amnesic probing results (tables/amnesic.csv) or figures",
+                   ("amnesic", "All amnesic probing rows, tidy ({n} rows)"))
+
+
+def _amnesic_table(tidy):
+    from probekit.interventions import amnesic_table  # imported only when a run has amnesic rows
+
+    return amnesic_table(tidy)
 
 
 def build_sections(run: RunFolder, *, max_rows: int = 25) -> list[Section]:
