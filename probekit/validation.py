@@ -35,7 +35,7 @@ from typing import Any
 
 __all__ = ["InvalidParameterError", "Constraint", "Interval", "Options", "InstanceOf", "Boolean", "ListOf",
            "Device", "declare", "validate_params", "constraints_of", "constraint_of", "describe", "explain",
-           "satisfies", "invalid_values"]
+           "satisfies", "invalid_values", "keep_params"]
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -504,3 +504,23 @@ def invalid_values(alternatives: list) -> list:
             out.extend(c.invalid_examples())
     out.append(object())
     return [v for v in out if not satisfies(v, alternatives)]
+
+
+def keep_params(estimator, values: Mapping[str, object]) -> None:
+    """Store each ``__init__`` argument of ``estimator`` unchanged under its own name (``values``: ``locals()``).
+
+    Call it first in ``__init__``, while ``locals()`` holds the arguments
+    alone. scikit-learn's rule for estimators: ``get_params`` and ``clone``
+    read the constructor's arguments back from attributes of the same names.
+
+    Examples
+    --------
+    >>> class Smoother:
+    ...     def __init__(self, width=3, *, mode="mean"):
+    ...         keep_params(self, locals())
+    >>> vars(Smoother(5))
+    {'width': 5, 'mode': 'mean'}
+    """
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)

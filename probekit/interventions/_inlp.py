@@ -26,6 +26,7 @@ from probekit.fingerprint import jsonable
 from probekit.interventions._eraser import Eraser
 from probekit.interventions._rows import Rows, as_tensor, encode_labels, resolve_rows
 from probekit.probes import LinearProbe
+from probekit.validation import keep_params
 
 __all__ = ["InlpEraser"]
 
@@ -123,14 +124,7 @@ class InlpEraser(Eraser):
     def __init__(self, site=None, *, n_iter: int = 10, classifier=None, eval_fraction: float = 0.1,
                  max_rows: int | None = None, svd_rtol: float = 1e-6, random_state: int = 0,
                  allow_other_model: bool = False):
-        self.site = site
-        self.allow_other_model = allow_other_model
-        self.n_iter = n_iter
-        self.classifier = classifier
-        self.eval_fraction = eval_fraction
-        self.max_rows = max_rows
-        self.svd_rtol = svd_rtol
-        self.random_state = random_state
+        keep_params(self, locals())
 
     def fit(self, X, y=None, *, level: str | None = None, pooling: str | None = None, rows=None,
             split: str | None = None, eval_set=None) -> InlpEraser:

@@ -36,6 +36,7 @@ import torch
 
 from probekit.interventions._eraser import Eraser
 from probekit.interventions._rows import resolve_rows
+from probekit.validation import keep_params
 
 __all__ = ["LeaceEraser", "LeaceStatistics", "linear_shrinkage"]
 
@@ -239,12 +240,7 @@ class LeaceEraser(Eraser):
 
     def __init__(self, site=None, *, shrinkage: bool = False, svd_rtol: float = 1e-8, svd_atol: float = 0.0,
                  chunk_rows: int = 32768, allow_other_model: bool = False):
-        self.site = site
-        self.shrinkage = shrinkage
-        self.svd_rtol = svd_rtol
-        self.svd_atol = svd_atol
-        self.chunk_rows = chunk_rows
-        self.allow_other_model = allow_other_model
+        keep_params(self, locals())
 
     def fit(self, X, y=None, *, level: str | None = None, pooling: str | None = None, rows=None,
             split: str | None = None) -> LeaceEraser:

@@ -15,6 +15,7 @@ import torch
 
 from probekit.interventions._eraser import Eraser
 from probekit.interventions._rows import resolve_rows
+from probekit.validation import keep_params
 
 __all__ = ["RandomEraser", "random_eraser_like"]
 
@@ -62,10 +63,7 @@ class RandomEraser(Eraser):
     _json_params = ("rank", "random_state")
 
     def __init__(self, site=None, *, rank: int = 1, random_state: int = 0, allow_other_model: bool = False):
-        self.site = site
-        self.allow_other_model = allow_other_model
-        self.rank = rank
-        self.random_state = random_state
+        keep_params(self, locals())
 
     def fit(self, X, y=None, *, level: str | None = None, pooling: str | None = None, rows=None,
             split: str | None = None, chunk_rows: int = 32768) -> RandomEraser:

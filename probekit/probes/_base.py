@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import numbers
-from collections.abc import Mapping
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from probekit.probes._engine import Arch, TrainConfig, resolve_device, to_layer_tensor, train_probes
 from probekit.validation import Boolean, Device, InstanceOf, Interval, Options, validate_params
 
-__all__ = ["BaseProbe", "seed_from", "keep_params", "SHARED_CONSTRAINTS"]
+__all__ = ["BaseProbe", "seed_from", "SHARED_CONSTRAINTS"]
 
 _POSITIVE_INT = Interval(Integral, 1, None, closed="left")
 
@@ -46,18 +44,6 @@ def seed_from(random_state) -> int:
     if isinstance(random_state, numbers.Integral):
         return int(random_state)
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
-
-
-def keep_params(estimator, values: Mapping[str, object]) -> None:
-    """Store each ``__init__`` argument of ``estimator`` unchanged under its own name (``values``: ``locals()``).
-
-    scikit-learn's rule for estimators: ``get_params`` and ``clone`` read the
-    constructor's arguments back from attributes of the same names, and
-    checking them waits for ``fit``.
-    """
-    for name in inspect.signature(type(estimator).__init__).parameters:
-        if name != "self":
-            setattr(estimator, name, values[name])
 
 
 def split_for_early_stopping(codes: np.ndarray, fraction: float, seed: int, enabled: bool):

@@ -6,9 +6,9 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe, keep_params
+from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe
 from probekit.probes._engine import Arch
-from probekit.validation import Interval, Options
+from probekit.validation import Interval, Options, keep_params
 
 __all__ = ["LinearProbe", "RankProbe"]
 

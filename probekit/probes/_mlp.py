@@ -5,10 +5,10 @@ from __future__ import annotations
 import numbers
 from numbers import Integral, Real
 
-from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe, keep_params
+from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe
 from probekit.probes._engine import Arch
 from probekit.probes._linear import _SHARED_DOC
-from probekit.validation import Interval, ListOf
+from probekit.validation import Interval, ListOf, keep_params
 
 __all__ = ["MLPProbe"]
 

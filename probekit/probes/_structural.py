@@ -25,10 +25,10 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch.nn.utils.rnn import pad_sequence
 
-from probekit.probes._base import SHARED_CONSTRAINTS, keep_params, seed_from
+from probekit.probes._base import SHARED_CONSTRAINTS, seed_from
 from probekit.probes._engine import resolve_device
 from probekit.probes._tree_metrics import depth_spearman, distance_spearman, root_accuracy, uuas
-from probekit.validation import Interval, validate_params
+from probekit.validation import Interval, keep_params, validate_params
 
 __all__ = ["DistanceProbe", "DepthProbe"]
 
