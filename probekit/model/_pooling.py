@@ -142,9 +142,7 @@ def pool_words_many(x: torch.Tensor, plan: PoolPlan, how: WordPooling = "mean", 
         return x[plan.word_first.to(dev)].to(dtype)
     if how == "last":
         return x[plan.word_last.to(dev)].to(dtype)
-    out = torch.zeros(plan.total_words, x.shape[-1], dtype=torch.float32, device=dev)
-    out.index_add_(0, plan.word_index.to(dev), x[plan.word_rows.to(dev)].float())
-    return (out / plan.word_lengths.to(dev, torch.float32)[:, None]).to(dtype)
+    return _segment_means(x, plan.word_rows, plan.word_index, plan.word_lengths, dtype)
 
 
 def pool_sentences_many(x: torch.Tensor, plan: PoolPlan, how: SentencePooling = "mean", *,
@@ -162,9 +160,16 @@ def pool_sentences_many(x: torch.Tensor, plan: PoolPlan, how: SentencePooling = 
         return x[plan.starts.to(dev)].to(dtype)
     if how == "last":
         return x[(plan.starts + plan.lengths - 1).to(dev)].to(dtype)
-    out = torch.zeros(len(plan.lengths), x.shape[-1], dtype=torch.float32, device=dev)
-    out.index_add_(0, plan.token_index.to(dev), x[plan.token_rows.to(dev)].float())
-    return (out / plan.lengths.to(dev, torch.float32)[:, None]).to(dtype)
+    return _segment_means(x, plan.token_rows, plan.token_index, plan.lengths, dtype)
+
+
+def _segment_means(x: torch.Tensor, rows: torch.Tensor, index: torch.Tensor, lengths: torch.Tensor,
+                   dtype: torch.dtype) -> torch.Tensor:
+    """Mean of the rows ``x[rows]`` by segment ``index`` (``lengths`` rows each), summed in float32."""
+    dev = x.device
+    out = torch.zeros(len(lengths), x.shape[-1], dtype=torch.float32, device=dev)
+    out.index_add_(0, index.to(dev), x[rows.to(dev)].float())
+    return (out / lengths.to(dev, torch.float32)[:, None]).to(dtype)
 
 
 def check_word_spans(spans: Sequence[tuple[int, int]], words: Sequence[str] | None = None, *,
