@@ -189,29 +189,31 @@ def sidecar_hash(sidecar: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ manifest
-#: key -> (accepted types, description) of every manifest; ``complete`` ones also need ``_COMPLETE``
-_SHAPE: dict[str, tuple[tuple[type, ...], str]] = {
-    "fingerprint": ((str,), "a string"),
-    "components": ((dict,), "a mapping"),
-    "complete": ((bool,), "true or false"),
-    "model": ((dict,), "a mapping"),
-    "sites": ((list,), "a list"),
-    "settings": ((dict,), "a mapping"),
-    "n_examples": ((int,), "an integer"),
-    "n_shards": ((int,), "an integer"),
-    "files": ((dict,), "a mapping"),
+#: How each type a manifest holds is named in an error.
+_WHAT = {str: "a string", dict: "a mapping", bool: "true or false", int: "an integer", list: "a list"}
+#: key -> type of every manifest; ``complete`` ones also need ``_COMPLETE``
+_SHAPE: dict[str, type] = {
+    "fingerprint": str,
+    "components": dict,
+    "complete": bool,
+    "model": dict,
+    "sites": list,
+    "settings": dict,
+    "n_examples": int,
+    "n_shards": int,
+    "files": dict,
 }
-_COMPLETE: dict[str, tuple[tuple[type, ...], str]] = {
-    "n_tokens": ((int,), "an integer"),
-    "n_words": ((int,), "an integer"),
-    "shards": ((list,), "a list"),
+_COMPLETE: dict[str, type] = {
+    "n_tokens": int,
+    "n_words": int,
+    "shards": list,
 }
-_SETTINGS: dict[str, tuple[tuple[type, ...], str]] = {
-    "dtype": ((str,), "a string"),
-    "tokens": ((bool,), "true or false"),
-    "word_pooling": ((list,), "a list"),
-    "sentence_pooling": ((list,), "a list"),
-    "shard_size": ((int,), "an integer"),
+_SETTINGS: dict[str, type] = {
+    "dtype": str,
+    "tokens": bool,
+    "word_pooling": list,
+    "sentence_pooling": list,
+    "shard_size": int,
 }
 
 
@@ -233,15 +235,15 @@ def check_manifest(manifest: Any, where: str) -> None:
         raise StoreError(f"{where} has store format version {version}; this probekit reads version "
                          f"{FORMAT_VERSION}. Re-extract it.")
     shape = dict(_SHAPE, **(_COMPLETE if manifest.get("complete") is True else {}))
-    for key, (types, what) in shape.items():
+    for key, kind in shape.items():
         if key not in manifest:
             raise StoreError(f"{where} has no {key!r} (edited by hand or damaged); re-extract the store")
-        if not _is_type(manifest[key], types):
-            raise _bad(where, key, what, manifest[key])
+        if not _is_type(manifest[key], (kind,)):
+            raise _bad(where, key, _WHAT[kind], manifest[key])
     settings = manifest["settings"]
-    for key, (types, what) in _SETTINGS.items():
-        if not _is_type(settings.get(key), types):
-            raise _bad(where, f"settings.{key}", what, settings.get(key))
+    for key, kind in _SETTINGS.items():
+        if not _is_type(settings.get(key), (kind,)):
+            raise _bad(where, f"settings.{key}", _WHAT[kind], settings.get(key))
     for key in ("weights", "data"):
         if key not in manifest["components"]:
             raise StoreError(f"{where}: 'components' has no {key!r} (edited by hand or damaged); re-extract the store")
