@@ -151,6 +151,19 @@ class _StructuralProbe(BaseEstimator):
                 out.append(self._predict_t(t[None])[0].numpy())
         return out
 
+    # subclasses: _metric = (name, tree metric of (pred, gold, keep)) and _spearman(pred, gold)
+    def score(self, X, y, keep=None) -> float:
+        """The probe's tree metric of its predictions against the gold targets ``y``: UUAS of distances, root
+        accuracy of depths."""
+        return self._metric[1](self.predict(X), y, keep)
+
+    def evaluate(self, X, y, keep=None) -> dict[str, float]:
+        """``{"uuas" | "root_accuracy": ..., "spearman": ...}``: :meth:`score` and the Spearman correlation of
+        predicted and gold distances or depths (over sentence lengths 5-50)."""
+        pred = self.predict(X)
+        name, metric = self._metric
+        return {name: metric(pred, y, keep), "spearman": self._spearman(pred, y)}
+
 
 class DistanceProbe(_StructuralProbe):
     """Distance probe: ``||B (h_i - h_j)||^2`` fits the tree distance of words ``i`` and ``j``.
@@ -191,14 +204,8 @@ class DistanceProbe(_StructuralProbe):
         per_sentence = ((pred - gold).abs() * pair).sum((1, 2)) / lengths**2
         return per_sentence.mean()
 
-    def score(self, X, y, keep=None) -> float:
-        """UUAS of the predicted distances against the gold distance matrices ``y``."""
-        return uuas(self.predict(X), y, keep)
-
-    def evaluate(self, X, y, keep=None) -> dict[str, float]:
-        """``{"uuas": ..., "spearman": ...}`` (distance Spearman over lengths 5-50)."""
-        pred = self.predict(X)
-        return {"uuas": uuas(pred, y, keep), "spearman": distance_spearman(pred, y)}
+    _metric = ("uuas", uuas)
+    _spearman = staticmethod(distance_spearman)
 
 
 class DepthProbe(_StructuralProbe):
@@ -226,11 +233,5 @@ class DepthProbe(_StructuralProbe):
         per_sentence = ((pred - gold).abs() * mask.to(pred.dtype)).sum(1) / lengths
         return per_sentence.mean()
 
-    def score(self, X, y, keep=None) -> float:
-        """Root accuracy of the predicted depths against the gold depths ``y``."""
-        return root_accuracy(self.predict(X), y, keep)
-
-    def evaluate(self, X, y, keep=None) -> dict[str, float]:
-        """``{"root_accuracy": ..., "spearman": ...}`` (depth Spearman over lengths 5-50)."""
-        pred = self.predict(X)
-        return {"root_accuracy": root_accuracy(pred, y, keep), "spearman": depth_spearman(pred, y)}
+    _metric = ("root_accuracy", root_accuracy)
+    _spearman = staticmethod(depth_spearman)
