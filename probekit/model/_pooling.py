@@ -137,12 +137,8 @@ def pool_words_many(x: torch.Tensor, plan: PoolPlan, how: WordPooling = "mean", 
     """
     if how not in WORD_POOLING:
         raise ValueError(f"word pooling must be one of {WORD_POOLING}, not {how!r}")
-    dev, dtype = x.device, dtype or x.dtype
-    if how == "first":
-        return x[plan.word_first.to(dev)].to(dtype)
-    if how == "last":
-        return x[plan.word_last.to(dev)].to(dtype)
-    return _segment_means(x, plan.word_rows, plan.word_index, plan.word_lengths, dtype)
+    picks = {"first": lambda: plan.word_first, "last": lambda: plan.word_last}
+    return _pool(x, how, picks, plan.word_rows, plan.word_index, plan.word_lengths, dtype or x.dtype)
 
 
 def pool_sentences_many(x: torch.Tensor, plan: PoolPlan, how: SentencePooling = "mean", *,
@@ -155,18 +151,17 @@ def pool_sentences_many(x: torch.Tensor, plan: PoolPlan, how: SentencePooling = 
     """
     if how not in SENTENCE_POOLING:
         raise ValueError(f"sentence pooling must be one of {SENTENCE_POOLING}, not {how!r}")
-    dev, dtype = x.device, dtype or x.dtype
-    if how == "cls":
-        return x[plan.starts.to(dev)].to(dtype)
-    if how == "last":
-        return x[(plan.starts + plan.lengths - 1).to(dev)].to(dtype)
-    return _segment_means(x, plan.token_rows, plan.token_index, plan.lengths, dtype)
+    picks = {"cls": lambda: plan.starts, "last": lambda: plan.starts + plan.lengths - 1}
+    return _pool(x, how, picks, plan.token_rows, plan.token_index, plan.lengths, dtype or x.dtype)
 
 
-def _segment_means(x: torch.Tensor, rows: torch.Tensor, index: torch.Tensor, lengths: torch.Tensor,
-                   dtype: torch.dtype) -> torch.Tensor:
-    """Mean of the rows ``x[rows]`` by segment ``index`` (``lengths`` rows each), summed in float32."""
+def _pool(x: torch.Tensor, how: str, picks: dict, rows: torch.Tensor, index: torch.Tensor, lengths: torch.Tensor,
+          dtype: torch.dtype) -> torch.Tensor:
+    """One row per segment in ``dtype``: the row ``picks[how]()`` names, or else the mean of the rows ``x[rows]``
+    of each segment of ``index`` (``lengths`` rows each), summed in float32."""
     dev = x.device
+    if how in picks:
+        return x[picks[how]().to(dev)].to(dtype)
     out = torch.zeros(len(lengths), x.shape[-1], dtype=torch.float32, device=dev)
     out.index_add_(0, index.to(dev), x[rows.to(dev)].float())
     return (out / lengths.to(dev, torch.float32)[:, None]).to(dtype)
