@@ -28,17 +28,7 @@ from probekit.fingerprint import file_checksum
 from probekit.store._errors import LOCK
 from probekit.store._localfs import read_json_file
 from probekit.store._lock import store_lock
-from probekit.store._manifest import (
-    EXAMPLES,
-    FORMAT_VERSION,
-    MANIFEST,
-    FingerprintMismatchError,
-    StoreError,
-    check_manifest,
-    describe_mismatch,
-    read_manifest,
-    write_manifest,
-)
+from probekit.store._manifest import EXAMPLES, MANIFEST, StoreError, judge_existing, read_manifest, write_manifest
 from probekit.store._shards import drop_shards_beyond, load_sidecar
 
 __all__ = ["foreign_entries", "remove_store_files", "probekit_entries", "prepare_dir", "write_examples",
@@ -186,31 +176,14 @@ def prepare_dir(out: Path, fp: str, components: dict, overwrite: bool) -> None:
     except StoreError as exc:
         raise StoreError(f"{exc}. probekit cannot tell whether it wrote {out}, so nothing was changed: delete the "
                          "directory yourself if it is a damaged store, or write the store elsewhere") from None
-    if not (isinstance(found, dict) and "fingerprint" in found and "format_version" in found):
-        raise StoreError(f"{mpath} is not a probekit manifest. Nothing was changed; write the store to a new or "
-                         "empty directory.")
-    try:
-        check_manifest(found, str(mpath))
-        damage = None
-    except StoreError as exc:
-        damage = exc
-    current = found.get("format_version") == FORMAT_VERSION
-    if found.get("fingerprint") == fp and current:
-        if damage is None:
-            logger.info("%s: store with matching fingerprint found; reusing its complete shards", out)
-        else:
-            logger.warning("%s: %s; rewriting it and verifying every shard before reuse", out, damage)
-        return
-    if not overwrite:
-        if damage is not None:
-            raise StoreError(f"{damage} (to replace this store pass overwrite=True / --overwrite, or write the new "
-                             "one to another directory)")
-        comps = found.get("components") if isinstance(found.get("components"), dict) else {}
-        raise FingerprintMismatchError(
-            f"{out} holds a store made with other inputs: {describe_mismatch(comps, components)}. "
-            "Use another output directory, or pass overwrite=True (--overwrite) to replace it.")
-    logger.warning("%s: replacing a store with another fingerprint", out)
-    remove_store_files(out)
+    reuse, damage = judge_existing(found, str(mpath), fp, components, overwrite=overwrite, place=str(out),
+                                   kind="directory")
+    if not reuse:
+        remove_store_files(out)
+    elif damage is None:
+        logger.info("%s: store with matching fingerprint found; reusing its complete shards", out)
+    else:
+        logger.warning("%s: %s; rewriting it and verifying every shard before reuse", out, damage)
 
 
 def _without_manifest(out: Path, names: set[str], overwrite: bool) -> None:

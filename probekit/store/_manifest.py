@@ -22,6 +22,7 @@ input (:mod:`probekit.store._validate`): a hand-edited or forged one is a
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,8 @@ from probekit.store._errors import (
 from probekit.store._localfs import read_json_file
 from probekit.store._validate import check_manifest, manifest_hash
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "EXAMPLES",
     "FORMAT_VERSION",
@@ -52,6 +55,7 @@ __all__ = [
     "write_json_atomic",
     "write_manifest",
     "describe_mismatch",
+    "judge_existing",
 ]
 
 
@@ -126,6 +130,45 @@ def describe_mismatch(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> st
         else:
             diffs.append(f"{what} (store: {_short(a)}; requested: {_short(b)})")
     return "; ".join(diffs) if diffs else "no component differs"
+
+
+def judge_existing(found: Any, where: str, fingerprint: str, components: Mapping[str, Any], *, overwrite: bool,
+                   place: str, kind: str) -> tuple[bool, StoreError | None]:
+    """What to do with the manifest ``found`` at the ``place`` (a ``kind``: directory, location) a store is about
+    to be written to, read from ``where``.
+
+    Returns ``(True, damage)`` when the store there has the ``fingerprint`` being written and this format
+    version, so its complete shards may be reused (``damage``: what :func:`check_manifest` finds, ``None``
+    when sound), and ``(False, None)`` when it is to be replaced (``overwrite``): its files are the caller's
+    to remove.
+
+    Raises
+    ------
+    StoreError
+        ``found`` is not a probekit manifest (never replaced), or is damaged and not ``overwrite``.
+    FingerprintMismatchError
+        The store there was made from other inputs and not ``overwrite``.
+    """
+    if not (isinstance(found, dict) and "fingerprint" in found and "format_version" in found):
+        raise StoreError(f"{where} is not a probekit manifest. Nothing was changed; write the store to a new or "
+                         f"empty {kind}.")
+    try:
+        check_manifest(found, where)
+        damage = None
+    except StoreError as exc:
+        damage = exc
+    if found.get("fingerprint") == fingerprint and found.get("format_version") == FORMAT_VERSION:
+        return True, damage
+    if not overwrite:
+        if damage is not None:
+            raise StoreError(f"{damage} (to replace this store pass overwrite=True / --overwrite, or write the new "
+                             f"one to another {kind})")
+        comps = found.get("components") if isinstance(found.get("components"), dict) else {}
+        raise FingerprintMismatchError(
+            f"{place} holds a store made with other inputs: {describe_mismatch(comps, components)}. "
+            f"Use another {kind}, or pass overwrite=True (--overwrite) to replace it.")
+    logger.warning("%s: replacing a store with another fingerprint", place)
+    return False, None
 
 
 def _short(value: Any) -> str:

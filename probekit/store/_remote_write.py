@@ -35,17 +35,7 @@ from typing import Any
 
 from probekit.store._cache import cache_root, url_key, write_bytes_atomic
 from probekit.store._errors import LOCK, StoreLockedError
-from probekit.store._manifest import (
-    EXAMPLES,
-    FORMAT_VERSION,
-    MANIFEST,
-    FingerprintMismatchError,
-    StoreError,
-    check_manifest,
-    describe_mismatch,
-    read_manifest,
-    write_manifest,
-)
+from probekit.store._manifest import EXAMPLES, MANIFEST, StoreError, judge_existing, read_manifest, write_manifest
 from probekit.store._remote import Remote, is_store_object
 from probekit.store._shards import load_sidecar, remove_shard, shard_name
 from probekit.store._validate import MAX_JSON_BYTES, check_size, parse_json
@@ -202,29 +192,14 @@ class RemoteTarget:
             self._remove_all(ours)
             return
         found = parse_json(self.remote.read_bytes(MANIFEST, MAX_JSON_BYTES), self.remote.where(MANIFEST))
-        if not (isinstance(found, dict) and "fingerprint" in found and "format_version" in found):
-            raise StoreError(f"{self.remote.where(MANIFEST)} is not a probekit manifest. Nothing was changed; write "
-                             "the store to a new or empty location.")
-        try:
-            check_manifest(found, self.remote.where(MANIFEST))
-            damage = None
-        except StoreError as exc:
-            damage = exc
-        if found.get("fingerprint") == manifest["fingerprint"] and found.get("format_version") == FORMAT_VERSION:
+        reuse, _ = judge_existing(found, self.remote.where(MANIFEST), manifest["fingerprint"], manifest["components"],
+                                  overwrite=overwrite, place=self.url, kind="location")
+        if reuse:
             logger.info("%s: store with matching fingerprint found; reusing its committed shards", self.url)
             beyond = [rel for rel in ours if rel.startswith("shards/")
                       and int(rel[7:].split("/")[0].split(".")[0]) >= manifest["n_shards"]]
             self.remote.remove(beyond)
             return
-        if not overwrite:
-            if damage is not None:
-                raise StoreError(f"{damage} (to replace this store pass overwrite=True / --overwrite, or write the "
-                                 "new one elsewhere)")
-            comps = found.get("components") if isinstance(found.get("components"), dict) else {}
-            raise FingerprintMismatchError(
-                f"{self.url} holds a store made with other inputs: {describe_mismatch(comps, manifest['components'])}"
-                ". Use another location, or pass overwrite=True (--overwrite) to replace it.")
-        logger.warning("%s: replacing a store with another fingerprint", self.url)
         self._remove_all(ours)
 
     def _remove_all(self, rels: list[str]) -> None:
