@@ -4,10 +4,11 @@ Every eraser fits on *rows*: ``[n, d]`` features with one class label per row.
 :func:`resolve_rows` turns what a user passes (an array, a tensor, an
 :class:`~probekit.store.ActivationStore` with a site, or a
 :class:`~probekit.store.SiteView`; labels as an array or a probing ``Task``)
-into a :class:`Rows` object that yields float64 chunks of a bounded number of
-rows. Store rows are read from the memory maps example batch by example batch
-(float16 rows are converted chunk by chunk), so the whole site is never
-materialised.
+into a :class:`Rows` object that yields chunks of a bounded number of rows.
+Store rows are read through the store's one row reader
+(:meth:`probekit.store.SiteView.reader`, as the probes read them), a chunk of
+selected rows at a time (float16 rows are converted chunk by chunk), so the
+whole site is never materialised.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -129,14 +130,12 @@ class Rows:
     _level: str = "word"
     _pooling: str | None = None
     _mask: np.ndarray | None = None
-    _per_example: np.ndarray | None = field(default=None, repr=False)
 
     def chunks(self, chunk_rows: int, dtype: torch.dtype | None = None) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
         """Yield ``(x, codes)``: at most ``chunk_rows`` selected rows at a time.
 
-        Store rows come in whole examples, as many as can hold ``chunk_rows``
-        rows even if all were of the longest example (a single example longer
-        than ``chunk_rows`` comes alone).
+        Store rows are read through the store's one reader
+        (:meth:`~probekit.store.SiteView.reader`), ``chunk_rows`` selected rows at a time.
 
         ``x`` is converted to ``dtype`` when given, else left in the source's
         dtype (for in-memory features: a view of the caller's data, never to be
@@ -150,23 +149,14 @@ class Rows:
                 x = self._array[a: a + chunk_rows]
                 yield (x if dtype is None else x.to(dtype)), codes[a: a + chunk_rows]
             return
-        # store rows: whole examples per batch, the selected rows of each kept
-        per = self._per_example
-        batch = max(1, int(chunk_rows // max(1, int(per.max(initial=1)))))
-        row0, used = 0, 0
-        for b in self._view.iter_batches(batch, self._level, self._pooling):
-            x = b.x
-            m = len(x)
-            sel = slice(None) if self._mask is None else self._mask[row0: row0 + m]
-            row0 += m
-            xs = as_tensor(x[sel])
-            xs = xs if dtype is None else xs.to(dtype)
-            k = len(xs)
-            if k:
-                yield xs, codes[used: used + k]
-                used += k
-        if used != self.n:  # the store changed under us, or a bookkeeping bug: never fit on a partial read
-            raise RuntimeError(f"read {used} rows from {self.describe.get('site')} but expected {self.n}")
+        reader = self._view.reader(self._level, self._pooling)
+        selected = np.arange(reader.n) if self._mask is None else np.flatnonzero(self._mask)
+        if len(selected) != self.n:  # the store changed under us: never fit on other rows than were checked
+            raise RuntimeError(f"{self.describe.get('site')} has {len(selected)} selected rows but {self.n} were "
+                               "checked")
+        for a in range(0, self.n, chunk_rows):
+            xs = as_tensor(reader.read(selected[a: a + chunk_rows]))
+            yield (xs if dtype is None else xs.to(dtype)), codes[a: a + chunk_rows]
 
     def materialise(self, dtype: torch.dtype = torch.float32, chunk_rows: int = 65536) -> torch.Tensor:
         """All selected rows in memory as one ``[n, d]`` tensor of ``dtype``."""
@@ -338,8 +328,7 @@ def resolve_rows(X, y=None, *, site=None, level: str | None = None, pooling: str
         describe["rows_sha256"] = hash_bytes(np.flatnonzero(mask).astype("<i8").tobytes())
     if codes is not None:
         describe["labels_sha256"] = labels_digest(classes, codes)
-    return Rows(view.d, n, classes, codes, site, describe, _view=view, _level=level, _pooling=pooling, _mask=mask,
-                _per_example=per)
+    return Rows(view.d, n, classes, codes, site, describe, _view=view, _level=level, _pooling=pooling, _mask=mask)
 
 
 def _array_rows(X, y, site, rows, need_labels, level, pooling, split) -> Rows:

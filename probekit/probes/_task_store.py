@@ -398,17 +398,8 @@ class _PairReader:
 
 
 def _level_reader(store, site, level: str):
-    """``read(rows)`` over the stored pooled rows of ``site`` (``mean``), and the row width.
-
-    A store without the pooled level stored falls back to pooling the token rows into memory.
-    """
-    view = store[site]
-    try:
-        reader = view.rows(level, "mean")
-    except KeyError:
-        logger.warning("%s: %s rows are not stored; pooling them from the token rows in memory", site, level)
-        X = np.asarray(view.numpy(level, "mean"))
-        return (lambda rows, X=X: X[rows]), int(X.shape[1])
+    """``read(rows)`` over the ``mean``-pooled rows of ``site`` (the store's one reader), and the row width."""
+    reader = store[site].reader(level, "mean")
     return reader.read, reader.d
 
 

@@ -28,7 +28,8 @@ One line per file:
 - ``_remote``: Stores at fsspec URLs (``s3://bucket/run``, ``memory://x``, ``hf://...``): the object layer.
 - ``_remote_write``: Writing a store at a URL: shards staged locally, uploaded, committed by their sidecar.
 - ``_row_view``: :class:`RowView`, a row-sliceable view over a site's shards that never concatenates them.
-- ``_rows``: :class:`RowReader`, selected rows of one level of a site, chunk by chunk, without keeping them mapped.
+- ``_rows``: The one row reader (``store[site].reader(level, how)``): stored rows chunk by chunk, unmapped after
+  each read (:class:`RowReader`), or rows pooled from tokens as they are read.
 - ``_shards``: Shards: one range of examples, one flat binary file per stream, a checksummed sidecar.
 - ``_store``: Reading a store: :class:`ActivationStore` and its per-site memory-mapped views.
 - ``_transfer``: Moving stores between a disk and a URL: :func:`push`, :func:`pull`, :func:`verify_store`.

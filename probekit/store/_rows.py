@@ -9,11 +9,15 @@ chunk is the size of a chunk, whatever the size of the store.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from probekit.store._shards import open_stream
 
-__all__ = ["RowReader"]
+__all__ = ["RowReader", "PooledRows", "row_reader"]
+
+logger = logging.getLogger(__name__)
 
 
 class RowReader:
@@ -99,3 +103,58 @@ class RowReader:
             finally:
                 del mm  # unmapped here: the pages read do not stay resident in this process
         return out
+
+
+class PooledRows:
+    """Rows of a level the store did not keep, pooled from each example's token rows when read.
+
+    The same interface as :class:`RowReader` (``n``, ``d``, ``dtype``,
+    :meth:`read`): only the examples holding the requested rows are pooled,
+    so reading in chunks stays within the memory of a chunk.
+    """
+
+    def __init__(self, view, level: str, how: str):
+        self._view, self._level, self._how = view, level, how
+        store = view.store
+        per = np.ones(store.n_examples, dtype=np.int64) if level == "sentence" else np.asarray(store.n_words)
+        self._starts = np.concatenate([[0], np.cumsum(per, dtype=np.int64)])
+        self.n = int(self._starts[-1])
+        self.d = int(view.d)
+        self.dtype = np.dtype(store.dtype)
+        self.name = f"{view.site} {level} rows pooled by {how!r}"
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"PooledRows({self.name}, {self.n} rows x {self.d}, {self.dtype})"
+
+    def _example(self, i: int) -> np.ndarray:
+        if self._level == "sentence":
+            return np.asarray(self._view._sentence(i, self._how))[None]
+        return np.asarray(self._view.words(i, self._how))
+
+    def read(self, rows, dtype=None) -> np.ndarray:
+        """Rows ``rows`` (any order, repeats allowed) as a new ``[len(rows), d]`` array, as :meth:`RowReader.read`."""
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        out = np.empty((len(rows), self.d), dtype=self.dtype if dtype is None else dtype)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n):
+            raise IndexError(f"row {int(rows.min() if rows.min() < 0 else rows.max())} is out of range; "
+                             f"{self.name} has {self.n} rows")
+        example = np.searchsorted(self._starts, rows, side="right") - 1
+        for e in np.unique(example):
+            where = np.flatnonzero(example == e)
+            out[where] = self._example(int(e))[rows[where] - self._starts[e]]
+        return out
+
+
+def row_reader(view, level: str, how: str | None) -> RowReader | PooledRows:
+    """The one reader of a site's rows at ``level``: the stored rows, else rows pooled from tokens on read."""
+    try:
+        return view.rows(level, how)
+    except KeyError:
+        if level == "token":
+            raise
+        logger.info("%s: %s rows pooled by %r are not stored; pooling them from the token rows as they are read",
+                    view.site, level, how)
+        return PooledRows(view, level, how)

@@ -508,6 +508,15 @@ class SiteView:
                   "sentence": np.ones(len(self), dtype=np.int64)}[level]
         return np.repeat(np.arange(len(self)), counts)
 
+    def reader(self, level: Level = "word", how: str | None = "mean"):
+        """The rows of ``level`` read chunk by chunk: :meth:`rows` where stored, else pooled from tokens on read.
+
+        Every reader of rows (probes, erasers) goes through this, so the rows are the same whoever reads them.
+        """
+        from probekit.store._rows import row_reader
+
+        return row_reader(self, level, None if level == "token" else how)
+
     def iter_batches(self, batch_size: int = 256, level: Level = "token", how: str | None = None, *,
                      as_torch: bool = False) -> Iterator[Batch]:
         """Batches of ``batch_size`` examples: their rows at ``level`` and the example of each row."""

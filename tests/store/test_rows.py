@@ -48,3 +48,34 @@ def test_rows_errors(sharded):
         sharded["emb"].rows("word", "first")
     with pytest.raises(ValueError, match="level must be"):
         sharded["emb"].rows("paragraph")
+
+
+@pytest.mark.parametrize(("level", "how"), [("word", "mean"), ("word", "first"), ("sentence", "mean"),
+                                            ("sentence", "last"), ("token", None)])
+def test_one_reader_gives_probes_and_erasers_the_same_rows(sharded, level, how):
+    from probekit.interventions._rows import resolve_rows
+    from probekit.probes._task_store import _level_reader
+
+    view = sharded["L1.resid"]
+    full = np.asarray(view.numpy(level, how))  # stored, or pooled into memory
+    reader = view.reader(level, how)
+    stored = how in (None, "mean")
+    assert isinstance(reader, RowReader) == stored and (reader.n, reader.d) == full.shape
+    rows = np.random.default_rng(1).permutation(reader.n)[: reader.n // 2]
+    np.testing.assert_array_equal(reader.read(rows), full[rows])
+    if how == "mean":  # probes read mean-pooled rows
+        read, d = _level_reader(sharded, "L1.resid", level)
+        assert d == reader.d
+        np.testing.assert_array_equal(read(rows), full[rows])
+    labels = np.arange(reader.n) % 2
+    fitted = resolve_rows(sharded, labels, site="L1.resid", level=level, pooling=how, rows=np.sort(rows))
+    chunks = list(fitted.chunks(7))
+    assert max(len(x) for x, _ in chunks) == 7
+    np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in chunks]), full[np.sort(rows)])
+    np.testing.assert_array_equal(np.concatenate([c for _, c in chunks]), labels[np.sort(rows)])
+
+
+def test_pooled_reader_refuses_rows_out_of_range(sharded):
+    reader = sharded["emb"].reader("word", "last")
+    with pytest.raises(IndexError, match="out of range"):
+        reader.read([reader.n])
