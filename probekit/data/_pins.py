@@ -46,6 +46,8 @@ class FilePin:
         :func:`conllu_content_sha256` of the file: the annotation without the
         comment lines, for a file whose comments may differ between copies.
 
+    Notes
+    -----
     At least one of ``sha256`` and ``content_sha256`` is required.
     """
 

@@ -271,6 +271,8 @@ class HookedModel:
             (:meth:`check_interventions`); callers that checked once before a
             loop of forward passes skip it.
 
+        Notes
+        -----
         Each intervention replaces the output of its site's module (or the
         input, for sites read at a module's input, and for head
         interventions the per-head input of the attention output
