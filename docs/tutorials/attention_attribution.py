@@ -92,7 +92,7 @@ def sentiment_probe(acts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 texts = list(data["text"].iloc[150:154])
-by_method = {m: Attributor(model, m, probe=sentiment_probe, probe_site="L5.resid").attribute(texts, n_steps=16)
+by_method = {m: Attributor(model, m, probe=sentiment_probe, probe_site="L5.resid").attribute(texts, n_steps=32)
              for m in ("integrated_gradients", "saliency")}
 first = by_method["integrated_gradients"][0]
 print("tokens:", first.tokens)

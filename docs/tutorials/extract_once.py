@@ -54,7 +54,7 @@ print(f"second call: {time.perf_counter() - t0:.2f} s, same fingerprint: {again.
 store = probekit.ActivationStore.open(work / "rt")
 print(store["L3.resid"].example(0).shape, "token rows of example 0 at L3.resid")
 print(store["L3.resid"].sentences("mean").shape, "sentence rows")
-n_rows = sum(batch.shape[0] for batch in store["L3.resid"].iter_batches(256))
+n_rows = sum(batch.x.shape[0] for batch in store["L3.resid"].iter_batches(256))
 print(n_rows, "token rows streamed in bounded memory")
 store.examples.head(3)
 
