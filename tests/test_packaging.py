@@ -50,7 +50,7 @@ def test_distribution_name_and_single_version():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(3600)  # minutes on an idle 2-core CPU; a shared one can take much longer
 def test_wheel_installs_into_fresh_venv_and_runs_the_demo(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PROBEKIT_CACHE=str(tmp_path / "cache"))
@@ -79,7 +79,7 @@ def test_wheel_installs_into_fresh_venv_and_runs_the_demo(tmp_path):
 
     out = tmp_path / "demo"
     _run([str(venv / "bin" / "probekit"), "demo", "--quick", "--no-progress", "--out", str(out)],
-         cwd=tmp_path, env=env, timeout=1200)
+         cwd=tmp_path, env=env, timeout=3000)
     report = out / "report.html"
     assert report.is_file() and report.stat().st_size > 10_000
     assert (out / "report.md").is_file()
