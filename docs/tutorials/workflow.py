@@ -55,7 +55,7 @@ pd.Series({s: p[0].score(x[split], y[split]) for s, x, p in zip(sites, Xs, probe
 # On the Hugging Face `Trainer`; the recipe (every setting) is frozen into the variant.
 
 # %%
-ft = finetune(base, train, epochs=1, lr=1e-4, batch_size=16, max_length=48, early_stopping=None,
+ft = finetune(base, train, epochs=2, lr=1e-4, batch_size=16, max_length=48, early_stopping=None,
               out=work / "finetuned", progress=False)
 evaluate(ft, test, max_length=48)
 
