@@ -43,7 +43,7 @@ stats.head()
 # separator (Clark et al. 2019). Layers are on the one layer axis: block `i`'s pattern is layer `i + 1`.
 
 # %%
-layer_head_grid(stats[stats["metric"] == "sep"], title="attention mass on [SEP]")
+fig = layer_head_grid(stats[stats["metric"] == "sep"], title="attention mass on [SEP]")
 
 # %%
 from probekit.attention import special_mass
@@ -57,7 +57,8 @@ special_mass(stats).round(3)
 i = int(np.argmin(np.abs(store.examples["text"].str.split().str.len() - 12)))
 tokens = model.tokenizer.convert_ids_to_tokens(store.input_ids(i).tolist())
 pattern = torch.from_numpy(np.asarray(store["L2.attn.pattern"].example(i), np.float32))
-attention_heatmap(pattern_frame(pattern, tokens, head="mean"), title=f"block 2, mean of heads: {data.iloc[i].text}")
+fig = attention_heatmap(pattern_frame(pattern, tokens, head="mean"),
+                        title=f"block 2, mean of heads: {data.iloc[i].text}")
 
 # %% [markdown]
 # Attention rollout (Abnar & Zuidema 2020) composes the patterns through the residual connections; its last
@@ -100,8 +101,8 @@ print("completeness delta of integrated gradients:", [round(float(a.delta), 4) f
                                                       by_method["integrated_gradients"] if a.delta is not None])
 
 # %%
-attribution_png(first.tokens, {m: atts[0].scores for m, atts in by_method.items()},
-                title=f"predicted class {first.target}: {texts[0]}")
+fig = attribution_png(first.tokens, {m: atts[0].scores for m, atts in by_method.items()},
+                      title=f"predicted class {first.target}: {texts[0]}")
 
 # %% [markdown]
 # How far do the two methods agree? Spearman correlation per sentence over the content tokens:

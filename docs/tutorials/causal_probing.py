@@ -85,7 +85,7 @@ table = amnesic_table(res)
 table.round(3).T
 
 # %%
-amnesic_plot(table)
+fig = amnesic_plot(table)
 
 # %% [markdown]
 # Reading it: after LEACE the part-of-speech probe falls to the majority baseline at every layer (the eraser is

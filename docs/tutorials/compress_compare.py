@@ -70,7 +70,8 @@ stores = {name: probekit.extract(v, test[["text", "label"]], sites=sites, out=wo
 # %%
 comparisons = {name: compare(stores["finetuned"], stores[name], progress=False)
                for name in ("magnitude50", "heads25", "int8")}
-similarity_heatmap(comparisons["magnitude50"].matrices["linear_cka"], title="linear CKA, finetuned vs magnitude50")
+fig = similarity_heatmap(comparisons["magnitude50"].matrices["linear_cka"],
+                         title="linear CKA, finetuned vs magnitude50")
 
 # %% [markdown]
 # The diagonal (each layer against its counterpart) for every variant at once: the closer to 1, the less the
@@ -84,7 +85,7 @@ for name, comp in comparisons.items():
     frame["variant"] = name
     frames.append(frame)
 rows = pd.concat(frames, ignore_index=True)
-diagonal_curves(rows, measure="linear_cka", title="linear CKA of aligned layers, against the fine-tuned parent")
+fig = diagonal_curves(rows, measure="linear_cka", title="linear CKA of aligned layers, against the fine-tuned parent")
 
 # %%
 diag = rows[(rows["site"] == rows["site_b"]) & rows["metric"].astype(str).str.startswith("linear_cka")]

@@ -86,14 +86,14 @@ summary[summary["variant"].isna()].round(3)
 # line of its own.
 
 # %%
-probe_curves(rows, probe="linear")
+fig = probe_curves(rows, probe="linear")
 
 # %% [markdown]
 # Selectivity is task accuracy minus control accuracy: a probe that is accurate but just as accurate on the control
 # task (random labels per word type) has memorised word identity rather than read structure.
 
 # %%
-selectivity_curves(rows, probe="linear")
+fig = selectivity_curves(rows, probe="linear")
 
 # %% [markdown]
 # ## Reading the table
