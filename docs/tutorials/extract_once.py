@@ -6,7 +6,7 @@
 # activations to an **activation store** on disk, and every later analysis reads the store: a research script
 # over cached activations needs no model at all.
 #
-# This tutorial extracts the residual stream of MiniLM-L6 for 300 Rotten Tomatoes sentences, shows what a store
+# This tutorial extracts the residual stream of MiniLM-L6 for about 300 Rotten Tomatoes sentences, shows what a store
 # holds, reuses it on a second call, derives task stores from it without a forward pass, and fits probes from it.
 
 # %%
@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import probekit
-from probekit.data import build_task, load_movie_reviews
+from probekit.data import build_task
 
 work = Path(tempfile.mkdtemp(prefix="probekit-tutorial-"))
-data = load_movie_reviews("rotten_tomatoes").sample(n=300, random_state=0)[["text", "label"]]
+sentiment = build_task("sentiment", "rt", limit=300)  # Rotten Tomatoes sentences with the corpus's polarity
+data = pd.DataFrame({"text": sentiment.dataset.texts, "label": [int(v == "pos") for v in sentiment.dataset.labels]})
 data.head(3)
 
 # %% [markdown]
@@ -81,7 +83,7 @@ for site, x, (probe,) in zip(sites, Xs, fitted):
 # A word-level task (part of speech, with spaCy's silver labels) on the same sentences needs word rows: one
 # vector per word, pooled from its subword tokens. `extract_tasks(..., sources=[store])` finds every task
 # sentence in the token rows already on disk and pools them (`probekit.store.derive`): the model runs only over
-# sentences no source holds, here none.
+# the task sentences no source holds (the sentiment task left out a few of the 300 sentences).
 
 # %%
 from probekit.probes import extract_tasks
