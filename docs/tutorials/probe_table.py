@@ -77,7 +77,7 @@ rows[["model", "variant", "task", "layer", "site", "probe", "seed", "metric", "v
 
 # %%
 summary = probe_summary(rows)
-summary[summary["variant"].isna()].round(3)
+summary[summary["variant"] != "random-weights"].round(3)
 
 # %% [markdown]
 # ## Curves: task, control and majority
