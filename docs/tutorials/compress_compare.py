@@ -23,7 +23,7 @@ from probekit.variants import evaluate, finetune, magnitude_prune, prune_heads, 
 work = Path(tempfile.mkdtemp(prefix="probekit-tutorial-"))
 splits = rotten_tomatoes_splits(seed=0)
 train = splits["train"].sample(400, random_state=0)
-test = splits["test"].sample(200, random_state=0)
+test = splits["test"].sample(100, random_state=0)
 
 # %% [markdown]
 # ## The parent: a fine-tuned classifier
@@ -52,7 +52,7 @@ table[["variant", "accuracy", "macro_f1"]].round(3)
 # %% [markdown]
 # ## Extract each on the same sentences
 #
-# The sentence-mean of the residual stream at every layer, for the 200 test sentences. The stores record each
+# The sentence-mean of the residual stream at every layer, for the 100 test sentences. The stores record each
 # variant's recipe and layer map.
 
 # %%

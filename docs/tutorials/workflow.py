@@ -21,7 +21,7 @@ from probekit.variants import evaluate, export, finetune, quantize, rotten_tomat
 
 work = Path(tempfile.mkdtemp(prefix="probekit-tutorial-"))
 splits = rotten_tomatoes_splits(seed=0)
-train, test = splits["train"].sample(400, random_state=0), splits["test"].sample(200, random_state=0)
+train, test = splits["train"].sample(320, random_state=0), splits["test"].sample(100, random_state=0)
 
 # %% [markdown]
 # ## 1. Load
