@@ -21,6 +21,9 @@ from probekit.attribution import Attributor, agreement
 from probekit.data import load_movie_reviews
 from probekit.plots import attention_heatmap, attribution_png, layer_head_grid, pattern_frame
 
+# probekit.plots draws with the non-interactive Agg backend; show its figures in the notebook
+# %matplotlib inline
+
 work = Path(tempfile.mkdtemp(prefix="probekit-tutorial-"))
 model = probekit.load_model("minilm-l6")
 data = load_movie_reviews("rotten_tomatoes").sample(n=200, random_state=0)[["text", "label"]]

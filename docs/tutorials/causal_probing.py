@@ -25,6 +25,9 @@ from probekit.interventions import (
     random_eraser_like,
 )
 from probekit.plots import amnesic_plot
+
+# probekit.plots draws with the non-interactive Agg backend; show its figures in the notebook
+# %matplotlib inline
 from probekit.probes import extract_task
 from probekit.variants import evaluate, finetune, rotten_tomatoes_splits
 

@@ -18,6 +18,9 @@ import pandas as pd
 import probekit
 from probekit.compare import compare
 from probekit.plots import diagonal_curves, similarity_heatmap
+
+# probekit.plots draws with the non-interactive Agg backend; show its figures in the notebook
+# %matplotlib inline
 from probekit.variants import evaluate, finetune, magnitude_prune, prune_heads, quantize, rotten_tomatoes_splits
 
 work = Path(tempfile.mkdtemp(prefix="probekit-tutorial-"))

@@ -16,6 +16,9 @@ from pathlib import Path
 import probekit
 from probekit.data import build_task
 from probekit.plots import probe_curves, selectivity_curves
+
+# probekit.plots draws with the non-interactive Agg backend; show its figures in the notebook
+# %matplotlib inline
 from probekit.probes import LinearProbe, ProbeSuite, extract_tasks, random_init_copy
 from probekit.report import probe_summary
 
