@@ -34,6 +34,14 @@ Examples
 from probekit.model._adapters import Adapter, Hook
 from probekit.model._assets import ALIASES, DEFAULT_MODEL, AliasUnavailableError, resolve_alias
 from probekit.model._cache import ActivationCache
+from probekit.model._chat import (
+    CHAT_POOLING,
+    ROLES,
+    chat_template_of,
+    conversation_text,
+    is_conversation,
+    validate_conversations,
+)
 from probekit.model._discovery import (
     OVERRIDES,
     REFERENCE_RESULTS,
@@ -76,6 +84,7 @@ __all__ = [
     "ActivationCache",
     "Adapter",
     "AliasUnavailableError",
+    "CHAT_POOLING",
     "DEFAULT_MODEL",
     "Example",
     "GLOBAL_COMPONENTS",
@@ -88,6 +97,7 @@ __all__ = [
     "LongInputPolicy",
     "OVERRIDES",
     "REFERENCE_RESULTS",
+    "ROLES",
     "SENTENCE_POOLING",
     "SentencePooling",
     "Site",
@@ -101,11 +111,14 @@ __all__ = [
     "as_hooked_model",
     "as_interventions",
     "capture",
+    "chat_template_of",
+    "conversation_text",
     "check_word_spans",
     "intervene",
     "ModelLike",
     "recipe_of",
     "load_hooked_model",
+    "is_conversation",
     "load_tokenizer",
     "POOLING_VERSION",
     "PoolPlan",
@@ -119,5 +132,6 @@ __all__ = [
     "site_layer",
     "tiny_config",
     "tokenize",
+    "validate_conversations",
     "validate_inputs",
 ]

@@ -16,11 +16,13 @@ in token order, then divided by the count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+
+from probekit.model._chat import CHAT_POOLING
 
 __all__ = ["pool_words", "pool_sentence", "pool_words_many", "pool_sentences_many", "PoolPlan", "check_word_spans",
            "WORD_POOLING", "SENTENCE_POOLING", "POOLING_VERSION"]
@@ -28,7 +30,7 @@ __all__ = ["pool_words", "pool_sentence", "pool_words_many", "pool_sentences_man
 WordPooling = Literal["first", "last", "mean"]
 SentencePooling = Literal["cls", "mean", "last"]
 WORD_POOLING: tuple[str, ...] = ("first", "last", "mean")
-SENTENCE_POOLING: tuple[str, ...] = ("cls", "mean", "last")
+SENTENCE_POOLING: tuple[str, ...] = ("cls", "mean", "last", *CHAT_POOLING)
 #: Changes whenever pooled bytes may change; part of the fingerprint of every store holding pooled rows.
 #: 2: sentence means are summed in token order then divided (as word means always were), batched.
 POOLING_VERSION = 2
@@ -58,10 +60,13 @@ class PoolPlan:
     word_last: torch.Tensor
     #: words of each example, in order
     n_words: tuple[int, ...]
+    #: chat poolings: for each selection (a role or ``"mark"``), the flat rows it selects and the example of each
+    selected: Mapping[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, starts: Sequence[int], lengths: Sequence[int],
-              spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> PoolPlan:
+              spans: Sequence[Sequence[tuple[int, int]]] | None = None,
+              selections: Mapping[str, Sequence[Sequence[int]]] | None = None) -> PoolPlan:
         """A plan for examples whose tokens are rows ``starts[e] .. starts[e] + lengths[e]``.
 
         Parameters
@@ -72,6 +77,10 @@ class PoolPlan:
             Token span of each word of each example, relative to the
             example's first token (as :meth:`Example.word_spans` gives them).
             Needed for word pooling only.
+        selections : mapping of str to sequence of sequence of int, optional
+            For chat poolings: the token positions (relative to the
+            example's first token) each selection picks in each example
+            (:meth:`Example.selection`).
 
         Raises
         ------
@@ -87,9 +96,10 @@ class PoolPlan:
         starts_t = torch.as_tensor(list(starts), dtype=torch.long)
         lengths_t = torch.as_tensor(list(lengths), dtype=torch.long)
         tok_index, tok_rows = _runs(starts_t, lengths_t)
+        selected = {name: _selected(name, starts, lengths, picks) for name, picks in (selections or {}).items()}
         if spans is None:
             empty = torch.zeros(0, dtype=torch.long)
-            return cls(starts_t, lengths_t, tok_rows, tok_index, empty, empty, empty, empty, empty, ())
+            return cls(starts_t, lengths_t, tok_rows, tok_index, empty, empty, empty, empty, empty, (), selected)
         firsts: list[int] = []
         counts: list[int] = []
         n_words: list[int] = []
@@ -105,11 +115,26 @@ class PoolPlan:
         wlen = torch.as_tensor(counts, dtype=torch.long)
         index, rows = _runs(first, wlen)
         return cls(starts_t, lengths_t, tok_rows, tok_index, rows, index, wlen, first, first + wlen - 1,
-                   tuple(n_words))
+                   tuple(n_words), selected)
 
     @property
     def total_words(self) -> int:
         return int(self.word_lengths.numel())
+
+
+def _selected(name: str, starts: Sequence[int], lengths: Sequence[int],
+              picks: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    rows: list[int] = []
+    index: list[int] = []
+    for e, (s0, n, pos) in enumerate(zip(starts, lengths, picks)):
+        if not pos:
+            what = "marked part" if name == "mark" else f"{name!r} turn with content"
+            raise ValueError(f"example {e} has no {what}, so it has no '{name}' pooled row")
+        if not all(0 <= p < n for p in pos):
+            raise ValueError(f"example {e}: a '{name}' position lies outside the example's {n} tokens")
+        rows.extend(s0 + p for p in pos)
+        index.extend([e] * len(pos))
+    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(index, dtype=torch.long)
 
 
 def _runs(starts: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,10 +172,27 @@ def pool_sentences_many(x: torch.Tensor, plan: PoolPlan, how: SentencePooling = 
 
     ``cls`` takes each example's first token, ``last`` its last one (the usual
     choice for decoders), ``mean`` averages every token, special tokens
-    included (as sentence-transformers does).
+    included (as sentence-transformers does). For conversations,
+    ``last.<role>`` / ``mean.<role>`` take the last content token of the
+    role's turns or average their content tokens, and ``last.mark`` /
+    ``mean.mark`` do the same over the marked part (the plan's ``selected``).
     """
     if how not in SENTENCE_POOLING:
         raise ValueError(f"sentence pooling must be one of {SENTENCE_POOLING}, not {how!r}")
+    if how in CHAT_POOLING:
+        dev, dtype = x.device, dtype or x.dtype
+        kind, name = how.split(".", 1)
+        if name not in plan.selected:
+            raise ValueError(f"sentence pooling {how!r} needs the plan's {name!r} selection (conversations only)")
+        rows, index = (t.to(dev) for t in plan.selected[name])
+        n = len(plan.lengths)
+        if kind == "last":
+            last = torch.full((n,), -1, dtype=torch.long, device=dev).scatter_reduce(0, index, rows, "amax")
+            return x[last].to(dtype)
+        out = torch.zeros(n, x.shape[-1], dtype=torch.float32, device=dev)
+        out.index_add_(0, index, x[rows].float())
+        counts = torch.bincount(index, minlength=n).to(torch.float32)
+        return (out / counts[:, None]).to(dtype)
     picks = {"cls": lambda: plan.starts, "last": lambda: plan.starts + plan.lengths - 1}
     return _pool(x, how, picks, plan.token_rows, plan.token_index, plan.lengths, dtype or x.dtype)
 

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from probekit.model._chat import ROLES, encode_conversation, is_conversation, validate_conversations
+
 __all__ = ["Example", "TokenizedBatch", "tokenize", "validate_inputs", "Window", "LONG_INPUTS"]
 
 LongInputPolicy = Literal["error", "window"]
@@ -61,10 +63,32 @@ class Example:
     word_ids: tuple[int | None, ...]
     n_prefix: int
     n_suffix: int
+    #: conversations only (see :mod:`probekit.model._chat`): the turn, role (index into ``ROLES``) and
+    #: marked flag of every token, and the messages
+    turns: tuple[int, ...] | None = None
+    roles: tuple[int, ...] | None = None
+    marked: tuple[bool, ...] | None = None
+    messages: tuple[dict, ...] | None = None
 
     @property
     def n_tokens(self) -> int:
         return len(self.input_ids)
+
+    @property
+    def is_chat(self) -> bool:
+        return self.turns is not None
+
+    def selection(self, name: str) -> list[int]:
+        """Token positions a chat pooling selects: content tokens of a role's turns, or the marked tokens.
+
+        ``name`` is a role (``"assistant"``) or ``"mark"``.
+        """
+        if not self.is_chat:
+            raise ValueError(f"pooling over {name!r} needs a conversation; this example is plain text")
+        if name == "mark":
+            return [t for t, m in enumerate(self.marked) if m]
+        r = ROLES.index(name)
+        return [t for t, (role, w) in enumerate(zip(self.roles, self.word_ids)) if role == r and w is not None]
 
     def word_spans(self) -> list[tuple[int, int]]:
         """Token span ``[start, stop)`` of every word."""
@@ -155,7 +179,9 @@ def tokenize(
     ----------
     tokenizer : PreTrainedTokenizerFast
         A fast tokenizer (character offsets are needed for the alignment).
-    inputs : str, list of str, or list of list of str
+    inputs : str, list of str, list of list of str, or list of conversations
+        A conversation is a list of ``{"role", "content"}`` messages, rendered with the tokenizer's chat
+        template (see :mod:`probekit.model._chat`).
     max_length : int
         The model's maximum sequence length, special tokens included.
     long_inputs : {"error", "window"}
@@ -176,8 +202,12 @@ def tokenize(
         raise ValueError(f"long_inputs must be 'error' or 'window', not {long_inputs!r}")
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError("word alignment needs a fast tokenizer (tokenizers backend); got a slow one")
-    texts, given_words = validate_inputs(inputs)
-    examples = [_encode(tokenizer, first_index + i, t, w) for i, (t, w) in enumerate(zip(texts, given_words))]
+    if isinstance(inputs, Sequence) and not isinstance(inputs, str) and len(inputs) and is_conversation(inputs[0]):
+        convs = validate_conversations(inputs, first_index)
+        examples = [encode_conversation(tokenizer, first_index + i, c) for i, c in enumerate(convs)]
+    else:
+        texts, given_words = validate_inputs(inputs)
+        examples = [_encode(tokenizer, first_index + i, t, w) for i, (t, w) in enumerate(zip(texts, given_words))]
     windows: list[Window] = []
     for i, ex in enumerate(examples):
         if ex.n_tokens <= max_length:

@@ -1,7 +1,9 @@
 """What :func:`probekit.extract` accepts as data, normalised to one form.
 
-Accepted: a list of texts, a list of word lists, a pandas DataFrame with a
-``text`` (or ``words``) column and optional metadata columns (labels, ids),
+Accepted: a list of texts, a list of word lists, a list of conversations
+(lists of ``{"role", "content"}`` messages, formatted with the tokenizer's
+chat template), a pandas DataFrame with a ``text``, ``words`` or ``messages``
+column and optional metadata columns (labels, ids),
 or anything with a ``to_frame()`` method returning such a DataFrame. A
 missing value in a ``label`` (or ``labels``) column is an error naming the
 example (and word), never a class named ``'nan'``. The CLI also names
@@ -13,6 +15,7 @@ file with a ``text`` column.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -26,7 +29,7 @@ import pandas as pd
 from probekit.data import load_movie_reviews
 from probekit.fingerprint import hash_json_lines
 from probekit.labels import MissingLabelError, check_labels
-from probekit.model import validate_inputs
+from probekit.model import conversation_text, is_conversation, validate_conversations, validate_inputs
 
 __all__ = ["ExtractData", "as_data", "load_source", "LABEL_COLUMNS"]
 
@@ -47,12 +50,20 @@ class ExtractData:
     texts: tuple[str, ...]
     words: tuple[tuple[str, ...], ...] | None
     frame: pd.DataFrame
+    #: the conversations, when the data is chat-formatted (``texts`` then holds their contents)
+    conversations: tuple[tuple[dict, ...], ...] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def is_chat(self) -> bool:
+        return self.conversations is not None
+
     def inputs(self, start: int, stop: int) -> list:
-        """Model inputs of examples ``[start, stop)``: texts or word lists."""
+        """Model inputs of examples ``[start, stop)``: texts, word lists or conversations."""
+        if self.conversations is not None:
+            return [list(c) for c in self.conversations[start:stop]]
         if self.words is not None:
             return [list(w) for w in self.words[start:stop]]
         return list(self.texts[start:stop])
@@ -74,8 +85,10 @@ def as_data(data: Any) -> ExtractData:
     if isinstance(data, str):
         data = [data]
     if not isinstance(data, Sequence):
-        raise TypeError(f"data must be a list of texts, a list of word lists or a pandas DataFrame with a "
-                        f"'text' or 'words' column, not {type(data).__name__}")
+        raise TypeError(f"data must be a list of texts, a list of word lists, a list of conversations or a pandas "
+                        f"DataFrame with a 'text', 'words' or 'messages' column, not {type(data).__name__}")
+    if len(data) and is_conversation(data[0]):
+        return _from_conversations(pd.DataFrame({"id": np.arange(len(data)), "messages": list(data)}))
     texts, words = validate_inputs(list(data))
     split = words[0] is not None
     frame = pd.DataFrame({"id": np.arange(len(texts)), "text": texts})
@@ -84,9 +97,30 @@ def as_data(data: Any) -> ExtractData:
     return ExtractData(tuple(texts), tuple(words) if split else None, frame)
 
 
+def _from_conversations(df: pd.DataFrame) -> ExtractData:
+    """Chat data: a frame whose ``messages`` column holds one conversation per row."""
+    convs = validate_conversations(list(df["messages"]))
+    frame = df.reset_index(drop=True).copy()
+    if "id" not in frame.columns:
+        frame.insert(0, "id", np.arange(len(frame)))
+    elif frame["id"].duplicated().any():
+        raise ValueError(f"the 'id' column has duplicates (e.g. {frame['id'][frame['id'].duplicated()].iloc[0]!r})")
+    texts = [conversation_text(c) for c in convs]
+    # stored as JSON text: the example table is Parquet, and the digest hashes it row by row
+    frame["messages"] = [json.dumps(list(c), ensure_ascii=False) for c in convs]
+    frame["text"] = texts
+    for col in LABEL_COLUMNS:
+        if col in frame.columns:
+            check_labels(frame[col].tolist(), "sentence", words=[t.split() for t in texts],
+                         what=f"value of column {col!r}")
+    return ExtractData(tuple(texts), None, frame, tuple(convs))
+
+
 def _from_frame(df: pd.DataFrame) -> ExtractData:
     if len(df) == 0:
         raise ValueError("data is an empty DataFrame; pass at least one row")
+    if "messages" in df.columns:
+        return _from_conversations(df)
     if "words" in df.columns:
         items = [list(w) if not isinstance(w, str) else w.split() for w in df["words"]]
     elif "text" in df.columns:

@@ -36,6 +36,7 @@ import torch
 
 from probekit.fingerprint import hash_json, jsonable, tokenizer_hash
 from probekit.model import (
+    CHAT_POOLING,
     LONG_INPUTS,
     POOLING_VERSION,
     SENTENCE_POOLING,
@@ -45,6 +46,7 @@ from probekit.model import (
     ModelLike,
     Site,
     as_hooked_model,
+    chat_template_of,
     check_word_spans,
     load_hooked_model,
     recipe_of,
@@ -65,7 +67,7 @@ from probekit.store._remote import local_path
 from probekit.store._remote_write import RemoteTarget
 from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
-from probekit.store._writer import ShardContext, Writer, commit, write_ids
+from probekit.store._writer import CHAT_STREAMS, ShardContext, Writer, commit, write_ids
 from probekit.validation import Boolean, Interval, ListOf, Options, declare, validate_params
 
 __all__ = ["extract", "resolve_sites", "DTYPES"]
@@ -245,6 +247,7 @@ def extract(
         raise ValueError("attention patterns cannot be stitched across windows; drop the attn.pattern sites "
                          "or use long_inputs='error'")
     data = as_data(data)
+    check_chat(model, data, sentence_pooling)
     local = local_path(out)
     if overlap is None:
         overlap = _spare_core(model)
@@ -257,6 +260,8 @@ def extract(
 
     settings = dict(dtype=dtype, tokens=tokens, word_pooling=word_pooling, sentence_pooling=sentence_pooling,
                     shard_size=shard_size, long_inputs=long_inputs, stride=stride, autocast=autocast)
+    if data.is_chat:  # absent for plain text, so its stores keep their fingerprints
+        settings["chat"] = True
     components = _components(model, data, site_list, settings, batch_tokens, recipe)
     if ivs:  # absent for the plain model, so its stores keep their fingerprints
         components["interventions"] = [jsonable(iv.to_dict()) for iv in ivs]
@@ -381,13 +386,30 @@ def _components(model: HookedModel, data: ExtractData, sites: list[Site], settin
         "recipe": jsonable(recipe) if recipe is not None else None,
         "data": {"sha256": data.digest(), "n_examples": len(data)},
         "sites": [str(s) for s in sites],
-        "tokenization": {"tokenizer": tokenizer_hash(model.tokenizer), "max_length": model.max_length,
-                         "long_inputs": settings["long_inputs"], "stride": settings["stride"]},
+        "tokenization": _tokenization(model, data, settings),
         "pooling": pooling_component(settings),
         "dtype": {"store": settings["dtype"], "autocast": settings["autocast"],
                   "params": str(next(model.model.parameters()).dtype)},
         "layout": layout,
     }
+
+
+def _tokenization(model: HookedModel, data: ExtractData, settings: dict) -> dict[str, Any]:
+    out = {"tokenizer": tokenizer_hash(model.tokenizer), "max_length": model.max_length,
+           "long_inputs": settings["long_inputs"], "stride": settings["stride"]}
+    if data.is_chat:  # the template decides every token of a conversation
+        out["chat_template"] = hash_json(chat_template_of(model.tokenizer))
+    return out
+
+
+def check_chat(model: HookedModel, data: ExtractData, sentence_pooling: Sequence[str]) -> None:
+    """Chat poolings need conversations, and conversations a tokenizer with a chat template."""
+    chat_only = [p for p in sentence_pooling if p in CHAT_POOLING]
+    if chat_only and not data.is_chat:
+        raise ValueError(f"sentence_pooling {chat_only} pools over turns of a conversation; the data is plain text "
+                         "(pass conversations: lists of {'role', 'content'} messages)")
+    if data.is_chat:
+        chat_template_of(model.tokenizer)
 
 
 def _finish(out: Path, fp: str, n_shards: int, stats: list[dict], target: RemoteTarget | None = None) -> None:
@@ -483,12 +505,21 @@ class _Job:
                     check_word_spans(ex.word_spans(), ex.words, example=start + e)
                 except ValueError as exc:
                     raise ValueError(f"{exc} (shard {k}; the complete shards before it are kept)") from None
+        for how in (p for p in self.s["sentence_pooling"] if p in CHAT_POOLING):
+            name = how.split(".", 1)[1]
+            for e, ex in enumerate(exs):
+                if not ex.selection(name):
+                    what = "marked part" if name == "mark" else f"{name!r} turn with content"
+                    raise ValueError(f"example {start + e} has no {what}, so it has no {how!r} row (shard {k}; "
+                                     "the complete shards before it are kept)")
         n_tok = [ex.n_tokens for ex in exs]
         n_words = [len(ex.words) for ex in exs]
         dims = self._site_dims()
         streams = stream_names(self.sites, self.s)
         specs: dict[str, tuple[Any, tuple[int, ...]]] = {"input_ids": (np.int32, (sum(n_tok),)),
                                                          "word_ids": (np.int32, (sum(n_tok),))}
+        if self.s.get("chat"):
+            specs.update({name: (dtype, (sum(n_tok),)) for name, _attr, dtype in CHAT_STREAMS})
         for s in self.sites:
             for name, (level, _how) in streams[s].items():
                 if level == "attention":

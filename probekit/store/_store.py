@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from probekit.fingerprint import file_checksum
-from probekit.model import Site, as_hooked_model, pool_sentence, pool_words
+from probekit.model import ROLES, Site, as_hooked_model, pool_sentence, pool_words
 from probekit.store._data import as_data
 from probekit.store._localfs import open_file
 from probekit.store._manifest import (
@@ -303,6 +303,30 @@ class ActivationStore:
         k, j = self._locate(i)
         a, b = self._tok_off[k][j], self._tok_off[k][j + 1]
         return np.asarray(self._map(k, "word_ids")[a:b])
+
+    @property
+    def is_chat(self) -> bool:
+        """Whether the store holds conversations (each token's turn, role and mark are stored)."""
+        return self.settings.get("chat") is True
+
+    def _chat_stream(self, i: int, name: str) -> np.ndarray:
+        if not self.is_chat:
+            raise ValueError(f"{self.path} holds plain texts, not conversations: its tokens have no turns or roles")
+        k, j = self._locate(i)
+        a, b = self._tok_off[k][j], self._tok_off[k][j + 1]
+        return np.asarray(self._map(k, name)[a:b])
+
+    def turn_ids(self, i: int) -> np.ndarray:
+        """Turn (message index) of every token of conversation ``i``."""
+        return self._chat_stream(i, "turn_ids")
+
+    def roles(self, i: int) -> list[str]:
+        """Role of every token of conversation ``i`` (``"user"``, ...; see ``probekit.model.ROLES``)."""
+        return [ROLES[r] for r in self._chat_stream(i, "role_ids").tolist()]
+
+    def marked(self, i: int) -> np.ndarray:
+        """Whether each token of conversation ``i`` lies in its marked part (boolean)."""
+        return self._chat_stream(i, "marked").astype(bool)
 
     def word_spans(self, i: int) -> list[tuple[int, int]]:
         """Token span ``[start, stop)`` of every word of example ``i``."""

@@ -276,6 +276,8 @@ def _check_manifest_values(manifest: dict, where: str) -> None:
         values = settings[key]
         if not all(isinstance(v, str) and v in allowed for v in values) or len(set(values)) != len(values):
             raise _bad(where, f"settings.{key}", f"a list of distinct names among {', '.join(allowed)}", values)
+    if "chat" in settings and settings["chat"] is not True:
+        raise _bad(where, "settings.chat", "true (a store of conversations) or absent", settings["chat"])
     shard_size = _int(settings["shard_size"], where, "settings.shard_size", 1)
     sites = []
     for s in manifest["sites"]:
@@ -405,6 +407,8 @@ def check_sidecar_for(sidecar: dict, where: str, manifest: Mapping[str, Any], in
     heads = manifest["model"].get("heads_per_layer")
     tokens, word_rows = sum(n_tok), sum(n_words)
     want: dict[str, tuple[str, list[int] | None]] = {"input_ids": ("<i4", [tokens]), "word_ids": ("<i4", [tokens])}
+    if settings.get("chat") is True:  # a store of conversations: every token's turn, role and mark
+        want.update({"turn_ids": ("<i4", [tokens]), "role_ids": ("|i1", [tokens]), "marked": ("|i1", [tokens])})
     for site, names in stream_names(sites, settings).items():
         for name, (level, _how) in names.items():
             if level == "attention":

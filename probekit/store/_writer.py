@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from probekit.model import PoolPlan, Site, pool_sentences_many, pool_words_many
+from probekit.model import CHAT_POOLING, PoolPlan, Site, pool_sentences_many, pool_words_many
 from probekit.profiling import current, phase
 from probekit.store._batching import stitch_example
 from probekit.store._shards import ShardWriter
 
-__all__ = ["ShardContext", "Writer", "commit", "write_ids"]
+__all__ = ["ShardContext", "Writer", "commit", "write_ids", "CHAT_STREAMS"]
 
 
 def write_ids(sw: ShardWriter, exs, profile=None) -> None:
@@ -34,6 +34,13 @@ def _write_ids(sw: ShardWriter, exs) -> None:
     wids = np.fromiter((-1 if w is None else w for ex in exs for w in ex.word_ids), dtype=np.int32)
     sw.write("input_ids", 0, ids)
     sw.write("word_ids", 0, wids)
+    if exs and exs[0].is_chat:  # every token's turn, role and mark: conversations only
+        for name, attr, dtype in CHAT_STREAMS:
+            sw.write(name, 0, np.fromiter((v for ex in exs for v in getattr(ex, attr)), dtype=dtype))
+
+
+#: token streams a store of conversations adds: (name, Example attribute, dtype)
+CHAT_STREAMS = (("turn_ids", "turns", np.int32), ("role_ids", "roles", np.int8), ("marked", "marked", np.int8))
 
 
 class ShardContext:
@@ -54,6 +61,9 @@ class ShardContext:
         levels = {level for names in streams.values() for level, _how in names.values()}
         self.word_pooled = "word" in levels
         self.pooled = self.word_pooled or "sentence" in levels
+        #: the selections chat poolings read (a role or "mark")
+        self.selections = sorted({how.split(".", 1)[1] for names in streams.values()
+                                  for _level, how in names.values() if how in CHAT_POOLING})
         self.profile = current()  # the writer thread has no context of its own
 
     def write_batch(self, rows: list[int], wins, captured: dict[Site, torch.Tensor]) -> None:
@@ -84,7 +94,8 @@ class ShardContext:
             return None
         with phase("pool", self.profile):
             spans = [self.exs[e].word_spans() for e, _b, _n in items] if self.word_pooled else None
-            return PoolPlan.build([b * width for _e, b, _n in items], [n for _e, _b, n in items], spans)
+            picks = {name: [self.exs[e].selection(name) for e, _b, _n in items] for name in self.selections}
+            return PoolPlan.build([b * width for _e, b, _n in items], [n for _e, _b, n in items], spans, picks)
 
     def _window(self, i: int):
         return self.windows[i]
