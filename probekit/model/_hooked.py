@@ -15,6 +15,7 @@ from probekit.model._adapters import Adapter, Hook
 from probekit.model._cache import ActivationCache
 from probekit.model._discovery import adapter_for, linear_widths
 from probekit.model._hooks import as_interventions, capture, intervene, resolve_module
+from probekit.model._placement import input_device, placement_of, quantization_of
 from probekit.model._sites import GLOBAL_COMPONENTS, LAYER_COMPONENTS, Site
 from probekit.model._tokenize import LongInputPolicy, TokenizedBatch, Window, tokenize
 
@@ -106,7 +107,18 @@ class HookedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where inputs go: the model's device, or the first accelerator of a model spread by a device map."""
+        return input_device(self.model)
+
+    @property
+    def placement(self) -> dict | None:
+        """The module-to-device map of a model spread over devices or offloaded (``None`` on one device)."""
+        return placement_of(self.model)
+
+    @property
+    def quantization(self) -> dict | None:
+        """The Hugging Face quantization config the weights were loaded with (``None`` if none)."""
+        return quantization_of(self.model)
 
     @property
     def max_length(self) -> int:

@@ -20,11 +20,20 @@ from transformers import (
     PretrainedConfig,
     PreTrainedModel,
 )
+from transformers.utils.quantization_config import QuantizationConfigMixin
 
 from probekit.model._assets import ALIASES, DEFAULT_MODEL, resolve_alias
 from probekit.model._discovery import adapter_for
 from probekit.model._hooked import HookedModel
-from probekit.validation import Boolean, Device, Interval, Options, declare, validate_params
+from probekit.model._placement import (
+    QUANTIZE_METHODS,
+    check_placement,
+    check_quantization,
+    dispatch,
+    placement_of,
+    quantization_of,
+)
+from probekit.validation import Boolean, Device, InstanceOf, Interval, Options, declare, validate_params
 
 __all__ = ["load_model", "load_tokenizer", "HEADS", "DTYPES", "LOAD_CONSTRAINTS"]
 
@@ -44,6 +53,15 @@ HEADS = {
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
                                   "float64": torch.float64}
 
+class _QuantizationConfig(InstanceOf):
+    """A transformers quantization config (its base class cannot be built without arguments)."""
+
+    def valid_example(self):
+        from transformers import BitsAndBytesConfig
+
+        return BitsAndBytesConfig(load_in_8bit=True)
+
+
 #: What ``load_model``'s settings accept (also ``probekit.load_model``'s, for a saved variant too).
 LOAD_CONSTRAINTS: dict[str, list] = {
     "head": [Options(k for k in HEADS if k is not None), None],
@@ -54,6 +72,12 @@ LOAD_CONSTRAINTS: dict[str, list] = {
     "trust_remote_code": [Boolean()],
     "revision": [str, None],
     "name": [str, None],
+    "device_map": [Options({"auto", "balanced", "balanced_low_0", "sequential"}), InstanceOf(dict), None],
+    "max_memory": [InstanceOf(dict), None],
+    "offload_folder": [InstanceOf(str, os.PathLike, name="a folder path"), None],
+    "quantization": [Options(QUANTIZE_METHODS),
+                     _QuantizationConfig(QuantizationConfigMixin, name="a transformers quantization config "
+                                         "(TorchAoConfig, BitsAndBytesConfig)"), None],
 }
 
 
@@ -74,6 +98,10 @@ def load_model(
     trust_remote_code: bool = False,
     revision: str | None = None,
     name: str | None = None,
+    device_map: str | dict | None = None,
+    max_memory: dict | None = None,
+    offload_folder: str | os.PathLike | None = None,
+    quantization=None,
 ) -> HookedModel:
     """Load a model of a supported family and wrap it as a :class:`HookedModel`.
 
@@ -108,6 +136,25 @@ def load_model(
         Hub revision.
     name : str, optional
         Name shown in stores and tables (default: derived from ``spec``).
+    device_map : {"auto", "balanced", "balanced_low_0", "sequential"} or dict, optional
+        Spread the blocks over devices through ``accelerate`` (a subject
+        larger than one device): a strategy, or ``{module path: device}``
+        with devices such as ``0``, ``"cuda:1"``, ``"cpu"`` or ``"disk"``.
+        Hooks, caches and interventions work as on one device. The placement
+        is recorded (:attr:`HookedModel.placement`) but is not part of the
+        weights' fingerprint: activations are the same wherever blocks sit.
+    max_memory : dict, optional
+        Per-device budget for ``device_map="auto"`` (``{0: "20GiB", "cpu": "60GiB"}``).
+    offload_folder : path, optional
+        Where blocks mapped to ``"disk"`` keep their weights.
+    quantization : transformers quantization config, optional
+        Load quantized weights through Hugging Face: ``TorchAoConfig``
+        (torchao weight-only int8 runs on CPU) or ``BitsAndBytesConfig``
+        (4/8-bit, CUDA only). Needs a folder, alias or hub name. The config
+        becomes part of the model config, so of every fingerprint.
+        ``probekit.load_model`` also takes a probekit method
+        (``"weight-int8"``, ``"weight-int4"``, ``"dynamic-int8"``) and returns a
+        quantized :class:`~probekit.variants.ModelVariant`.
 
     Examples
     --------
@@ -119,6 +166,10 @@ def load_model(
     """
     validate_params(load_model, locals())
     dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    check_placement(device, device_map, max_memory, offload_folder)
+    check_quantization(quantization, spec)
+    placed = {k: v for k, v in (("device_map", device_map), ("max_memory", max_memory),
+                                ("offload_folder", offload_folder)) if v is not None}
     if isinstance(spec, (str, os.PathLike)) and (Path(spec).expanduser() / "recipe.json").is_file():
         # rebuilding pruned shapes and re-applying quantization is the variants' job, not the core's
         raise ValueError(f"{spec} holds a saved model variant (recipe.json): load it with probekit.load_model "
@@ -147,8 +198,13 @@ def load_model(
                 adapter_for(config)
             for k, v in head_kwargs.items():
                 setattr(config, k, v)
+            if quantization is not None:
+                kwargs["quantization_config"] = quantization
+            if dtype is not None and placed:  # weights dispatched by from_pretrained are cast as they load
+                kwargs["dtype"] = dtype
             model = _from_pretrained(auto, folder, spec, config=config, trust_remote_code=trust_remote_code,
-                                     revision=revision, **kwargs)
+                                     revision=revision, **placed, **kwargs)
+            placed = {}  # from_pretrained placed the weights
             if tokenizer is None:
                 tokenizer = load_tokenizer(folder, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
         else:
@@ -156,10 +212,16 @@ def load_model(
                             f"got {type(spec).__name__}")
     if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = _default_tokenizer(model) if tokenizer is None else load_tokenizer(tokenizer)
-    if device is not None or dtype is not None:
+    if placed:  # a config or a built model: dispatched once its weights exist
+        if dtype is not None:
+            model.to(dtype=dtype)
+        model = dispatch(model, **placed)
+    elif getattr(model, "hf_device_map", None) is None and (device is not None or dtype is not None):
         model.to(device=device, dtype=dtype)
     model.eval()
-    return HookedModel(model, tokenizer, name=name or default_name, source=source)
+    hooked = HookedModel(model, tokenizer, name=name or default_name, source=source)
+    logger.debug("%s: placement %s, quantization %s", hooked.name, placement_of(model), quantization_of(model))
+    return hooked
 
 
 def load_tokenizer(spec: str | os.PathLike, *, revision: str | None = None, trust_remote_code: bool = False, **kwargs):

@@ -303,7 +303,9 @@ def _start_store(out: Path, fp: str, components: dict, overwrite: bool, model: H
         "complete": False,
         "model": {"name": model.name, "source": jsonable(model.source), "n_layers": model.n_layers,
                   "d_model": model.d_model, "n_heads": model.n_heads,
-                  "heads_per_layer": model.heads_per_layer()},
+                  "heads_per_layer": model.heads_per_layer(),
+                  # where the blocks ran (device map, offload): recorded, not fingerprinted, as it changes no value
+                  **({"placement": model.placement} if model.placement is not None else {})},
         "sites": [str(s) for s in site_list],
         "settings": settings,
         "n_examples": len(data),

@@ -28,7 +28,8 @@ def is_variant_folder(spec) -> bool:
 @declare(constraints_of(load_hooked_model))
 def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | None = None, tokenizer=None,
                seed: int = 0, device=None, dtype=None, trust_remote_code: bool = False, revision: str | None = None,
-               name: str | None = None) -> HookedModel | ModelVariant:
+               name: str | None = None, device_map=None, max_memory: dict | None = None, offload_folder=None,
+               quantization=None) -> HookedModel | ModelVariant:
     """The one public loader: any model (alias, folder, hub name, config, model), and a saved variant folder.
 
     This is ``probekit.load_model``; every entry point (the commands, the
@@ -41,6 +42,13 @@ def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | N
     ``device``, ``dtype`` and ``name`` apply: the folder fixes the head,
     labels and weights.
 
+    ``quantization`` also takes one of probekit's post-training methods
+    (``"weight-int8"``, ``"weight-int4"``, ``"dynamic-int8"``): the model is
+    loaded, then quantized by :func:`probekit.variants.quantize` (backend
+    ``"auto"``), and the quantized :class:`ModelVariant` is returned, its
+    recipe in every store's fingerprint. A transformers quantization config
+    (``TorchAoConfig``, ``BitsAndBytesConfig``) quantizes as the weights load.
+
     Examples
     --------
     >>> import probekit, transformers
@@ -51,11 +59,24 @@ def load_model(spec="minilm-l6", *, head: str | None = None, num_labels: int | N
     validate_params(load_model, locals(), caller="load_model")  # device, dtype...: before anything loads
     with phase("load"):
         if is_variant_folder(spec):
+            if device_map is not None or quantization is not None:
+                raise ValueError(f"{spec} is a saved variant: its recipe fixes its weights and quantization; "
+                                 "device_map and quantization apply to plain models")
             # the folder fixes the head, labels and weights; only placement, tokenizer and name can change
             return load_variant(spec, tokenizer=tokenizer, device=device, dtype=dtype, name=name)
-        return load_hooked_model(spec, head=head, num_labels=num_labels, tokenizer=tokenizer, seed=seed,
-                                 device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,
-                                 name=name)
+        method = quantization if isinstance(quantization, str) else None
+        model = load_hooked_model(spec, head=head, num_labels=num_labels, tokenizer=tokenizer, seed=seed,
+                                  device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,
+                                  name=name, device_map=device_map, max_memory=max_memory,
+                                  offload_folder=offload_folder, quantization=None if method else quantization)
+    if method is None:
+        return model
+    if model.placement is not None:
+        raise ValueError(f"quantization={method!r} quantizes a model held on one device; with a device_map, load "
+                         "quantized weights through a transformers quantization config (TorchAoConfig)")
+    from probekit.variants._quantize import quantize
+
+    return quantize(model, method=method)
 
 
 def load_variant(folder: str | os.PathLike, *, tokenizer=None, device=None, dtype=None,
