@@ -16,6 +16,7 @@ the quantized weights enter through the weights hash.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
@@ -35,8 +36,6 @@ def check_placement(device, device_map, max_memory, offload_folder) -> None:
             raise ValueError("max_memory and offload_folder take effect with a device_map; pass device_map='auto' "
                              "or a {module: device} mapping")
         return
-    import importlib.util
-
     if importlib.util.find_spec("accelerate") is None:
         raise ImportError("device_map needs accelerate (pip install accelerate)")
     if device is not None:
@@ -77,10 +76,15 @@ def check_quantization(quantization, spec) -> None:
         raise ValueError(f"a {type(quantization).__name__} quantizes weights as from_pretrained loads them: pass a "
                          "folder, alias or hub name (save a built model with save_pretrained first), or use "
                          f"probekit.load_model(..., quantization='weight-int8') on a model in memory")
-    method = str(getattr(quantization, "quant_method", "")).lower()
-    if "bitsandbytes" in method and not torch.cuda.is_available():
+    method = getattr(quantization, "quant_method", "")
+    if "bitsandbytes" in str(getattr(method, "value", method)).lower() and not torch.cuda.is_available():
         raise ValueError("bitsandbytes 4/8-bit quantization runs on CUDA only, and CUDA is not available here; on "
                          "CPU use transformers.TorchAoConfig (torchao weight-only int8) or quantization='weight-int8'")
+    quant_type = getattr(quantization, "quant_type", None)
+    if (type(quant_type).__name__.startswith("Int4") and not torch.cuda.is_available()
+            and importlib.util.find_spec("mslk") is None):
+        raise ValueError("torchao's int4 weight-only layout needs its mslk kernels (CUDA), which this machine lacks; "
+                         "on CPU use quantization='weight-int4' (probekit's int4 weights, dequantized per call)")
 
 
 def dispatch(model: torch.nn.Module, *, device_map, max_memory=None, offload_folder=None) -> torch.nn.Module:
