@@ -56,6 +56,18 @@ def task_frame(task) -> pd.DataFrame:
     return df
 
 
+def sentence_pooling_for(model) -> str:
+    """How a task store pools a sentence: its ``last`` token for a decoder (the only token that has seen the whole
+    sentence under causal attention), the ``mean`` of its tokens for an encoder."""
+    return "last" if as_hooked_model(model).kind == "decoder" else "mean"
+
+
+def sentence_how(store) -> str:
+    """The sentence pooling a task store holds (``last`` or ``mean``); ``mean`` when it holds none."""
+    stored = [h for h in store.settings["sentence_pooling"] if h in ("last", "mean")]
+    return stored[0] if stored else "mean"
+
+
 def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str = "float32", **kwargs):
     """Extract a store holding exactly ``task``'s examples, ready for :class:`ProbeSuite`.
 
@@ -78,8 +90,9 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
     Returns
     -------
     ActivationStore
-        With word rows (mean over sub-word tokens) and sentence rows (mean
-        over tokens); token rows are not kept.
+        With word rows (mean over sub-word tokens) and sentence rows (a
+        decoder's last token, an encoder's mean over tokens: see
+        :func:`sentence_pooling_for`); token rows are not kept.
 
     Examples
     --------
@@ -92,8 +105,10 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
     [Site('emb'), Site('L0.resid'), Site('L1.resid')]
     """
     kwargs.setdefault("tokens", False)
+    if isinstance(model, str):
+        model = load_hooked_model(model)
     return extract(model, task_frame(task), sites, out, dtype=dtype, word_pooling=("mean",),
-                   sentence_pooling=("mean",), **kwargs)
+                   sentence_pooling=(sentence_pooling_for(model),), **kwargs)
 
 
 def group_tasks(tasks) -> list[list]:
@@ -113,11 +128,11 @@ def group_tasks(tasks) -> list[list]:
 EXTRACTED = "@extracted"
 
 
-def _levels(tasks) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _levels(tasks, sent_how: str = "mean") -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(word_pooling, sentence_pooling)`` the tasks read: word rows for word, edge and structural tasks."""
     word = any(t.level in ("word", "edge", "structural") for t in tasks)
     sent = any(t.level == "sentence" for t in tasks)
-    return (("mean",) if word else ()), (("mean",) if sent else ())
+    return (("mean",) if word else ()), ((sent_how,) if sent else ())
 
 
 class _Root:
@@ -215,16 +230,17 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
             frame = frame.drop(columns="label")  # labels come from each task, not from the store
         frames.append(frame)
     names = ["+".join(t.name.replace("/", "_") for t in members) for members in groups]
+    how = sentence_pooling_for(model)
     if len(groups) == 1 and not sources:
         store = extract(model, frames[0], sites, out_root / names[0], dtype=dtype, word_pooling=("mean",),
-                        sentence_pooling=("mean",), **kwargs)
+                        sentence_pooling=(how,), **kwargs)
         return [(groups[0], store)]
     # every task sentence found in no source, once, with the levels of the groups that need it
     new: dict[tuple, list[str]] = {}
     word_needed = sent_needed = False
     for members, frame in zip(groups, frames):
         src = find_examples(sources, frame[["words"]])[0] if sources else np.full(len(frame), -1)
-        wp, sp = _levels(members)
+        wp, sp = _levels(members, how)
         for i in np.flatnonzero(src < 0):
             new.setdefault(tuple(frame["words"].iloc[i]), list(frame["words"].iloc[i]))
             word_needed |= bool(wp)
@@ -235,12 +251,12 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
         rest = pd.DataFrame({"id": np.arange(len(new)), "words": list(new.values())})
         made.append(extract(model, rest, sites, out_root / EXTRACTED, dtype=dtype,
                             word_pooling=("mean",) if word_needed else (),
-                            sentence_pooling=("mean",) if sent_needed else (), **kwargs))
+                            sentence_pooling=(how,) if sent_needed else (), **kwargs))
     derive_args = {k: kwargs[k] for k in ("overwrite", "progress") if k in kwargs}
     site_list = resolve_sites(as_hooked_model(model), sites)
     out = []
     for members, frame, name in zip(groups, frames, names):
-        wp, sp = _levels(members)
+        wp, sp = _levels(members, how)
         store = derive(made, frame, out_root / name, site_list, word_pooling=wp, sentence_pooling=sp, dtype=dtype,
                        **derive_args)
         out.append((members, store))
@@ -398,8 +414,11 @@ class _PairReader:
 
 
 def _level_reader(store, site, level: str):
-    """``read(rows)`` over the ``mean``-pooled rows of ``site`` (the store's one reader), and the row width."""
-    reader = store[site].reader(level, "mean")
+    """``read(rows)`` over the pooled rows of ``site`` (the store's one reader), and the row width.
+
+    Word rows are ``mean``-pooled; sentence rows are what the store holds (:func:`sentence_how`).
+    """
+    reader = store[site].reader(level, sentence_how(store) if level == "sentence" else "mean")
     return reader.read, reader.d
 
 
@@ -457,7 +476,8 @@ def task_inputs(store, task, sites=None) -> TaskInputs:
     X: list = []
     if task.level == "sentence":
         y = task_labels(task)
-        X = [np.asarray(store[s].numpy("sentence", "mean"), dtype=np.float32) for s in sites]
+        how = sentence_how(store)
+        X = [np.asarray(store[s].numpy("sentence", how), dtype=np.float32) for s in sites]
     elif task.level == "word":
         y = task_labels(task)
         X = [np.asarray(store[s].numpy("word", "mean"), dtype=np.float32) for s in sites]
