@@ -1,0 +1,54 @@
+"""The decoder path of the pipeline on a tiny GPT-2: last-token sentence rows and the amnesic stage."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import pytest
+
+from probekit.pipeline import ConfigError, run_experiment, validate
+from probekit.store import ActivationStore
+
+TINY_GPT2 = {"name": "tiny-gpt2",
+             "config": {"model_type": "gpt2", "vocab_size": 30522, "n_embd": 32, "n_layer": 2, "n_head": 4,
+                        "bos_token_id": 101, "eos_token_id": 102}}
+CFG = {
+    "name": "tiny-decoder",
+    "seed": 0,
+    "model": TINY_GPT2,
+    "data": {"source": "rt", "sentences": 40},
+    "extract": {"sites": "resid", "attention": False, "dtype": "float32"},
+    "probes": {"tasks": ["upos", "sentiment"], "seeds": [0], "n_boot": 20, "random_init": False},
+    "amnesic": {"task": "upos", "sites": ["L1.resid"], "held_out": 4, "n_boot": 20},
+    "outputs": {"figures": True, "report": True},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("decoder") / "run"
+    return out, run_experiment(copy.deepcopy(CFG), out, progress=False)
+
+
+def test_decoder_task_stores_pool_sentences_at_the_last_token(run):
+    out, _info = run
+    stores = [ActivationStore.open(p) for p in (out / "stores" / "tasks").iterdir() if not p.name.startswith("@")]
+    sent = [s for s in stores if s.settings["sentence_pooling"]]
+    assert sent and all(s.settings["sentence_pooling"] == ["last"] for s in sent)
+
+
+def test_amnesic_stage_writes_its_table_and_report_section(run):
+    out, info = run
+    assert "amnesic" in info["timings"]
+    tab = pd.read_csv(out / "tables" / "amnesic.csv")
+    assert set(tab["site"]) == {"L1.resid"} and "lm_loss_change_vs_random" in set(tab["metric"])
+    assert (out / "figures" / "amnesic__by_layer.png").exists()
+    assert "Amnesic probing" in (out / "report.md").read_text()
+
+
+def test_amnesic_task_must_be_probed():
+    cfg = copy.deepcopy(CFG)
+    cfg["amnesic"]["task"] = "deprel"
+    with pytest.raises(ConfigError, match="not among probes.tasks"):
+        validate(cfg)
