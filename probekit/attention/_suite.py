@@ -89,16 +89,23 @@ class AttentionSuite:
 
     @declare({"progress": [Boolean()]})
     def head_statistics(self, *, progress: bool = True) -> Results:
-        """Entropy and mass on [CLS]/[SEP]/punctuation/self/previous/next, attended distance, per head."""
+        """Entropy and mass on [CLS]/[SEP]/punctuation/self/previous/next, attended distance, per head.
+
+        A tokenizer without a [CLS] token (a decoder's) has its ``cls`` mass measured on each
+        example's first token, where a decoder's heads park attention (the attention sink); without
+        a [SEP] token, ``sep`` is 0.
+        """
         validate_params(AttentionSuite.head_statistics, locals())
         acc = HeadStatistics()
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         for i in tqdm(range(self.store.n_examples), desc="head statistics", unit="ex", disable=not progress):
             ids = torch.as_tensor(self.store.input_ids(i).astype(np.int64))
             punct = punctuation_mask(self._tokens(i))
+            cls = ids == cls_id if cls_id is not None else torch.arange(len(ids)) == 0
+            sep = ids == sep_id if sep_id is not None else torch.zeros(len(ids), dtype=torch.bool)
             for block in self.blocks:
                 p = torch.from_numpy(np.asarray(self.store[Site(block, "attn.pattern")].example(i), np.float32))
-                acc.update(block, p, cls=ids == cls_id, sep=ids == sep_id, punct=punct)
+                acc.update(block, p, cls=cls, sep=sep, punct=punct)
         df = acc.to_frame()
         return Results(self._row(**site_columns(Site(int(r.block), "attn.pattern", int(r.head))),
                                  metric=r.metric, value=r.value) for r in df.itertuples())
