@@ -132,3 +132,15 @@ def test_clear_errors(tiny, tmp_path):
     with pytest.raises(ValueError, match="has no chat template"):
         bert.tokenize(CONVS[:1])
     assert set(CHAT_POOLING) >= {"last.assistant", "mean.user", "last.mark"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pooling on a GPU needs CUDA")
+def test_chat_poolings_on_cuda_equal_cpu(tiny, tmp_path):  # pragma: no cover - GPU machines
+    import copy
+
+    pools = ["last.assistant", "mean.user", "mean.mark"]
+    cpu = probekit.extract(tiny, CONVS, ["L1.resid"], tmp_path / "cpu", dtype="float32", sentence_pooling=pools)
+    gpu_model = probekit.load_model(copy.deepcopy(tiny.model).to("cuda"), tokenizer=tiny.tokenizer)
+    gpu = probekit.extract(gpu_model, CONVS, ["L1.resid"], tmp_path / "gpu", dtype="float32", sentence_pooling=pools)
+    for how in pools:
+        np.testing.assert_allclose(gpu["L1.resid"].sentences(how), cpu["L1.resid"].sentences(how), atol=1e-4)
