@@ -114,19 +114,17 @@ def chat_template_of(tokenizer) -> str:
     return template
 
 
-def encode_conversation(tokenizer, index: int, messages: Sequence[Mapping]):
-    """Render, tokenize and align one conversation: an :class:`~probekit.model.Example` with turns.
+def encode_conversation(tokenizer, index: int, messages: Sequence[Mapping]) -> dict:
+    """Render, tokenize and align one conversation: the fields of its :class:`~probekit.model.Example`.
 
     Examples
     --------
     >>> import probekit
     >>> tok = probekit.load_tokenizer("smollm2-135m")  # doctest: +SKIP
     >>> ex = encode_conversation(tok, 0, [{"role": "user", "content": "Hi there"}])  # doctest: +SKIP
-    >>> ex.words  # doctest: +SKIP
+    >>> ex["words"]  # doctest: +SKIP
     ('Hi', 'there')
     """
-    from probekit.model._tokenize import Example
-
     chat_template_of(tokenizer)
     plain = [{"role": m["role"], "content": m["content"]} for m in messages]
     full = _render(tokenizer, plain)
@@ -168,8 +166,9 @@ def encode_conversation(tokenizer, index: int, messages: Sequence[Mapping]):
         turns.append(turn)
         roles.append(ROLES.index(messages[turn]["role"]))
         marked.append(mark_span is not None and b > a and a < mark_span[1] and b > mark_span[0])
-    return Example(conversation_text(messages), tuple(words), tuple(ids), tuple(word_ids), 0, 0,
-                   turns=tuple(turns), roles=tuple(roles), marked=tuple(marked), messages=tuple(plain))
+    return {"text": conversation_text(messages), "words": tuple(words), "input_ids": tuple(ids),
+            "word_ids": tuple(word_ids), "n_prefix": 0, "n_suffix": 0, "turns": tuple(turns), "roles": tuple(roles),
+            "marked": tuple(marked), "messages": tuple(plain)}
 
 
 def _render(tokenizer, messages: list[dict]) -> str:

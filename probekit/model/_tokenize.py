@@ -204,7 +204,7 @@ def tokenize(
         raise TypeError("word alignment needs a fast tokenizer (tokenizers backend); got a slow one")
     if isinstance(inputs, Sequence) and not isinstance(inputs, str) and len(inputs) and is_conversation(inputs[0]):
         convs = validate_conversations(inputs, first_index)
-        examples = [encode_conversation(tokenizer, first_index + i, c) for i, c in enumerate(convs)]
+        examples = [Example(**encode_conversation(tokenizer, first_index + i, c)) for i, c in enumerate(convs)]
     else:
         texts, given_words = validate_inputs(inputs)
         examples = [_encode(tokenizer, first_index + i, t, w) for i, (t, w) in enumerate(zip(texts, given_words))]
