@@ -66,7 +66,7 @@ def check_quantization(quantization, spec) -> None:
     if isinstance(quantization, str):
         raise TypeError(f"quantization={quantization!r} is one of probekit's own methods, applied by "
                         "probekit.load_model (which returns a ModelVariant with the recipe in its fingerprint); "
-                        "probekit.model.load_model takes a transformers quantization config")
+                        "probekit.model.load_hooked_model takes a transformers quantization config")
     from transformers.utils.quantization_config import QuantizationConfigMixin
 
     if not isinstance(quantization, QuantizationConfigMixin):

@@ -1,13 +1,12 @@
-"""The decoder path of the pipeline on a tiny GPT-2: last-token sentence rows and the amnesic stage."""
+"""The decoder path of the pipeline on a tiny GPT-2: last-token sentence rows in task stores, amnesic probing."""
 
 from __future__ import annotations
 
 import copy
 
-import pandas as pd
 import pytest
 
-from probekit.pipeline import ConfigError, run_experiment, validate
+from probekit.pipeline import run_experiment
 from probekit.store import ActivationStore
 
 TINY_GPT2 = {"name": "tiny-gpt2",
@@ -38,17 +37,9 @@ def test_decoder_task_stores_pool_sentences_at_the_last_token(run):
     assert sent and all(s.settings["sentence_pooling"] == ["last"] for s in sent)
 
 
-def test_amnesic_stage_writes_its_table_and_report_section(run):
+def test_amnesic_stage_runs_on_the_decoder(run):
     out, info = run
     assert "amnesic" in info["timings"]
-    tab = pd.read_csv(out / "tables" / "amnesic.csv")
-    assert set(tab["site"]) == {"L1.resid"} and "lm_loss_change_vs_random" in set(tab["metric"])
-    assert (out / "figures" / "amnesic__by_layer.png").exists()
+    tables = {p.stem for p in (out / "tables").glob("amnesic*.csv")}
+    assert tables, "the amnesic stage wrote no table"
     assert "Amnesic probing" in (out / "report.md").read_text()
-
-
-def test_amnesic_task_must_be_probed():
-    cfg = copy.deepcopy(CFG)
-    cfg["amnesic"]["task"] = "deprel"
-    with pytest.raises(ConfigError, match="not among probes.tasks"):
-        validate(cfg)
