@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import hashlib
 import logging
 import os
 import re
@@ -30,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from probekit.fingerprint import file_checksum
+from probekit.fingerprint import file_checksum, hash_bytes
 from probekit.store._errors import EXAMPLES, MANIFEST, CorruptShardError, StoreError
 from probekit.store._remote import Remote
 from probekit.store._shards import shard_name, verify_file
@@ -73,7 +72,7 @@ def cache_budget() -> int:
 
 def url_key(url: str) -> str:
     """The cache folder name of a store URL."""
-    return hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:32]
+    return hash_bytes(url.rstrip("/").encode())[:32]
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
