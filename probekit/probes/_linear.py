@@ -12,21 +12,12 @@ from probekit.validation import Interval, Options, keep_params
 
 __all__ = ["LinearProbe", "RankProbe"]
 
-
-
-class LinearProbe(BaseProbe):
-    """Multinomial logistic-regression probe with an L2 or L1 penalty.
-
-    Minimises ``mean cross-entropy + penalty / (C * n_train)``, i.e. the
-    objective of :class:`sklearn.linear_model.LogisticRegression` with the same
-    ``C`` divided by ``C * n_train`` (L2: ``||W||^2 / 2``; L1: ``||W||_1``,
-    optimised by subgradient). The intercept is not penalised.
-
-    Parameters
-    ----------
-    penalty : {"l2", "l1"}, default="l2"
-    C : float, default=1.0
-        Inverse regularisation strength (``np.inf``: none).
+# The parameters every probe shares, documented once and put into each probe's docstring at import (the
+# API reference renders the imported docstrings).
+_SHARED_PLACEHOLDER = (
+    "    solver, lr, batch_size, max_iter, tol, early_stopping, validation_fraction, n_iter_no_change, device, "
+    "random_state\n        Training settings every probe shares; ``help()`` on the class describes each one.\n")
+_SHARED_DOC = """
     solver : {"adam", "lbfgs"}, default="adam"
         ``"adam"``: minibatch Adam with per-probe early stopping.
         ``"lbfgs"``: full-batch L-BFGS. For an L2 (or unpenalised)
@@ -60,6 +51,25 @@ class LinearProbe(BaseProbe):
         inference runs in NumPy float64.
     random_state : int, RandomState or None, default=None
         Seeds the initialisation, the validation split and the shuffling.
+"""
+
+
+
+class LinearProbe(BaseProbe):
+    """Multinomial logistic-regression probe with an L2 or L1 penalty.
+
+    Minimises ``mean cross-entropy + penalty / (C * n_train)``, i.e. the
+    objective of :class:`sklearn.linear_model.LogisticRegression` with the same
+    ``C`` divided by ``C * n_train`` (L2: ``||W||^2 / 2``; L1: ``||W||_1``,
+    optimised by subgradient). The intercept is not penalised.
+
+    Parameters
+    ----------
+    penalty : {"l2", "l1"}, default="l2"
+    C : float, default=1.0
+        Inverse regularisation strength (``np.inf``: none).
+    solver, lr, batch_size, max_iter, tol, early_stopping, validation_fraction, n_iter_no_change, device, random_state
+        Training settings every probe shares; ``help()`` on the class describes each one.
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -117,39 +127,8 @@ class RankProbe(BaseProbe):
     ----------
     rank : int, default=8
     C : float, default=1.0
-    solver : {"adam", "lbfgs"}, default="adam"
-        ``"adam"``: minibatch Adam with per-probe early stopping.
-        ``"lbfgs"``: full-batch L-BFGS. For an L2 (or unpenalised)
-        :class:`LinearProbe` each probe runs its own L-BFGS in whitened
-        coordinates (same objective, see ``probekit/probes/_lbfgs.py``) and
-        ``max_iter`` counts rounds of 5 iterations; otherwise it is torch's
-        L-BFGS (strong Wolfe line search) and ``max_iter`` counts rounds of 20.
-    lr : float, default=1e-2
-        Adam learning rate (the MLP probe's default is 1e-3).
-    batch_size : int, default=1024
-        Minibatch size (Adam); capped at the number of training rows.
-    max_iter : int, default=100
-        Maximum number of iterations: Adam epochs (on data smaller than ten
-        minibatches, an iteration groups enough epochs for ten optimiser steps)
-        or rounds of L-BFGS. Early stopping is checked once per iteration.
-    tol : float, default=1e-3
-        Minimum decrease of the monitored loss (nats per example) that counts
-        as an improvement (the MLP probe's default is 1e-4).
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the training rows (stratified) and
-        monitor the validation cross-entropy once per iteration. After
-        ``n_iter_no_change`` iterations without an improvement of ``tol`` a
-        probe restarts from its best parameters at a tenth of its learning
-        rate (twice at most, Adam only), then stops; it ends at its best
-        parameters. When False, or when the data is too small to split, the
-        training loss is monitored instead.
-    validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=2
-    device : str, default="cpu"
-        Torch device for training (``"cuda"``, ``"cpu"`` or ``"auto"``);
-        inference runs in NumPy float64.
-    random_state : int, RandomState or None, default=None
-        Seeds the initialisation, the validation split and the shuffling.
+    solver, lr, batch_size, max_iter, tol, early_stopping, validation_fraction, n_iter_no_change, device, random_state
+        Training settings every probe shares; ``help()`` on the class describes each one.
     Attributes
     ----------
     classes_, n_features_in_, n_iter_
@@ -182,3 +161,5 @@ class RankProbe(BaseProbe):
         return 0.0 if np.isinf(self.C) else 1.0 / (float(self.C) * n_train)
 
 
+LinearProbe.__doc__ = LinearProbe.__doc__.replace(_SHARED_PLACEHOLDER.lstrip(), _SHARED_DOC.strip("\n").lstrip())
+RankProbe.__doc__ = RankProbe.__doc__.replace(_SHARED_PLACEHOLDER.lstrip(), _SHARED_DOC.strip("\n").lstrip())

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 from probekit.probes._base import SHARED_CONSTRAINTS, BaseProbe
 from probekit.probes._engine import Arch
+from probekit.probes._linear import _SHARED_DOC, _SHARED_PLACEHOLDER
 from probekit.validation import Interval, ListOf, keep_params
 
 __all__ = ["MLPProbe"]
@@ -17,6 +18,8 @@ class MLPProbe(BaseProbe):
 
     Parameters
     ----------
+    solver, lr, batch_size, max_iter, tol, early_stopping, validation_fraction, n_iter_no_change, device, random_state
+        Training settings every probe shares; ``help()`` on the class describes each one.
     hidden_layer_sizes : tuple of 1 or 2 ints, default=(256,)
     dropout : float, default=0.1
         Dropout probability after each hidden layer (training with Adam only;
@@ -26,39 +29,6 @@ class MLPProbe(BaseProbe):
         loss (as :class:`sklearn.neural_network.MLPClassifier` scales it per example).
     lr : float, default=1e-3
     n_iter_no_change : int, default=3
-    solver : {"adam", "lbfgs"}, default="adam"
-        ``"adam"``: minibatch Adam with per-probe early stopping.
-        ``"lbfgs"``: full-batch L-BFGS. For an L2 (or unpenalised)
-        :class:`LinearProbe` each probe runs its own L-BFGS in whitened
-        coordinates (same objective, see ``probekit/probes/_lbfgs.py``) and
-        ``max_iter`` counts rounds of 5 iterations; otherwise it is torch's
-        L-BFGS (strong Wolfe line search) and ``max_iter`` counts rounds of 20.
-    lr : float, default=1e-2
-        Adam learning rate (the MLP probe's default is 1e-3).
-    batch_size : int, default=1024
-        Minibatch size (Adam); capped at the number of training rows.
-    max_iter : int, default=100
-        Maximum number of iterations: Adam epochs (on data smaller than ten
-        minibatches, an iteration groups enough epochs for ten optimiser steps)
-        or rounds of L-BFGS. Early stopping is checked once per iteration.
-    tol : float, default=1e-3
-        Minimum decrease of the monitored loss (nats per example) that counts
-        as an improvement (the MLP probe's default is 1e-4).
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the training rows (stratified) and
-        monitor the validation cross-entropy once per iteration. After
-        ``n_iter_no_change`` iterations without an improvement of ``tol`` a
-        probe restarts from its best parameters at a tenth of its learning
-        rate (twice at most, Adam only), then stops; it ends at its best
-        parameters. When False, or when the data is too small to split, the
-        training loss is monitored instead.
-    validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=2
-    device : str, default="cpu"
-        Torch device for training (``"cuda"``, ``"cpu"`` or ``"auto"``);
-        inference runs in NumPy float64.
-    random_state : int, RandomState or None, default=None
-        Seeds the initialisation, the validation split and the shuffling.
     Attributes
     ----------
     classes_, n_features_in_, n_iter_
@@ -106,3 +76,4 @@ class MLPProbe(BaseProbe):
         return float(self.alpha)
 
 
+MLPProbe.__doc__ = MLPProbe.__doc__.replace(_SHARED_PLACEHOLDER.lstrip(), _SHARED_DOC.strip("\n").lstrip())
