@@ -149,6 +149,13 @@ def _variants(d: dict, f: str):
     return ("test accuracy and batch-32 throughput against the fine-tuned teacher, 1 thread (higher is better)", rows)
 
 
+def _ratios(d: dict, f: str):
+    """The benchmark's ``ratios`` (each one probekit's figure over its baseline's, or the reverse, as named)."""
+    rows = [(name.replace("_", " "), _fmt(float(v)), float(v)) for name, v in _get(d, "ratios", file=f).items()
+            if isinstance(v, (int, float))]
+    return ("ratio (each named as the benchmark records it; its target below)", rows)
+
+
 TABLES: dict[str, tuple[str, Callable]] = {
     "extraction.json": ("Extraction: caching activations to disk", _extraction),
     "fingerprint.json": ("Weights fingerprint: noticing an edit without re-hashing", _fingerprint),
@@ -160,6 +167,9 @@ TABLES: dict[str, tuple[str, Callable]] = {
     "startup.json": ("Start-up: import and --help", _startup),
     "demo_stores.json": ("Extract once: the demo's forward passes and disk", _demo_stores),
     "variants.json": ("Variants: fine-tune, prune, quantize, distil", _variants),
+    "remote_store.json": ("Remote stores: object storage against local disk", _ratios),
+    "decoder_extraction.json": ("Decoder extraction: SmolLM2-135M, all residual sites", _ratios),
+    "probe_study_e2e.json": ("A whole probe study against its forward passes", _ratios),
 }
 
 
@@ -232,7 +242,8 @@ def _bar_chart(rows: list[Row], label: str) -> str:
 
 def render(results: Path = RESULTS) -> str:
     """The markdown of every benchmark section, in file-name order."""
-    files = sorted(results.glob("*.json"))
+    # smoke runs (``--quick``) write ``*.quick.json`` beside the results; they are not the benchmarks' figures
+    files = sorted(p for p in results.glob("*.json") if not p.name.endswith(".quick.json"))
     if not files:
         raise FileNotFoundError(f"no benchmark results under {results}")
     parts = []
