@@ -226,7 +226,7 @@ def compare(
     sites_b: Sequence[Site | str] | None = None,
     layer_map: Mapping[str, str] | None = None,
     level: str = "sentence",
-    how: str | None = "mean",
+    how: str | None = None,
     measures: Sequence[str] = STREAMED_MEASURES,
     max_rows: int = 10000,
     seed: int = 0,
@@ -249,6 +249,8 @@ def compare(
         recipe recorded in the stores.
     level : {"sentence", "token", "word"}
         Rows compared: one per example (pooled with ``how``), per token, or per word.
+        ``how`` (a keyword) picks the sentence or word pooling; by default the one the stores hold
+        (an encoder's task stores hold means, a decoder's the last token).
     measures : sequence of str
         Any of ``linear_cka`` and ``procrustes`` (exact, streamed over all
         rows) and ``svcca``, ``pwcca``, ``rbf_cka``, ``minibatch_cka`` (in
