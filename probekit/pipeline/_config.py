@@ -414,7 +414,8 @@ def _check_task(t: str, p: str, source, lines, errors: list[str], parent: str | 
 
 
 def _check_sites(cfg: dict, lines: dict, errors: list[str]) -> None:
-    """``extract.sites``: 'resid', 'all', or site names (checked against the model when it is loaded)."""
+    """``extract.sites``: 'resid', 'all', or site names; ``erase.site`` and ``amnesic.sites``: site names (all
+    checked against the model when it is loaded)."""
     ext = cfg.get("extract")
     sites = ext.get("sites") if isinstance(ext, dict) else None
     if sites is None:
@@ -428,6 +429,17 @@ def _check_sites(cfg: dict, lines: dict, errors: list[str]) -> None:
         except (ValueError, TypeError) as exc:
             p = f"extract.sites[{i}]" if isinstance(sites, list) else "extract.sites"
             errors.append(f"{p!r}{_where(lines, p) or _where(lines, 'extract.sites')}: {exc}")
+    # the sites an eraser is fitted at: names in the same grammar (checked against the model when it is loaded)
+    named = []
+    if isinstance(cfg.get("erase"), dict) and isinstance(cfg["erase"].get("site"), str):
+        named.append(("erase.site", cfg["erase"]["site"]))
+    if isinstance(cfg.get("amnesic"), dict) and isinstance(cfg["amnesic"].get("sites"), list):
+        named += [(f"amnesic.sites[{i}]", s) for i, s in enumerate(cfg["amnesic"]["sites"]) if isinstance(s, str)]
+    for p, s in named:
+        try:
+            Site.parse(s)
+        except (ValueError, TypeError) as exc:
+            errors.append(f"{p!r}{_where(lines, p) or _where(lines, p.split('[')[0])}: {exc}")
 
 
 def validate(cfg: Any, lines: dict | None = None, *, base_dir: str | os.PathLike = ".") -> None:

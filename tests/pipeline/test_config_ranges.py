@@ -14,9 +14,11 @@ from probekit.pipeline._config import SCHEMA, F
 from probekit.validation import invalid_values
 
 #: string settings that are free text or checked against the world (paths, task names, sites), not a fixed set
-FREE_TEXT = {"name", "model", "data.path", "extract.sites", "compare.probe_task"}
-#: list settings whose items are checked by name (tasks against the registry)
-BY_NAME = {"probes.tasks"}
+FREE_TEXT = {"name", "model", "data.path", "extract.sites", "compare.probe_task", "erase.task", "erase.site",
+             "amnesic.task", "amnesic.sites"}
+#: list settings whose items are checked by name (tasks against the registry, interventions against their grammar
+#: and the model's sites: probekit.pipeline._interventions)
+BY_NAME = {"probes.tasks", "interventions"}
 
 
 def _fields(schema=SCHEMA, prefix=""):
@@ -107,6 +109,12 @@ def test_names_are_checked_too():
         resolve(_set(DEMO_CONFIG, "compare.probe_task", "sentimnt"))
     with pytest.raises(ConfigError, match=r"'attention.example' is 2000, but data.sentences keeps only"):
         resolve(_set(DEMO_CONFIG, "attention.example", 2000))
+    erase = {**DEMO_CONFIG, "erase": {"task": "upos", "site": "L1.resdi"}}
+    with pytest.raises(ConfigError, match=r"'erase.site'.*L1\.resdi"):
+        resolve(erase)
+    amnesic = {**DEMO_CONFIG, "amnesic": {"task": "upos", "sites": ["L1.resid", "L9.mlp.outt"]}}
+    with pytest.raises(ConfigError, match=r"'amnesic.sites\[1\]'.*L9\.mlp\.outt"):
+        resolve(amnesic)
 
 
 def test_n_boot_minus_five_stops_the_run_before_any_work(tmp_path):
