@@ -134,7 +134,7 @@ def test_ctrl_c_during_the_probes_stage_of_probekit_run(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "probekit.cli", "run", str(cfg_path), "--out", str(out), "--no-progress"]
     subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=600)
-    slow["probes"]["n_boot"] = 200
+    slow["probes"]["n_boot"] = 5000  # a stage of seconds, so the signal lands inside it on a fast or a busy machine
     cfg_path.write_text(yaml.safe_dump(slow))
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -158,6 +158,6 @@ def test_ctrl_c_during_the_probes_stage_of_probekit_run(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stdout + report.stderr
     md = Path(out, "report.md").read_text(encoding="utf-8")
-    assert "n_boot: 200" in (out / "config.yaml").read_text()
+    assert "n_boot: 5000" in (out / "config.yaml").read_text()
     assert "Probe accuracy by layer" not in md and "sentiment / linear: best layer" not in md
     assert "Left out: results of other settings" in md

@@ -6,11 +6,12 @@ import json
 
 from tests.store.conftest import run_child
 
-# float32, every site of the tiny model including attention patterns: about 75 kB per example on disk, so
-# holding 10N = 3,500 examples' activations in RAM would add ~250 MB to a ~400 MB process (ratio ~1.6)
+# float32, every site of the tiny model including attention patterns: about 60 kB per example on disk, so
+# holding 10N = 5,000 examples' activations in RAM would add ~300 MB to a 400-700 MB process (the larger where
+# transformers imports torchao as it loads a model): a ratio of 1.4 or more
 SITES = "emb,L0.resid,L0.attn.out,L0.mlp.hidden,L0.mlp.out,L0.attn.pattern,L1.resid,L1.attn.out,L1.mlp.hidden," \
         "L1.mlp.out,L1.attn.pattern"
-N = 350
+N = 500
 
 
 def _peak(tmp_path, n: int) -> dict:
