@@ -207,6 +207,19 @@ def _cca_matrix(measure: str, xa: list[np.ndarray], xb: list[np.ndarray], bases:
 _POSITIVE = Interval(Integral, 1, None, closed="left")
 
 
+def _rows_of(view, level: str, how: str | None):
+    """The rows compared at ``level``: pooled with ``how``, or by default with means where the store holds them
+    and otherwise with the pooling it holds (a decoder's task stores hold last-token rows)."""
+    if level == "token":
+        return view.row_view(level, None)
+    if how is not None or level not in ("sentence", "word"):  # (an unknown level: the store names the problem)
+        return view.row_view(level, how)
+    try:
+        return view.row_view(level, "mean")
+    except KeyError:
+        return view.row_view(level, None)
+
+
 @declare({
     "layer_map": [Mapping, None],
     "level": [Options({"sentence", "token", "word"})],
@@ -218,6 +231,7 @@ _POSITIVE = Interval(Integral, 1, None, closed="left")
     "attention": [Boolean()],
     "progress": [Boolean()],
 })
+
 def compare(
     store_a,
     store_b,
@@ -249,8 +263,8 @@ def compare(
         recipe recorded in the stores.
     level : {"sentence", "token", "word"}
         Rows compared: one per example (pooled with ``how``), per token, or per word.
-        ``how`` (a keyword) picks the sentence or word pooling; by default the one the stores hold
-        (an encoder's task stores hold means, a decoder's the last token).
+        ``how`` (a keyword) picks the sentence or word pooling; by default means where the stores hold
+        them, otherwise the pooling they hold (a decoder's task stores hold the last token).
     measures : sequence of str
         Any of ``linear_cka`` and ``procrustes`` (exact, streamed over all
         rows) and ``svcca``, ``pwcca``, ``rbf_cka``, ``minibatch_cka`` (in
@@ -285,8 +299,8 @@ def compare(
     bad = [k for k, v in layer_map.items() if k not in names_a or v not in names_b]
     if bad:
         raise ValueError(f"layer map entries {bad} name sites not compared; A: {names_a}, B: {names_b}")
-    views_a = [store_a[s].row_view(level, how if level != "token" else None) for s in sa]
-    views_b = [store_b[s].row_view(level, how if level != "token" else None) for s in sb]
+    views_a = [_rows_of(store_a[s], level, how) for s in sa]
+    views_b = [_rows_of(store_b[s], level, how) for s in sb]
     n = {len(v) for v in views_a + views_b}
     if len(n) != 1:
         raise ValueError(f"the stores do not align row by row at level {level!r}: row counts {sorted(n)}")
