@@ -37,14 +37,19 @@ def store_files(path: str | Path) -> dict[str, bytes]:
     for p in sorted(path.rglob("*")):
         if p.is_file():
             rel = str(p.relative_to(path))
-            data = p.read_bytes()
-            if rel == "manifest.json":
-                m = json.loads(data)
-                m.pop("stats", None)
-                m.pop("manifest_sha256", None)
-                data = json.dumps(m, sort_keys=True).encode()
-            out[rel] = data
+            out[rel] = comparable(rel, p.read_bytes())
     return out
+
+
+def comparable(rel: str, data: bytes) -> bytes:
+    """A store file's bytes as two runs that wrote the same store agree on: the manifest without its run
+    statistics (and the checksum over them), every other file as it is."""
+    if rel != "manifest.json":
+        return data
+    m = json.loads(data)
+    m.pop("stats", None)
+    m.pop("manifest_sha256", None)
+    return json.dumps(m, sort_keys=True).encode()
 
 
 def peak_rss_kb() -> int:

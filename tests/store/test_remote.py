@@ -21,7 +21,7 @@ from probekit.store import CorruptShardError, StoreError, StoreLockedError, deri
 from probekit.store._remote import Remote
 from probekit.store._remote_write import Lease
 from probekit.store._transfer import push
-from tests.store._common import make_texts, store_files
+from tests.store._common import comparable, make_texts, store_files
 from tests.store.conftest import CHILD, run_child
 from tests.store.test_forged import (
     absolute,
@@ -47,13 +47,7 @@ def remote_files(url: str) -> dict[str, bytes]:
     r = Remote(url)
     out = {}
     for rel in sorted(r.listing()):
-        data = r.fs.cat_file(r.key(rel))
-        if rel == "manifest.json":
-            m = json.loads(data)
-            m.pop("stats", None)
-            m.pop("manifest_sha256", None)
-            data = json.dumps(m, sort_keys=True).encode()
-        out[rel] = data
+        out[rel] = comparable(rel, r.fs.cat_file(r.key(rel)))
     return out
 
 
