@@ -9,8 +9,9 @@ Tomatoes sentences (at least 2,000 at full size), side by side in one run:
 3. nnsight (0.8.1, as its users run it: ``NNsight(model).trace(...)`` with ``.save()`` on each block's output),
    same batches, stacked and ``torch.save``-d per batch;
 4. ``probekit.extract`` to disk;
-5. probekit's own batches (token budget over length-sorted shards) with a bare forward and no hooks: what (4)
-   costs over the forward itself is ``caching_overhead``.
+5. probekit's own batches (token budget over length-sorted shards) with a bare forward and no hooks, ending
+   after the last block as (4) does (neither runs the final norm or the vocabulary head): what (4) costs over
+   the forward itself is ``caching_overhead``.
 
 Then a chat-formatted run: each sentence as a user turn answered by a short assistant turn, rendered by the
 tokenizer's chat template; ``probekit.extract`` of the conversations (token rows plus the ``last.user`` and
@@ -149,8 +150,12 @@ def chat_naive(model, convs, out):
     return _naive_rows(model, (_pad_ids(model, c) for c in _batches(rows)), out)
 
 
+def probekit_bare_blocks(model, texts, out):
+    return probekit_bare(model, texts, out, sites=_sites(model))
+
+
 METHODS = {"bare_forward": bare, "naive_cache": naive, "nnsight": nnsight_cache, "probekit_extract": probekit_extract,
-           "probekit_bare": probekit_bare}
+           "probekit_bare": probekit_bare_blocks}
 CHAT = {"chat_naive_cache": chat_naive, "chat_probekit_extract": chat_probekit}
 
 

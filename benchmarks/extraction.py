@@ -109,11 +109,14 @@ def probekit_extract(model, texts, out):
     return int(store.manifest["n_tokens"])
 
 
-def probekit_bare(model, texts, out, shard_size: int | None = None, batch_tokens: int | None = None):
+def probekit_bare(model, texts, out, shard_size: int | None = None, batch_tokens: int | None = None, sites=None):
     """probekit's batching (shards, length-sorted token budget) with a bare forward and no hooks.
 
-    Shard size and token budget default to ``probekit.extract``'s, so (4) and (5) batch alike.
+    Shard size and token budget default to ``probekit.extract``'s, so (4) and (5) batch alike. The pass ends
+    after the deepest block among ``sites`` (default: the residual sites), as ``extract``'s does: what (4) adds
+    to (5) is the hooks, pooling and writing, not a difference in how much of the model runs.
     """
+    stop = model.residual_sites() if sites is None else sites
     defaults = inspect.signature(probekit.extract).parameters
     shard_size = shard_size or defaults["shard_size"].default
     batch_tokens = batch_tokens or defaults["batch_tokens"].default
@@ -123,7 +126,7 @@ def probekit_bare(model, texts, out, shard_size: int | None = None, batch_tokens
             batch = model.tokenize(texts[a: a + shard_size])
             rows = [w.row_ids for w in batch.windows]
             for plan in token_budget_batches([len(r) for r in rows], batch_tokens):
-                model.forward_rows([rows[i] for i in plan])
+                model.forward_rows([rows[i] for i in plan], stop_after=stop)
                 n += sum(len(rows[i]) for i in plan)
     return n
 

@@ -66,3 +66,54 @@ def test_run_with_cache_and_extract_leave_the_users_mode(tmp_path):
     assert {name: mod.training for name, mod in m.model.named_modules()} == modes
     probekit.extract(m, ["a cat sat"], ["L1.resid"], tmp_path / "s", progress=False)
     assert {name: mod.training for name, mod in m.model.named_modules()} == modes
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "bert"])
+def test_a_pass_stops_after_the_deepest_block_read(family):
+    """stop_after ends the pass after the deepest block a caller reads: what it read is the full pass's, the
+    blocks after it and the head never run, and the stopping hook is gone afterwards (also for the next call)."""
+    m = probekit.load_model(tiny_config(family), seed=0)
+    rows = [[101, 2000, 2023, 102], [101, 2054, 102]]
+    ran = []
+    handles = [b.register_forward_hook(lambda mod, *_: ran.append(mod)) for b in m.blocks]
+    try:
+        full, early = {}, {}
+        with torch.inference_mode():
+            with m.hooks(["L0.resid", "L0.mlp.out"], full.__setitem__):
+                assert m.forward_rows(rows) is not None
+            assert ran == list(m.blocks)
+            ran.clear()
+            with m.hooks(["L0.resid", "L0.mlp.out"], early.__setitem__):
+                assert m.forward_rows(rows, stop_after=["L0.resid", "L0.mlp.out"]) is None
+            assert ran == [m.blocks[0]]
+            ran.clear()
+            if family != "bert":  # a site outside the blocks needs the whole pass (BERT has no final norm)
+                assert m.forward_rows(rows, stop_after=["L0.resid", "final"]) is not None
+                assert ran == list(m.blocks)
+    finally:
+        for h in handles:
+            h.remove()
+    for s in full:
+        torch.testing.assert_close(early[s], full[s], rtol=0, atol=0)
+    assert _n_hooks(m.model) == 0
+
+
+def test_extract_and_run_with_cache_skip_a_decoders_head(tmp_path, monkeypatch):
+    """A decoder's language-model head (a vocabulary-wide matmul) is not run for block sites."""
+    m = probekit.load_model(tiny_config("llama"), head="causal-lm", seed=0)
+    head = m.model.get_output_embeddings()
+    assert head is not None
+    calls = []
+    linear = type(head).forward
+
+    def counted(self, x):
+        if self is head:
+            calls.append(1)
+        return linear(self, x)
+
+    monkeypatch.setattr(type(head), "forward", counted)  # not a hook: extract refuses foreign hooks
+    m.run_with_cache(["hello world", "the cat sat"], sites=["L1.resid"])
+    probekit.extract(m, ["hello world", "the cat sat"], ["L0.resid", "L1.resid"], tmp_path / "s", progress=False)
+    assert calls == []
+    m.run_with_cache(["hello world"], sites=["final"])
+    assert calls == [1]

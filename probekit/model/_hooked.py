@@ -24,6 +24,14 @@ __all__ = ["HookedModel", "as_hooked_model"]
 logger = logging.getLogger(__name__)
 
 
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once everything a caller reads has been computed."""
+
+
+def _raise_stop(_module, _args, _output):
+    raise _StopForward
+
+
 class HookedModel:
     """A Hugging Face model wrapped with probekit's site vocabulary.
 
@@ -61,6 +69,10 @@ class HookedModel:
         self._blocks = self.adapter.blocks(self.base)
         # what runs on token ids: the model, or an encoder-decoder's encoder
         self._runner = model.get_submodule(self.adapter.runner) if self.adapter.runner else model
+        try:
+            self._takes_use_cache = "use_cache" in inspect.signature(self._runner.forward).parameters
+        except (TypeError, ValueError):
+            self._takes_use_cache = False
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         if getattr(model.config, "pad_token_id", None) is None:
@@ -377,8 +389,37 @@ class HookedModel:
             for m, mode in modes:
                 m.training = mode
 
-    def forward_rows(self, rows: Sequence[Sequence[int]], **kwargs):
-        """Run the model on right-padded rows of token ids; returns the HF output."""
+    def forward_rows(self, rows: Sequence[Sequence[int]], *, stop_after: Sequence[Site | str] | None = None,
+                     **kwargs):
+        """Run the model on right-padded rows of token ids; returns the HF output.
+
+        ``stop_after`` names the sites a caller reads (through :meth:`hooks`): the pass then ends once the
+        deepest block among them has run and returns ``None``, skipping the blocks after it, the final norm
+        and a language-model head (for a decoder's vocabulary the head costs a fifth of the pass). Sites
+        outside the blocks (``final``) run the whole pass.
+        """
+        stop = self._stop_block(stop_after) if stop_after is not None else None
+        if stop is not None:
+            handle = stop.register_forward_hook(_raise_stop)  # after the caller's hooks, which ran first
+            try:
+                self._forward_padded(rows, **kwargs)
+            except _StopForward:
+                return None
+            finally:
+                handle.remove()
+        return self._forward_padded(rows, **kwargs)
+
+    def _stop_block(self, sites: Sequence[Site | str]) -> nn.Module | None:
+        """The block after which nothing ``sites`` read is computed, or ``None`` when the whole pass is needed."""
+        parsed = [self.site(s) for s in sites]
+        if not parsed or any(s.component == "final" for s in parsed):
+            return None
+        layers = [s.layer for s in parsed if s.layer is not None]
+        block = self._blocks[max(layers) if layers else 0]
+        # a block shared between layers (ALBERT) runs more than once: its first return is not the end
+        return None if sum(b is block for b in self._blocks) > 1 else block
+
+    def _forward_padded(self, rows: Sequence[Sequence[int]], **kwargs):
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -387,6 +428,8 @@ class HookedModel:
             ids[i, : len(r)] = torch.tensor(r)
             mask[i, : len(r)] = 1
         dev = self.device
+        if self._takes_use_cache:  # a decoder's key/value cache is never read again here
+            kwargs.setdefault("use_cache", False)
         return self._runner(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kwargs)
 
     def run_with_cache(
@@ -446,7 +489,7 @@ class HookedModel:
                 examples = None if batch.is_windowed else [w.example for w in chunk]
                 with torch.inference_mode(), self.hooks(plain, captured.__setitem__, interventions=ivs,
                                                         examples=examples, check_models=False):
-                    self.forward_rows([w.row_ids for w in chunk], **ask)
+                    self.forward_rows([w.row_ids for w in chunk], stop_after=plain, **ask)
                 for s in plain:
                     t = captured[s].to("cpu") if to_cpu else captured[s]
                     for k, w in enumerate(chunk):

@@ -451,7 +451,7 @@ class _Job:
             seen: dict[Site, torch.Tensor] = {}
             ask = {"output_attentions": True} if self.weights_on_request else {}
             with torch.inference_mode(), self.model.hooks(self.sites, seen.__setitem__):
-                self.model.forward_rows([row], **ask)
+                self.model.forward_rows([row], stop_after=self.sites, **ask)
             self._dims = {s: int(seen[s].shape[1] if s.is_attention else seen[s].shape[-1]) for s in self.sites}
         return self._dims
 
@@ -548,7 +548,7 @@ class _Job:
             with phase("forward"), torch.inference_mode(), amp, \
                     self.model.hooks(self.sites, captured.__setitem__, interventions=self.interventions,
                                      examples=examples, check_models=False):
-                self.model.forward_rows([w.row_ids for w in wins], **ask)
+                self.model.forward_rows([w.row_ids for w in wins], stop_after=self.sites, **ask)
             writer.submit(ctx.write_batch, rows, wins, captured)
             real = sum(len(w.row_ids) for w in wins)
             stats["tokens"] += real
