@@ -210,6 +210,24 @@ def demo(a, payload: dict) -> None:
     print(f"demo: {wall:.1f} s, stages {run['timings']}")
 
 
+def verdicts(res: dict) -> dict:
+    """Each target with the figure it reads, met or missed (only those whose figures were measured)."""
+    study, bf16 = res.get("study", {}), res.get("study", {}).get("bf16", {})
+    figures = {"wall_vs_floor": (study.get("wall_vs_floor"), "<="), "peak_rss_gb": (study.get("peak_rss_gb"), "<="),
+               "bf16_wall_s": (bf16.get("wall_s"), "<="),
+               "accuracy_points": (bf16.get("largest_accuracy_difference_points"), "<="),
+               "pooled_vs_bare": (res.get("pooling", {}).get("pooled_vs_bare"), ">="),
+               "demo_wall_s": (res.get("demo", {}).get("wall_s"), "<=")}
+    out = {}
+    for name, (value, op) in figures.items():
+        if value is not None:
+            t = TARGETS[name]
+            label = "bf16_accuracy_points" if name == "accuracy_points" else name
+            out[label] = {"target": f"{op} {t} (measured {value:.3g})",
+                          "met": bool(value <= t if op == "<=" else value >= t)}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", default="study,pooling,demo")
@@ -228,13 +246,19 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(0) if a.device == "cuda" and torch.cuda.is_available() else None
     payload["machine"] = machine(gpu=gpu, note=a.note or "nothing else ran")
     payload["quick"] = a.quick
-    payload["targets"] = TARGETS
     payload["ratios"] = {k: v for k, v in (
         ("wall_vs_floor", payload.get("study", {}).get("wall_vs_floor")),
         ("pooled_vs_bare", payload.get("pooling", {}).get("pooled_vs_bare"))) if v is not None}
     key = "gpu" if gpu else "cpu"
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() and not a.quick else {}
-    old[key if not a.quick else "quick"] = {**old.get(key, {}), **payload}
+    prev = old.get(key if not a.quick else "quick", {})
+    payload["ratios"] = {**prev.get("ratios", {}), **payload["ratios"]}  # a part run alone keeps the others'
+    # which parts each machine record describes, since parts can be re-run alone
+    payload["part_runs"] = [*prev.get("part_runs", []),
+                            {"parts": parts, "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "note": a.note}]
+    merged = {**prev, **payload}
+    merged["targets"] = verdicts(merged)
+    old[key if not a.quick else "quick"] = merged
     dest = RESULTS if not a.quick else RESULTS.with_name("probe_study_e2e.quick.json.tmp")
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(old, indent=1, default=float))

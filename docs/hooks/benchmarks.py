@@ -150,9 +150,13 @@ def _variants(d: dict, f: str):
 
 
 def _ratios(d: dict, f: str):
-    """The benchmark's ``ratios`` (each one probekit's figure over its baseline's, or the reverse, as named)."""
-    rows = [(name.replace("_", " "), _fmt(float(v)), float(v)) for name, v in _get(d, "ratios", file=f).items()
-            if isinstance(v, (int, float))]
+    """The benchmark's ``ratios`` (each one probekit's figure over its baseline's, or the reverse, as named);
+    a file holding one record per device (``{"cpu": {...}, "gpu": {...}}``) gets the device before each name."""
+    devices = {k: v for k, v in d.items() if k in ("cpu", "gpu") and isinstance(v, dict)}
+    sources = [(f"{k}: ", _get(v, "ratios", file=f)) for k, v in devices.items()] if devices and "ratios" not in d \
+        else [("", _get(d, "ratios", file=f))]
+    rows = [(prefix + name.replace("_", " "), _fmt(float(v)), float(v)) for prefix, ratios in sources
+            for name, v in ratios.items() if isinstance(v, (int, float))]
     return ("ratio (each named as the benchmark records it; its target below)", rows)
 
 
