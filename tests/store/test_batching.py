@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -25,6 +26,21 @@ def test_token_budget_batches_cover_every_row_once_within_budget():
     assert token_budget_batches([700, 3], 512) == [[0], [1]]
     with pytest.raises(ValueError, match="batch_tokens"):
         token_budget_batches(lengths, 0)
+
+
+def test_a_small_shard_of_spread_lengths_is_not_padded_to_its_long_rows():
+    """512 rows of treebank-like lengths (a long tail) at the default budget: filling every batch to the budget
+    padded a real shard by 25%; the plan weighs padding against the cost of one more call."""
+    rng = random.Random(1)
+    lengths = [min(200, max(3, int(math.exp(rng.gauss(3.1, 0.6))))) for _ in range(512)]
+    plan = token_budget_batches(lengths, 2048)
+    assert sorted(i for b in plan for i in b) == list(range(512))
+    assert all(len(b) * max(lengths[i] for i in b) <= 2048 for b in plan)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in plan)
+    assert padded / sum(lengths) < 1.08
+    assert len(plan) < 3 * -(-sum(lengths) // 2048)  # not a call per row: batches stay large
+    assert token_budget_batches([30, 3, 3, 3, 3], 40, overhead=1) == [[0], [1, 2, 3, 4]]
+    assert token_budget_batches([30, 3, 3, 3, 3], 40, overhead=100) == [[0], [1, 2, 3, 4]]  # 5 * 30 > 40
 
 
 def test_extract_leaves_no_hooks(tmp_path, tiny, texts):
