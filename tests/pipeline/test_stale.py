@@ -139,7 +139,10 @@ def test_ctrl_c_during_the_probes_stage_of_probekit_run(tmp_path):
     state = out / ".stages" / "probes.json"
     log = tmp_path / "run.log"
     with log.open("w") as sink:
-        child = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
+        # a shell that starts jobs in the background (CI) hands them SIGINT ignored, and an ignored signal stays
+        # ignored across exec: the child gets the default disposition back, as a terminal's foreground job has
+        child = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             # the stage records itself as running when it starts: watch for that (a pipe may hold the stage's
             # message back until the stage is over) and Ctrl-C at once
