@@ -395,8 +395,8 @@ class HookedModel:
 
         ``stop_after`` names the sites a caller reads (through :meth:`hooks`): the pass then ends once the
         deepest block among them has run and returns ``None``, skipping the blocks after it, the final norm
-        and a language-model head (for a decoder's vocabulary the head costs a fifth of the pass). Sites
-        outside the blocks (``final``) run the whole pass.
+        and a language-model head (SmolLM2's vocabulary head is 28M of its ~150M multiply-adds per token).
+        Sites outside the blocks (``final``) run the whole pass.
         """
         stop = self._stop_block(stop_after) if stop_after is not None else None
         if stop is not None:
