@@ -71,7 +71,9 @@ class ShardContext:
             cpu = {s: t.to("cpu") for s, t in captured.items()}
         if self.by_example is None:
             items = [(w.example, b, len(w.row_ids)) for b, w in enumerate(wins)]
-            plan = self._plan(items, next(iter(cpu.values())).shape[1])
+            # the padded width, read off [batch, tokens, ...] or an attention pattern's [batch, heads, tokens, tokens]
+            site, first = next(iter(cpu.items()))
+            plan = self._plan(items, first.shape[-1] if site.is_attention else first.shape[1])
             for s, t in cpu.items():
                 self._write_site(s, t, items, plan)
             return

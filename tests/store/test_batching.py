@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 import probekit
@@ -47,3 +48,14 @@ def test_extract_leaves_no_hooks(tmp_path, tiny, texts):
     probekit.extract(tiny, texts[:20], ["L0.resid", "L1.attn.pattern"], tmp_path / "s", progress=False)
     for m in tiny.model.modules():
         assert not m._forward_hooks and not m._forward_pre_hooks
+
+
+def test_sentence_means_beside_attention_patterns_pool_the_right_rows(tmp_path, tiny, texts):
+    """An attention pattern ([batch, heads, tokens, tokens]) captured first in a batch gave the pooling plan its head
+    count as the padded width: sentence means of the other sites read the wrong rows (or ran out of bounds)."""
+    kw = dict(sentence_pooling=["mean"], batch_tokens=256, progress=False)
+    both = probekit.extract(tiny, texts[:40], ["L0.attn.pattern", "L1.resid"], tmp_path / "both", **kw)
+    alone = probekit.extract(tiny, texts[:40], ["L1.resid"], tmp_path / "alone", **kw)
+    got = both["L1.resid"].rows("sentence", "mean")
+    want = alone["L1.resid"].rows("sentence", "mean")
+    np.testing.assert_array_equal(got.read(np.arange(got.n)), want.read(np.arange(want.n)))
