@@ -33,7 +33,9 @@ WORD_POOLING: tuple[str, ...] = ("first", "last", "mean")
 SENTENCE_POOLING: tuple[str, ...] = ("cls", "mean", "last", *CHAT_POOLING)
 #: Changes whenever pooled bytes may change; part of the fingerprint of every store holding pooled rows.
 #: 2: sentence means are summed in token order then divided (as word means always were), batched.
-POOLING_VERSION = 2
+#: 3: a batch holding attention patterns is pooled at its real padded width (word and sentence rows beside
+#: ``attn.pattern`` sites could be pooled from the wrong rows before).
+POOLING_VERSION = 3
 
 
 @dataclass(frozen=True)
