@@ -106,12 +106,14 @@ class StreamedFit:
 
 
 class _Blocks:
-    """Row blocks of one layer, cached in the store dtype while the budget allows."""
+    """Row blocks of one layer, cached while the budget allows: in the store dtype until the standardization
+    statistics are known, then standardized in the dtype they are used in (:meth:`prepared`)."""
 
     def __init__(self, read: Reader, rows: np.ndarray, budget: _Budget, profile: dict):
         self.read, self.budget, self.profile = read, budget, profile
         self.blocks = [rows[i:i + BLOCK_ROWS] for i in range(0, len(rows), BLOCK_ROWS)]
         self.cache: dict[int, np.ndarray] = {}
+        self.ready: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.blocks)
@@ -126,10 +128,29 @@ class _Blocks:
             self.cache[i] = x
         return x
 
+    def prepared(self, i: int, standardize: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
+        """Block ``i`` through ``standardize`` (the same function for every call on these blocks); a cached raw
+        block is replaced by its result when the budget allows, so later epochs neither convert nor cast it."""
+        if i in self.ready:
+            return self.ready[i]
+        x = standardize(self.raw(i))
+        raw = self.cache.get(i)
+        if raw is not None:
+            self.budget.give(raw.nbytes)
+            if self.budget.take(x.element_size() * x.nelement()):
+                self.ready[i] = x
+                del self.cache[i]
+            else:
+                self.budget.take(raw.nbytes)  # it fitted before: keep the raw block
+        return x
+
     def release(self) -> None:
         for x in self.cache.values():
             self.budget.give(x.nbytes)
+        for x in self.ready.values():
+            self.budget.give(x.element_size() * x.nelement())
         self.cache.clear()
+        self.ready.clear()
 
 
 class _Budget:
@@ -168,10 +189,16 @@ def _matmul_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def _gather(x: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
-    """``x[perms]`` ``[S, n, d]``; on the CPU through NumPy's ``take``, several times faster than torch's indexing."""
+    """``x[perms]`` ``[S, n, d]``; on the CPU through NumPy's ``take``, several times faster than torch's indexing
+    (bfloat16 rows travel as int16: a gather moves bits and does no arithmetic)."""
     if x.device.type == "cpu":
-        xn = x.numpy()
-        return torch.from_numpy(np.stack([np.take(xn, p.numpy(), axis=0) for p in perms]))
+        bits = x.dtype == torch.bfloat16
+        xn = (x.view(torch.int16) if bits else x).numpy()
+        if len(perms) == 1:
+            out = torch.from_numpy(np.take(xn, perms[0].numpy(), axis=0)).unsqueeze(0)
+        else:
+            out = torch.from_numpy(np.stack([np.take(xn, p.numpy(), axis=0) for p in perms]))
+        return out.view(torch.bfloat16) if bits else out
     return torch.stack([x.index_select(0, p.to(x.device)) for p in perms])
 
 
@@ -224,15 +251,18 @@ def _fit_layer(read: Reader, d: int, Y_all: torch.Tensor, offsets: list[int], se
     mu, inv_sd = mu64.float(), (1.0 / sd64).float()
     profile["stats"] += _now() - t0
 
-    def block(blocks: _Blocks, i: int) -> torch.Tensor:
-        return (_tensor(blocks.raw(i), device) - mu) * inv_sd
+    def standardizer(dtype: torch.dtype) -> Callable[[np.ndarray], torch.Tensor]:
+        return lambda raw: ((_tensor(raw, device) - mu) * inv_sd).to(dtype)
+
+    as_float32 = standardizer(torch.float32)
+
+    def block(blocks: _Blocks, i: int) -> torch.Tensor:  # standardized float32 rows (validation, test)
+        return blocks.prepared(i, as_float32)
 
     # ---- parameters of all seeds and label sets; Adam with a learning rate per probe column
     W = torch.zeros(S, d, K, device=device)
     b = torch.zeros(S, 1, K, device=device)
     mm_dtype = _matmul_dtype(cfg.matmul_dtype, device)
-    gold_shift = torch.as_tensor(offsets[:-1], device=device).view(1, 1, T)
-    minus_one = torch.full((S, bs, T), -1.0, device=device)
     mW, vW = torch.zeros_like(W), torch.zeros_like(W)
     mb, vb = torch.zeros_like(b), torch.zeros_like(b)
     best_W, best_b = W.detach().clone(), b.detach().clone()
@@ -252,7 +282,9 @@ def _fit_layer(read: Reader, d: int, Y_all: torch.Tensor, offsets: list[int], se
         blocks, rows = (val_b, val_rows) if len(val_rows) else (fit_b, fit_rows)
         with torch.no_grad():
             for i in range(len(blocks)):
-                x = block(blocks, i)
+                # without validation rows the training rows' own (the blocks kept for training are in the
+                # products' dtype: float32 is made again from the raw rows)
+                x = block(blocks, i) if blocks is val_b else as_float32(blocks.raw(i))
                 Y = Y_all[torch.from_numpy(blocks.blocks[i]).to(device)]
                 Z = torch.baddbmm(b, x.unsqueeze(0).expand(S, -1, -1), W)
                 total += _losses(Z, Y, offsets) * x.shape[0]
@@ -263,35 +295,59 @@ def _fit_layer(read: Reader, d: int, Y_all: torch.Tensor, offsets: list[int], se
             out = out + 0.5 * reg * torch.zeros(S, T, device=device).index_add_(1, seg_of_col, sq)
         return out
 
+    as_matmul = standardizer(mm_dtype)  # training rows: standardized once, kept in the dtype of the products
     for epoch in range(cfg.max_iter):
         t1 = _now()
+        # label sets whose probes have all stopped leave the products: their columns are set aside and return
+        # unchanged at the end of the epoch (a stopped probe's learning rate is 0 anyway)
+        active = [t for t in range(T) if not bool(done[:, t].all())]
+        if len(active) == T:
+            cols, offs, seg, tsel = None, offsets, seg_of_col, None
+            P = [W, b, mW, vW, mb, vb]
+        else:
+            tsel = torch.as_tensor(active, device=device)
+            cols = torch.cat([torch.arange(offsets[t], offsets[t + 1]) for t in active]).to(device)
+            widths = [offsets[t + 1] - offsets[t] for t in active]
+            offs = np.concatenate([[0], np.cumsum(widths)]).tolist()
+            seg = torch.repeat_interleave(torch.arange(len(active)), torch.as_tensor(widths)).to(device)
+            P = [q[:, :, cols].clone() for q in (W, b, mW, vW, mb, vb)]
+        Wa, ba, mWa, vWa, mba, vba = P
+        Ta = len(active)
+        gold_shift = torch.as_tensor(offs[:-1], device=device).view(1, 1, Ta)
+        minus_one = torch.full((S, bs, Ta), -1.0, device=device)
+        col_lr = lr[:, active][:, seg].unsqueeze(1)  # [S, 1, K_active]: the rates change only between epochs
         for i in order_gen.permutation(len(fit_b)):
-            x = block(fit_b, int(i))
+            x = fit_b.prepared(int(i), as_matmul)
             Y = Y_all[torch.from_numpy(fit_b.blocks[int(i)]).to(device)]
+            if tsel is not None:
+                Y = Y[:, tsel]
             n_b = x.shape[0]
             perms = torch.stack([torch.randperm(n_b, generator=g) for g in row_gens])  # [S, n_b]
-            xs = _gather(x, perms).to(mm_dtype)  # [S, n_b, d]: each seed's own order of the block's rows
+            xs = _gather(x, perms)  # [S, n_b, d]: each seed's own order of the block's rows
             Ys = Y[perms.to(device)] + gold_shift  # [S, n_b, T]: the columns of the gold classes
             for a in range(0, n_b, bs):
                 xb, Yb = xs[:, a:a + bs], Ys[:, a:a + bs]
                 # the gradient of the mean cross-entropy of every label set, written out: softmax - one-hot
-                G = torch.baddbmm(b.to(mm_dtype), xb, W.to(mm_dtype)).float()  # logits [S, bsz, K]
-                for t in range(T):
-                    seg = G[:, :, offsets[t]:offsets[t + 1]]
-                    seg.copy_(torch.softmax(seg, dim=2))
+                G = torch.baddbmm(ba.to(mm_dtype), xb, Wa.to(mm_dtype)).float()  # logits [S, bsz, K]
+                for t in range(Ta):
+                    g_seg = G[:, :, offs[t]:offs[t + 1]]
+                    g_seg.copy_(torch.softmax(g_seg, dim=2))
                 G.scatter_add_(2, Yb, minus_one[:, :Yb.shape[1]])
                 G.div_(Yb.shape[1])
-                gW = torch.bmm(xb.transpose(1, 2), G.to(mm_dtype)).float()
+                # as (G^T x)^T: x^T G with x's rows transposed runs at half the speed on CPUs
+                gW = torch.bmm(G.to(mm_dtype).transpose(1, 2), xb).float().transpose(1, 2).contiguous()
                 if reg > 0:
-                    gW.add_(W, alpha=reg)
+                    gW.add_(Wa, alpha=reg)
                 gb = G.sum(1, keepdim=True)
                 step_t += 1
-                col_lr = lr[:, seg_of_col].unsqueeze(1)  # [S, 1, K]
                 scale = math.sqrt(1 - beta2 ** step_t) / (1 - beta1 ** step_t)
-                for p_, g_, m_, v_ in ((W, gW, mW, vW), (b, gb, mb, vb)):
+                for p_, g_, m_, v_ in ((Wa, gW, mWa, vWa), (ba, gb, mba, vba)):
                     m_.mul_(beta1).add_(g_, alpha=1 - beta1)
                     v_.mul_(beta2).addcmul_(g_, g_, value=1 - beta2)
                     p_.sub_(col_lr * scale * m_ / (v_.sqrt() + eps))
+        if cols is not None:
+            for full, part in zip((W, b, mW, vW, mb, vb), P):
+                full[:, :, cols] = part
         profile["train"] += _now() - t1
         current = val_loss()
         improved = (current < best_loss - cfg.tol) & ~done
