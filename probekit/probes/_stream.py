@@ -5,7 +5,8 @@ label sets (a task, its control task, other tasks of the same sentences) and
 several seeds -- is trained together on each chunk of features as it is read:
 one multinomial logistic model per seed with the classes of all label sets
 side by side (``[S, d, K]``, ``K`` the sum of the label sets' class counts),
-so every pass over the features serves all of them.
+so every pass over the features serves all of them. A label set leaves the
+products once every seed's probe of it has stopped.
 
 The training rows of a layer are read in *blocks* of ``BLOCK_ROWS``
 consecutive rows. A first pass streams the standardization statistics (mean
@@ -23,8 +24,9 @@ predictions are computed in float32. Validation rows (``validation_fraction``
 of the training rows) and test rows are streamed the same way.
 
 The memory budget decides only what is kept between passes: blocks are
-cached (in the store's dtype: float16 stays float16 until a block is used)
-while they fit in the budget, and read again from the store otherwise. The
+cached while they fit in the budget (training rows standardized, in the
+dtype of the products; validation rows standardized in float32) and read
+again from the store otherwise. The
 trajectory depends on the blocks, never on the budget, so a store larger
 than the budget gives exactly the probes of an in-memory run.
 
