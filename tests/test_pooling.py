@@ -43,6 +43,24 @@ def test_batched_sentence_pooling_is_bitwise_the_one_example_pooling(how):
     assert torch.equal(batched, one_by_one)
 
 
+@pytest.mark.parametrize("spare", [0, 3])
+def test_means_summed_from_the_batch_or_from_a_gathered_copy_are_the_same_bits(spare):
+    # little padding: the rows are summed straight from the batch (padding into a spare row); much padding
+    # (spare = 3 widths more): from a gathered copy of the pooled rows. Both are the gather-then-sum reference.
+    g = torch.Generator().manual_seed(7)
+    lengths = torch.randint(20, 31, (12,), generator=g).tolist()
+    width = max(lengths) * (1 + spare)
+    x = torch.randn(len(lengths) * width, 32, generator=g) * 100
+    spans = [[(i, i + 2) for i in range(1, n - 2, 2)] for n in lengths]
+    plan = PoolPlan.build([b * width for b in range(len(lengths))], lengths, spans)
+    for got, rows, index, counts in (
+        (pool_words_many(x, plan, "mean"), plan.word_rows, plan.word_index, plan.word_lengths),
+        (pool_sentences_many(x, plan, "mean"), plan.token_rows, plan.token_index, plan.lengths),
+    ):
+        ref = torch.zeros(len(counts), 32).index_add_(0, index, x[rows]) / counts.float()[:, None]
+        assert torch.equal(got, ref)
+
+
 def test_mean_is_accumulated_in_float32_and_cast_once():
     x = torch.tensor([[1.0], [2.0], [4.0]], dtype=torch.float16)
     plan = PoolPlan.build([0], [3], [[(0, 3)]])
