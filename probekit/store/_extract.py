@@ -67,7 +67,7 @@ from probekit.store._remote import local_path
 from probekit.store._remote_write import RemoteTarget
 from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
-from probekit.store._writer import CHAT_STREAMS, ShardContext, Writer, commit, write_ids
+from probekit.store._writer import CHAT_STREAMS, ShardContext, Writer, commit, trim_heap, write_ids
 from probekit.validation import Boolean, Interval, ListOf, Options, declare, validate_params
 
 __all__ = ["extract", "resolve_sites", "DTYPES"]
@@ -560,6 +560,7 @@ class _Job:
         writer.submit(commit, sw, prof)
         if self.target is not None:
             writer.submit(self.target.publish, k)
+        trim_heap()  # the shard's batches are freed: return their memory, or the heap grows shard after shard
 
 
 def _windows_by_example(batch) -> dict[int, list[int]] | None:

