@@ -169,8 +169,9 @@ def trim_heap() -> bool:
 
     An extraction allocates and frees batches of many shapes (the token budget packs sentences of every length),
     and glibc keeps what is freed inside its heap: without a trim after each shard, the resident memory of a
-    20,000-sentence extraction of MiniLM-L6 grew by about 12 MB per shard (to 1,294 MB at the end); with it, it
-    rises and falls between about 730 and 1,030 MB. What stays is fragmentation a trim cannot return.
+    20,000-sentence extraction of MiniLM-L6 grew by about 12 MB per shard (to about 1,290 MB at the end, twice);
+    with it, it rises and falls and peaked at 1,031 and 1,048 MB (773 MB for 2,000 sentences). What stays is
+    fragmentation a trim cannot return.
     """
     trim = _malloc_trim()
     if trim is None:
