@@ -61,6 +61,13 @@ def test_means_summed_from_the_batch_or_from_a_gathered_copy_are_the_same_bits(s
         assert torch.equal(got, ref)
 
 
+def test_a_row_shared_by_two_segments_counts_in_both():
+    # the spare-row sum holds one segment per row; a plan whose segments share a row is summed from a gathered copy
+    x = torch.arange(12.0).reshape(4, 3)
+    plan = PoolPlan.build([0], [4], [[(0, 3), (2, 4)]])  # token 2 in both words
+    assert pool_words_many(x, plan, "mean").tolist() == [[3.0, 4.0, 5.0], [7.5, 8.5, 9.5]]
+
+
 def test_mean_is_accumulated_in_float32_and_cast_once():
     x = torch.tensor([[1.0], [2.0], [4.0]], dtype=torch.float16)
     plan = PoolPlan.build([0], [3], [[(0, 3)]])

@@ -207,16 +207,18 @@ def _pool(x: torch.Tensor, how: str, picks: dict, rows: torch.Tensor, index: tor
     if how in picks:
         return x[picks[how]().to(dev)].to(dtype)
     n = len(lengths)
+    rows, index = rows.to(dev), index.to(dev)
     if x.dtype == torch.float32 and 2 * len(rows) > x.shape[0]:
         # most rows are pooled: sum straight from x, the others (padding, rows of no segment) into a spare row,
-        # rather than gathering a copy first; the same additions in the same order, so the same bits
-        out = torch.zeros(n + 1, x.shape[-1], dtype=torch.float32, device=dev)
+        # rather than gathering a copy first; the same additions in the same order, so the same bits. Only
+        # while every row belongs to one segment (a row in two would be counted once)
         full = torch.full((x.shape[0],), n, dtype=torch.long, device=dev)
-        full[rows.to(dev)] = index.to(dev)
-        out = out.index_add_(0, full, x)[:n]
-    else:
-        out = torch.zeros(n, x.shape[-1], dtype=torch.float32, device=dev)
-        out.index_add_(0, index.to(dev), x[rows.to(dev)].float())
+        full[rows] = index
+        if bool((full[rows] == index).all()):
+            out = torch.zeros(n + 1, x.shape[-1], dtype=torch.float32, device=dev)
+            return (out.index_add_(0, full, x)[:n] / lengths.to(dev, torch.float32)[:, None]).to(dtype)
+    out = torch.zeros(n, x.shape[-1], dtype=torch.float32, device=dev)
+    out.index_add_(0, index, x[rows].float())
     return (out / lengths.to(dev, torch.float32)[:, None]).to(dtype)
 
 
