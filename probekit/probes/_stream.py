@@ -312,7 +312,7 @@ def _fit_layer(read: Reader, d: int, Y_all: torch.Tensor, offsets: list[int], se
             widths = [offsets[t + 1] - offsets[t] for t in active]
             offs = np.concatenate([[0], np.cumsum(widths)]).tolist()
             seg = torch.repeat_interleave(torch.arange(len(active)), torch.as_tensor(widths)).to(device)
-            P = [q[:, :, cols].clone() for q in (W, b, mW, vW, mb, vb)]
+            P = [q[:, :, cols] for q in (W, b, mW, vW, mb, vb)]  # indexing with a tensor copies
         Wa, ba, mWa, vWa, mba, vba = P
         Ta = len(active)
         gold_shift = torch.as_tensor(offs[:-1], device=device).view(1, 1, Ta)
