@@ -186,3 +186,16 @@ def test_cache_word_pooling_matches_tokens():
         c.word_pooled("L0.attn.pattern")
     with pytest.raises(KeyError, match="not in this cache"):
         c["L0.resid"]
+
+
+@pytest.mark.parametrize("which", ["bert_tok", "bpe_tok"])
+def test_one_batch_call_encodes_as_one_call_per_text(which, request):
+    """``tokenize`` encodes all its texts in one call of the tokenizer: each example is the one a call per text
+    gives (ids, special-token counts, word alignment), whatever the mix of lengths."""
+    tok = request.getfixturevalue(which)
+    texts = ["the cat sat on the mat", "unbelievable", "dogs and cats , everywhere !", "a " * 40 + "end"]
+    batch = tokenize(tok, texts, max_length=512)
+    for text, ex in zip(texts, batch.examples):
+        alone = tokenize(tok, [text], max_length=512).examples[0]
+        enc = tok(text, add_special_tokens=True)
+        assert ex == alone and list(ex.input_ids) == enc["input_ids"]
