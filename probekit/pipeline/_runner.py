@@ -80,8 +80,11 @@ def _h(obj: Any) -> str:
 def stage_key(stage: Stage, cfg: dict, records: dict[str, dict]) -> str:
     """Hash of the stage's config sections, the seed and the fingerprints of its upstream stages."""
     up = {n: records[n]["fingerprint"] for n in stage.needs if n in records}
-    return _h({"stage": stage.name, "version": STAGE_VERSION, "seed": cfg.get("seed"),
-               "config": {k: _get(cfg, k) for k in stage.keys}, "upstream": up})
+    key = {"stage": stage.name, "version": STAGE_VERSION, "seed": cfg.get("seed"),
+           "config": {k: _get(cfg, k) for k in stage.keys}, "upstream": up}
+    if getattr(stage, "version", 0):
+        key["stage_version"] = stage.version
+    return _h(key)
 
 
 def _get(cfg: dict, path: str) -> Any:

@@ -36,6 +36,10 @@ class Stage:
     closing : bool
         Runs after the run is recorded as finished in ``run.json`` (it reads
         the finished run, as the report does); closing stages come last.
+    version : int
+        Bumped when this stage's code changes what it writes (part of its key
+        when not 0, so that the other stages keep theirs); ``STAGE_VERSION``
+        is the version of every stage.
     """
 
     name: str
@@ -44,6 +48,7 @@ class Stage:
     enabled: Callable[[dict], bool]
     fn: Callable[[Context], dict]
     closing: bool = False
+    version: int = 0
 
 
 def stage_report(ctx) -> dict:
@@ -63,16 +68,19 @@ STAGES: list[Stage] = [
     Stage("extract", (), _ANALYSIS + ("extract", "interventions"), _on("extract"), stage_extract),
     Stage("task_stores", ("extract",), _ANALYSIS + ("extract", "interventions", "probes.tasks", "probes.random_init"),
           _on("probes"), stage_task_stores),
-    Stage("probes", ("task_stores",), _ANALYSIS + ("probes", "outputs.figures"), _on("probes"), stage_probes),
+    # version 1: accuracy intervals bootstrapped from the patterns of hits (the same distribution, other draws)
+    Stage("probes", ("task_stores",), _ANALYSIS + ("probes", "outputs.figures"), _on("probes"), stage_probes,
+          version=1),
     Stage("attention", ("extract",), ("attention", "outputs.figures"), _on("attention"), stage_attention),
     Stage("finetune", (), ("model", "finetune"), _on("finetune"), stage_finetune),
     Stage("variants", ("finetune",), ("finetune", "variants", "outputs.figures"), _on("variants"), stage_variants),
     Stage("attribution", ("finetune",), ("finetune", "attribution", "outputs.figures"), _on("attribution"),
           stage_attribution),
     Stage("compare", ("finetune", "variants"), _ANALYSIS + ("compare", "variants", "outputs.figures"),
-          lambda cfg: cfg.get("compare") is not None and cfg.get("variants") is not None, stage_compare),
+          lambda cfg: cfg.get("compare") is not None and cfg.get("variants") is not None, stage_compare, version=1),
     Stage("erase", (), _ANALYSIS + ("erase", "outputs.figures"), _on("erase"), stage_erase),
-    Stage("amnesic", ("finetune",), _ANALYSIS + ("amnesic", "outputs.figures"), _on("amnesic"), stage_amnesic),
+    Stage("amnesic", ("finetune",), _ANALYSIS + ("amnesic", "outputs.figures"), _on("amnesic"), stage_amnesic,
+          version=1),
     Stage("report", ("extract", "probes", "attention", "finetune", "variants", "attribution", "compare", "erase",
                      "amnesic"),
           ("outputs", "name"), lambda cfg: bool(cfg["outputs"]["report"]), stage_report, closing=True),

@@ -73,3 +73,20 @@ def test_stage_keys_depend_only_on_what_a_stage_reads(analysis_config):
     assert stage_key(ext, cfg2, {}) == k_ext and stage_key(att, cfg2, {}) != k_att
     up = {"extract": {"fingerprint": "a"}}
     assert stage_key(att, cfg, up) != stage_key(att, cfg, {"extract": {"fingerprint": "b"}})
+
+
+def test_a_stage_version_changes_that_stage_key_only(analysis_config):
+    """A stage whose code changes what it writes bumps its own version: its key changes, a stage at version 0
+    keeps the key it had before stage versions existed."""
+    import dataclasses
+
+    from probekit.pipeline._runner import STAGE_VERSION, _get, _h
+
+    cfg = resolve(analysis_config)
+    att = next(s for s in STAGES if s.name == "attention")
+    assert att.version == 0
+    legacy = _h({"stage": att.name, "version": STAGE_VERSION, "seed": cfg.get("seed"),
+                 "config": {k: _get(cfg, k) for k in att.keys}, "upstream": {}})
+    assert stage_key(att, cfg, {}) == legacy
+    assert stage_key(dataclasses.replace(att, version=1), cfg, {}) != legacy
+    assert next(s for s in STAGES if s.name == "probes").version >= 1

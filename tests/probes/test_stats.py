@@ -88,3 +88,22 @@ def test_expected_layer_and_center_of_gravity():
     assert np.isnan(expected_layer([0.7, 0.7]))
     assert center_of_gravity([0.0, 0.0, 1.0]) == 2.0
     assert center_of_gravity([1, 1, 1, 1]) == pytest.approx(1.5)
+
+
+def test_accuracy_draws_hit_patterns_and_macro_f1_the_confusion_cells():
+    """Accuracy resamples the patterns of hits (two cells for one prediction, at most four for a pair); macro-F1
+    keeps the confusion cells (true x predictions) in the lexicographic order ``np.unique(axis=0)`` gives."""
+    from probekit.probes._stats import _cells
+
+    y, a = _predictions(500, 0.7, k=6, seed=1)
+    _, b = _predictions(500, 0.5, k=6, seed=2)
+    cells, counts, _ = _cells(y, a, metric="accuracy")
+    assert len(cells) == 2 and counts.tolist() == [int((a == y).sum()), int((a != y).sum())]
+    assert len(_cells(y, a, b, metric="accuracy")[0]) <= 4
+    labels = np.unique(np.concatenate([y, a, b]))
+    joint = np.stack([np.searchsorted(labels, c) for c in (y, a, b)], axis=1)
+    ref_cells, ref_counts = np.unique(joint, axis=0, return_counts=True)
+    cells, counts, k = _cells(y, a, b, metric="macro_f1")
+    assert np.array_equal(cells, ref_cells) and np.array_equal(counts, ref_counts) and k == len(labels)
+    with pytest.raises(ValueError, match="same length"):
+        _cells(y, a[:-1], metric="accuracy")
