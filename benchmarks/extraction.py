@@ -40,6 +40,7 @@ from _machine import machine, peak_rss_kb  # noqa: E402
 import probekit  # noqa: E402
 from probekit.data import load_movie_reviews  # noqa: E402
 from probekit.store import token_budget_batches  # noqa: E402
+from probekit.store._extract import SHARD_SIZE  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "extraction.json"
 BATCH = 32
@@ -112,13 +113,14 @@ def probekit_extract(model, texts, out):
 def probekit_bare(model, texts, out, shard_size: int | None = None, batch_tokens: int | None = None, sites=None):
     """probekit's batching (shards, length-sorted token budget) with a bare forward and no hooks.
 
-    Shard size and token budget default to ``probekit.extract``'s, so (4) and (5) batch alike. The pass ends
+    Shard size and token budget default to ``probekit.extract``'s for a store with token rows, so (4) and (5)
+    batch alike. The pass ends
     after the deepest block among ``sites`` (default: the residual sites), as ``extract``'s does: what (4) adds
     to (5) is the hooks, pooling and writing, not a difference in how much of the model runs.
     """
     stop = model.residual_sites() if sites is None else sites
     defaults = inspect.signature(probekit.extract).parameters
-    shard_size = shard_size or defaults["shard_size"].default
+    shard_size = shard_size or SHARD_SIZE
     batch_tokens = batch_tokens or defaults["batch_tokens"].default
     n = 0
     with torch.inference_mode():

@@ -39,7 +39,8 @@ def parse_intervention(spec: str):
 @click.option("--word-pooling", multiple=True, help="Also store word vectors: first, last, mean (comma-separated).")
 @click.option("--sentence-pooling", multiple=True, help="Also store sentence vectors: cls, mean, last.")
 @click.option("--no-tokens", is_flag=True, help="Store only the pooled views, not token rows.")
-@click.option("--shard-size", default=512, show_default=True, help="Examples per shard.")
+@click.option("--shard-size", type=int, default=None,
+              help="Examples per shard [default: 512 with token rows, 2048 for pooled rows only].")
 @click.option("--batch-tokens", default=2048, show_default=True, help="Token budget of a forward batch.")
 @click.option("--long-inputs", type=click.Choice(["error", "window"]), default="error", show_default=True)
 @click.option("--autocast", type=click.Choice(["bf16"]), default=None, help="Run the forward under bf16 autocast.")
@@ -48,9 +49,9 @@ def parse_intervention(spec: str):
               help="Replace a probekit store made from other inputs (never a folder holding other files).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def extract_cmd(model_spec: str, source: str, limit: int | None, sites: tuple[str, ...], out: str, dtype: str,
-                word_pooling: tuple[str, ...], sentence_pooling: tuple[str, ...], no_tokens: bool, shard_size: int,
-                batch_tokens: int, long_inputs: str, autocast: str | None, intervene: tuple[str, ...],
-                overwrite: bool, progress: bool | None) -> None:
+                word_pooling: tuple[str, ...], sentence_pooling: tuple[str, ...], no_tokens: bool,
+                shard_size: int | None, batch_tokens: int, long_inputs: str, autocast: str | None,
+                intervene: tuple[str, ...], overwrite: bool, progress: bool | None) -> None:
     """Run a model over data and store activations on disk (resumable).
 
     Re-running the same command resumes an interrupted extraction or reuses

@@ -97,6 +97,8 @@ def resolve_sites(model: HookedModel, sites: str | Sequence[Site | str] | None) 
 
 
 _POSITIVE = Interval(Integral, 1, None, closed="left")
+#: Default examples per shard of a store with token rows or attention patterns, and of one with pooled rows only.
+SHARD_SIZE, POOLED_SHARD_SIZE = 512, 2048
 
 
 @declare({
@@ -104,7 +106,7 @@ _POSITIVE = Interval(Integral, 1, None, closed="left")
     "tokens": [Boolean()],
     "word_pooling": [ListOf(Options(WORD_POOLING)), Options(WORD_POOLING)],
     "sentence_pooling": [ListOf(Options(SENTENCE_POOLING)), Options(SENTENCE_POOLING)],
-    "shard_size": [_POSITIVE],
+    "shard_size": [_POSITIVE, None],
     "batch_tokens": [_POSITIVE],
     "long_inputs": [Options(LONG_INPUTS)],
     "stride": [Interval(Integral, 0, None, closed="left"), None],
@@ -123,7 +125,7 @@ def extract(
     tokens: bool = True,
     word_pooling: Sequence[str] = (),
     sentence_pooling: Sequence[str] = (),
-    shard_size: int = 512,
+    shard_size: int | None = None,
     batch_tokens: int = 2048,
     long_inputs: LongInputPolicy = "error",
     stride: int | None = None,
@@ -165,9 +167,12 @@ def extract(
         Also store word-pooled rows, computed in float32 before the cast.
     sentence_pooling : sequence of {"cls", "mean", "last"}
         Also store one vector per example.
-    shard_size : int
+    shard_size : int, optional
         Examples per shard (the unit of resumption and of data parallelism);
         examples are length-sorted within a shard, so larger shards pad less.
+        Default: 512 where token rows or attention patterns are stored,
+        2048 for pooled rows only (a few rows per example: on UD English
+        sentences 2% padding against 6%, and 44% fewer forward calls).
     batch_tokens : int
         Token budget of a forward batch (rows x longest row). The default
         suits CPUs (on 2 Xeon cores 2,048 ran ~1.3x faster than 4,096: the
@@ -243,6 +248,8 @@ def extract(
     ivs = model.check_interventions(interventions)  # another model's eraser, a bad site or head: before any work
     if not tokens and not word_pooling and not sentence_pooling and not any(s.is_attention for s in site_list):
         raise ValueError("tokens=False with no word_pooling or sentence_pooling would store nothing")
+    if shard_size is None:
+        shard_size = SHARD_SIZE if tokens or any(s.is_attention for s in site_list) else POOLED_SHARD_SIZE
     if long_inputs == "window" and any(s.is_attention for s in site_list):
         raise ValueError("attention patterns cannot be stitched across windows; drop the attn.pattern sites "
                          "or use long_inputs='error'")

@@ -34,3 +34,20 @@ def test_a_long_text_with_a_good_stride_still_windows(model, tmp_path):
     store = probekit.extract(model, [text], ["L0.resid"], tmp_path / "s", long_inputs="window", stride=64,
                              progress=False)
     assert store["L0.resid"].example(0).shape[0] > 512
+
+
+def test_default_shard_size_follows_what_the_store_holds(model, tmp_path):
+    """Token rows (or attention patterns) come in shards of 512 examples; pooled rows only, a few per example, in
+    shards of 2048, which the batch planner length-sorts over more examples; a given size is kept."""
+    texts = [f"the cat number {i} sat" for i in range(3)]
+    tok = probekit.extract(model, texts, ["L0.resid"], tmp_path / "tok", progress=False)
+    pooled = probekit.extract(model, texts, ["L0.resid"], tmp_path / "pooled", tokens=False,
+                              sentence_pooling=["mean"], progress=False)
+    attn = probekit.extract(model, texts, ["L0.attn.pattern"], tmp_path / "attn", tokens=False, progress=False)
+    given = probekit.extract(model, texts, ["L0.resid"], tmp_path / "given", tokens=False,
+                             sentence_pooling=["mean"], shard_size=2, progress=False)
+    sizes = [s.manifest["settings"]["shard_size"] for s in (tok, pooled, attn, given)]
+    assert sizes == [512, 2048, 512, 2]
+    assert given.manifest["n_shards"] == 2
+    with pytest.raises(InvalidParameterError, match="'shard_size' parameter of extract"):
+        probekit.extract(model, texts, ["L0.resid"], tmp_path / "bad", shard_size=0)
