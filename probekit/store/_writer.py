@@ -42,6 +42,20 @@ def _write_ids(sw: ShardWriter, exs) -> None:
             sw.write(name, 0, np.fromiter((v for ex in exs for v in getattr(ex, attr)), dtype=dtype))
 
 
+def check_float16(x, name: str, shard: int):
+    """``x`` (rows already in the store's dtype, a tensor or an array), refused where float16 turned a value into
+    inf (activations beyond its range, as some models' massive activations are): never stored silently."""
+    if isinstance(x, torch.Tensor):
+        bad = x.dtype == torch.float16 and not bool(torch.isfinite(x).all())
+    else:
+        bad = x.dtype == np.float16 and not bool(np.isfinite(x).all())
+    if bad:
+        raise ValueError(
+            f"stream {name!r} has values beyond float16's range (largest magnitude 65,504) or not finite "
+            f"(shard {shard}; the complete shards before it are kept); store it with dtype='float32'")
+    return x
+
+
 #: token streams a store of conversations adds: (name, Example attribute, dtype)
 CHAT_STREAMS = (("turn_ids", "turns", np.int32), ("role_ids", "roles", np.int8), ("marked", "marked", np.int8))
 
@@ -109,21 +123,21 @@ class ShardContext:
         prof = self.profile
         if s.is_attention:
             with phase("write", prof):
-                q = t.to(self.dtype).numpy()
+                q = self._finite(t.to(self.dtype), str(s)).numpy()
                 for e, b, n in items:
                     self.sw.write(str(s), self.att_off[s][e], q[b, :, :n, :n])
             return
         for name, (level, how) in self.streams[s].items():
             if level == "token":
                 with phase("write", prof):
-                    q = t.to(self.dtype).numpy()
+                    q = self._finite(t.to(self.dtype), name).numpy()
                     for e, b, n in items:
                         self.sw.write(name, self.tok_off[e], q[b, :n])
                 continue
             with phase("pool", prof), _pool_threads(self.inline and t.device.type == "cpu"):
                 flat = t.reshape(-1, t.shape[-1])
-                pooled = (pool_words_many(flat, plan, how, dtype=self.dtype) if level == "word" else
-                          pool_sentences_many(flat, plan, how, dtype=self.dtype)).numpy()
+                pooled = self._finite(pool_words_many(flat, plan, how, dtype=self.dtype) if level == "word" else
+                                      pool_sentences_many(flat, plan, how, dtype=self.dtype), name).numpy()
             with phase("write", prof):
                 if level == "word":
                     at = 0
@@ -133,6 +147,10 @@ class ShardContext:
                 else:
                     for i, (e, _b, _n) in enumerate(items):
                         self.sw.write(name, e, pooled[i: i + 1])
+
+
+    def _finite(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        return check_float16(x, name, self.sw.index)
 
 
 @contextlib.contextmanager
