@@ -24,7 +24,8 @@ def _store_key(spec: str):
 
 def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_init: bool,
                        sources: tuple[str, ...] = (), autocast: str | None = None,
-                       device: str | None = None) -> list[tuple[list, dict]]:
+                       device: str | None = None, dtype: str | None = None,
+                       overwrite: bool = False) -> list[tuple[list, dict]]:
     """Extract (or reuse) the task stores of each model; one ``(tasks, {key: store})`` per group of tasks.
 
     ``sources``: token-level stores of the (single) model, whose sentences are pooled rather than run again.
@@ -44,7 +45,7 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
             click.echo(f"extracting task stores of {label}", err=True)
             src = sources if m is model else ()
             for members, store in extract_tasks(m, tasks, root / label.replace("/", "_"), sources=src,
-                                                progress=None, autocast=autocast):
+                                                progress=None, autocast=autocast, dtype=dtype, overwrite=overwrite):
                 names = tuple(t.name for t in members)
                 by_group.setdefault(names, (members, {}))[1][key] = store
     return list(by_group.values())
@@ -78,10 +79,16 @@ def _extract_for_tasks(models: tuple[str, ...], tasks: list, root: Path, random_
               help="With --model: run the forward passes under bf16 autocast (recorded in the stores' fingerprints; "
                    "faster only where the CPU or GPU has native bf16).")
 @click.option("--device", default=None, help="With --model: where the model runs (e.g. cuda); default: the CPU.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None,
+              help="With --model: of the task stores [default: float16, or float32 where a value is beyond "
+                   "float16's range].")
+@click.option("--overwrite", is_flag=True,
+              help="With --model: replace task stores under OUT/stores made with other settings (probekit's own).")
 def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tuple[str, ...], random_init: bool,
               tasks: tuple[str, ...], out: str,
               source: str, ud_path: str | None, limit: int | None, task_seed: int, probes: tuple[str, ...],
-              seeds: str, n_boot: int, controls: bool, autocast: str | None, device: str | None) -> None:
+              seeds: str, n_boot: int, controls: bool, autocast: str | None, device: str | None,
+              dtype: str | None, overwrite: bool) -> None:
     """Probe stored activations for tasks; write the probe tables, plots and summaries/probes.md.
 
     The tables and figures are the pipeline's own (the same functions write
@@ -118,9 +125,10 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
         raise click.UsageError("give either --store (stores extracted for the tasks) or --model (extract them now)")
     if random_init and not models:
         raise click.UsageError("--random-init needs --model (it extracts a store from a random copy of the model)")
-    if (autocast or device) and not models:
-        raise click.UsageError(f"{'--autocast' if autocast else '--device'} needs --model (it sets how the stores "
-                               "are extracted)")
+    given = [f for f, v in (("--autocast", autocast), ("--device", device), ("--dtype", dtype),
+                            ("--overwrite", overwrite)) if v]
+    if given and not models:
+        raise click.UsageError(f"{given[0]} needs --model (it sets how the stores are extracted)")
     if from_stores and len(models) != 1:
         raise click.UsageError("--from-store needs exactly one --model (the model its token rows come from)")
     try:
@@ -130,7 +138,7 @@ def probe_cmd(stores: tuple[str, ...], models: tuple[str, ...], from_stores: tup
         ProbeSuite(task_objs, list(probes), seed_list, controls=controls, n_boot=n_boot, control_seed=task_seed)
         if models:
             groups = _extract_for_tasks(models, task_objs, Path(out) / "stores", random_init, from_stores,
-                                        autocast, device)
+                                        autocast, device, dtype, overwrite)
         else:
             opened = {}
             for spec in stores:

@@ -145,7 +145,7 @@ class _Root:
         return f"{self.root}/{name}" if isinstance(self.root, str) else self.root / name
 
 
-def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtype: str = "float32",
+def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtype: str | None = None,
                   sources=(), **kwargs) -> list[tuple[list, object]]:
     """One store per group of tasks that share their examples, running the model over each sentence once.
 
@@ -172,8 +172,14 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
         Parent directory of the stores.
     sites : optional
         As in :func:`probekit.extract` (default: ``emb`` and every residual site).
-    dtype : {"float32", "float16"}
-        Of the task stores (pooling runs in float32 either way).
+    dtype : {"float16", "float32"}, optional
+        Of the task stores (pooling runs in float32 either way). Default:
+        float16 (half the bytes to write and read; probes train on
+        standardized features in bf16 or float32 either way), or float32
+        where a row holds a value beyond float16's range, as models with
+        massive activations do: the stores are then made again in float32
+        (a warning says so). Given float16, such a value is a
+        :class:`~probekit.store.Float16OverflowError`.
     sources : sequence of ActivationStore or path
         Stores of ``model`` whose examples need no new forward pass: their
         token rows are pooled (or their pooled rows copied).
@@ -214,10 +220,22 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     >>> os.listdir(root + "/tasks")
     ['upos+deprel']
     """
-    from probekit.store import ActivationStore, derive, find_examples
+    from probekit.store import Float16OverflowError
 
     if isinstance(model, (str, os.PathLike)):
         model = load_hooked_model(model)
+    if dtype is not None:
+        return _extract_tasks(model, tasks, out_root, sites, dtype, sources, kwargs)
+    try:
+        return _extract_tasks(model, tasks, out_root, sites, "float16", sources, kwargs)
+    except Float16OverflowError as exc:
+        logger.warning("%s: making the task stores in float32 instead", exc)
+        return _extract_tasks(model, tasks, out_root, sites, "float32", sources, {**kwargs, "overwrite": True})
+
+
+def _extract_tasks(model, tasks, out_root, sites, dtype: str, sources, kwargs: dict) -> list[tuple[list, object]]:
+    from probekit.store import ActivationStore, derive, find_examples
+
     # opened against the model: another model's store raises FingerprintMismatchError naming it
     sources = [ActivationStore.open(getattr(s, "location", s), model=model) for s in sources]
     out_root = _Root(out_root)

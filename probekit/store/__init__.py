@@ -46,7 +46,7 @@ Examples
 from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data, load_source
 from probekit.store._derive import MissingExamplesError, derive, find_examples
-from probekit.store._errors import StoreLockedError
+from probekit.store._errors import Float16OverflowError, StoreLockedError
 from probekit.store._extract import extract, native_bf16, resolve_sites
 from probekit.store._manifest import (
     FORMAT_VERSION,
@@ -68,6 +68,7 @@ __all__ = [
     "ExtractData",
     "FORMAT_VERSION",
     "FingerprintMismatchError",
+    "Float16OverflowError",
     "MissingExamplesError",
     "RowReader",
     "RowView",

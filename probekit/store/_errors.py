@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "EXAMPLES", "LOCK", "StoreError", "FingerprintMismatchError",
-           "CorruptShardError", "StoreLockedError"]
+           "CorruptShardError", "StoreLockedError", "Float16OverflowError"]
 
 #: Bumped whenever the on-disk layout or the fingerprint components change; part of the fingerprint.
 #: 3: the manifest is checksummed and records the checksums of examples.parquet and of every sidecar.
@@ -30,3 +30,7 @@ class CorruptShardError(StoreError):
 
 class StoreLockedError(StoreError):
     """Another process is writing the store directory (its lock names the holder)."""
+
+
+class Float16OverflowError(ValueError):
+    """Rows bound for a float16 store hold values beyond its range (they would be stored as inf)."""

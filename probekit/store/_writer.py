@@ -16,6 +16,7 @@ import torch
 from probekit.model import CHAT_POOLING, PoolPlan, Site, pool_sentences_many, pool_words_many
 from probekit.profiling import current, phase
 from probekit.store._batching import stitch_example
+from probekit.store._errors import Float16OverflowError
 from probekit.store._shards import ShardWriter
 
 __all__ = ["ShardContext", "Writer", "commit", "write_ids", "CHAT_STREAMS"]
@@ -50,7 +51,7 @@ def check_float16(x, name: str, shard: int):
     else:
         bad = x.dtype == np.float16 and not bool(np.isfinite(x).all())
     if bad:
-        raise ValueError(
+        raise Float16OverflowError(
             f"stream {name!r} has values beyond float16's range (largest magnitude 65,504) or not finite "
             f"(shard {shard}; the complete shards before it are kept); store it with dtype='float32'")
     return x

@@ -116,9 +116,21 @@ def test_probe_cli_autocast_is_in_the_stores_fingerprints(tmp_path, caplog):
     (path,) = [p for p in (out / "stores").glob("*/upos")]
     store = probekit.ActivationStore.open(path)
     assert store.manifest["components"]["dtype"]["autocast"] == "bf16"
+    assert store.manifest["settings"]["dtype"] == "float16"  # the task stores' default
     r = CliRunner().invoke(main, ["probe", "--store", str(path), "--autocast", "bf16", "--task", "upos",
                                   "--out", str(tmp_path / "x")])
     assert r.exit_code != 0 and "--autocast needs --model" in r.output
+    # other settings over the same OUT: refused (the stores there were made otherwise), then replaced
+    again = ["probe", "--model", "minilm-l6", "--dtype", "float32", "--task", "upos", "--ud-path",
+             str(UD_SAMPLE_DEV), "--limit", "20", "--n-boot", "20", "--out", str(out)]
+    r = CliRunner().invoke(main, again)
+    assert r.exit_code != 0 and "other inputs" in r.output
+    r = CliRunner().invoke(main, again + ["--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert probekit.ActivationStore.open(path).manifest["settings"]["dtype"] == "float32"
+    r = CliRunner().invoke(main, ["probe", "--store", str(path), "--dtype", "float32", "--task", "upos",
+                                  "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "--dtype needs --model" in r.output
 
 
 def test_bf16_autocast_warns_where_the_cpu_emulates_it(tmp_path, caplog, monkeypatch):

@@ -81,7 +81,7 @@ def test_probe_cli_writes_the_pipelines_tables(pipeline_run, tiny_dir, tmp_path)
     out = tmp_path / "cli"
     r = CliRunner().invoke(main, ["probe", "--model", str(tiny_dir), "--task", "upos,sentlen", "--source", "ud",
                                   "--ud-path", str(UD_SAMPLE_DEV), "--limit", "40", "--task-seed", "0",
-                                  "--seeds", "0,1", "--n-boot", "30", "--out", str(out)])
+                                  "--seeds", "0,1", "--n-boot", "30", "--dtype", "float32", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert _files(out) == _stage_files(pipeline_run, "probes")
     for name in ("probes", "probe_summary", "expected_layer", "probe_best"):

@@ -89,7 +89,8 @@ def test_random_copy_runs_each_task_sentence_once(model, tasks, tmp_path, monkey
 
 def test_derived_rows_match_direct_extraction(model, tasks, tmp_path):
     main = _main(model, tasks, tmp_path / "main")
-    groups = {t.name: st for g, st in extract_tasks(model, tasks, tmp_path / "tasks", sources=[main], progress=False)
+    groups = {t.name: st for g, st in extract_tasks(model, tasks, tmp_path / "tasks", sources=[main],
+                                                    dtype="float32", progress=False)
               for t in g}
     for name, level in (("upos", "word"), ("sentiment", "sentence"), ("bigramshift", "sentence")):
         task = next(t for t in tasks if t.name == name)
@@ -113,3 +114,29 @@ def test_a_source_of_another_model_is_refused(model, tasks, tmp_path):
     main = _main(model, tasks, tmp_path / "main")
     with pytest.raises(FingerprintMismatchError, match="other model weights"):
         extract_tasks(random_init_copy(model, seed=3), tasks, tmp_path / "tasks", sources=[main], progress=False)
+
+
+def test_task_stores_are_float16_unless_a_value_overflows_it(tasks, tmp_path, caplog):
+    """The task stores default to float16; a model whose activations go beyond its range gets float32 stores
+    (and a warning) instead of rows of inf, while an explicit float16 is an error."""
+    import logging
+
+    import torch
+
+    from probekit.store import Float16OverflowError
+
+    small = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                                        intermediate_size=37), seed=0)
+    [(_, st)] = extract_tasks(small, tasks[2:], tmp_path / "plain", progress=False)
+    assert st.manifest["settings"]["dtype"] == "float16"
+    with torch.no_grad():
+        for m in small.model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.mul_(1e6)
+    with pytest.raises(Float16OverflowError, match="float16's range"):
+        extract_tasks(small, tasks[2:], tmp_path / "f16", dtype="float16", progress=False)
+    with caplog.at_level(logging.WARNING, logger="probekit.probes._task_store"):
+        [(_, big)] = extract_tasks(small, tasks[2:], tmp_path / "auto", progress=False)
+    assert big.manifest["settings"]["dtype"] == "float32" and "in float32 instead" in caplog.text
+    rows = big["L1.resid"].numpy("word", "mean")
+    assert np.isfinite(rows).all() and np.abs(rows).max() > 65504
