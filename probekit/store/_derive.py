@@ -45,7 +45,7 @@ from probekit.store._manifest import FORMAT_VERSION, MANIFEST, StoreError, read_
 from probekit.store._remote import local_path
 from probekit.store._shards import ShardWriter, reuse_shard
 from probekit.store._store import ActivationStore, stream_names
-from probekit.store._writer import check_float16
+from probekit.store._writer import to_store_dtype
 
 __all__ = ["derive", "MissingExamplesError", "find_examples"]
 
@@ -356,7 +356,7 @@ def _write_shard(root: Path, k: int, start: int, stop: int, sources, src, ex, si
                     row = np.asarray(st[s].words(j, how)) if level == "word" else \
                         np.asarray(st[s]._sentence(j, how))[None]
                     sw.write(name, word_at[e] if level == "word" else e,
-                             check_float16(row.astype(np_dtype, copy=False), name, k))
+                             to_store_dtype(row, np_dtype, name, k))
             wanted = sorted({e for es in todo.values() for e in es})
             for chunk in _chunks(wanted, [n_tok[e] for e in wanted], _POOL_ROWS):
                 lengths = [n_tok[e] for e in chunk]
@@ -375,9 +375,9 @@ def _write_shard(root: Path, k: int, start: int, stop: int, sources, src, ex, si
                     if not keep:
                         continue
                     with phase("pool"):
-                        pooled = check_float16((pool_words_many(x, plan, how, dtype=out_dtype) if level == "word"
-                                                else pool_sentences_many(x, plan, how, dtype=out_dtype)).cpu().numpy(),
-                                               name, k)
+                        pooled = to_store_dtype(pool_words_many(x, plan, how, dtype=torch.float32) if level == "word"
+                                                else pool_sentences_many(x, plan, how, dtype=torch.float32),
+                                                out_dtype, name, k).cpu().numpy()
                     with phase("write"):
                         if level == "word":
                             at = np.concatenate([[0], np.cumsum(plan.n_words)]).tolist()
