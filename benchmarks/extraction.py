@@ -39,8 +39,7 @@ from _machine import machine, peak_rss_kb  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit.data import load_movie_reviews  # noqa: E402
-from probekit.store import token_budget_batches  # noqa: E402
-from probekit.store._extract import SHARD_SIZE  # noqa: E402
+from probekit.store import SHARD_SIZE, token_budget_batches  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "extraction.json"
 BATCH = 32

@@ -47,7 +47,7 @@ from probekit.store._batching import token_budget_batches
 from probekit.store._data import ExtractData, as_data, load_source
 from probekit.store._derive import MissingExamplesError, derive, find_examples
 from probekit.store._errors import Float16OverflowError, StoreLockedError
-from probekit.store._extract import extract, native_bf16, resolve_sites
+from probekit.store._extract import POOLED_SHARD_SIZE, SHARD_SIZE, extract, native_bf16, resolve_sites
 from probekit.store._manifest import (
     FORMAT_VERSION,
     CorruptShardError,
@@ -62,6 +62,8 @@ from probekit.store._store import ActivationStore, Batch, SiteView
 from probekit.store._transfer import Transfer, list_stores, pull, push, verify_store
 
 __all__ = [
+    "SHARD_SIZE",
+    "POOLED_SHARD_SIZE",
     "ActivationStore",
     "Batch",
     "CorruptShardError",
