@@ -43,6 +43,9 @@ def _write_ids(sw: ShardWriter, exs) -> None:
             sw.write(name, 0, np.fromiter((v for ex in exs for v in getattr(ex, attr)), dtype=dtype))
 
 
+_F16_MAX = float(np.finfo(np.float16).max)
+
+
 def to_store_dtype(x, dtype, name: str, shard: int):
     """``x`` (a tensor or an array) cast to the store's ``dtype``; values beyond float16's range are refused
     rather than stored as inf (some models' massive activations are). Checked on ``x`` before the cast with one
@@ -57,9 +60,6 @@ def to_store_dtype(x, dtype, name: str, shard: int):
                 f"{max(float(hi), -float(lo)):,.0f}) (shard {shard}; the complete shards before it are kept); "
                 "store it with dtype='float32'")
     return x.to(dtype) if tensor else x.astype(dtype, copy=False)
-
-
-_F16_MAX = float(np.finfo(np.float16).max)
 
 
 #: token streams a store of conversations adds: (name, Example attribute, dtype)
@@ -153,7 +153,6 @@ class ShardContext:
                 else:
                     for i, (e, _b, _n) in enumerate(items):
                         self.sw.write(name, e, pooled[i: i + 1])
-
 
     def _cast(self, x: torch.Tensor, name: str) -> torch.Tensor:
         return to_store_dtype(x, self.dtype, name, self.sw.index)
