@@ -82,7 +82,7 @@ def stage_key(stage: Stage, cfg: dict, records: dict[str, dict]) -> str:
     up = {n: records[n]["fingerprint"] for n in stage.needs if n in records}
     key = {"stage": stage.name, "version": STAGE_VERSION, "seed": cfg.get("seed"),
            "config": {k: _get(cfg, k) for k in stage.keys}, "upstream": up}
-    if getattr(stage, "version", 0):
+    if stage.version:
         key["stage_version"] = stage.version
     return _h(key)
 

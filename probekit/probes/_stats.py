@@ -73,17 +73,14 @@ def _cells(y_true, *preds, metric: str = "macro_f1"):
     prediction's column is 0 where it is right, 1 where it is wrong.
     """
     y_true = np.asarray(y_true)
+    if any(np.shape(p) != y_true.shape for p in preds):
+        raise ValueError("y_true and the predictions must have the same length")
     if metric == "accuracy":
-        if any(np.shape(p) != y_true.shape for p in preds):
-            raise ValueError("y_true and the predictions must have the same length")
         labels = np.arange(2)
         cols = [np.zeros(y_true.shape, np.int64)] + [(np.asarray(p) != y_true).astype(np.int64) for p in preds]
     else:
         labels = np.unique(np.concatenate([y_true.ravel(), *[np.asarray(p).ravel() for p in preds]]))
         cols = [np.searchsorted(labels, y_true)] + [np.searchsorted(labels, np.asarray(p)) for p in preds]
-        for c in cols[1:]:
-            if c.shape != cols[0].shape:
-                raise ValueError("y_true and the predictions must have the same length")
     k = max(len(labels), 1)
     if k ** len(cols) < 2**62:  # one mixed-radix code per example, first column most significant: the same order
         code = np.zeros(cols[0].shape, np.int64)
