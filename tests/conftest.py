@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -97,6 +99,20 @@ def minilm() -> probekit.HookedModel:
 @pytest.fixture(scope="session", params=FAMILIES)
 def tiny(request) -> probekit.HookedModel:
     return probekit.load_model(tiny_config(request.param), seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _tempfile_under_pytest(tmp_path_factory, monkeypatch):
+    """``tempfile`` (the docstring examples' ``mkdtemp()``, subprocesses' ``TMPDIR``) writes under pytest's folder.
+
+    The folder is removed after the test, so a run leaves nothing in the system's temporary folder: the examples
+    used to leave about 400 MB of stores there on every run.
+    """
+    scratch = tmp_path_factory.mktemp("tempfile")
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    yield
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextlib.contextmanager

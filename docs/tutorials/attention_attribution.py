@@ -8,6 +8,7 @@
 # model, and how much two methods agree.
 
 # %%
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -113,3 +114,9 @@ fig = attribution_png(first.tokens, {m: atts[0].scores for m, atts in by_method.
 # %%
 content = [np.array([t not in ("[CLS]", "[SEP]") for t in a.tokens]) for a in by_method["saliency"]]
 agreement({m: [a.scores for a in atts] for m, atts in by_method.items()}, content=content)
+
+# %% [markdown]
+# `work` was scratch space for this page; remove it (skip this cell to keep the stores and look around).
+
+# %%
+shutil.rmtree(work)

@@ -12,6 +12,7 @@
 # part of speech (spaCy's silver labels); the behaviour is the classifier's accuracy on 100 held-out sentences.
 
 # %%
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -95,3 +96,9 @@ fig = amnesic_plot(table)
 # linear and the probe is linear: that is what LEACE guarantees). Whether the classifier *uses* the information is
 # the behaviour column: a change beyond the random erasure's, with an interval that excludes zero. With 100
 # held-out sentences the intervals are wide; the paper checks run the same analysis at full size.
+
+# %% [markdown]
+# `work` was scratch space for this page; remove it (skip this cell to keep the stores and look around).
+
+# %%
+shutil.rmtree(work)

@@ -10,6 +10,7 @@
 # on 400 Rotten Tomatoes sentences for two epochs, then magnitude-pruned, head-pruned and int8-quantized.
 
 # %%
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -93,3 +94,9 @@ fig = diagonal_curves(rows, measure="linear_cka", title="linear CKA of aligned l
 # %%
 diag = rows[(rows["site"] == rows["site_b"]) & rows["metric"].astype(str).str.startswith("linear_cka")]
 diag.pivot_table(index="layer", columns="variant", values="value").round(3)
+
+# %% [markdown]
+# `work` was scratch space for this page; remove it (skip this cell to keep the stores and look around).
+
+# %%
+shutil.rmtree(work)

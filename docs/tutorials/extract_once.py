@@ -10,6 +10,7 @@
 # holds, reuses it on a second call, derives task stores from it without a forward pass, and fits probes from it.
 
 # %%
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -98,3 +99,9 @@ print(upos_store.path.name, upos_store.n_examples, "examples;",
 # %% [markdown]
 # The derived store is fingerprinted by its sources, so it is reused like an extraction and refused if a source
 # changes. From here the [probe table tutorial](probe_table.py) runs the full suite on such stores.
+
+# %% [markdown]
+# `work` was scratch space for this page; remove it (skip this cell to keep the stores and look around).
+
+# %%
+shutil.rmtree(work)

@@ -10,6 +10,7 @@
 # speech by spaCy (silver labels) and for sentiment by the corpus itself.
 
 # %%
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -110,3 +111,9 @@ fig = selectivity_curves(rows, probe="linear")
 
 # %%
 rows[rows["metric"].isin(["expected_layer", "center_of_gravity"])][["variant", "task", "metric", "value"]]
+
+# %% [markdown]
+# `work` was scratch space for this page; remove it (skip this cell to keep the stores and look around).
+
+# %%
+shutil.rmtree(work)
