@@ -103,7 +103,7 @@ def classifier_part(args, out_rows: list) -> dict:
     ds = ProbingDataset.from_lists(words, labels, splits=["train"] * len(train) + ["test"] * len(test))
     task = Task("sentiment", "sentence", ds, ("0", "1"), args.seed, "Rotten Tomatoes polarity", "rt")
     store = extract_task(model, task, Path(args.store_root) / f"elazar_sentiment_minilm_rt_seed{args.seed}",
-                         progress=False)
+                         dtype="float32", progress=False)  # the store the recorded results were measured on
     held = test.iloc[: args.clf_texts]
     beh = ClassifierBehaviour(list(held["text"]), list(held["label"]))
     res = amnesic_probe(model, store, task, beh, [s if s == "emb" else f"L{s}.resid" for s in args.clf_layers],

@@ -47,7 +47,8 @@ def _with(options):
 @click.option("--store", "store_dir", default=None, type=click.Path(file_okay=False),
               help="Store of the task's examples (default: OUT-store beside OUT, extracted and reused).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Eraser folder (safetensors + JSON).")
-@click.option("--overwrite", is_flag=True, help="Replace an eraser already saved at OUT.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an eraser already saved at OUT, and a task store of other inputs at --store.")
 def erase_cmd(model_spec, task_name, source, ud_path, limit, seed, site, method, store_dir, out, overwrite) -> None:
     """Fit a concept eraser (LEACE or INLP) on a task's training rows at one site and save it.
 
@@ -71,7 +72,7 @@ def erase_cmd(model_spec, task_name, source, ud_path, limit, seed, site, method,
     task = _task(task_name, source, ud_path, limit, seed)
     store_p = Path(store_dir) if store_dir else out_p.with_name(out_p.name + "-store")
     try:
-        eraser, info = fit_eraser(model, task, site, method, store_p, seed=seed)
+        eraser, info = fit_eraser(model, task, site, method, store_p, seed=seed, overwrite=overwrite)
     except (ValueError, LookupError) as exc:
         raise click.ClickException(str(exc)) from exc
     eraser.save(out_p, overwrite=overwrite)

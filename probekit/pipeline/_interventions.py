@@ -28,7 +28,7 @@ from probekit.interventions import (
     from_spec,
 )
 from probekit.model import as_hooked_model
-from probekit.pipeline._common import load_base, model_spec, outputs
+from probekit.pipeline._common import fresh_store, load_base, model_spec, outputs
 from probekit.pipeline._model_tables import amnesic_outputs
 from probekit.probes import LinearProbe, extract_task, task_inputs
 from probekit.results import Results
@@ -69,14 +69,14 @@ def check_interventions_section(cfg: dict, lines: dict, errors: list[str], base_
 
 
 def fit_eraser(model, task, site: str, method: str, store_dir: str | os.PathLike, *, seed: int = 0,
-               progress: bool = False):
+               progress: bool = False, overwrite: bool = False):
     """Fit a LEACE or INLP eraser of ``task`` at ``site`` on the task's training rows.
 
     Returns ``(eraser, info)``: ``info`` holds the site, method, rank, width and a linear probe's test accuracy
     before and after erasure.
     """
     site = str(as_hooked_model(model).site(site))
-    store = extract_task(model, task, store_dir, [site], progress=progress)
+    store = extract_task(model, task, store_dir, [site], progress=progress, overwrite=overwrite)
     eraser = (LeaceEraser(site) if method == "leace" else InlpEraser(site, random_state=seed)).fit(store, task)
     inp = task_inputs(store, task, [site])
     X, y, tr, te = inp.X[0], inp.y, inp.train, inp.test
@@ -100,7 +100,8 @@ def _class_indices(labels: list, names) -> list[int]:
 
 def amnesic_analysis(model, task, store_dir: str | os.PathLike, *, sites=None, behaviour: str = "lm",
                      method: str = "leace", held_out: int = 200, n_random: int = 1, seed: int = 0,
-                     n_boot: int = 1000, progress: bool = False) -> tuple[Results, object, int]:
+                     n_boot: int = 1000, progress: bool = False, overwrite: bool = False
+                     ) -> tuple[Results, object, int]:
     """Amnesic probing of ``task``: the behaviour on the task's first ``held_out`` test sentences, the task store
     at ``sites`` (default every residual site), :func:`probekit.interventions.amnesic_probe`.
 
@@ -133,7 +134,7 @@ def amnesic_analysis(model, task, store_dir: str | os.PathLike, *, sites=None, b
             raise ValueError(f"task {task.name} has {len(task.label_names)} classes ({', '.join(task.label_names)}) "
                              f"but the classifier {hooked.name} has {n_out} outputs")
         beh = ClassifierBehaviour(texts, labels)
-    store = extract_task(model, task, store_dir, sites, progress=progress)
+    store = extract_task(model, task, store_dir, sites, progress=progress, overwrite=overwrite)
     res = amnesic_probe(model, store, task, beh, method=method, n_random=n_random, seed=seed, n_boot=n_boot,
                         progress=progress)
     return res, store, len(texts)
@@ -148,8 +149,11 @@ def stage_erase(ctx) -> dict:
     """Fit the configured eraser on the experiment's model (``models/erasers/<task>-<site>``, table ``erasure``)."""
     cfg, ec = ctx.cfg, ctx.cfg["erase"]
     model = load_base(ctx)
-    eraser, info = fit_eraser(model, _task(cfg, ec["task"]), ec["site"], ec["method"],
-                              ctx.path("stores", f"erase-{ec['task']}"), seed=cfg["seed"], progress=ctx.progress)
+    task = _task(cfg, ec["task"])
+    # fresh_store: the store an earlier config left in this folder is replaced, as every stage's own
+    eraser, info = fresh_store(ctx, lambda ow: fit_eraser(
+        model, task, ec["site"], ec["method"], ctx.path("stores", f"erase-{ec['task']}"), seed=cfg["seed"],
+        progress=ctx.progress, overwrite=ow))
     rel = f"models/erasers/{ec['task']}-{info['site']}"
     eraser.save(ctx.path(rel), overwrite=True)
     out = outputs(ctx, [rel, f"stores/erase-{ec['task']}"])
@@ -169,10 +173,11 @@ def stage_amnesic(ctx) -> dict:
         spec, name, seed = model_spec(cfg)
         head = None if is_variant_folder(spec) else "causal-lm"
         model = ctx.cached("causal-lm", lambda: load_model(spec, head=head, seed=seed, name=name))
-    res, store, n = amnesic_analysis(model, _task(cfg, ac["task"]), ctx.path("stores", f"amnesic-{ac['task']}"),
-                                     sites=ac["sites"], behaviour=ac["behaviour"], method=ac["method"],
-                                     held_out=ac["held_out"], n_random=ac["n_random"], seed=cfg["seed"],
-                                     n_boot=ac["n_boot"], progress=ctx.progress)
+    task = _task(cfg, ac["task"])
+    res, store, n = fresh_store(ctx, lambda ow: amnesic_analysis(
+        model, task, ctx.path("stores", f"amnesic-{ac['task']}"), sites=ac["sites"], behaviour=ac["behaviour"],
+        method=ac["method"], held_out=ac["held_out"], n_random=ac["n_random"], seed=cfg["seed"],
+        n_boot=ac["n_boot"], progress=ctx.progress, overwrite=ow))
     out = outputs(ctx, [f"stores/amnesic-{ac['task']}"])
     tables = amnesic_outputs(res, out)
     return {"outputs": out.written, "fingerprints": {f"amnesic-{ac['task']}": store.fingerprint},

@@ -68,7 +68,7 @@ def sentence_how(store) -> str:
     return stored[0] if stored else "mean"
 
 
-def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str = "float32", **kwargs):
+def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str | None = None, **kwargs):
     """Extract a store holding exactly ``task``'s examples, ready for :class:`ProbeSuite`.
 
     Parameters
@@ -83,7 +83,10 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
         Store directory.
     sites : optional
         As in :func:`probekit.extract` (default: ``emb`` and every residual site).
-    dtype : {"float32", "float16"}
+    dtype : {"float16", "float32"}, optional
+        Of the store. Default: float16, or float32 where a row holds a value
+        beyond float16's range (the store is then made again in float32, with
+        a warning), as in :func:`extract_tasks`.
     **kwargs
         Passed to :func:`probekit.extract` (``overwrite``, ``progress``, ...).
 
@@ -105,10 +108,28 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
     [Site('emb'), Site('L0.resid'), Site('L1.resid')]
     """
     kwargs.setdefault("tokens", False)
-    if isinstance(model, str):
+    if isinstance(model, (str, os.PathLike)):
         model = load_hooked_model(model)
-    return extract(model, task_frame(task), sites, out, dtype=dtype, word_pooling=("mean",),
-                   sentence_pooling=(sentence_pooling_for(model),), **kwargs)
+    frame = task_frame(task)
+    return _float16_unless_overflow(
+        lambda dt, kw: extract(model, frame, sites, out, dtype=dt, word_pooling=("mean",),
+                               sentence_pooling=(sentence_pooling_for(model),), **kw), dtype, kwargs)
+
+
+def _float16_unless_overflow(make, dtype: str | None, kwargs: dict):
+    """``make(dtype, kwargs)`` with the given dtype; without one float16, or float32 where a value overflows it.
+
+    The float32 try overwrites what the float16 one wrote (its complete shards are of the other fingerprint).
+    """
+    from probekit.store import Float16OverflowError
+
+    if dtype is not None:
+        return make(dtype, kwargs)
+    try:
+        return make("float16", kwargs)
+    except Float16OverflowError as exc:
+        logger.warning("%s: making the store in float32 instead", exc)
+        return make("float32", {**kwargs, "overwrite": True})
 
 
 def group_tasks(tasks) -> list[list]:
@@ -220,17 +241,10 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     >>> os.listdir(root + "/tasks")
     ['upos+deprel']
     """
-    from probekit.store import Float16OverflowError
-
     if isinstance(model, (str, os.PathLike)):
         model = load_hooked_model(model)
-    if dtype is not None:
-        return _extract_tasks(model, tasks, out_root, sites, dtype, sources, kwargs)
-    try:
-        return _extract_tasks(model, tasks, out_root, sites, "float16", sources, kwargs)
-    except Float16OverflowError as exc:
-        logger.warning("%s: making the task stores in float32 instead", exc)
-        return _extract_tasks(model, tasks, out_root, sites, "float32", sources, {**kwargs, "overwrite": True})
+    return _float16_unless_overflow(lambda dt, kw: _extract_tasks(model, tasks, out_root, sites, dt, sources, kw),
+                                    dtype, kwargs)
 
 
 def _extract_tasks(model, tasks, out_root, sites, dtype: str, sources, kwargs: dict) -> list[tuple[list, object]]:

@@ -43,3 +43,21 @@ def test_amnesic_stage_runs_on_the_decoder(run):
     tables = {p.stem for p in (out / "tables").glob("amnesic*.csv")}
     assert tables, "the amnesic stage wrote no table"
     assert "Amnesic probing" in (out / "report.md").read_text()
+
+
+def test_erase_and_amnesic_stores_of_an_earlier_config_are_replaced(tmp_path):
+    """Edited data in the same run folder: the erase and amnesic stages replace the task stores they made before,
+    as every stage replaces its own, instead of stopping at the fingerprint mismatch."""
+    cfg = {"name": "tiny-erase", "seed": 0, "model": TINY_GPT2, "data": {"source": "rt", "sentences": 30},
+           "erase": {"task": "upos", "site": "L1.resid"},
+           "amnesic": {"task": "upos", "sites": ["L1.resid"], "held_out": 4, "n_boot": 20},
+           "outputs": {"figures": False, "report": False}}
+    out = tmp_path / "run"
+    run_experiment(copy.deepcopy(cfg), out, progress=False)
+    first = {n: ActivationStore.open(out / "stores" / n).fingerprint for n in ("erase-upos", "amnesic-upos")}
+    cfg["data"]["sentences"] = 24
+    info = run_experiment(copy.deepcopy(cfg), out, progress=False)
+    assert {"erase", "amnesic"} <= set(info["timings"])
+    for name, fp in first.items():
+        store = ActivationStore.open(out / "stores" / name)
+        assert store.fingerprint != fp and store.n_examples < 30

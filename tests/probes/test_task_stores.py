@@ -94,7 +94,7 @@ def test_derived_rows_match_direct_extraction(model, tasks, tmp_path):
               for t in g}
     for name, level in (("upos", "word"), ("sentiment", "sentence"), ("bigramshift", "sentence")):
         task = next(t for t in tasks if t.name == name)
-        direct = extract_task(model, task, tmp_path / f"direct-{name}", progress=False)
+        direct = extract_task(model, task, tmp_path / f"direct-{name}", dtype="float32", progress=False)
         for s in ("emb", "L0.resid", "L1.resid"):
             np.testing.assert_allclose(groups[name][s].numpy(level), direct[s].numpy(level), atol=2e-5)
 
@@ -129,6 +129,7 @@ def test_task_stores_are_float16_unless_a_value_overflows_it(tasks, tmp_path, ca
                                                         intermediate_size=37), seed=0)
     [(_, st)] = extract_tasks(small, tasks[2:], tmp_path / "plain", progress=False)
     assert st.manifest["settings"]["dtype"] == "float16"
+    assert extract_task(small, tasks[2], tmp_path / "one", progress=False).manifest["settings"]["dtype"] == "float16"
     with torch.no_grad():
         for m in small.model.modules():
             if isinstance(m, torch.nn.LayerNorm):
@@ -138,5 +139,9 @@ def test_task_stores_are_float16_unless_a_value_overflows_it(tasks, tmp_path, ca
     with caplog.at_level(logging.WARNING, logger="probekit.probes._task_store"):
         [(_, big)] = extract_tasks(small, tasks[2:], tmp_path / "auto", progress=False)
     assert big.manifest["settings"]["dtype"] == "float32" and "in float32 instead" in caplog.text
+    with pytest.raises(Float16OverflowError, match="float16's range"):  # one task: the same rule
+        extract_task(small, tasks[2], tmp_path / "one", dtype="float16", overwrite=True, progress=False)
+    one = extract_task(small, tasks[2], tmp_path / "one", progress=False)
+    assert one.manifest["settings"]["dtype"] == "float32"
     rows = big["L1.resid"].numpy("word", "mean")
     assert np.isfinite(rows).all() and np.abs(rows).max() > 65504
