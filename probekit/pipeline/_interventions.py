@@ -46,17 +46,40 @@ def config_interventions(cfg: dict) -> list:
     return [from_spec(entry) for entry in cfg.get("interventions") or []]
 
 
+def _eraser_folder(entry) -> str | None:
+    """The folder an ``interventions`` entry reads an eraser from (None: not an eraser)."""
+    if isinstance(entry, str) and entry.startswith(("erase:", "erase-other-model:")):
+        return entry.partition(":")[2]
+    if isinstance(entry, dict) and "eraser" in entry:
+        return str(entry["eraser"])
+    return None
+
+
+def eraser_fingerprints(cfg: dict) -> dict[str, str | None]:
+    """The fingerprint of each eraser the ``interventions`` section reads, by the entry's index.
+
+    The section names erasers by folder; the stage keys hash these too, so that an eraser fitted again into the
+    same folder re-runs the stages it acts in. None where the folder holds no readable eraser (the stage then
+    stops, naming it).
+    """
+    out: dict[str, str | None] = {}
+    for i, entry in enumerate(cfg.get("interventions") or []):
+        if _eraser_folder(entry) is None:
+            continue
+        try:
+            out[str(i)] = from_spec(entry).fingerprint()
+        except (OSError, ValueError, TypeError, LookupError):
+            out[str(i)] = None
+    return out
+
+
 def check_interventions_section(cfg: dict, lines: dict, errors: list[str], base_dir: Path) -> None:
     """Each ``interventions`` entry parses (and an eraser folder holds an eraser), with its line."""
     for i, entry in enumerate(cfg.get("interventions") or []):
         p = f"interventions[{i}]"
         where = f" (line {lines[p]})" if p in lines else (f" (line {lines['interventions']})"
                                                             if "interventions" in lines else "")
-        folder = None
-        if isinstance(entry, str) and entry.startswith(("erase:", "erase-other-model:")):
-            folder = entry.partition(":")[2]
-        elif isinstance(entry, dict) and "eraser" in entry:
-            folder = str(entry["eraser"])
+        folder = _eraser_folder(entry)
         if folder is not None:
             if not (base_dir / os.path.expanduser(folder) / "eraser.json").is_file():
                 errors.append(f"{p!r}{where}: no eraser saved in {folder} (write one with 'probekit erase' or "

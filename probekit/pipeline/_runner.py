@@ -38,6 +38,7 @@ from typing import Any
 
 from probekit.fingerprint import hash_json
 from probekit.pipeline._config import resolve
+from probekit.pipeline._interventions import eraser_fingerprints
 from probekit.pipeline._stages import STAGES, Stage
 from probekit.profiling import Profile
 from probekit.runfolder import CONFIG_FILE, RUN_JSON, stage_record_path
@@ -84,6 +85,10 @@ def stage_key(stage: Stage, cfg: dict, records: dict[str, dict]) -> str:
            "config": {k: _get(cfg, k) for k in stage.keys}, "upstream": up}
     if stage.version:
         key["stage_version"] = stage.version
+    if "interventions" in stage.keys:  # the config names erasers by folder: their contents count too
+        erasers = eraser_fingerprints(cfg)
+        if erasers:
+            key["erasers"] = erasers
     return _h(key)
 
 

@@ -61,3 +61,21 @@ def test_erase_and_amnesic_stores_of_an_earlier_config_are_replaced(tmp_path):
     for name, fp in first.items():
         store = ActivationStore.open(out / "stores" / name)
         assert store.fingerprint != fp and store.n_examples < 30
+
+
+def test_an_eraser_fitted_again_in_the_same_folder_reruns_the_stages_it_acts_in(tmp_path):
+    """The config names an eraser by its folder; the stage keys cover what the folder holds."""
+    fit = {"name": "fit", "seed": 0, "model": TINY_GPT2, "data": {"source": "rt", "sentences": 30},
+           "erase": {"task": "upos", "site": "L1.resid"}, "outputs": {"figures": False, "report": False}}
+    run_experiment(copy.deepcopy(fit), tmp_path / "fit", progress=False)
+    eraser = tmp_path / "fit" / "models" / "erasers" / "upos-L1.resid"
+    use = {"name": "use", "seed": 0, "model": TINY_GPT2, "data": {"source": "rt", "sentences": 12},
+           "extract": {"sites": "resid", "attention": False, "dtype": "float32"},
+           "interventions": [f"erase:{eraser}"], "outputs": {"figures": False, "report": False}}
+    first = run_experiment(copy.deepcopy(use), tmp_path / "use", progress=False)
+    assert all(run_experiment(copy.deepcopy(use), tmp_path / "use", progress=False)["cached"].values())
+    fit["data"]["sentences"] = 24  # the same folder, another eraser
+    run_experiment(copy.deepcopy(fit), tmp_path / "fit", progress=False)
+    again = run_experiment(copy.deepcopy(use), tmp_path / "use", progress=False)
+    assert not again["cached"]["extract"]
+    assert again["fingerprints"] != first["fingerprints"]
