@@ -42,3 +42,12 @@ def test_public_names_still_resolve_lazily():
                            "assert callable(probekit.load_model) and probekit.store.ActivationStore")
     assert {"probekit.model", "probekit.store", "probekit.variants"} <= loaded
 
+
+
+@pytest.mark.parametrize("name", ["probekit.store", "probekit.probes", "probekit.compare", "probekit.attention",
+                                  "probekit.data", "probekit.interventions", "probekit.results", "probekit.plots"])
+def test_analysis_of_stores_loads_no_model_library(name):
+    # reading, probing and comparing stores made elsewhere needs no model: transformers (and the torchao it
+    # pulls in) cost about 5 s and 250 MB, paid only where a model is loaded
+    loaded = modules_after(f"import {name}")
+    assert "transformers" not in loaded and "probekit.model._loading" not in loaded, name

@@ -10,7 +10,6 @@ import pandas as pd
 
 from probekit.model import as_hooked_model
 from probekit.results import Results
-from probekit.variants import predict_logits
 
 __all__ = ["PredictionAgreement", "prediction_agreement", "agreement_from_predictions"]
 
@@ -195,6 +194,8 @@ def prediction_agreement(model_a, model_b, texts, labels=None, *, batch_size: in
     na, nb = (int(m.model.config.num_labels) for m in models)
     if na != nb:
         raise ValueError(f"the classifiers have different label sets: {na} vs {nb} labels")
+    from probekit.variants import predict_logits  # probekit.variants imports transformers: only here
+
     texts = [str(t) for t in texts]
     probs = [predict_logits(m, texts, batch_size=batch_size, max_length=max_length).softmax(-1).numpy()
              for m in models]

@@ -15,7 +15,6 @@ import logging
 from pathlib import Path
 
 from probekit.model import Site
-from probekit.variants import recipe_from_dict
 
 __all__ = ["layer_map_for", "head_map_for", "store_layer_map", "store_head_map", "variant_record"]
 
@@ -103,6 +102,8 @@ def store_layer_map(store) -> tuple[int, ...] | None:
 
 
 def _distill_layers(recipe: dict, n_teacher: int) -> tuple[int, ...]:
+    from probekit.variants import recipe_from_dict  # probekit.variants imports transformers: only for a distillate
+
     fields = {k: v for k, v in recipe.items() if k != "kind"}
     return recipe_from_dict({"kind": "distill", **fields}).teacher_layers(n_teacher)
 

@@ -31,6 +31,8 @@ Examples
 (Site('L2.mlp.out'), 3)
 """
 
+from typing import TYPE_CHECKING
+
 from probekit.model._adapters import Adapter, Hook
 from probekit.model._assets import ALIASES, DEFAULT_MODEL, AliasUnavailableError, resolve_alias
 from probekit.model._cache import ActivationCache
@@ -51,8 +53,6 @@ from probekit.model._discovery import (
 )
 from probekit.model._hooked import HookedModel, as_hooked_model
 from probekit.model._hooks import InterventionLike, as_interventions, capture, intervene, resolve_module
-from probekit.model._loading import HubUnreachableError, load_tokenizer
-from probekit.model._loading import load_model as load_hooked_model
 from probekit.model._pooling import (
     POOLING_VERSION,
     SENTENCE_POOLING,
@@ -78,6 +78,26 @@ from probekit.model._tokenize import (
     tokenize,
     validate_inputs,
 )
+
+if TYPE_CHECKING:  # for type checkers and the API reference; at run time __getattr__ below reads them
+    from probekit.model._loading import HubUnreachableError, load_tokenizer
+    from probekit.model._loading import load_model as load_hooked_model
+
+#: names read from ``_loading`` on first use: it imports transformers (about 5 s), which reading a store, probing
+#: and the data modules never need
+_LOADING = {"HubUnreachableError": "HubUnreachableError", "load_tokenizer": "load_tokenizer",
+            "load_hooked_model": "load_model"}
+
+
+def __getattr__(name: str):
+    if name in _LOADING:
+        from probekit.model import _loading
+
+        value = getattr(_loading, _LOADING[name])
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ALIASES",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import transformers
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import transformers
 
 __all__ = ["tiny_config"]
 
@@ -19,5 +22,7 @@ def tiny_config(**overrides) -> transformers.BertConfig:
     >>> m.n_layers, m.n_heads, m.d_model
     (2, 4, 32)
     """
+    import transformers
+
     settings = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}
     return transformers.BertConfig(**{**settings, **overrides})

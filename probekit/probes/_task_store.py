@@ -28,7 +28,7 @@ import pandas as pd
 from probekit.data import SplitWarning
 from probekit.fingerprint import hash_json_lines
 from probekit.labels import canonical_labels
-from probekit.model import Site, as_hooked_model, load_hooked_model, site_layer
+from probekit.model import Site, as_hooked_model, site_layer
 from probekit.results import store_blocks
 from probekit.store import extract, resolve_sites
 
@@ -109,6 +109,8 @@ def extract_task(model, task, out: str | os.PathLike, sites=None, *, dtype: str 
     """
     kwargs.setdefault("tokens", False)
     if isinstance(model, (str, os.PathLike)):
+        from probekit.model import load_hooked_model  # imports transformers, only where a model is named
+
         model = load_hooked_model(model)
     frame = task_frame(task)
     return _float16_unless_overflow(
@@ -242,6 +244,8 @@ def extract_tasks(model, tasks, out_root: str | os.PathLike, sites=None, *, dtyp
     ['upos+deprel']
     """
     if isinstance(model, (str, os.PathLike)):
+        from probekit.model import load_hooked_model  # imports transformers, only where a model is named
+
         model = load_hooked_model(model)
     return _float16_unless_overflow(lambda dt, kw: _extract_tasks(model, tasks, out_root, sites, dt, sources, kw),
                                     dtype, kwargs)
@@ -312,6 +316,8 @@ def random_init_copy(model, seed: int = 0, name: str | None = None):
         Use it with :func:`extract_task` for the random-weights baseline.
     """
     model = as_hooked_model(model)
+    from probekit.model import load_hooked_model
+
     cfg = copy.deepcopy(model.config)
     base = model.name or type(model.model).__name__
     return load_hooked_model(cfg, tokenizer=model.tokenizer, seed=seed, name=name or f"{base}-random{seed}")

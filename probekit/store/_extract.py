@@ -48,7 +48,6 @@ from probekit.model import (
     as_hooked_model,
     chat_template_of,
     check_word_spans,
-    load_hooked_model,
     recipe_of,
     tokenize,
 )
@@ -230,6 +229,8 @@ def extract(
     """
     validate_params(extract, locals())  # every setting, before a model is loaded or a file written
     if isinstance(model, (str, os.PathLike)):
+        from probekit.model import load_hooked_model  # imports transformers, only where a model is named
+
         model = load_hooked_model(model)
     recipe = recipe_of(model)
     try:
