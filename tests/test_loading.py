@@ -32,6 +32,15 @@ def test_seed_workflow_config():
     assert (m.n_layers, m.d_model) == (3, 64)
 
 
+def test_a_config_given_is_left_as_it_was():
+    # the head's settings and the pad token id a decoder gets are the model's: the caller's config may build others
+    cfg = tiny_config("gpt2")
+    before = cfg.to_dict()
+    m = probekit.load_model(cfg, head="sequence-classification", num_labels=3, seed=0)
+    assert cfg.to_dict() == before and m.model.config is not cfg
+    assert m.model.config.num_labels == 3 and m.model.config.pad_token_id is not None
+
+
 def test_local_folder_round_trip(tmp_path):
     m = probekit.load_model(tiny_config("roberta"), seed=1)
     m.model.save_pretrained(tmp_path / "tiny")

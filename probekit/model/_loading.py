@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from numbers import Integral
@@ -184,7 +185,7 @@ def load_model(
         elif isinstance(spec, PretrainedConfig):
             if not trust_remote_code:  # a meta-device skeleton: an unsupported architecture fails before any weights
                 adapter_for(spec)
-            config = spec
+            config = copy.deepcopy(spec)  # the head settings and pad token id are the model's, not the caller's
             for k, v in head_kwargs.items():
                 setattr(config, k, v)
             model = auto.from_config(config, trust_remote_code=trust_remote_code)
