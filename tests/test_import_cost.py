@@ -51,3 +51,14 @@ def test_analysis_of_stores_loads_no_model_library(name):
     # pulls in) cost about 5 s and 250 MB, paid only where a model is loaded
     loaded = modules_after(f"import {name}")
     assert "transformers" not in loaded and "probekit.model._loading" not in loaded, name
+
+
+def test_importing_the_plots_leaves_the_matplotlib_backend_alone():
+    # a notebook's or a desktop session's backend is the user's: the plots only draw figures
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("MPLBACKEND", None)
+    code = ("import matplotlib\nmatplotlib.use('svg')\nimport probekit.plots\n"
+            "import matplotlib.pyplot as plt\nprint(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "svg"

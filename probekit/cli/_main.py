@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
@@ -33,6 +34,9 @@ def main(verbose: int, profile: bool) -> None:
 
     A failure prints one line, "Error: ...", and exits with status 1.
     """
+    # the commands write figures to files: no window, whatever display the machine has (the library itself
+    # leaves the backend to the user)
+    os.environ.setdefault("MPLBACKEND", "Agg")
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if profile:
