@@ -105,8 +105,8 @@ def tiny(request) -> probekit.HookedModel:
 def _tempfile_under_pytest(tmp_path_factory, monkeypatch):
     """``tempfile`` (the docstring examples' ``mkdtemp()``, subprocesses' ``TMPDIR``) writes under pytest's folder.
 
-    The folder is removed after the test, so a run leaves nothing in the system's temporary folder: the examples
-    used to leave about 400 MB of stores there on every run.
+    The folder is removed after the test, so a run leaves nothing in the system's temporary folder, where the
+    examples used to leave their stores on every run.
     """
     scratch = tmp_path_factory.mktemp("tempfile")
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))

@@ -2,8 +2,8 @@
 
 Each tutorial makes its working folder with ``tempfile.mkdtemp`` and removes it in its last cell; this hook points
 ``TMPDIR`` of the build (and so of the notebook kernels it starts) at a folder of its own and removes that folder
-when mkdocs exits, so a tutorial that fails half-way leaves nothing behind either. Without it every build left
-about 2.5 GB of stores in the system's temporary folder.
+when mkdocs exits, so a tutorial that fails half-way leaves nothing behind either. Before, every build left its
+tutorials' folders (up to 800 MB each) in the system's temporary folder.
 """
 
 from __future__ import annotations
