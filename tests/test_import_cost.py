@@ -62,3 +62,9 @@ def test_importing_the_plots_leaves_the_matplotlib_backend_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "svg"
+
+
+def test_probing_stores_from_the_command_line_loads_no_model_library():
+    # what `probekit probe --store` imports: the run-folder tables of the pipeline without its model stages
+    loaded = modules_after("from probekit.pipeline import probe_outputs\nimport probekit.cli._probe")
+    assert "transformers" not in loaded and "probekit.variants" not in loaded

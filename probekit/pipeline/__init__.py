@@ -48,7 +48,7 @@ treebank from ``probekit data fetch ud_ewt`` or ``PROBEKIT_UD_PATH``)::
 
 Examples
 --------
->>> from probekit.pipeline import DEMO_CONFIG, plan
+>>> from probekit.pipeline import DEMO_CONFIG, plan, resolve
 >>> [s.name for s in plan(resolve(DEMO_CONFIG))]                          # doctest: +NORMALIZE_WHITESPACE
 ['extract', 'task_stores', 'probes', 'attention', 'finetune', 'variants', 'attribution', 'compare', 'report']
 
@@ -56,7 +56,7 @@ A tiny run (a 2-layer BERT built from its config, probed for sentiment on 60
 Rotten Tomatoes sentences), cached stage by stage:
 
 >>> import pathlib, tempfile
->>> from probekit.pipeline import TINY_CONFIG as tiny
+>>> from probekit.pipeline import TINY_CONFIG as tiny, run_experiment
 >>> run = tempfile.mkdtemp() + "/tiny"
 >>> _ = run_experiment(tiny, run, progress=False)
 >>> sorted(p.name for p in pathlib.Path(run, "tables").iterdir())[:2]
@@ -65,24 +65,68 @@ Rotten Tomatoes sentences), cached stage by stage:
 {'task_stores': True, 'probes': True}
 """
 
-from probekit.pipeline._common import TINY_CONFIG
-from probekit.pipeline._compare_tables import compare_outputs, probe_delta_table
-from probekit.pipeline._config import (
-    DEMO_CONFIG,
-    FULL_OVERRIDES,
-    QUICK_OVERRIDES,
-    SCHEMA,
-    ConfigError,
-    load_config,
-    merge,
-    resolve,
-    validate,
-)
-from probekit.pipeline._interventions import amnesic_analysis, config_interventions, fit_eraser
-from probekit.pipeline._model_tables import amnesic_outputs, attribution_outputs
-from probekit.pipeline._runner import Context, plan, run_experiment, stage_key
-from probekit.pipeline._stages import STAGES, Stage
-from probekit.pipeline._tables import attention_outputs, best_layers, probe_outputs
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and the API reference; at run time __getattr__ below imports them
+    from probekit.pipeline._common import TINY_CONFIG
+    from probekit.pipeline._compare_tables import compare_outputs, probe_delta_table
+    from probekit.pipeline._config import (
+        DEMO_CONFIG,
+        FULL_OVERRIDES,
+        QUICK_OVERRIDES,
+        SCHEMA,
+        ConfigError,
+        load_config,
+        merge,
+        resolve,
+        validate,
+    )
+    from probekit.pipeline._interventions import amnesic_analysis, config_interventions, fit_eraser
+    from probekit.pipeline._model_tables import amnesic_outputs, attribution_outputs
+    from probekit.pipeline._runner import Context, plan, run_experiment, stage_key
+    from probekit.pipeline._stages import STAGES, Stage
+    from probekit.pipeline._tables import attention_outputs, best_layers, probe_outputs
+
+#: where each name lives: a name is imported on first use, so that ``probe_outputs`` and the config helpers do not
+#: import the stages that load models (transformers: about 5 s)
+_WHERE = {
+    "TINY_CONFIG": "_common",
+    "compare_outputs": "_compare_tables",
+    "probe_delta_table": "_compare_tables",
+    "ConfigError": "_config",
+    "DEMO_CONFIG": "_config",
+    "FULL_OVERRIDES": "_config",
+    "QUICK_OVERRIDES": "_config",
+    "SCHEMA": "_config",
+    "load_config": "_config",
+    "merge": "_config",
+    "resolve": "_config",
+    "validate": "_config",
+    "amnesic_analysis": "_interventions",
+    "config_interventions": "_interventions",
+    "fit_eraser": "_interventions",
+    "amnesic_outputs": "_model_tables",
+    "attribution_outputs": "_model_tables",
+    "Context": "_runner",
+    "plan": "_runner",
+    "run_experiment": "_runner",
+    "stage_key": "_runner",
+    "STAGES": "_stages",
+    "Stage": "_stages",
+    "attention_outputs": "_tables",
+    "best_layers": "_tables",
+    "probe_outputs": "_tables",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"probekit.pipeline.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEMO_CONFIG",
