@@ -41,6 +41,17 @@ def tiny_config(family: str) -> T.PretrainedConfig:
     raise KeyError(family)
 
 
+
+def overflowing_model() -> probekit.HookedModel:
+    """The tiny BERT with its layer norms scaled by 1e6: every residual row is far beyond float16's range."""
+    big = probekit.load_model(tiny_config("bert"), seed=0)
+    with torch.no_grad():
+        for m in big.model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.mul_(1e6)
+    return big
+
+
 FAMILIES = ("bert", "roberta", "electra", "mpnet", "distilbert", "gpt2", "llama")
 
 #: The 45 text architecture types of the reference test (tests/test_reference.py).

@@ -12,6 +12,7 @@ import probekit
 from probekit.data import build_task
 from probekit.probes import ProbeSuite, extract_task, extract_tasks, random_init_copy
 from probekit.store import FingerprintMismatchError
+from tests.conftest import overflowing_model, tiny_config
 
 N = 24
 
@@ -121,19 +122,13 @@ def test_task_stores_are_float16_unless_a_value_overflows_it(tasks, tmp_path, ca
     (and a warning) instead of rows of inf, while an explicit float16 is an error."""
     import logging
 
-    import torch
-
     from probekit.store import Float16OverflowError
 
-    small = probekit.load_model(transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                                        intermediate_size=37), seed=0)
+    small = probekit.load_model(tiny_config("bert"), seed=0)
     [(_, st)] = extract_tasks(small, tasks[2:], tmp_path / "plain", progress=False)
     assert st.manifest["settings"]["dtype"] == "float16"
     assert extract_task(small, tasks[2], tmp_path / "one", progress=False).manifest["settings"]["dtype"] == "float16"
-    with torch.no_grad():
-        for m in small.model.modules():
-            if isinstance(m, torch.nn.LayerNorm):
-                m.weight.mul_(1e6)
+    small = overflowing_model()  # the same model with its layer norms scaled by 1e6
     with pytest.raises(Float16OverflowError, match="float16's range"):
         extract_tasks(small, tasks[2:], tmp_path / "f16", dtype="float16", progress=False)
     with caplog.at_level(logging.WARNING, logger="probekit.probes._task_store"):

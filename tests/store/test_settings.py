@@ -7,7 +7,7 @@ import pytest
 
 import probekit
 from probekit.validation import InvalidParameterError
-from tests.conftest import tiny_config
+from tests.conftest import overflowing_model, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -54,23 +54,11 @@ def test_default_shard_size_follows_what_the_store_holds(model, tmp_path):
         probekit.extract(model, texts, ["L0.resid"], tmp_path / "bad", shard_size=0)
 
 
-def _overflowing():
-    """A tiny BERT whose layer norms scale by 1e6: every residual row is far beyond float16's range."""
-    import torch
-
-    big = probekit.load_model(tiny_config("bert"), seed=0)
-    with torch.no_grad():
-        for m in big.model.modules():
-            if isinstance(m, torch.nn.LayerNorm):
-                m.weight.mul_(1e6)
-    return big
-
-
 @pytest.mark.parametrize("kwargs", [{}, {"tokens": False, "word_pooling": ["mean"]}])
 def test_float16_overflow_is_refused_not_stored_as_inf(tmp_path, kwargs):
     """Activations beyond float16's range (models with massive activations) stop the extraction with an error
     naming the stream and the way out, instead of rows of inf; float32 stores them."""
-    big, texts = _overflowing(), ["the cat sat", "it rained all day"]
+    big, texts = overflowing_model(), ["the cat sat", "it rained all day"]
     with pytest.raises(ValueError, match=r"beyond float16's range .* with dtype='float32'"):
         probekit.extract(big, texts, ["L0.resid"], tmp_path / "f16", dtype="float16", progress=False, **kwargs)
     store = probekit.extract(big, texts, ["L0.resid"], tmp_path / "f32", dtype="float32", progress=False, **kwargs)
@@ -82,7 +70,7 @@ def test_a_float16_derived_store_refuses_overflow_too(tmp_path):
     """derive pools float32 token rows into a float16 store: values beyond its range are refused there as well."""
     from probekit.store import derive
 
-    big, texts = _overflowing(), ["the cat sat", "it rained all day"]
+    big, texts = overflowing_model(), ["the cat sat", "it rained all day"]
     src = probekit.extract(big, texts, ["L0.resid"], tmp_path / "src", dtype="float32", progress=False)
     with pytest.raises(ValueError, match=r"beyond float16's range"):
         derive([src], texts, tmp_path / "derived", ["L0.resid"], word_pooling=["mean"], dtype="float16",
